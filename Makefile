@@ -1,0 +1,41 @@
+# Every target installs what it needs itself: `make demo` and `make test` work on a fresh machine.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DATA_PKG_DIR := /usr/share/datasets/fashion-mnist
+# Pins every install (no unpinned torch can pull a multi-GB CUDA build).
+export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
+
+.PHONY: setup data test demo bench lint clean
+
+setup: $(VENV)/.installed data
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	touch $@
+
+# The Debian package dataset-fashion-mnist, unless $$EDGE_AGENT_DATA points elsewhere.
+data:
+	@if [ -z "$$EDGE_AGENT_DATA" ] && [ ! -f $(DATA_PKG_DIR)/train-images-idx3-ubyte.gz ]; then \
+		echo "installing Debian package dataset-fashion-mnist"; \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq dataset-fashion-mnist; \
+	fi
+
+test: setup
+	$(PY) -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check edge_agent tests bench
+	$(VENV)/bin/mypy
+
+demo: setup
+	$(VENV)/bin/edge-agent simulate --setting edge --out runs/demo
+
+bench: setup
+	$(PY) bench/bench_paper.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .mypy_cache

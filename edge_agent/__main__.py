@@ -1,0 +1,5 @@
+"""`python -m edge_agent` runs the command line."""
+
+from edge_agent.cli.main import cli
+
+cli()

@@ -1,0 +1,20 @@
+"""The `edge-agent` command group."""
+
+from __future__ import annotations
+
+import click
+
+from edge_agent import __version__
+from edge_agent.cli.simulate import simulate
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="edge-agent")
+def cli() -> None:
+    """Decentralized NTK learning (NTK-DFL, SPARK) on bandwidth-limited edge boards.
+
+    Run `edge-agent COMMAND --help` for the options of a command.
+    """
+
+
+cli.add_command(simulate)

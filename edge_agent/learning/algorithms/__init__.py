@@ -1,0 +1,1 @@
+"""Decentralized learning algorithms as pure functions over round messages."""

@@ -1,0 +1,177 @@
+"""Local mini-batch SGD of the baselines DFedAvg, DFedAvgM and D-PSGD, vectorised across clients (numpy only).
+
+SPEC section 5: each round every client runs local SGD from its own weights, then averages with its neighbours
+(the averaging lives with the round, not here). All M clients step together on stacked arrays; a client whose
+data is used up for the current step sits that step out, so each client gets exactly the batches a per-client
+loop would give it.
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge_agent.learning.mlp import FloatArray, MLPSpec
+
+
+@dataclass(frozen=True)
+class LocalSGDConfig:
+    """Hyper-parameters of one round of local SGD (heavy-ball momentum like torch.optim.SGD, no weight decay)."""
+
+    lr: float
+    batch_size: int
+    local_epochs: int
+    momentum: float
+
+    def __post_init__(self) -> None:
+        if not self.lr > 0:
+            raise ValueError(f"learning rate must be positive, got {self.lr}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch size must be a positive integer, got {self.batch_size}")
+        if self.local_epochs < 1:
+            raise ValueError(f"local epochs must be a positive integer, got {self.local_epochs}")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum must lie in [0, 1), got {self.momentum}")
+
+
+BASELINES: Mapping[str, LocalSGDConfig] = types.MappingProxyType({
+    "dfedavg": LocalSGDConfig(lr=0.1, batch_size=25, local_epochs=20, momentum=0.0),
+    "dfedavgm": LocalSGDConfig(lr=0.01, batch_size=50, local_epochs=20, momentum=0.9),
+    "dpsgd": LocalSGDConfig(lr=0.1, batch_size=10, local_epochs=1, momentum=0.0),
+})
+
+
+def cross_entropy_gradients(spec: MLPSpec, weights: FloatArray, x: FloatArray, y: np.ndarray,
+                            sample_weights: FloatArray, out: FloatArray | None = None) -> FloatArray:
+    """Gradient (M, d) of sum_b sample_weights[m, b] * CE(model m on x[m, b], y[m, b]) for M stacked models.
+
+    weights (M, d), x (M, B, in), y (M, B) int, sample_weights (M, B); with sample_weights = mask / count this
+    is the mean loss over each model's valid samples. Computed in the dtype of `weights`.
+    """
+    layers = spec.layers(weights)
+    activations = [x]  # inputs of each layer, (M, B, fan_in)
+    h = x
+    for index, (weight, bias) in enumerate(layers):
+        h = np.matmul(h, weight.transpose(0, 2, 1))
+        h += bias[:, None, :]
+        if index < len(layers) - 1:
+            np.maximum(h, 0, out=h)
+            activations.append(h)
+    # h holds the logits (M, B, C); turn it into d loss / d logits = sample_weight * (softmax - one_hot)
+    h -= h.max(axis=-1, keepdims=True)
+    np.exp(h, out=h)
+    h /= h.sum(axis=-1, keepdims=True)
+    m_index, b_index = np.indices(y.shape, sparse=True)
+    h[m_index, b_index, y] -= 1
+    h *= sample_weights[:, :, None].astype(h.dtype, copy=False)
+    grad = np.empty_like(weights) if out is None else out
+    delta = h
+    grad_layers = spec.layers(grad)
+    for index in range(len(layers) - 1, -1, -1):
+        grad_weight, grad_bias = grad_layers[index]
+        np.matmul(delta.transpose(0, 2, 1), activations[index], out=grad_weight)
+        np.sum(delta, axis=1, out=grad_bias)
+        if index > 0:
+            delta = np.matmul(delta, layers[index][0])
+            delta *= activations[index] > 0
+    return grad
+
+
+def _epoch_indices(rngs: Sequence[np.random.Generator], sizes: np.ndarray, offsets: np.ndarray,
+                   length: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows into the stacked data (M, length) of each client's fresh permutation, padded, and its validity mask."""
+    rows = np.zeros((len(rngs), length), dtype=np.intp)
+    valid = np.zeros((len(rngs), length), dtype=bool)
+    for client, (rng, size, offset) in enumerate(zip(rngs, sizes, offsets, strict=True)):
+        rows[client, :size] = offset + rng.permutation(size)
+        valid[client, :size] = True
+    return rows, valid
+
+
+def local_sgd(spec: MLPSpec, weights: FloatArray, clients: Sequence[tuple[FloatArray, np.ndarray]],
+              config: LocalSGDConfig, seed: int, round_index: int) -> FloatArray:
+    """Weights (M, d) after each client's local SGD on its own (x (N_i, in), y (N_i,)) from its row of weights (M, d).
+
+    Client i shuffles with np.random.default_rng([seed, round_index, i]), one permutation per epoch; batches are
+    consecutive slices of it, the last one possibly smaller. Momentum buffers start at zero on every call.
+    Runs in the dtype of `weights` (float32 in practice; float64 is accepted for checks).
+    """
+    if weights.ndim != 2 or weights.shape != (len(clients), spec.num_params):
+        raise ValueError(f"weights must have shape ({len(clients)}, {spec.num_params}), got {weights.shape}")
+    dtype = weights.dtype if weights.dtype in (np.float32, np.float64) else np.dtype(np.float32)
+    w = np.array(weights, dtype=dtype)
+    sizes = np.array([len(labels) for _, labels in clients], dtype=np.intp)
+    if sizes.max(initial=0) == 0:
+        return w
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    x_all = np.concatenate([np.asarray(x, dtype=dtype).reshape(len(x), -1) for x, _ in clients])
+    y_all = np.concatenate([np.asarray(labels, dtype=np.intp) for _, labels in clients])
+    rngs = [np.random.default_rng([seed, round_index, client]) for client in range(len(clients))]
+    batch = config.batch_size
+    steps_per_epoch = -(-int(sizes.max()) // batch)
+    lr = dtype.type(config.lr)
+    momentum = dtype.type(config.momentum)
+    grad = np.empty_like(w)
+    buffer = np.zeros_like(w) if config.momentum > 0 else None
+    for _epoch in range(config.local_epochs):
+        rows, valid = _epoch_indices(rngs, sizes, offsets, steps_per_epoch * batch)
+        for step in range(steps_per_epoch):
+            batch_rows = rows[:, step * batch : (step + 1) * batch]  # (M, B)
+            batch_valid = valid[:, step * batch : (step + 1) * batch]
+            counts = batch_valid.sum(axis=1)
+            sample_weights = (batch_valid / np.maximum(counts, 1)[:, None]).astype(dtype)
+            cross_entropy_gradients(spec, w, x_all[batch_rows], y_all[batch_rows], sample_weights, out=grad)
+            _apply_step(w, grad, buffer, counts > 0, lr, momentum)
+    return w
+
+
+def _apply_step(w: FloatArray, grad: FloatArray, buffer: FloatArray | None, active: np.ndarray,
+                lr: np.floating, momentum: np.floating) -> None:
+    """One SGD step in place on the active rows; an idle row keeps its weights and momentum buffer."""
+    if not active.all():
+        if buffer is None:
+            w[active] -= lr * grad[active]
+        else:
+            buffer[active] = momentum * buffer[active] + grad[active]
+            w[active] -= lr * buffer[active]
+        return
+    if buffer is not None:
+        buffer *= momentum
+        buffer += grad
+        grad = buffer
+    w -= lr * grad
+
+
+def evaluate_accuracies(spec: MLPSpec, weights: FloatArray, x: FloatArray, y: np.ndarray,
+                        max_bytes: int = 256 * 2**20) -> FloatArray:
+    """Test accuracy (M,) of each of M models (weights (M, d)) on a shared test set x (N, in), y (N,).
+
+    Models are taken in chunks so that the widest activation stays under `max_bytes`; the first layer of a chunk
+    is one GEMM of x against the chunk's stacked first-layer weights.
+    """
+    if weights.ndim != 2 or weights.shape[1] != spec.num_params:
+        raise ValueError(f"weights must have shape (M, {spec.num_params}), got {weights.shape}")
+    dtype = weights.dtype if weights.dtype in (np.float32, np.float64) else np.dtype(np.float32)
+    x = np.asarray(x, dtype=dtype).reshape(len(x), -1)
+    labels = np.asarray(y)
+    num_models, num_samples = weights.shape[0], len(x)
+    widest = max(spec.sizes[1:])
+    chunk = max(1, min(num_models, max_bytes // max(1, num_samples * widest * dtype.itemsize)))
+    correct = np.zeros(num_models, dtype=np.int64)
+    for start in range(0, num_models, chunk):
+        w = np.asarray(weights[start : start + chunk], dtype=dtype)
+        layers = spec.layers(w)
+        first_weight, first_bias = layers[0]
+        m, fan_out, fan_in = first_weight.shape
+        h = x @ first_weight.reshape(m * fan_out, fan_in).T  # (N, m * out)
+        h = h.reshape(num_samples, m, fan_out).transpose(1, 0, 2)  # (m, N, out)
+        h += first_bias[:, None, :]
+        for weight, bias in layers[1:]:
+            np.maximum(h, 0, out=h)
+            h = np.matmul(h, weight.transpose(0, 2, 1))
+            h += bias[:, None, :]
+        correct[start : start + m] = (h.argmax(axis=-1) == labels[None, :]).sum(axis=1)
+    return correct / max(1, num_samples)

@@ -1,0 +1,83 @@
+"""NTK-DFL (SPEC section 3) as pure functions: each side of each exchange in a round is one function.
+
+Requester i: average -> JacobianRequest -> (replies) -> CandidateRequest -> (scores) -> commit.
+Neighbour j: answer_jacobian_request, score_candidates. The simulator and the agent call the same functions.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edge_agent.learning.jacobian import FactoredJacobian, mlp_jacobian, stack_jacobians
+from edge_agent.learning.messages import (
+    CandidateRequest,
+    CandidateScores,
+    JacobianReply,
+    JacobianRequest,
+    WeightsMessage,
+)
+from edge_agent.learning.mlp import FloatArray, MLPSpec, cross_entropy_sum, forward, one_hot
+from edge_agent.learning.ntk import EvolutionConfig, candidate_updates, choose_candidate
+
+
+@dataclass(frozen=True)
+class NTKDFLConfig:
+    """Learning-rate schedule eta_k = eta0 * exp(-gamma * k) and how the evolution is solved."""
+
+    eta0: float = 0.01
+    gamma: float = 0.07
+    evolution: EvolutionConfig = field(default_factory=EvolutionConfig)
+
+    def __post_init__(self) -> None:
+        if self.eta0 <= 0 or self.gamma < 0:
+            raise ValueError(f"need eta0 > 0 and gamma >= 0, got eta0={self.eta0}, gamma={self.gamma}")
+
+    def learning_rate(self, round_index: int) -> float:
+        return self.eta0 * math.exp(-self.gamma * round_index)
+
+
+def average_weights(own: FloatArray, received: Sequence[WeightsMessage]) -> FloatArray:
+    """wbar_i: the uniform mean of the client's own weights and those its neighbours sent."""
+    stack = np.stack([own, *(message.weights for message in received)])
+    return stack.mean(axis=0, dtype=np.float64).astype(np.float32)
+
+
+def answer_jacobian_request(spec: MLPSpec, request: JacobianRequest, x: FloatArray, y: np.ndarray,
+                            sender: str) -> JacobianReply:
+    """Neighbour side: the exact Jacobian of our data at the requester's average, with logits and labels."""
+    jacobian, logits = mlp_jacobian(spec, request.weights, x)
+    return JacobianReply(sender, request.round, jacobian, logits, y)
+
+
+def propose_candidates(spec: MLPSpec, replies: Sequence[JacobianReply], eta: float, config: NTKDFLConfig,
+                       sender: str) -> CandidateRequest:
+    """Requester side: evolve the neighbourhood in function space and return one update per candidate tau."""
+    jacobian = stack_jacobians([_factored(reply) for reply in replies])
+    logits = np.concatenate([reply.logits for reply in replies]).astype(np.float64)
+    targets = one_hot(np.concatenate([reply.labels for reply in replies]), spec.num_classes)
+    updates = candidate_updates(jacobian, logits, targets, eta, config.evolution)
+    return CandidateRequest(sender, replies[0].round, updates)
+
+
+def score_candidates(spec: MLPSpec, anchor: FloatArray, request: CandidateRequest, x: FloatArray,
+                     y: np.ndarray, sender: str) -> CandidateScores:
+    """Neighbour side: summed cross-entropy on our data of each candidate anchor + update."""
+    sums = np.array([cross_entropy_sum(forward(spec, anchor + update, x), y) for update in request.updates])
+    return CandidateScores(sender, request.round, sums)
+
+
+def commit_candidate(anchor: FloatArray, request: CandidateRequest,
+                     scores: Sequence[CandidateScores]) -> tuple[FloatArray, int]:
+    """Requester side: the candidate with the lowest neighbourhood loss, and its index."""
+    index = choose_candidate(np.sum([score.loss_sums for score in scores], axis=0))
+    return (anchor + request.updates[index]).astype(np.float32), index
+
+
+def _factored(reply: JacobianReply) -> FactoredJacobian:
+    if not isinstance(reply.jacobian, FactoredJacobian):
+        raise TypeError("NTK-DFL expects exact (factored) Jacobians in its replies")
+    return reply.jacobian

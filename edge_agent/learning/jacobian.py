@@ -1,0 +1,133 @@
+"""Per-sample Jacobians of the logits as operators: exact outer-product factors for MLPs, or a dense tensor.
+
+The NTK round needs only two things from a stacked Jacobian J (N, C, p): the kernel
+H = (1/C) sum_c J_c J_c^T and the pull-back sum_c J_c^T r_c. A Linear layer's per-sample Jacobian block is an
+outer product (output-side factor x layer input), so both are exact and cheap from the factors without ever
+forming the (N, C, d) tensor: O(N^2 (C*out + in)) per layer instead of O(N^2 C d).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from edge_agent.learning.mlp import FloatArray, MLPSpec
+
+
+class JacobianOperator(Protocol):
+    """What the NTK evolution needs from a stacked Jacobian of shape (N, C, p)."""
+
+    @property
+    def shape(self) -> tuple[int, int, int]: ...
+
+    def kernel(self) -> FloatArray:
+        """H = (1/C) sum_c J[:, c, :] J[:, c, :]^T, (N, N) float64."""
+        ...
+
+    def pull_back(self, residual: FloatArray) -> FloatArray:
+        """sum_c J[:, c, :]^T residual[:, c] for residual (N, C); or (T, p) for residual (T, N, C)."""
+        ...
+
+
+@dataclass(frozen=True)
+class FactoredJacobian:
+    """Exact MLP Jacobian (N, C, d) kept as, per layer, the layer inputs (N, in) and d f_c / d pre-activation (N, C, out)."""
+
+    spec: MLPSpec
+    inputs: tuple[FloatArray, ...]  # per layer: (N, in_l)
+    output_grads: tuple[FloatArray, ...]  # per layer: (N, C, out_l)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (self.inputs[0].shape[0], self.spec.num_classes, self.spec.num_params)
+
+    @property
+    def size(self) -> int:
+        n, c, d = self.shape
+        return n * c * d
+
+    def kernel(self) -> FloatArray:
+        n, c, _ = self.shape
+        h = np.zeros((n, n), dtype=np.float64)
+        for a, g in zip(self.inputs, self.output_grads, strict=True):
+            flat = g.reshape(n, -1)
+            h += (flat @ flat.T).astype(np.float64) * ((a @ a.T).astype(np.float64) + 1.0)
+        return h / c
+
+    def pull_back(self, residual: FloatArray) -> FloatArray:
+        batched = residual.ndim == 3
+        r = residual if batched else residual[None]
+        parts = []
+        for a, g in zip(self.inputs, self.output_grads, strict=True):
+            v = np.einsum("tnc,nco->tno", r.astype(np.float32), g)  # (T, N, out)
+            parts.append(np.matmul(v.transpose(0, 2, 1), a).reshape(len(r), -1))  # (T, out*in)
+            parts.append(v.sum(axis=1))  # (T, out): the bias block
+        out = np.concatenate(parts, axis=1)
+        return out if batched else out[0]
+
+    def dense(self) -> FloatArray:
+        """The full (N, C, d) float32 tensor; only for tests, the wire, and small models."""
+        n, c, _ = self.shape
+        blocks = []
+        for a, g in zip(self.inputs, self.output_grads, strict=True):
+            blocks.append(np.einsum("nco,ni->ncoi", g, a).reshape(n, c, -1))
+            blocks.append(g)
+        return np.concatenate(blocks, axis=2).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class DenseJacobian:
+    """A Jacobian held as a dense (N, C, p) tensor, e.g. a projected Jacobian received from a neighbour."""
+
+    values: FloatArray  # (N, C, p)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        n, c, p = self.values.shape
+        return (n, c, p)
+
+    @property
+    def size(self) -> int:
+        return int(self.values.size)
+
+    def kernel(self) -> FloatArray:
+        n, c, _ = self.shape
+        flat = self.values.transpose(1, 0, 2).astype(np.float64)  # (C, N, p)
+        return np.einsum("cnp,cmp->nm", flat, flat) / c
+
+    def pull_back(self, residual: FloatArray) -> FloatArray:
+        if residual.ndim == 3:
+            return np.einsum("tnc,ncp->tp", residual, self.values.astype(np.float64))
+        return np.einsum("nc,ncp->p", residual, self.values.astype(np.float64))
+
+
+def mlp_jacobian(spec: MLPSpec, w: FloatArray, x: FloatArray) -> tuple[FactoredJacobian, FloatArray]:
+    """Factored per-sample Jacobian of the logits at weights `w` on inputs `x` (N, in), and the logits (N, C)."""
+    layers = spec.layers(w)
+    inputs: list[FloatArray] = []
+    masks: list[FloatArray] = []
+    h = x.astype(np.float32)
+    for index, (weight, bias) in enumerate(layers):
+        inputs.append(h)
+        h = h @ weight.T + bias
+        if index < len(layers) - 1:
+            masks.append((h > 0).astype(np.float32))
+            h = h * masks[-1]
+    logits = h
+    n, c = logits.shape
+    grads: list[FloatArray] = [np.broadcast_to(np.eye(c, dtype=np.float32), (n, c, c))]
+    for index in range(len(layers) - 1, 0, -1):
+        weight = layers[index][0]  # (out_l+1, out_l)
+        grads.append((grads[-1] @ weight) * masks[index - 1][:, None, :])
+    return FactoredJacobian(spec, tuple(inputs), tuple(reversed(grads))), logits
+
+
+def stack_jacobians(parts: Sequence[FactoredJacobian]) -> FactoredJacobian:
+    """Concatenate factored Jacobians along the sample axis (the neighbourhood's stacked J)."""
+    spec = parts[0].spec
+    inputs = tuple(np.concatenate([p.inputs[i] for p in parts]) for i in range(spec.num_layers))
+    grads = tuple(np.concatenate([p.output_grads[i] for p in parts]) for i in range(spec.num_layers))
+    return FactoredJacobian(spec, inputs, grads)

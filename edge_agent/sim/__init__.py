@@ -1,0 +1,1 @@
+"""Many clients in one process: the same round messages as the agent, delivered through memory and accounted."""

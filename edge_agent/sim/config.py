@@ -1,0 +1,65 @@
+"""The resolved configuration of one simulation run."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from edge_agent.learning.algorithms.ntk_dfl import NTKDFLConfig
+from edge_agent.learning.settings import SETTINGS, TARGET_ACCURACY
+
+Algorithm = Literal["ntk-dfl", "dfedavg", "dfedavgm", "dpsgd"]
+ALGORITHMS: tuple[Algorithm, ...] = ("ntk-dfl", "dfedavg", "dfedavgm", "dpsgd")
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    """Everything that determines a simulation: setting values after overrides, seeds and method options."""
+
+    algorithm: Algorithm
+    setting: str
+    clients: int
+    samples_per_client: int
+    alpha: float
+    kappa: int
+    rounds: int
+    seed: int = 0
+    topology: Literal["random-regular", "ring", "static"] = "random-regular"
+    partition_file: Path | None = None
+    ntk: NTKDFLConfig = field(default_factory=NTKDFLConfig)
+    target_accuracy: float = TARGET_ACCURACY
+    bytes_per_element: int = 4
+
+    def __post_init__(self) -> None:
+        if self.algorithm not in ALGORITHMS:
+            raise ValueError(f"unknown algorithm {self.algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
+        if self.rounds < 1:
+            raise ValueError(f"rounds must be at least 1, got {self.rounds}")
+        if self.clients < 2:
+            raise ValueError(f"a decentralized run needs at least 2 clients, got {self.clients}")
+
+    @classmethod
+    def from_setting(cls, name: str, algorithm: Algorithm, **overrides: Any) -> SimulationConfig:
+        """The named setting's values, with any non-None override applied."""
+        if name not in SETTINGS:
+            raise ValueError(f"unknown setting {name!r}; choose one of {', '.join(SETTINGS)}")
+        base = SETTINGS[name]
+        values: dict[str, Any] = {
+            "clients": base.clients, "samples_per_client": base.samples_per_client, "alpha": base.alpha,
+            "kappa": base.kappa, "rounds": base.rounds,
+        }
+        values.update({key: value for key, value in overrides.items() if value is not None})
+        return cls(algorithm=algorithm, setting=name, **values)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict of the resolved configuration."""
+        return asdict(self, dict_factory=lambda items: {k: _jsonable(v) for k, v in items})
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple):
+        return list(value)
+    return value

@@ -1,0 +1,84 @@
+"""The simulation loop: builds clients from the data and split, runs rounds, evaluates, and yields records."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterator
+
+import numpy as np
+
+from edge_agent.learning.algorithms.baselines import BASELINES, evaluate_accuracies
+from edge_agent.learning.data import Dataset
+from edge_agent.learning.mlp import MLPSpec, accuracy, forward, init_weights
+from edge_agent.learning.partition import PartitionConfig, make_partition
+from edge_agent.learning.topology import TopologyConfig, neighbours
+from edge_agent.sim.config import SimulationConfig
+from edge_agent.sim.network import InMemoryNetwork, TrafficLedger
+from edge_agent.sim.records import RoundRecord
+from edge_agent.sim.rounds import Client, baseline_round, ntk_dfl_round
+
+
+def client_ids(count: int) -> list[str]:
+    """Zero-padded ids so that sorting them keeps client order."""
+    width = len(str(count - 1))
+    return [f"client-{i:0{width}d}" for i in range(count)]
+
+
+class Simulation:
+    """All clients of one run in this process, with their weights (M, d) and the round counter."""
+
+    def __init__(self, config: SimulationConfig, train: Dataset, test: Dataset, spec: MLPSpec | None = None) -> None:
+        self.config = config
+        self.spec = spec or MLPSpec()
+        self.test = test
+        self.topology = TopologyConfig(kind=config.topology, degree=config.kappa, seed=config.seed)
+        self.topology.validate(config.clients)
+        partition = PartitionConfig(
+            kind="file" if config.partition_file else "dirichlet-overlap", clients=config.clients,
+            samples_per_client=config.samples_per_client, alpha=config.alpha, seed=config.seed,
+            path=config.partition_file,
+        )
+        splits = make_partition(partition, train.y)
+        self.clients = [Client(cid, train.x[idx], train.y[idx]) for cid, idx in zip(client_ids(config.clients), splits,
+                                                                                   strict=True)]
+        self.weights = np.tile(init_weights(self.spec, config.seed), (config.clients, 1))
+
+    def run(self) -> Iterator[RoundRecord]:
+        cumulative = 0.0
+        for round_index in range(self.config.rounds):
+            record = self.run_round(round_index, cumulative)
+            cumulative = record.cumulative_bytes_per_client
+            yield record
+
+    def run_round(self, round_index: int, cumulative_bytes: float) -> RoundRecord:
+        start = time.perf_counter()
+        graph = neighbours(self.topology, [c.id for c in self.clients], round_index)
+        network = InMemoryNetwork(TrafficLedger(self.config.bytes_per_element))
+        taus: list[int] | None = None
+        learning_rate: float | None = None
+        if self.config.algorithm == "ntk-dfl":
+            learning_rate = self.config.ntk.learning_rate(round_index)
+            self.weights, taus = ntk_dfl_round(self.spec, self.clients, self.weights, graph, network,
+                                               self.config.ntk, round_index)
+        else:
+            self.weights = baseline_round(self.spec, self.clients, self.weights, graph, network,
+                                          BASELINES[self.config.algorithm], self.config.seed, round_index)
+        seconds = time.perf_counter() - start
+        per_client = network.ledger.total_bytes / len(self.clients)
+        return RoundRecord(
+            round=round_index,
+            agg_accuracy=self.aggregated_accuracy(),
+            mean_client_accuracy=float(evaluate_accuracies(self.spec, self.weights, self.test.x, self.test.y).mean()),
+            bytes_per_client=per_client,
+            cumulative_bytes_per_client=cumulative_bytes + per_client,
+            bytes_by_kind=network.ledger.bytes_by_kind(),
+            learning_rate=learning_rate,
+            tau=None if taus is None else {str(t): n for t, n in sorted(Counter(taus).items())},
+            seconds=seconds,
+        )
+
+    def aggregated_accuracy(self) -> float:
+        """Test accuracy of the uniform average of all client models."""
+        mean = self.weights.mean(axis=0, dtype=np.float64).astype(np.float32)
+        return accuracy(forward(self.spec, mean, self.test.x), self.test.y)
