@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import click
 
+from edge_agent.learning.algorithms.spark import SparkConfig
+from edge_agent.learning.codec import CodecConfig
 from edge_agent.learning.data import DataNotFoundError, load_fashion_mnist
 from edge_agent.learning.ntk import EvolutionConfig
+from edge_agent.learning.projection import FAMILIES, ProjectionConfig
 from edge_agent.learning.settings import SETTINGS
 from edge_agent.sim.config import ALGORITHMS, SimulationConfig
 from edge_agent.sim.engine import Simulation
@@ -18,7 +22,7 @@ from edge_agent.sim.records import RoundLog, RoundRecord, summarize, write_json_
 @click.command()
 @click.option("--setting", type=click.Choice(list(SETTINGS)), default="smoke", show_default=True,
               help="Named setting (SPEC section 7): clients, samples per client, alpha, kappa, rounds.")
-@click.option("--algorithm", type=click.Choice(list(ALGORITHMS)), default="ntk-dfl", show_default=True)
+@click.option("--algorithm", type=click.Choice(list(ALGORITHMS)), default="spark", show_default=True)
 @click.option("--rounds", type=int, help="Rounds to run (default: the setting's).")
 @click.option("--clients", type=int, help="Number of clients M (default: the setting's).")
 @click.option("--samples", "samples_per_client", type=int, help="Samples drawn per client S.")
@@ -31,13 +35,24 @@ from edge_agent.sim.records import RoundLog, RoundRecord, summarize, write_json_
               help="Read the split from an npz file (client_000, ...) instead of generating it.")
 @click.option("--solver", type=click.Choice(["rk45", "euler"]), default="rk45", show_default=True,
               help="Function-space ODE solver (NTK methods).")
+@click.option("--projection", type=click.Choice([f for f in FAMILIES if f != "identity"]), default="tensorsketch",
+              show_default=True, help="SPARK: random projection family for the Jacobians.")
+@click.option("--proj-dim", type=click.IntRange(min=1), default=1024, show_default=True,
+              help="SPARK: projected dimension m.")
+@click.option("--proj-rank", type=click.IntRange(min=1), default=1, show_default=True,
+              help="SPARK: rank-one terms per column of the kron projection.")
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default="fp32", show_default=True,
+              help="SPARK: element type of projected Jacobians on the wire (int8 uses per-block scales).")
+@click.option("--no-momentum", is_flag=True, help="SPARK: switch Nesterov momentum off.")
+@click.option("--no-distill", is_flag=True, help="SPARK: switch the annealed soft-label regulariser off.")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Fashion-MNIST directory (default: $EDGE_AGENT_DATA, the Debian package, the user cache).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Directory for rounds.jsonl and summary.json.")
 def simulate(setting: str, algorithm: str, rounds: int | None, clients: int | None, samples_per_client: int | None,
              alpha: float | None, kappa: int | None, topology: str, seed: int, partition_file: Path | None,
-             solver: str, data_dir: Path | None, out: Path) -> None:
+             solver: str, projection: str, proj_dim: int, proj_rank: int, precision: str, no_momentum: bool,
+             no_distill: bool, data_dir: Path | None, out: Path) -> None:
     """Simulate decentralized training of all clients in this process.
 
     Writes OUT/rounds.jsonl (one line per round: accuracies, bytes per client, tau, seconds) and
@@ -49,7 +64,12 @@ def simulate(setting: str, algorithm: str, rounds: int | None, clients: int | No
             rounds=rounds, clients=clients, samples_per_client=samples_per_client, alpha=alpha, kappa=kappa,
             seed=seed, topology=topology, partition_file=partition_file,
         )
-        config = replace(config, ntk=replace(config.ntk, evolution=EvolutionConfig(solver=solver)))  # type: ignore[arg-type]
+        ntk = replace(config.ntk, evolution=EvolutionConfig(solver=solver))  # type: ignore[arg-type]
+        spark = SparkConfig(
+            ntk=ntk, projection=ProjectionConfig(family=projection, dim=proj_dim, rank=proj_rank, seed=seed),  # type: ignore[arg-type]
+            codec=CodecConfig(precision=precision), momentum=not no_momentum, distill=not no_distill,  # type: ignore[arg-type]
+        )
+        config = replace(config, ntk=ntk, spark=spark)
         train, test = load_fashion_mnist(data_dir)
         simulation = Simulation(config, train, test)
     except (ValueError, DataNotFoundError) as error:
@@ -75,7 +95,7 @@ def _run_with_progress(simulation: Simulation, log: RoundLog) -> list[RoundRecor
     return records
 
 
-def _summary_line(summary: dict[str, object]) -> str:
+def _summary_line(summary: dict[str, Any]) -> str:
     reached = summary["rounds_to_target"]
     target = f"reached {summary['target_accuracy']:.0%} at round {reached}" if reached else "target not reached"
     return (f"final aggregated accuracy {summary['final_agg_accuracy']:.4f}, mean client accuracy "

@@ -34,7 +34,7 @@ class JacobianOperator(Protocol):
 
 @dataclass(frozen=True)
 class FactoredJacobian:
-    """Exact MLP Jacobian (N, C, d) kept as, per layer, the layer inputs (N, in) and d f_c / d pre-activation (N, C, out)."""
+    """Exact MLP Jacobian (N, C, d) kept per layer as inputs (N, in) and d f_c / d pre-activation (N, C, out)."""
 
     spec: MLPSpec
     inputs: tuple[FloatArray, ...]  # per layer: (N, in_l)
@@ -94,7 +94,7 @@ class DenseJacobian:
         return int(self.values.size)
 
     def kernel(self) -> FloatArray:
-        n, c, _ = self.shape
+        c = self.shape[1]
         flat = self.values.transpose(1, 0, 2).astype(np.float64)  # (C, N, p)
         return np.einsum("cnp,cmp->nm", flat, flat) / c
 

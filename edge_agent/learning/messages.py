@@ -11,7 +11,10 @@ from typing import Protocol
 
 import numpy as np
 
+from edge_agent.learning.codec import CodecConfig, encoded_size
 from edge_agent.learning.mlp import FloatArray
+
+FP32 = CodecConfig("fp32")
 
 
 class Sized(Protocol):
@@ -74,3 +77,14 @@ Message = WeightsMessage | JacobianRequest | JacobianReply | CandidateRequest | 
 def payload_elements(message: Message) -> int:
     """Tensor elements the message carries (ids and round numbers are framing, not payload)."""
     return sum(int(value.size) for f in fields(message) if hasattr(value := getattr(message, f.name), "size"))
+
+
+def payload_bytes(message: Message, jacobian_codec: CodecConfig = FP32) -> int:
+    """Payload bytes on the wire: the Jacobian in `jacobian_codec`'s precision, every other tensor in fp32."""
+    total = 0
+    for f in fields(message):
+        value = getattr(message, f.name)
+        if hasattr(value, "size"):
+            codec = jacobian_codec if isinstance(message, JacobianReply) and f.name == "jacobian" else FP32
+            total += encoded_size(int(value.size), codec)
+    return total

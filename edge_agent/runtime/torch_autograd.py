@@ -1,4 +1,4 @@
-"""Generic per-sample Jacobians with torch.func for any nn.Module: the reference the analytic MLP kernels are checked against."""
+"""Generic per-sample Jacobians with torch.func for any nn.Module: the reference for the analytic MLP kernels."""
 
 from __future__ import annotations
 

@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from edge_agent.learning.algorithms.ntk_dfl import NTKDFLConfig
+from edge_agent.learning.algorithms.spark import SparkConfig
 from edge_agent.learning.settings import SETTINGS, TARGET_ACCURACY
 
-Algorithm = Literal["ntk-dfl", "dfedavg", "dfedavgm", "dpsgd"]
-ALGORITHMS: tuple[Algorithm, ...] = ("ntk-dfl", "dfedavg", "dfedavgm", "dpsgd")
+Algorithm = Literal["spark", "ntk-dfl", "dfedavg", "dfedavgm", "dpsgd"]
+ALGORITHMS: tuple[Algorithm, ...] = ("spark", "ntk-dfl", "dfedavg", "dfedavgm", "dpsgd")
 
 
 @dataclass(frozen=True)
@@ -28,8 +29,8 @@ class SimulationConfig:
     topology: Literal["random-regular", "ring", "static"] = "random-regular"
     partition_file: Path | None = None
     ntk: NTKDFLConfig = field(default_factory=NTKDFLConfig)
+    spark: SparkConfig = field(default_factory=SparkConfig)
     target_accuracy: float = TARGET_ACCURACY
-    bytes_per_element: int = 4
 
     def __post_init__(self) -> None:
         if self.algorithm not in ALGORITHMS:

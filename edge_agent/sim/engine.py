@@ -10,13 +10,14 @@ import numpy as np
 
 from edge_agent.learning.algorithms.baselines import BASELINES, evaluate_accuracies
 from edge_agent.learning.data import Dataset
+from edge_agent.learning.messages import FP32
 from edge_agent.learning.mlp import MLPSpec, accuracy, forward, init_weights
 from edge_agent.learning.partition import PartitionConfig, make_partition
 from edge_agent.learning.topology import TopologyConfig, neighbours
 from edge_agent.sim.config import SimulationConfig
 from edge_agent.sim.network import InMemoryNetwork, TrafficLedger
 from edge_agent.sim.records import RoundRecord
-from edge_agent.sim.rounds import Client, baseline_round, ntk_dfl_round
+from edge_agent.sim.rounds import Client, baseline_round, ntk_dfl_round, spark_round
 
 
 def client_ids(count: int) -> list[str]:
@@ -43,6 +44,7 @@ class Simulation:
         self.clients = [Client(cid, train.x[idx], train.y[idx]) for cid, idx in zip(client_ids(config.clients), splits,
                                                                                    strict=True)]
         self.weights = np.tile(init_weights(self.spec, config.seed), (config.clients, 1))
+        self.velocity = np.zeros_like(self.weights)  # SPARK's per-client momentum
 
     def run(self) -> Iterator[RoundRecord]:
         cumulative = 0.0
@@ -54,10 +56,15 @@ class Simulation:
     def run_round(self, round_index: int, cumulative_bytes: float) -> RoundRecord:
         start = time.perf_counter()
         graph = neighbours(self.topology, [c.id for c in self.clients], round_index)
-        network = InMemoryNetwork(TrafficLedger(self.config.bytes_per_element))
+        codec = self.config.spark.codec if self.config.algorithm == "spark" else FP32
+        network = InMemoryNetwork(TrafficLedger(codec))
         taus: list[int] | None = None
         learning_rate: float | None = None
-        if self.config.algorithm == "ntk-dfl":
+        if self.config.algorithm == "spark":
+            learning_rate = self.config.spark.ntk.learning_rate(round_index)
+            self.weights, self.velocity, taus = spark_round(self.spec, self.clients, self.weights, self.velocity, graph,
+                                                            network, self.config.spark, round_index, self.config.rounds)
+        elif self.config.algorithm == "ntk-dfl":
             learning_rate = self.config.ntk.learning_rate(round_index)
             self.weights, taus = ntk_dfl_round(self.spec, self.clients, self.weights, graph, network,
                                                self.config.ntk, round_index)
@@ -72,7 +79,7 @@ class Simulation:
             mean_client_accuracy=float(evaluate_accuracies(self.spec, self.weights, self.test.x, self.test.y).mean()),
             bytes_per_client=per_client,
             cumulative_bytes_per_client=cumulative_bytes + per_client,
-            bytes_by_kind=network.ledger.bytes_by_kind(),
+            bytes_by_kind=dict(sorted(network.ledger.bytes_by_kind.items())),
             learning_rate=learning_rate,
             tau=None if taus is None else {str(t): n for t, n in sorted(Counter(taus).items())},
             seconds=seconds,

@@ -6,7 +6,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from edge_agent.learning.messages import Message, payload_elements
+from edge_agent.learning.codec import CodecConfig
+from edge_agent.learning.messages import FP32, Message, payload_bytes, payload_elements
 
 M = TypeVar("M", bound=Message)
 
@@ -15,23 +16,22 @@ M = TypeVar("M", bound=Message)
 class TrafficLedger:
     """Payload elements and bytes per message kind and per sending client, for one round."""
 
-    bytes_per_element: int = 4
+    jacobian_codec: CodecConfig = FP32
     elements_by_kind: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    bytes_by_kind: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     bytes_sent_by_client: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     bytes_received_by_client: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
     def record(self, message: Message, receiver: str) -> None:
-        elements = payload_elements(message)
-        self.elements_by_kind[type(message).__name__] += elements
-        self.bytes_sent_by_client[message.sender] += elements * self.bytes_per_element
-        self.bytes_received_by_client[receiver] += elements * self.bytes_per_element
+        size = payload_bytes(message, self.jacobian_codec)
+        self.elements_by_kind[type(message).__name__] += payload_elements(message)
+        self.bytes_by_kind[type(message).__name__] += size
+        self.bytes_sent_by_client[message.sender] += size
+        self.bytes_received_by_client[receiver] += size
 
     @property
     def total_bytes(self) -> int:
         return sum(self.bytes_sent_by_client.values())
-
-    def bytes_by_kind(self) -> dict[str, int]:
-        return {kind: count * self.bytes_per_element for kind, count in sorted(self.elements_by_kind.items())}
 
 
 @dataclass

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edge_agent.learning.algorithms import spark
 from edge_agent.learning.algorithms.baselines import LocalSGDConfig, local_sgd
 from edge_agent.learning.algorithms.ntk_dfl import (
     NTKDFLConfig,
@@ -18,6 +19,7 @@ from edge_agent.learning.algorithms.ntk_dfl import (
 )
 from edge_agent.learning.messages import JacobianRequest, WeightsMessage
 from edge_agent.learning.mlp import FloatArray, MLPSpec
+from edge_agent.learning.projection import make_projection
 from edge_agent.sim.network import InMemoryNetwork
 
 
@@ -71,6 +73,39 @@ def ntk_dfl_round(spec: MLPSpec, clients: Sequence[Client], weights: FloatArray,
         committed.append(new_weights)
         taus.append(config.evolution.taus[choice])
     return np.stack(committed), taus
+
+
+def spark_round(spec: MLPSpec, clients: Sequence[Client], weights: FloatArray, velocity: FloatArray, graph: Graph,
+                network: InMemoryNetwork, config: spark.SparkConfig, round_index: int, rounds: int
+                ) -> tuple[FloatArray, FloatArray, list[int]]:
+    """SPEC section 4 for every client in lockstep; returns weights, momentum velocities and each client's tau."""
+    by_id = {client.id: client for client in clients}
+    averaged = exchange_and_average(clients, weights, graph, network, round_index)
+    eta = config.ntk.learning_rate(round_index)
+    soft_weight = config.soft_label_weight(round_index, rounds)
+    beta = config.momentum_beta(round_index, rounds)
+    projection = make_projection(config.projection, spec, round_index)
+    committed, velocities, taus = [], [], []
+    for i, client in enumerate(clients):
+        members = sorted((client.id, *graph[client.id]))
+        request = JacobianRequest(client.id, round_index, averaged[i])
+        replies = [
+            network.deliver(spark.answer_jacobian_request(spec, network.deliver(request, j), by_id[j].x, by_id[j].y,
+                                                          j, projection, config.codec), client.id)
+            for j in members
+        ]
+        proposal = spark.propose_candidates(spec, replies, eta, soft_weight, config, client.id)
+        scores = [
+            network.deliver(score_candidates(spec, averaged[i], network.deliver(proposal, j), by_id[j].x, by_id[j].y,
+                                             j, projection.lift), client.id)
+            for j in members
+        ]
+        new_weights, new_velocity, choice = spark.commit_with_momentum(averaged[i], proposal, scores, projection,
+                                                                       velocity[i], beta)
+        committed.append(new_weights)
+        velocities.append(new_velocity)
+        taus.append(config.ntk.evolution.taus[choice])
+    return np.stack(committed), np.stack(velocities), taus
 
 
 def baseline_round(spec: MLPSpec, clients: Sequence[Client], weights: FloatArray, graph: Graph,

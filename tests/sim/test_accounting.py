@@ -10,8 +10,10 @@ from edge_agent.learning.topology import TopologyConfig, neighbours
 from edge_agent.sim.network import InMemoryNetwork, TrafficLedger
 from edge_agent.sim.rounds import Client, baseline_round, ntk_dfl_round
 
+Graph = dict[str, tuple[str, ...]]
 
-def _setup(members: int, samples: int, kappa: int) -> tuple[MLPSpec, list[Client], np.ndarray, dict[str, tuple[str, ...]]]:
+
+def _setup(members: int, samples: int, kappa: int) -> tuple[MLPSpec, list[Client], np.ndarray, Graph]:
     spec = MLPSpec()  # d = 79,510 as in the SPEC
     rng = np.random.default_rng(0)
     clients = [Client(f"c{i:02d}", rng.normal(size=(samples, 784)).astype(np.float32),
@@ -24,7 +26,7 @@ def _setup(members: int, samples: int, kappa: int) -> tuple[MLPSpec, list[Client
 def test_ntk_dfl_bytes_per_message_kind_match_spec_table() -> None:
     members, n, kappa, taus = 6, 4, 3, (25, 50, 100, 200)
     spec, clients, weights, graph = _setup(members, n, kappa)
-    network = InMemoryNetwork(TrafficLedger(bytes_per_element=4))
+    network = InMemoryNetwork(TrafficLedger())
     config = NTKDFLConfig(evolution=EvolutionConfig(taus=taus, solver="euler"))
     ntk_dfl_round(spec, clients, weights, graph, network, config, round_index=0)
     d, c = 79_510, 10
@@ -43,6 +45,6 @@ def test_ntk_dfl_bytes_per_message_kind_match_spec_table() -> None:
 def test_dfedavg_sends_only_weights() -> None:
     members, kappa = 6, 3
     spec, clients, weights, graph = _setup(members, 10, kappa)
-    network = InMemoryNetwork(TrafficLedger(bytes_per_element=4))
+    network = InMemoryNetwork(TrafficLedger())
     baseline_round(spec, clients, weights, graph, network, BASELINES["dpsgd"], seed=0, round_index=0)
     assert dict(network.ledger.elements_by_kind) == {"WeightsMessage": members * kappa * spec.num_params}

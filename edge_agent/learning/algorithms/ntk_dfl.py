@@ -7,7 +7,7 @@ Neighbour j: answer_jacobian_request, score_candidates. The simulator and the ag
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,6 +22,8 @@ from edge_agent.learning.messages import (
 )
 from edge_agent.learning.mlp import FloatArray, MLPSpec, cross_entropy_sum, forward, one_hot
 from edge_agent.learning.ntk import EvolutionConfig, candidate_updates, choose_candidate
+
+Lift = Callable[[FloatArray], FloatArray]  # maps (T, p) updates to (T, d) weight steps
 
 
 @dataclass(frozen=True)
@@ -64,16 +66,22 @@ def propose_candidates(spec: MLPSpec, replies: Sequence[JacobianReply], eta: flo
 
 
 def score_candidates(spec: MLPSpec, anchor: FloatArray, request: CandidateRequest, x: FloatArray,
-                     y: np.ndarray, sender: str) -> CandidateScores:
-    """Neighbour side: summed cross-entropy on our data of each candidate anchor + update."""
-    sums = np.array([cross_entropy_sum(forward(spec, anchor + update, x), y) for update in request.updates])
+                     y: np.ndarray, sender: str, lift: Lift | None = None) -> CandidateScores:
+    """Neighbour side: summed cross-entropy on our data of each candidate anchor + lift(update)."""
+    steps = request.updates if lift is None else lift(request.updates)
+    sums = np.array([cross_entropy_sum(forward(spec, anchor + step, x), y) for step in steps])
     return CandidateScores(sender, request.round, sums)
+
+
+def best_candidate(scores: Sequence[CandidateScores]) -> int:
+    """Requester side: index of the candidate with the lowest summed loss over the neighbourhood."""
+    return choose_candidate(np.sum([score.loss_sums for score in scores], axis=0))
 
 
 def commit_candidate(anchor: FloatArray, request: CandidateRequest,
                      scores: Sequence[CandidateScores]) -> tuple[FloatArray, int]:
-    """Requester side: the candidate with the lowest neighbourhood loss, and its index."""
-    index = choose_candidate(np.sum([score.loss_sums for score in scores], axis=0))
+    """Requester side: the best candidate's weights and its index."""
+    index = best_candidate(scores)
     return (anchor + request.updates[index]).astype(np.float32), index
 
 

@@ -1,0 +1,97 @@
+"""SPARK (SPEC section 4): NTK-DFL with projected Jacobians, an annealed soft-label target and Nesterov momentum.
+
+Every change has a switch; with the identity projection and both others off, a round equals NTK-DFL's.
+Tau is chosen by scoring wbar + P dz(tau) (neighbours cannot know the requester's momentum); momentum is
+applied when the chosen update is committed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edge_agent.learning.algorithms.ntk_dfl import NTKDFLConfig, best_candidate
+from edge_agent.learning.codec import CodecConfig, decode, encode
+from edge_agent.learning.jacobian import DenseJacobian, mlp_jacobian
+from edge_agent.learning.messages import CandidateRequest, CandidateScores, JacobianReply, JacobianRequest
+from edge_agent.learning.mlp import FloatArray, MLPSpec, one_hot, softmax
+from edge_agent.learning.ntk import candidate_updates
+from edge_agent.learning.projection import Projection, ProjectionConfig
+
+
+@dataclass(frozen=True)
+class SparkConfig:
+    """SPARK's switches and constants; the defaults are ours (SPEC section 4 names them flags)."""
+
+    ntk: NTKDFLConfig = field(default_factory=NTKDFLConfig)
+    projection: ProjectionConfig = field(default_factory=ProjectionConfig)
+    codec: CodecConfig = field(default_factory=CodecConfig)
+    distill: bool = True
+    stage_lambdas: tuple[float, ...] = (0.0, 0.3, 0.5)
+    temperature: float = 1.0
+    momentum: bool = True
+    beta: float = 0.9
+    momentum_from_stage: int = 1
+
+    def __post_init__(self) -> None:
+        if not self.stage_lambdas or not all(0.0 <= lam <= 1.0 for lam in self.stage_lambdas):
+            raise ValueError(f"stage lambdas must lie in [0, 1], got {self.stage_lambdas}")
+        if self.temperature <= 0:
+            raise ValueError(f"soft-label temperature must be > 0, got {self.temperature}")
+        if not 0.0 <= self.beta < 1.0:
+            raise ValueError(f"momentum beta must lie in [0, 1), got {self.beta}")
+
+    def stage(self, round_index: int, rounds: int) -> int:
+        """Which of the equal stages over `rounds` the round falls in."""
+        return min(len(self.stage_lambdas) - 1, round_index * len(self.stage_lambdas) // max(rounds, 1))
+
+    def soft_label_weight(self, round_index: int, rounds: int) -> float:
+        """lambda_k of the annealed target (0 when the regulariser is switched off)."""
+        return self.stage_lambdas[self.stage(round_index, rounds)] if self.distill else 0.0
+
+    def momentum_beta(self, round_index: int, rounds: int) -> float:
+        """beta_k: 0 until momentum is switched on."""
+        on = self.momentum and self.stage(round_index, rounds) >= self.momentum_from_stage
+        return self.beta if on else 0.0
+
+
+def answer_jacobian_request(spec: MLPSpec, request: JacobianRequest, x: FloatArray, y: np.ndarray, sender: str,
+                            projection: Projection, codec: CodecConfig) -> JacobianReply:
+    """Neighbour side: J P of our data at the requester's average, as it arrives after the wire codec."""
+    jacobian, logits = mlp_jacobian(spec, request.weights, x)
+    projected = decode(encode(projection.project(jacobian), codec))
+    return JacobianReply(sender, request.round, DenseJacobian(projected), logits, y)
+
+
+def soft_targets(logits: FloatArray, labels: np.ndarray, weight: float, temperature: float,
+                 num_classes: int) -> FloatArray:
+    """Yt = (1 - lambda) Y + lambda softmax(f0 / T): (N, C) float64."""
+    hard = one_hot(labels, num_classes)
+    if weight == 0.0:
+        return hard
+    return (1.0 - weight) * hard + weight * softmax(logits.astype(np.float64) / temperature)
+
+
+def propose_candidates(spec: MLPSpec, replies: Sequence[JacobianReply], eta: float, soft_weight: float,
+                       config: SparkConfig, sender: str) -> CandidateRequest:
+    """Requester side: evolve under the soft target with the projected kernel; updates dz live in R^m."""
+    values = [reply.jacobian.values for reply in replies if isinstance(reply.jacobian, DenseJacobian)]
+    if len(values) != len(replies):
+        raise TypeError("SPARK expects projected (dense) Jacobians in its replies")
+    logits = np.concatenate([reply.logits for reply in replies]).astype(np.float64)
+    labels = np.concatenate([reply.labels for reply in replies])
+    targets = soft_targets(logits, labels, soft_weight, config.temperature, spec.num_classes)
+    updates = candidate_updates(DenseJacobian(np.concatenate(values)), logits, targets, eta, config.ntk.evolution)
+    return CandidateRequest(sender, replies[0].round, updates)
+
+
+def commit_with_momentum(anchor: FloatArray, request: CandidateRequest, scores: Sequence[CandidateScores],
+                         projection: Projection, velocity: FloatArray, beta: float
+                         ) -> tuple[FloatArray, FloatArray, int]:
+    """u <- beta u + dw;  w <- wbar + dw + beta u, with dw = P dz(tau*). Returns (w, u, index of tau*)."""
+    index = best_candidate(scores)
+    step = projection.lift(request.updates[index]).astype(np.float32)
+    new_velocity = (beta * velocity + step).astype(np.float32)
+    return (anchor + step + beta * new_velocity).astype(np.float32), new_velocity, index

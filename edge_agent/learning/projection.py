@@ -1,0 +1,394 @@
+"""Seeded random projections P_k (d x m) of MLP Jacobians: J P without forming J, and P z back to weights.
+
+SPEC 4.1. Every process derives the same P_k from (seed, round, spec); nothing about P is ever sent. All
+families satisfy E[P P^T] = I, so the projected kernel (1/C) sum_c Jt_c Jt_c^T and the lifted update P dz are
+unbiased. Each Linear layer's (W, b) is treated as one augmented block of shape (out, in + 1) whose per-sample
+Jacobian is the outer product g (x) [a, 1]; P's rows for that block are indexed (o, i) and `lift` maps them back
+to the flat layout (W rows, then b). The layers' blocks are stacked rows of one P, so J P sums over layers.
+numpy only: this runs on boards.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal, Protocol, get_args
+
+import numpy as np
+import numpy.typing as npt
+
+from edge_agent.learning.jacobian import FactoredJacobian
+from edge_agent.learning.mlp import FloatArray, MLPSpec
+
+Family = Literal["identity", "gaussian", "sparse", "kron", "tensorsketch"]
+FAMILIES: tuple[str, ...] = get_args(Family)
+# Mixed into every seed so that two families never share a random stream. Never renumber: it would change P.
+_FAMILY_TAGS = {"identity": 0, "gaussian": 1, "sparse": 2, "kron": 3, "tensorsketch": 4}
+# Working-set budgets in float32 elements (4 bytes each): one dense Gaussian block, one chunk of sparse work.
+_GAUSSIAN_BLOCK_FLOATS = 1 << 22
+_SPARSE_CHUNK_FLOATS = 1 << 22
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class ProjectionConfig:
+    """Which projection to use: family, projected dimension m, rank (kron only), and the shared seed."""
+
+    family: Family = "tensorsketch"
+    dim: int = 1024
+    rank: int = 1  # kron only: rank-one terms per column
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.family not in FAMILIES:
+            raise ValueError(f"unknown projection family {self.family!r}; choose one of {', '.join(FAMILIES)}")
+        if self.dim < 1:
+            raise ValueError(f"projection dim must be >= 1, got {self.dim}")
+        if self.rank < 1:
+            raise ValueError(f"projection rank must be >= 1, got {self.rank}")
+        if self.seed < 0:
+            raise ValueError(f"projection seed must be >= 0, got {self.seed}")
+
+
+class Projection(Protocol):
+    """A d x m matrix P applied to Jacobians from the right and to R^m vectors from the left."""
+
+    @property
+    def dim(self) -> int:
+        """m, the projected dimension (d for identity)."""
+        ...
+
+    def project(self, jac: FactoredJacobian) -> FloatArray:
+        """J P: (N, C, m) float32."""
+        ...
+
+    def lift(self, z: FloatArray) -> FloatArray:
+        """P z: (m,) -> (d,) or (T, m) -> (T, d), float32."""
+        ...
+
+
+def make_projection(config: ProjectionConfig, spec: MLPSpec, round_index: int) -> Projection:
+    """P_k for round `round_index`: a pure function of (config, spec, round_index)."""
+    if round_index < 0:
+        raise ValueError(f"round index must be >= 0, got {round_index}")
+    seed = (config.seed, round_index, _FAMILY_TAGS[config.family])
+    if config.family == "identity":
+        return IdentityProjection(spec)
+    if config.family == "gaussian":
+        return GaussianProjection(spec, config.dim, seed)
+    if config.family == "sparse":
+        return SparseProjection(spec, config.dim, seed)
+    if config.family == "kron":
+        return KronProjection(spec, config.dim, config.rank, seed)
+    return TensorSketchProjection(spec, config.dim, seed)
+
+
+def dense_matrix(projection: Projection, spec: MLPSpec) -> FloatArray:
+    """The explicit (d, m) matrix P, built by lifting the unit vectors; for tests at small sizes."""
+    p = projection.lift(np.eye(projection.dim, dtype=np.float32)).T
+    if p.shape[0] != spec.num_params:
+        raise ValueError(f"projection lifts to {p.shape[0]} parameters, the spec has {spec.num_params}")
+    return np.ascontiguousarray(p)
+
+
+# --- shared helpers ----------------------------------------------------------------------------------------
+
+
+def _augmented(a: FloatArray) -> FloatArray:
+    """[a, 1]: (N, in) -> (N, in + 1) float32."""
+    augmented = np.empty((len(a), a.shape[1] + 1), dtype=np.float32)
+    augmented[:, :-1] = a
+    augmented[:, -1] = 1.0
+    return augmented
+
+
+def _layer_shapes(spec: MLPSpec) -> list[tuple[int, int]]:
+    """(out, in + 1) of each augmented Linear block."""
+    return [(fan_out, fan_in + 1) for fan_in, fan_out in zip(spec.sizes[:-1], spec.sizes[1:], strict=True)]
+
+
+def _flatten_blocks(spec: MLPSpec, blocks: list[FloatArray]) -> FloatArray:
+    """Per-layer augmented blocks (T, out, in + 1) -> flat weights (T, d) float32 in the MLPSpec layout."""
+    flat = np.empty((blocks[0].shape[0], spec.num_params), dtype=np.float32)
+    for (weight, bias), block in zip(spec.layers(flat), blocks, strict=True):
+        weight[...] = block[..., :-1]
+        bias[...] = block[..., -1]
+    return flat
+
+
+def _flat_index(spec: MLPSpec, layer: int, o: IntArray, i: IntArray) -> IntArray:
+    """Flat parameter index of augmented entry (o, i) of `layer` (i == in is the bias)."""
+    start = sum(fo * fi + fo for fi, fo in zip(spec.sizes[:layer], spec.sizes[1 : layer + 1], strict=True))
+    fan_in, fan_out = spec.sizes[layer], spec.sizes[layer + 1]
+    return np.where(i < fan_in, start + o * fan_in + i, start + fan_out * fan_in + o).astype(np.int64)
+
+
+def _as_batch(z: FloatArray, dim: int) -> tuple[FloatArray, bool]:
+    """(T, m) float32 view of z and whether z was already batched."""
+    if z.ndim not in (1, 2) or z.shape[-1] != dim:
+        raise ValueError(f"lift expects shape ({dim},) or (T, {dim}), got {z.shape}")
+    batched = z.ndim == 2
+    return np.asarray(z if batched else z[None], dtype=np.float32), batched
+
+
+def _check_spec(jac: FactoredJacobian, spec: MLPSpec) -> None:
+    if jac.spec.sizes != spec.sizes:
+        raise ValueError(f"Jacobian of an MLP {jac.spec.sizes} given to a projection built for {spec.sizes}")
+
+
+def _count_sketch(x: FloatArray, h: IntArray, s: FloatArray, m: int) -> FloatArray:
+    """CountSketch of each row of x (R, F) into m buckets: out[r, h[f]] += s[f] x[r, f]; (R, m) float32."""
+    out_t = np.zeros((m, x.shape[0]), dtype=np.float32)
+    np.add.at(out_t, h, x.T * s[:, None])
+    return out_t.T
+
+
+def _rademacher(rng: np.random.Generator, shape: tuple[int, ...]) -> FloatArray:
+    return (rng.integers(0, 2, size=shape, dtype=np.int8) * 2 - 1).astype(np.float32)
+
+
+# --- families ----------------------------------------------------------------------------------------------
+
+
+class IdentityProjection:
+    """P = I_d: the unprojected Jacobian, for equivalence with NTK-DFL."""
+
+    def __init__(self, spec: MLPSpec) -> None:
+        self.spec = spec
+
+    @property
+    def dim(self) -> int:
+        return self.spec.num_params
+
+    def project(self, jac: FactoredJacobian) -> FloatArray:
+        _check_spec(jac, self.spec)
+        return jac.dense()
+
+    def lift(self, z: FloatArray) -> FloatArray:
+        batch, batched = _as_batch(z, self.dim)
+        return batch.copy() if batched else batch[0].copy()
+
+
+class GaussianProjection:
+    """Dense N(0, 1/m) entries, regenerated block by block from child seeds and never stored (slow reference).
+
+    Block b of layer l covers output units [b * rows, (b + 1) * rows) and is drawn as an (in + 1, rows, m) array
+    from default_rng([seed, round, tag, l, b]), so any block can be regenerated on its own.
+    """
+
+    def __init__(self, spec: MLPSpec, dim: int, seed: tuple[int, ...]) -> None:
+        self.spec, self._dim, self._seed = spec, dim, seed
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def _blocks(self) -> Iterator[tuple[int, int, int, FloatArray]]:
+        """(layer, o0, o1, P block (in + 1, o1 - o0, m)) over the whole matrix."""
+        m = self._dim
+        for layer, (fan_out, width) in enumerate(_layer_shapes(self.spec)):
+            rows = max(1, _GAUSSIAN_BLOCK_FLOATS // (width * m))
+            for index, o0 in enumerate(range(0, fan_out, rows)):
+                o1 = min(o0 + rows, fan_out)
+                rng = np.random.default_rng([*self._seed, layer, index])
+                block = rng.standard_normal((width, o1 - o0, m), dtype=np.float32)
+                block *= np.float32(1.0 / math.sqrt(m))
+                yield layer, o0, o1, block
+
+    def project(self, jac: FactoredJacobian) -> FloatArray:
+        _check_spec(jac, self.spec)
+        n, c, _ = jac.shape
+        out = np.zeros((n, c, self._dim), dtype=np.float32)
+        augmented = [_augmented(a) for a in jac.inputs]
+        for layer, o0, o1, block in self._blocks():
+            t = augmented[layer] @ block.reshape(block.shape[0], -1)  # (N, (o1 - o0) * m)
+            g = np.ascontiguousarray(jac.output_grads[layer][:, :, o0:o1])
+            out += np.matmul(g, t.reshape(n, o1 - o0, self._dim))
+        return out
+
+    def lift(self, z: FloatArray) -> FloatArray:
+        batch, batched = _as_batch(z, self._dim)
+        blocks = [np.empty((len(batch), o, w), dtype=np.float32) for o, w in _layer_shapes(self.spec)]
+        for layer, o0, o1, block in self._blocks():
+            part = block.reshape(-1, self._dim) @ batch.T  # ((in + 1) * rows, T)
+            blocks[layer][:, o0:o1, :] = part.reshape(block.shape[0], o1 - o0, -1).transpose(2, 1, 0)
+        flat = _flatten_blocks(self.spec, blocks)
+        return flat if batched else flat[0]
+
+
+@dataclass(frozen=True)
+class _SparseLayer:
+    """One layer's nonzeros at (o, i, k), as key = o * m + k, input index i and signed value +-sqrt(s/m).
+
+    Sorted by (level, key), where level counts the earlier nonzeros with the same key: within one level the keys
+    are distinct, so a level can be scattered with one fancy-index add.
+    """
+
+    i: IntArray
+    key: IntArray
+    value: FloatArray
+    level_starts: IntArray  # (levels + 1,) offsets of each level's run
+
+
+def _sparse_layer(o: IntArray, i: IntArray, k: IntArray, value: FloatArray, dim: int) -> _SparseLayer:
+    key = o * dim + k
+    by_key = np.argsort(key, kind="stable")
+    sorted_key = key[by_key]
+    starts = np.flatnonzero(np.r_[True, sorted_key[1:] != sorted_key[:-1]])
+    level = np.empty(len(key), dtype=np.int64)
+    level[by_key] = np.arange(len(key)) - np.repeat(starts, np.diff(np.r_[starts, len(key)]))
+    order = np.lexsort((key, level))
+    counts = np.bincount(level, minlength=1)
+    return _SparseLayer(i[order], key[order], value[order], np.r_[0, np.cumsum(counts)].astype(np.int64))
+
+
+class SparseProjection:
+    """Very sparse signs (Li, Hastie, Church 2006): +-sqrt(s/m) with probability 1/(2s) each, s = sqrt(d).
+
+    Per layer the nonzero count is Binomial(rows * m, 1/s) and the positions are uniform without replacement,
+    which is the same law as independent per-entry draws. Held as index lists (a few hundred thousand entries).
+    """
+
+    def __init__(self, spec: MLPSpec, dim: int, seed: tuple[int, ...]) -> None:
+        self.spec, self._dim = spec, dim
+        s = math.sqrt(spec.num_params)
+        scale = np.float32(math.sqrt(s / dim))
+        self._layers: list[_SparseLayer] = []
+        flat_rows, columns, values = [], [], []
+        for layer, (fan_out, width) in enumerate(_layer_shapes(spec)):
+            rng = np.random.default_rng([*seed, layer])
+            entries = fan_out * width * dim
+            count = int(rng.binomial(entries, 1.0 / s))
+            position = np.sort(rng.choice(entries, size=count, replace=False, shuffle=False)).astype(np.int64)
+            value = _rademacher(rng, (count,)) * scale
+            row, k = np.divmod(position, dim)
+            o, i = np.divmod(row, width)
+            self._layers.append(_sparse_layer(o, i, k, value, dim))
+            flat_rows.append(_flat_index(spec, layer, o, i))
+            columns.append(k)
+            values.append(value)
+        self._flat_rows = np.concatenate(flat_rows)
+        self._columns = np.concatenate(columns)
+        self._values = np.concatenate(values)
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    @property
+    def nnz(self) -> int:
+        return len(self._values)
+
+    def project(self, jac: FactoredJacobian) -> FloatArray:
+        _check_spec(jac, self.spec)
+        n, c, _ = jac.shape
+        m = self._dim
+        out = np.zeros((n, c, m), dtype=np.float32)
+        for a, g, nz in zip(jac.inputs, jac.output_grads, self._layers, strict=True):
+            augmented_t = np.ascontiguousarray(_augmented(a).T)  # (in + 1, N)
+            fan_out = g.shape[2]
+            rows = max(1, _SPARSE_CHUNK_FLOATS // (n * (m + math.ceil(len(nz.key) / fan_out))))
+            for o0 in range(0, fan_out, rows):
+                o1 = min(o0 + rows, fan_out)
+                # B[(o, k), n] = sum over nonzeros (o, i, k) of value * a_aug[n, i]: the sparse block times a_aug.
+                b = np.zeros(((o1 - o0) * m, n), dtype=np.float32)
+                for start, stop in zip(nz.level_starts[:-1], nz.level_starts[1:], strict=True):
+                    lo, hi = start + np.searchsorted(nz.key[start:stop], [o0 * m, o1 * m])
+                    b[nz.key[lo:hi] - o0 * m] += augmented_t[nz.i[lo:hi]] * nz.value[lo:hi, None]
+                b_per_sample = np.ascontiguousarray(b.reshape(o1 - o0, m, n).transpose(2, 0, 1))  # (N, rows, m)
+                out += np.matmul(np.ascontiguousarray(g[:, :, o0:o1]), b_per_sample)
+        return out
+
+    def lift(self, z: FloatArray) -> FloatArray:
+        batch, batched = _as_batch(z, self._dim)
+        d, t = self.spec.num_params, len(batch)
+        weights = batch[:, self._columns] * self._values  # (T, nnz)
+        index = (np.arange(t, dtype=np.int64)[:, None] * d + self._flat_rows).ravel()
+        flat = np.bincount(index, weights=weights.ravel(), minlength=t * d).reshape(t, d).astype(np.float32)
+        return flat if batched else flat[0]
+
+
+class KronProjection:
+    """Per layer, column k is sum_j u_kj (x) v_kj / sqrt(r m), with Rademacher u (out) and v (in + 1).
+
+    A rank-one Jacobian block g (x) a projects to sum_j (g . u_kj)(a . v_kj) / sqrt(r m): J is never formed.
+    """
+
+    def __init__(self, spec: MLPSpec, dim: int, rank: int, seed: tuple[int, ...]) -> None:
+        self.spec, self._dim, self._rank = spec, dim, rank
+        self._scale = np.float32(1.0 / math.sqrt(rank * dim))
+        self._factors: list[tuple[FloatArray, FloatArray]] = []  # per layer: U (out, r * m), V (in + 1, r * m)
+        for layer, (fan_out, width) in enumerate(_layer_shapes(spec)):
+            rng = np.random.default_rng([*seed, layer])
+            self._factors.append((_rademacher(rng, (fan_out, dim * rank)), _rademacher(rng, (width, dim * rank))))
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def project(self, jac: FactoredJacobian) -> FloatArray:
+        _check_spec(jac, self.spec)
+        n, c, _ = jac.shape
+        out = np.zeros((n, c, self._dim), dtype=np.float32)
+        for a, g, (u, v) in zip(jac.inputs, jac.output_grads, self._factors, strict=True):
+            gu = (g.reshape(n * c, -1) @ u).reshape(n, c, -1)  # (N, C, r * m)
+            gu *= (_augmented(a) @ v)[:, None, :]  # times AV (N, 1, r * m)
+            out += gu.reshape(n, c, self._rank, self._dim).sum(axis=2)
+        out *= self._scale
+        return out
+
+    def lift(self, z: FloatArray) -> FloatArray:
+        batch, batched = _as_batch(z, self._dim)
+        zr = np.tile(batch, self._rank) * self._scale  # (T, r * m): column j * m + k holds z_k
+        blocks = []
+        for u, v in self._factors:
+            scaled_u = (u[None] * zr[:, None, :]).reshape(-1, u.shape[1])  # (T * out, r * m)
+            blocks.append((v @ scaled_u.T).reshape(len(v), len(zr), len(u)).transpose(1, 2, 0))  # (T, out, in + 1)
+        flat = _flatten_blocks(self.spec, blocks)
+        return flat if batched else flat[0]
+
+
+class TensorSketchProjection:
+    """Per layer, a CountSketch of the augmented block with h(o, i) = (h1[o] + h2[i]) mod m, s = s1[o] s2[i].
+
+    A rank-one block g (x) a sketches to the circular convolution of CountSketch(g) and CountSketch(a),
+    computed with a real FFT over m. State: four small index/sign vectors per layer.
+    """
+
+    def __init__(self, spec: MLPSpec, dim: int, seed: tuple[int, ...]) -> None:
+        self.spec, self._dim = spec, dim
+        self._hashes: list[tuple[IntArray, FloatArray, IntArray, FloatArray]] = []  # per layer: h1, s1, h2, s2
+        for layer, (fan_out, width) in enumerate(_layer_shapes(spec)):
+            rng = np.random.default_rng([*seed, layer])
+            h1 = rng.integers(0, dim, size=fan_out, dtype=np.int64)
+            s1 = _rademacher(rng, (fan_out,))
+            h2 = rng.integers(0, dim, size=width, dtype=np.int64)
+            s2 = _rademacher(rng, (width,))
+            self._hashes.append((h1, s1, h2, s2))
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def project(self, jac: FactoredJacobian) -> FloatArray:
+        _check_spec(jac, self.spec)
+        n, c, _ = jac.shape
+        m = self._dim
+        spectrum = np.zeros((n, c, m // 2 + 1), dtype=np.complex64)  # sum over layers of FFT(CS(g)) FFT(CS(a))
+        for a, g, (h1, s1, h2, s2) in zip(jac.inputs, jac.output_grads, self._hashes, strict=True):
+            sketch_g = _count_sketch(g.reshape(n * c, -1), h1, s1, m).reshape(n, c, m)  # (N, C, m)
+            sketch_a = _count_sketch(_augmented(a), h2, s2, m)  # (N, m)
+            term = np.fft.rfft(sketch_g, axis=-1)
+            term *= np.fft.rfft(sketch_a, axis=-1)[:, None, :]
+            spectrum += term
+        return np.fft.irfft(spectrum, n=m, axis=-1).astype(np.float32, copy=False)
+
+    def lift(self, z: FloatArray) -> FloatArray:
+        batch, batched = _as_batch(z, self._dim)
+        blocks = []
+        for h1, s1, h2, s2 in self._hashes:
+            index = (h1[:, None] + h2[None, :]) % self._dim  # (out, in + 1)
+            blocks.append(batch[:, index] * (s1[:, None] * s2[None, :]))
+        flat = _flatten_blocks(self.spec, blocks)
+        return flat if batched else flat[0]
