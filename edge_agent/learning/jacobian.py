@@ -94,14 +94,16 @@ class DenseJacobian:
         return int(self.values.size)
 
     def kernel(self) -> FloatArray:
-        c = self.shape[1]
-        flat = self.values.transpose(1, 0, 2).astype(np.float64)  # (C, N, p)
-        return np.einsum("cnp,cmp->nm", flat, flat) / c
+        n, c, p = self.shape
+        flat = self.values.reshape(n, c * p)  # sum over c and p is one float32 GEMM
+        return (flat @ flat.T).astype(np.float64) / c
 
     def pull_back(self, residual: FloatArray) -> FloatArray:
+        n, c, p = self.shape
+        matrix = self.values.reshape(n * c, p)
         if residual.ndim == 3:
-            return np.einsum("tnc,ncp->tp", residual, self.values.astype(np.float64))
-        return np.einsum("nc,ncp->p", residual, self.values.astype(np.float64))
+            return residual.reshape(len(residual), n * c).astype(np.float32) @ matrix
+        return residual.reshape(n * c).astype(np.float32) @ matrix
 
 
 def mlp_jacobian(spec: MLPSpec, w: FloatArray, x: FloatArray) -> tuple[FactoredJacobian, FloatArray]:

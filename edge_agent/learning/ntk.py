@@ -38,17 +38,17 @@ def evolve_logits(kernel: FloatArray, f0: FloatArray, targets: FloatArray, eta: 
                   config: EvolutionConfig) -> FloatArray:
     """f(t_s) for s = 0..steps-1, shape (steps, N, C), solving df/dt = -(1/N) H (softmax(f) - targets)."""
     n, c = f0.shape
-    scaled = kernel / n
+    scaled = (kernel / n).astype(np.float32)  # float32 matvecs: the solver's state and error control stay float64
     start = f0.astype(np.float64)
     if config.solver == "euler":
         path = np.empty((steps, n, c))
         path[0] = start
         for s in range(1, steps):
-            path[s] = path[s - 1] - eta * (scaled @ (softmax(path[s - 1]) - targets))
+            path[s] = path[s - 1] - eta * (scaled @ (softmax(path[s - 1]) - targets).astype(np.float32))
         return path
 
     def rhs(_t: float, flat: FloatArray) -> FloatArray:
-        return -(scaled @ (softmax(flat.reshape(n, c)) - targets)).ravel()
+        return -(scaled @ (softmax(flat.reshape(n, c)) - targets).astype(np.float32)).ravel().astype(np.float64)
 
     grid = eta * np.arange(steps)
     solution = solve_ivp(rhs, (0.0, float(grid[-1])), start.ravel(), method="RK45", t_eval=grid,

@@ -1,0 +1,63 @@
+"""`edge-agent simulate`: outputs a user relies on, and one clear line for each input mistake."""
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from edge_agent.cli.main import cli
+
+ROUND_FIELDS = {"round", "agg_accuracy", "mean_client_accuracy", "bytes_per_client", "cumulative_bytes_per_client",
+                "tau", "seconds"}
+
+
+def _simulate(tmp_path: Path, *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, ["simulate", "--setting", "smoke", "--out", str(tmp_path / "out"), *args])
+    return result.exit_code, result.output
+
+
+@pytest.mark.parametrize("algorithm", ["spark", "ntk-dfl", "dpsgd"])
+def test_simulate_writes_rounds_and_summary_and_learns(tmp_path: Path, algorithm: str) -> None:
+    code, output = _simulate(tmp_path, "--algorithm", algorithm, "--rounds", "2", "--solver", "euler")
+    assert code == 0, output
+    rounds = [json.loads(line) for line in (tmp_path / "out" / "rounds.jsonl").read_text().splitlines()]
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert [r["round"] for r in rounds] == [0, 1]
+    assert ROUND_FIELDS <= set(rounds[0])
+    assert rounds[1]["cumulative_bytes_per_client"] == pytest.approx(2 * rounds[0]["bytes_per_client"])
+    assert rounds[-1]["agg_accuracy"] > 0.3  # 10 classes: chance is 0.1
+    assert summary["config"]["algorithm"] == algorithm and summary["config"]["clients"] == 10
+    assert summary["rounds_to_target"] is None and summary["bytes_to_target"] is None
+    assert summary["final_agg_accuracy"] == rounds[-1]["agg_accuracy"]
+    assert "final aggregated accuracy" in output
+
+
+def test_spark_traffic_is_a_fraction_of_ntk_dfl(tmp_path: Path) -> None:
+    sizes = {}
+    for algorithm in ("spark", "ntk-dfl"):
+        code, output = _simulate(tmp_path / algorithm, "--algorithm", algorithm, "--rounds", "1", "--solver", "euler")
+        assert code == 0, output
+        sizes[algorithm] = json.loads((tmp_path / algorithm / "out" / "rounds.jsonl").read_text())["bytes_by_kind"]
+    ratio = sizes["spark"]["JacobianReply"] / sizes["ntk-dfl"]["JacobianReply"]
+    assert ratio == pytest.approx(1024 / 79_510, rel=0.01)  # (N*C*m + N*C + N) / (N*C*d + N*C + N)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--alpha", "0"], "alpha must be positive"),
+    (["--kappa", "10"], "degree"),
+    (["--clients", "5", "--kappa", "3"], "must be even"),
+    (["--rounds", "0"], "rounds must be at least 1"),
+])
+def test_bad_input_gets_one_clear_line(tmp_path: Path, args: list[str], message: str) -> None:
+    code, output = _simulate(tmp_path, *args)
+    assert code == 1
+    assert output.startswith("Error: ") and message in output
+    assert "Traceback" not in output and len(output.strip().splitlines()) == 1
+
+
+def test_missing_data_says_how_to_install_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EDGE_AGENT_DATA", str(tmp_path / "empty"))
+    code, output = _simulate(tmp_path)
+    assert code == 1
+    assert "apt-get install dataset-fashion-mnist" in output and "Traceback" not in output
