@@ -6,7 +6,7 @@ DATA_PKG_DIR := /usr/share/datasets/fashion-mnist
 # Pins every install (no unpinned torch can pull a multi-GB CUDA build).
 export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
 
-.PHONY: setup data test demo bench lint clean
+.PHONY: setup data test demo bench lint clean proto
 
 setup: $(VENV)/.installed data
 
@@ -36,6 +36,10 @@ demo: setup
 
 bench: setup
 	$(PY) bench/bench_paper.py
+
+# Regenerates the committed gRPC stubs in edge_agent/v1 (tests/transport/test_proto_stubs.py fails when stale).
+proto: $(VENV)/.installed
+	$(PY) -m grpc_tools.protoc -Iproto --python_out=. --pyi_out=. --grpc_python_out=. proto/edge_agent/v1/agent.proto
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache

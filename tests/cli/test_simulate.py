@@ -24,7 +24,7 @@ def test_simulate_writes_rounds_and_summary_and_learns(tmp_path: Path, algorithm
     rounds = [json.loads(line) for line in (tmp_path / "out" / "rounds.jsonl").read_text().splitlines()]
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert [r["round"] for r in rounds] == [0, 1]
-    assert ROUND_FIELDS <= set(rounds[0])
+    assert set(rounds[0]) >= ROUND_FIELDS
     assert rounds[1]["cumulative_bytes_per_client"] == pytest.approx(2 * rounds[0]["bytes_per_client"])
     assert rounds[-1]["agg_accuracy"] > 0.3  # 10 classes: chance is 0.1
     assert summary["config"]["algorithm"] == algorithm and summary["config"]["clients"] == 10
