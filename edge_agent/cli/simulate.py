@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -47,12 +48,14 @@ from edge_agent.sim.records import RoundLog, RoundRecord, summarize, write_json_
 @click.option("--no-distill", is_flag=True, help="SPARK: switch the annealed soft-label regulariser off.")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Fashion-MNIST directory (default: $EDGE_AGENT_DATA, the Debian package, the user cache).")
+@click.option("--workers", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default="CPU count",
+              help="Worker processes for the per-client neighbourhood work (each uses one BLAS thread).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Directory for rounds.jsonl and summary.json.")
 def simulate(setting: str, algorithm: str, rounds: int | None, clients: int | None, samples_per_client: int | None,
              alpha: float | None, kappa: int | None, topology: str, seed: int, partition_file: Path | None,
              solver: str, projection: str, proj_dim: int, proj_rank: int, precision: str, no_momentum: bool,
-             no_distill: bool, data_dir: Path | None, out: Path) -> None:
+             no_distill: bool, data_dir: Path | None, workers: int, out: Path) -> None:
     """Simulate decentralized training of all clients in this process.
 
     Writes OUT/rounds.jsonl (one line per round: accuracies, bytes per client, tau, seconds) and
@@ -71,7 +74,7 @@ def simulate(setting: str, algorithm: str, rounds: int | None, clients: int | No
         )
         config = replace(config, ntk=ntk, spark=spark)
         train, test = load_fashion_mnist(data_dir)
-        simulation = Simulation(config, train, test)
+        simulation = Simulation(config, train, test, workers=workers)
     except (ValueError, DataNotFoundError) as error:
         raise click.ClickException(str(error)) from error
     records = _run_with_progress(simulation, RoundLog(out / "rounds.jsonl"))

@@ -16,8 +16,9 @@ from edge_agent.learning.partition import PartitionConfig, make_partition
 from edge_agent.learning.topology import TopologyConfig, neighbours
 from edge_agent.sim.config import SimulationConfig
 from edge_agent.sim.network import InMemoryNetwork, TrafficLedger
+from edge_agent.sim.parallel import ProcessMapper
 from edge_agent.sim.records import RoundRecord
-from edge_agent.sim.rounds import Client, baseline_round, ntk_dfl_round, spark_round
+from edge_agent.sim.rounds import Client, RequesterMap, baseline_round, map_in_process, ntk_dfl_round, spark_round
 
 
 def client_ids(count: int) -> list[str]:
@@ -29,8 +30,12 @@ def client_ids(count: int) -> list[str]:
 class Simulation:
     """All clients of one run in this process, with their weights (M, d) and the round counter."""
 
-    def __init__(self, config: SimulationConfig, train: Dataset, test: Dataset, spec: MLPSpec | None = None) -> None:
+    def __init__(self, config: SimulationConfig, train: Dataset, test: Dataset, spec: MLPSpec | None = None,
+                 workers: int = 1) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
         self.config = config
+        self.workers = workers
         self.spec = spec or MLPSpec()
         self.test = test
         self.topology = TopologyConfig(kind=config.topology, degree=config.kappa, seed=config.seed)
@@ -47,13 +52,21 @@ class Simulation:
         self.velocity = np.zeros_like(self.weights)  # SPARK's per-client momentum
 
     def run(self) -> Iterator[RoundRecord]:
+        """Run all rounds, yielding each round's record as soon as it is done."""
         cumulative = 0.0
-        for round_index in range(self.config.rounds):
-            record = self.run_round(round_index, cumulative)
-            cumulative = record.cumulative_bytes_per_client
-            yield record
+        pool = ProcessMapper(self.clients, self.workers) if self.workers > 1 else None
+        try:
+            for round_index in range(self.config.rounds):
+                record = self.run_round(round_index, cumulative, pool)
+                cumulative = record.cumulative_bytes_per_client
+                yield record
+        finally:
+            if pool is not None:
+                pool.close()
 
-    def run_round(self, round_index: int, cumulative_bytes: float) -> RoundRecord:
+    def run_round(self, round_index: int, cumulative_bytes: float, mapper: RequesterMap | None = None) -> RoundRecord:
+        """One round of the configured algorithm for all clients, then evaluation."""
+        mapper = mapper or map_in_process(self.clients)
         start = time.perf_counter()
         graph = neighbours(self.topology, [c.id for c in self.clients], round_index)
         codec = self.config.spark.codec if self.config.algorithm == "spark" else FP32
@@ -63,11 +76,12 @@ class Simulation:
         if self.config.algorithm == "spark":
             learning_rate = self.config.spark.ntk.learning_rate(round_index)
             self.weights, self.velocity, taus = spark_round(self.spec, self.clients, self.weights, self.velocity, graph,
-                                                            network, self.config.spark, round_index, self.config.rounds)
+                                                            network, self.config.spark, round_index, self.config.rounds,
+                                                            mapper)
         elif self.config.algorithm == "ntk-dfl":
             learning_rate = self.config.ntk.learning_rate(round_index)
             self.weights, taus = ntk_dfl_round(self.spec, self.clients, self.weights, graph, network,
-                                               self.config.ntk, round_index)
+                                               self.config.ntk, round_index, mapper)
         else:
             self.weights = baseline_round(self.spec, self.clients, self.weights, graph, network,
                                           BASELINES[self.config.algorithm], self.config.seed, round_index)

@@ -29,6 +29,14 @@ class TrafficLedger:
         self.bytes_sent_by_client[message.sender] += size
         self.bytes_received_by_client[receiver] += size
 
+    def merge(self, other: TrafficLedger) -> None:
+        """Add another ledger's counts (a requester's exchange run elsewhere) to this one."""
+        for mine, theirs in ((self.elements_by_kind, other.elements_by_kind), (self.bytes_by_kind, other.bytes_by_kind),
+                             (self.bytes_sent_by_client, other.bytes_sent_by_client),
+                             (self.bytes_received_by_client, other.bytes_received_by_client)):
+            for key, value in theirs.items():
+                mine[key] += value
+
     @property
     def total_bytes(self) -> int:
         return sum(self.bytes_sent_by_client.values())

@@ -1,8 +1,12 @@
-"""One round of each algorithm for all clients, built from the learning functions and the in-memory network."""
+"""One round of each algorithm for all clients, built from the learning functions and the in-memory network.
+
+A round is the weights exchange (all clients at once) followed by one independent neighbourhood exchange per
+requester; `RequesterMap` runs those in this process or in worker processes (see `parallel`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,10 +21,10 @@ from edge_agent.learning.algorithms.ntk_dfl import (
     propose_candidates,
     score_candidates,
 )
-from edge_agent.learning.messages import JacobianRequest, WeightsMessage
+from edge_agent.learning.messages import FP32, JacobianRequest, WeightsMessage
 from edge_agent.learning.mlp import FloatArray, MLPSpec
 from edge_agent.learning.projection import make_projection
-from edge_agent.sim.network import InMemoryNetwork
+from edge_agent.sim.network import InMemoryNetwork, TrafficLedger
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,36 @@ class Client:
 
 
 Graph = Mapping[str, tuple[str, ...]]
+
+
+@dataclass(frozen=True)
+class RequesterTask:
+    """What one requester's neighbourhood exchange needs beyond the (static) client data."""
+
+    requester: str
+    members: tuple[str, ...]  # S_i, sorted, including the requester
+    anchor: FloatArray  # wbar_i (d,)
+    velocity: FloatArray | None  # SPARK momentum u_i (d,)
+
+
+@dataclass(frozen=True)
+class RequesterResult:
+    """The requester's committed weights (and momentum), the tau it chose, and what crossed the wire."""
+
+    weights: FloatArray
+    velocity: FloatArray | None
+    tau_index: int
+    ledger: TrafficLedger
+
+
+RequesterStep = Callable[[Mapping[str, Client], RequesterTask], RequesterResult]
+RequesterMap = Callable[[RequesterStep, Sequence[RequesterTask]], list[RequesterResult]]
+
+
+def map_in_process(clients: Sequence[Client]) -> RequesterMap:
+    """Run requester steps one after another in this process."""
+    by_id = {client.id: client for client in clients}
+    return lambda step, tasks: [step(by_id, task) for task in tasks]
 
 
 def exchange_and_average(clients: Sequence[Client], weights: FloatArray, graph: Graph,
@@ -48,64 +82,88 @@ def exchange_and_average(clients: Sequence[Client], weights: FloatArray, graph: 
     return np.stack(averaged)
 
 
+@dataclass(frozen=True)
+class NTKDFLStep:
+    """SPEC section 3 steps 2-7 for one requester: Jacobians, evolution, candidate scoring, commit."""
+
+    spec: MLPSpec
+    config: NTKDFLConfig
+    round_index: int
+
+    def __call__(self, clients: Mapping[str, Client], task: RequesterTask) -> RequesterResult:
+        network = InMemoryNetwork(TrafficLedger(FP32))
+        request = JacobianRequest(task.requester, self.round_index, task.anchor)
+        replies = [network.deliver(answer_jacobian_request(self.spec, network.deliver(request, j), clients[j].x,
+                                                           clients[j].y, j), task.requester) for j in task.members]
+        eta = self.config.learning_rate(self.round_index)
+        proposal = propose_candidates(self.spec, replies, eta, self.config, task.requester)
+        scores = [network.deliver(score_candidates(self.spec, task.anchor, network.deliver(proposal, j), clients[j].x,
+                                                   clients[j].y, j), task.requester) for j in task.members]
+        weights, index = commit_candidate(task.anchor, proposal, scores)
+        return RequesterResult(weights, None, index, network.ledger)
+
+
+@dataclass(frozen=True)
+class SparkStep:
+    """SPEC section 4 for one requester: projected Jacobians, soft-label evolution, scoring, momentum commit."""
+
+    spec: MLPSpec
+    config: spark.SparkConfig
+    round_index: int
+    rounds: int
+
+    def __call__(self, clients: Mapping[str, Client], task: RequesterTask) -> RequesterResult:
+        network = InMemoryNetwork(TrafficLedger(self.config.codec))
+        projection = make_projection(self.config.projection, self.spec, self.round_index)
+        request = JacobianRequest(task.requester, self.round_index, task.anchor)
+        replies = [network.deliver(spark.answer_jacobian_request(
+            self.spec, network.deliver(request, j), clients[j].x, clients[j].y, j, projection, self.config.codec),
+            task.requester) for j in task.members]
+        eta = self.config.ntk.learning_rate(self.round_index)
+        soft_weight = self.config.soft_label_weight(self.round_index, self.rounds)
+        proposal = spark.propose_candidates(self.spec, replies, eta, soft_weight, self.config, task.requester)
+        scores = [network.deliver(score_candidates(self.spec, task.anchor, network.deliver(proposal, j), clients[j].x,
+                                                   clients[j].y, j, projection.lift), task.requester)
+                  for j in task.members]
+        assert task.velocity is not None
+        weights, velocity, index = spark.commit_with_momentum(
+            task.anchor, proposal, scores, projection, task.velocity,
+            self.config.momentum_beta(self.round_index, self.rounds))
+        return RequesterResult(weights, velocity, index, network.ledger)
+
+
+def run_requesters(step: RequesterStep, clients: Sequence[Client], averaged: FloatArray,
+                   velocity: FloatArray | None, graph: Graph, network: InMemoryNetwork,
+                   mapper: RequesterMap) -> list[RequesterResult]:
+    """Every client's neighbourhood exchange as requester; their traffic is merged into `network`'s ledger."""
+    tasks = [RequesterTask(c.id, tuple(sorted((c.id, *graph[c.id]))), averaged[i],
+                           None if velocity is None else velocity[i]) for i, c in enumerate(clients)]
+    results = mapper(step, tasks)
+    for result in results:
+        network.ledger.merge(result.ledger)
+    return results
+
+
 def ntk_dfl_round(spec: MLPSpec, clients: Sequence[Client], weights: FloatArray, graph: Graph,
-                  network: InMemoryNetwork, config: NTKDFLConfig, round_index: int) -> tuple[FloatArray, list[int]]:
+                  network: InMemoryNetwork, config: NTKDFLConfig, round_index: int,
+                  mapper: RequesterMap | None = None) -> tuple[FloatArray, list[int]]:
     """SPEC section 3 for every client in lockstep; returns the committed weights and each client's tau."""
-    by_id = {client.id: client for client in clients}
     averaged = exchange_and_average(clients, weights, graph, network, round_index)
-    eta = config.learning_rate(round_index)
-    committed, taus = [], []
-    for i, client in enumerate(clients):
-        members = sorted((client.id, *graph[client.id]))
-        request = JacobianRequest(client.id, round_index, averaged[i])
-        replies = [
-            network.deliver(answer_jacobian_request(spec, network.deliver(request, j), by_id[j].x, by_id[j].y, j),
-                            client.id)
-            for j in members
-        ]
-        proposal = propose_candidates(spec, replies, eta, config, client.id)
-        scores = [
-            network.deliver(score_candidates(spec, averaged[i], network.deliver(proposal, j), by_id[j].x,
-                                             by_id[j].y, j), client.id)
-            for j in members
-        ]
-        new_weights, choice = commit_candidate(averaged[i], proposal, scores)
-        committed.append(new_weights)
-        taus.append(config.evolution.taus[choice])
-    return np.stack(committed), taus
+    results = run_requesters(NTKDFLStep(spec, config, round_index), clients, averaged, None, graph, network,
+                             mapper or map_in_process(clients))
+    return np.stack([r.weights for r in results]), [config.evolution.taus[r.tau_index] for r in results]
 
 
 def spark_round(spec: MLPSpec, clients: Sequence[Client], weights: FloatArray, velocity: FloatArray, graph: Graph,
-                network: InMemoryNetwork, config: spark.SparkConfig, round_index: int, rounds: int
-                ) -> tuple[FloatArray, FloatArray, list[int]]:
+                network: InMemoryNetwork, config: spark.SparkConfig, round_index: int, rounds: int,
+                mapper: RequesterMap | None = None) -> tuple[FloatArray, FloatArray, list[int]]:
     """SPEC section 4 for every client in lockstep; returns weights, momentum velocities and each client's tau."""
-    by_id = {client.id: client for client in clients}
     averaged = exchange_and_average(clients, weights, graph, network, round_index)
-    eta = config.ntk.learning_rate(round_index)
-    soft_weight = config.soft_label_weight(round_index, rounds)
-    beta = config.momentum_beta(round_index, rounds)
-    projection = make_projection(config.projection, spec, round_index)
-    committed, velocities, taus = [], [], []
-    for i, client in enumerate(clients):
-        members = sorted((client.id, *graph[client.id]))
-        request = JacobianRequest(client.id, round_index, averaged[i])
-        replies = [
-            network.deliver(spark.answer_jacobian_request(spec, network.deliver(request, j), by_id[j].x, by_id[j].y,
-                                                          j, projection, config.codec), client.id)
-            for j in members
-        ]
-        proposal = spark.propose_candidates(spec, replies, eta, soft_weight, config, client.id)
-        scores = [
-            network.deliver(score_candidates(spec, averaged[i], network.deliver(proposal, j), by_id[j].x, by_id[j].y,
-                                             j, projection.lift), client.id)
-            for j in members
-        ]
-        new_weights, new_velocity, choice = spark.commit_with_momentum(averaged[i], proposal, scores, projection,
-                                                                       velocity[i], beta)
-        committed.append(new_weights)
-        velocities.append(new_velocity)
-        taus.append(config.ntk.evolution.taus[choice])
-    return np.stack(committed), np.stack(velocities), taus
+    results = run_requesters(SparkStep(spec, config, round_index, rounds), clients, averaged, velocity, graph,
+                             network, mapper or map_in_process(clients))
+    velocities = np.stack([r.velocity for r in results if r.velocity is not None])
+    return (np.stack([r.weights for r in results]), velocities,
+            [config.ntk.evolution.taus[r.tau_index] for r in results])
 
 
 def baseline_round(spec: MLPSpec, clients: Sequence[Client], weights: FloatArray, graph: Graph,
