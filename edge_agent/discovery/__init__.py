@@ -1,0 +1,1 @@
+"""Finding peers: mDNS advertise/browse (zeroconf), static peer lists, and the membership both feed."""

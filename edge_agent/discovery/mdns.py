@@ -1,0 +1,208 @@
+"""mDNS discovery with python-zeroconf: advertise this agent, browse for the others, feed a Membership."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import replace
+
+from zeroconf import (
+    InterfaceChoice,
+    IPVersion,
+    NonUniqueNameException,
+    ServiceBrowser,
+    ServiceInfo,
+    ServiceStateChange,
+    Zeroconf,
+)
+
+from edge_agent.discovery.membership import Membership
+from edge_agent.discovery.peers import PeerRecord
+
+log = logging.getLogger(__name__)
+
+SERVICE_TYPE = "_edge-agent._tcp.local."
+InterfacesType = InterfaceChoice | Sequence[str | int]  # zeroconf's choice or addresses (and IPv6 indexes)
+# Interfaces for tests and single-host runs: multicast sent with IP_MULTICAST_IF=127.0.0.1 is looped back to
+# every process on this host (even though `lo` has no MULTICAST flag) and never reaches the network.
+LOOPBACK_ONLY: InterfacesType = ["127.0.0.1"]
+
+
+class MdnsDiscovery:
+    """Advertises `record` as `<agent_id>.<service_type>` and keeps `membership` equal to the other services.
+
+    `interfaces` is zeroconf's choice (default: every IPv4 interface; `LOOPBACK_ONLY` for one host).
+    `record.host` must be an IP address the peers can reach; it is what the A record says.
+    A peer that says goodbye (`stop()`) is removed within about a second. A peer that dies without one stays until
+    its PTR record expires (75 min at zeroconf's default TTL; receivers hold any PTR at least 1125 s), so liveness
+    is the caller's job: `membership.remove()` a peer whose RPCs fail; its next TXT update (a new round) re-adds it.
+    """
+
+    def __init__(
+        self,
+        record: PeerRecord,
+        membership: Membership,
+        service_type: str = SERVICE_TYPE,
+        interfaces: InterfacesType = InterfaceChoice.All,
+        resolve_timeout_ms: int = 1500,
+    ) -> None:
+        host = ipaddress.ip_address(record.host)  # ValueError for a name: A/AAAA records carry addresses
+        if host.is_unspecified:
+            raise ValueError(f"advertise a reachable address, not {record.host}")
+        self._record = record
+        self._membership = membership
+        self._type = service_type
+        self._interfaces = interfaces
+        self._resolve_timeout_ms = resolve_timeout_ms
+        self._name = f"{record.agent_id}.{service_type}"
+        self._lock = threading.Lock()
+        self._zc: Zeroconf | None = None
+        self._browser: ServiceBrowser | None = None
+        self._registered = False
+        self._announcing: asyncio.Future[None] | None = None  # the latest update's announcement, on zc.loop
+        self._stopped = threading.Event()
+        self._ids_by_name: dict[str, str] = {}  # only touched on the browser thread
+
+    @property
+    def record(self) -> PeerRecord:
+        """What this agent currently advertises."""
+        return self._record
+
+    def start(self) -> None:
+        """Starts browsing, then registers this agent (about 1.5 s of probing).
+
+        Raises RuntimeError when probing finds the agent id taken; probing is best effort (a busy peer may answer
+        too late), so ids must still be unique by configuration.
+        """
+        with self._lock:
+            if self._zc is not None or self._stopped.is_set():
+                raise RuntimeError("MdnsDiscovery.start() may be called once")
+            version = IPVersion.V6Only if ":" in self._record.host else IPVersion.V4Only
+            self._zc = Zeroconf(interfaces=self._interfaces, ip_version=version)
+            try:
+                self._browser = ServiceBrowser(self._zc, self._type, handlers=[self._on_change])
+                self._zc.register_service(self._service_info(self._record), allow_name_change=False)
+                self._registered = True
+            except BaseException as error:
+                self._stopped.set()
+                self._shutdown()
+                if isinstance(error, NonUniqueNameException):
+                    raise RuntimeError(f"agent id {self._record.agent_id!r} is already advertised") from None
+                raise
+
+    def update(
+        self,
+        *,
+        round: int | None = None,
+        samples: int | None = None,
+        algorithm: str | None = None,
+        setting: str | None = None,
+        profile: str | None = None,
+    ) -> PeerRecord:
+        """Re-advertises with the given fields changed and returns the new record; a no-op when nothing changed.
+
+        Returns at once: the announcement (three packets over 0.45 s) goes on in zeroconf's loop, and replaces
+        the one of an earlier update still in flight.
+        """
+        with self._lock:
+            old = self._record
+            record = replace(
+                old,
+                round=old.round if round is None else round,
+                samples=old.samples if samples is None else samples,
+                algorithm=old.algorithm if algorithm is None else algorithm,
+                setting=old.setting if setting is None else setting,
+                profile=old.profile if profile is None else profile,
+            )
+            if record != old:
+                self._record = record
+                if self._registered:
+                    self._announce(self._service_info(record))
+            return record
+
+    def stop(self) -> None:
+        """Unregisters (goodbye packets), stops browsing and closes zeroconf; idempotent, bounded by a few seconds."""
+        self._stopped.set()  # first, so that a resolve in flight drops its result
+        with self._lock:
+            self._shutdown()
+
+    def _shutdown(self) -> None:
+        zc, browser, registered = self._zc, self._browser, self._registered
+        self._zc, self._browser, self._registered = None, None, False
+        if zc is None:
+            return
+        try:
+            if self._announcing is not None and zc.loop is not None:  # else its packets could follow the goodbye
+                zc.loop.call_soon_threadsafe(self._announcing.cancel)
+            if browser is not None:
+                browser.cancel()  # joins the browser thread; a resolve in flight ends within resolve_timeout_ms
+            if registered:
+                zc.unregister_service(self._service_info(self._record))
+        except Exception:
+            log.exception("mDNS shutdown of %s failed; closing anyway", self._name)
+        finally:
+            zc.close()
+
+    def _announce(self, info: ServiceInfo) -> None:
+        """Updates the registry and starts announcing `info`, cancelling the previous announcement."""
+        zc, previous = self._zc, self._announcing
+        assert zc is not None and zc.loop is not None
+
+        async def replace_announcement() -> asyncio.Future[None]:
+            if previous is not None:
+                previous.cancel()
+            return asyncio.ensure_future(await zc.async_update_service(info))
+
+        loop = zc.loop
+        self._announcing = asyncio.run_coroutine_threadsafe(replace_announcement(), loop).result(timeout=5)
+
+    def _service_info(self, record: PeerRecord) -> ServiceInfo:
+        return ServiceInfo(
+            self._type,
+            self._name,
+            port=record.port,
+            properties=record.to_txt(),
+            server=f"edge-agent-{record.agent_id}.local.",
+            parsed_addresses=[record.host],
+        )
+
+    def _on_change(self, zeroconf: Zeroconf, service_type: str, name: str, state_change: ServiceStateChange) -> None:
+        """Browser-thread handler; never raises (an exception would end zeroconf's browser thread)."""
+        if name.lower() == self._name.lower() or self._stopped.is_set():
+            return
+        try:
+            if state_change is ServiceStateChange.Removed:
+                self._forget(name)
+            else:
+                self._resolve(zeroconf, service_type, name)
+        except Exception:
+            log.exception("mDNS %s of %s failed", state_change.name, name)
+
+    def _resolve(self, zeroconf: Zeroconf, service_type: str, name: str) -> None:
+        info = zeroconf.get_service_info(service_type, name, timeout=self._resolve_timeout_ms)
+        if info is None or info.port is None or self._stopped.is_set():
+            log.debug("mDNS service %s did not resolve", name)
+            return
+        addresses = info.parsed_addresses(IPVersion.V4Only) or info.parsed_addresses()
+        if not addresses:
+            log.debug("mDNS service %s has no address", name)
+            return
+        try:
+            record = PeerRecord.from_txt(info.properties, host=addresses[0], port=info.port)
+        except ValueError as error:
+            log.warning("ignoring mDNS service %s: %s", name, error)
+            self._forget(name)  # a peer whose record turned invalid is no longer a usable peer
+            return
+        if f"{record.agent_id}.{service_type}".lower() != name.lower() or record.agent_id == self._record.agent_id:
+            log.warning("ignoring mDNS service %s: it claims agent id %r", name, record.agent_id)
+            return
+        self._ids_by_name[name.lower()] = record.agent_id
+        self._membership.upsert(record)
+
+    def _forget(self, name: str) -> None:
+        agent_id = self._ids_by_name.pop(name.lower(), None)
+        if agent_id is not None:
+            self._membership.remove(agent_id)
