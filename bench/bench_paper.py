@@ -1,45 +1,79 @@
-"""Paper-setting benchmark: NTK-DFL vs DFedAvg to 85% aggregated accuracy; prints a table, writes records.
+"""Paper-setting benchmark: methods and SPARK variants to 85% aggregated accuracy; prints a table, writes records.
 
-Usage: python bench/bench_paper.py [--algorithms ntk-dfl,dfedavg] [--rounds 50] [--partition FILE] [--out DIR]
-Each run stops once it reaches the target (unless --full); records go to OUT/ALGORITHM/rounds.jsonl.
+Usage: python bench/bench_paper.py --variants ntk-dfl,dfedavg,spark [--clients 300] [--rounds 50] [--out DIR]
+Each run stops once it reaches the target (unless --full); records go to OUT/VARIANT/rounds.jsonl and a
+markdown table to OUT/table.md. `--clients M` runs the first M clients of the published split (SPEC section 2).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from edge_agent.learning.codec import CodecConfig
 from edge_agent.learning.data import load_fashion_mnist
-from edge_agent.learning.ntk import EvolutionConfig
+from edge_agent.learning.projection import ProjectionConfig
 from edge_agent.sim.config import SimulationConfig
 from edge_agent.sim.engine import Simulation
 from edge_agent.sim.records import RoundLog, RoundRecord, summarize, write_json_atomic
 
 DEFAULT_SPLIT = Path(__file__).resolve().parents[2] / "shared" / "data" / "fmnist300-alpha0.1-split0.npz"
+# name -> (algorithm, SPARK overrides: projection family/dim/rank, precision, momentum, distill)
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "ntk-dfl": ("ntk-dfl", {}),
+    "dfedavg": ("dfedavg", {}),
+    "dfedavgm": ("dfedavgm", {}),
+    "dpsgd": ("dpsgd", {}),
+    "spark": ("spark", {}),
+    "spark-gaussian": ("spark", {"family": "gaussian"}),
+    "spark-sparse": ("spark", {"family": "sparse"}),
+    "spark-kron": ("spark", {"family": "kron"}),
+    "spark-kron4": ("spark", {"family": "kron", "rank": 4}),
+    "spark-tensorsketch": ("spark", {"family": "tensorsketch"}),
+    "spark-no-momentum": ("spark", {"momentum": False}),
+    "spark-no-distill": ("spark", {"distill": False}),
+    "spark-fp16": ("spark", {"precision": "fp16"}),
+    "spark-int8": ("spark", {"precision": "int8"}),
+    "spark-m256-int8": ("spark", {"dim": 256, "precision": "int8"}),
+    "spark-m512-int8": ("spark", {"dim": 512, "precision": "int8"}),
+}
 
 
-def run_one(algorithm: str, args: argparse.Namespace) -> dict[str, Any]:
-    """Run one algorithm on the paper setting until the target (or all rounds) and return its summary."""
+def variant_config(name: str, args: argparse.Namespace) -> SimulationConfig:
+    """The simulation configuration of a named variant on the paper setting."""
+    algorithm, overrides = VARIANTS[name]
     config = SimulationConfig.from_setting(
         "paper", algorithm, rounds=args.rounds, clients=args.clients, seed=args.seed, alpha=args.alpha,  # type: ignore[arg-type]
         partition_file=args.partition,
     )
-    config = replace(config, ntk=replace(config.ntk, evolution=EvolutionConfig(solver=args.solver)))  # type: ignore[arg-type]
+    spark = config.spark
+    projection = ProjectionConfig(family=overrides.get("family", spark.projection.family),
+                                  dim=overrides.get("dim", spark.projection.dim),
+                                  rank=overrides.get("rank", spark.projection.rank), seed=args.seed)
+    spark = replace(spark, projection=projection, codec=CodecConfig(overrides.get("precision", "fp32")),
+                    momentum=overrides.get("momentum", True), distill=overrides.get("distill", True))
+    return replace(config, spark=spark)
+
+
+def run_variant(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Run one variant until the target (or all rounds) and return its summary."""
+    config = variant_config(name, args)
     train, test = load_fashion_mnist()
-    simulation = Simulation(config, train, test)
-    out = args.out / algorithm
+    simulation = Simulation(config, train, test, workers=args.workers)
+    out = args.out / name
     log = RoundLog(out / "rounds.jsonl")
     records: list[RoundRecord] = []
     try:
         for record in simulation.run():
             records.append(record)
             log.append(record)
-            print(f"  {algorithm} round {record.round + 1}: agg {record.agg_accuracy:.4f} "
+            print(f"  {name} round {record.round + 1}: agg {record.agg_accuracy:.4f} "
                   f"mean {record.mean_client_accuracy:.4f} {record.seconds:.1f}s", file=sys.stderr, flush=True)
             if record.agg_accuracy >= config.target_accuracy and not args.full:
                 break
@@ -51,42 +85,49 @@ def run_one(algorithm: str, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def table(summaries: dict[str, dict[str, Any]]) -> str:
-    """Markdown table of rounds, bytes and seconds to target, with the round ratio to DFedAvg."""
-    lines = ["| method | rounds to 85% | MB per client to 85% | s per round | best agg. acc. |",
-             "|---|---|---|---|---|"]
+    """Markdown table: rounds, bytes and seconds to target, bytes per round, with ratios to DFedAvg and NTK-DFL."""
+    lines = ["| method | rounds to 85% | MB/client to 85% | MB/client per round | s per round | best agg. acc. |",
+             "|---|---|---|---|---|---|"]
     for name, s in summaries.items():
-        mb = "-" if s["bytes_to_target"] is None else f"{s['bytes_to_target'] / 1e6:,.0f}"
-        lines.append(f"| {name} | {s['rounds_to_target'] or 'not reached'} | {mb} | "
+        mb = "-" if s["bytes_to_target"] is None else f"{s['bytes_to_target'] / 1e6:,.1f}"
+        per_round = s["total_bytes_per_client"] / s["rounds_run"] / 1e6
+        lines.append(f"| {name} | {s['rounds_to_target'] or 'not reached'} | {mb} | {per_round:,.1f} | "
                      f"{s['mean_seconds_per_round']:.1f} | {s['best_agg_accuracy']:.4f} |")
-    ntk, base = summaries.get("ntk-dfl"), summaries.get("dfedavg")
-    if ntk and base and ntk["rounds_to_target"] and base["rounds_to_target"]:
-        lines.append(f"\nDFedAvg / NTK-DFL rounds to target: {base['rounds_to_target'] / ntk['rounds_to_target']:.2f}x "
-                     "(published: 4.6x)")
+    base = summaries.get("dfedavg", {}).get("rounds_to_target")
+    for name, s in summaries.items():
+        if base and s["rounds_to_target"] and name != "dfedavg":
+            lines.append(f"\nDFedAvg / {name} rounds to target: {base / s['rounds_to_target']:.2f}x")
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--algorithms", default="ntk-dfl,dfedavg")
+    parser.add_argument("--variants", default="ntk-dfl,dfedavg", help=f"comma-separated, from: {', '.join(VARIANTS)}")
     parser.add_argument("--rounds", type=int, default=50)
-    parser.add_argument("--clients", type=int, default=None)
+    parser.add_argument("--clients", type=int, default=None, help="first M clients (default: the setting's 300)")
     parser.add_argument("--alpha", type=float, default=None)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--solver", choices=["rk45", "euler"], default="rk45")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--partition", type=Path, default=DEFAULT_SPLIT if DEFAULT_SPLIT.exists() else None,
                         help="npz split (default: the published split beside the project, if present)")
+    parser.add_argument("--generated-split", action="store_true", help="use the seeded generator, not the file")
     parser.add_argument("--full", action="store_true", help="run all rounds even after reaching the target")
     parser.add_argument("--out", type=Path, default=Path("runs/bench-paper"))
     args = parser.parse_args()
+    if args.generated_split:
+        args.partition = None
+    unknown = [name for name in args.variants.split(",") if name not in VARIANTS]
+    if unknown:
+        parser.error(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
     summaries = {}
-    for algorithm in args.algorithms.split(","):
+    for name in args.variants.split(","):
         start = time.perf_counter()
-        summaries[algorithm] = run_one(algorithm, args)
-        print(f"{algorithm}: {time.perf_counter() - start:.0f}s", file=sys.stderr)
-    report = table(summaries)
-    print(report)
-    (args.out / "table.md").write_text(report + "\n", encoding="utf-8")
-    (args.out / "summaries.json").write_text(json.dumps(summaries, indent=2), encoding="utf-8")
+        summaries[name] = run_variant(name, args)
+        print(f"{name}: {time.perf_counter() - start:.0f}s", file=sys.stderr)
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "table.md").write_text(table(summaries) + "\n", encoding="utf-8")
+        (args.out / "summaries.json").write_text(json.dumps(summaries, indent=2), encoding="utf-8")
+    print(table(summaries))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
-"""Runs requesters' neighbourhood exchanges in forked worker processes, each limited to one BLAS thread.
+"""Runs requesters' neighbourhood exchanges in worker processes, each limited to one BLAS thread.
 
 A round's per-requester work is many small matrix-vector products (the ODE); on a small machine several
-single-threaded processes beat one process with threaded BLAS. Client data reaches the workers once, by fork.
+single-threaded processes beat one process with threaded BLAS. Workers come from a fork server (a plain fork
+of a process that already runs threads, e.g. zeroconf's or gRPC's, can deadlock); client data reaches each
+worker once, at start.
 """
 
 from __future__ import annotations
@@ -29,10 +31,10 @@ def _run(step: RequesterStep, task: RequesterTask) -> RequesterResult:
 
 
 class ProcessMapper:
-    """A RequesterMap over a pool of forked workers; close it (or use `with`) to stop them."""
+    """A RequesterMap over a pool of worker processes; close it (or use `with`) to stop them."""
 
     def __init__(self, clients: Sequence[Client], workers: int) -> None:
-        self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+        self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"),
                                          initializer=_initialise, initargs=(list(clients),))
         self._chunk = max(1, len(clients) // (8 * workers))
 

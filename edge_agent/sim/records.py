@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from edge_agent.records import JsonLinesLog, write_json_atomic
+
+__all__ = ["RoundLog", "RoundRecord", "rounds_to_target", "summarize", "write_json_atomic"]
 
 
 @dataclass(frozen=True)
@@ -49,23 +51,13 @@ def summarize(config: dict[str, Any], records: Sequence[RoundRecord], target: fl
 
 
 class RoundLog:
-    """Appends one JSON line per round and flushes it, so a crash loses at most the round in flight."""
+    """rounds.jsonl: one durable line per round."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = path.open("w", encoding="utf-8")
+        self._log = JsonLinesLog(path)
 
     def append(self, record: RoundRecord) -> None:
-        self._file.write(json.dumps(asdict(record)) + "\n")
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        self._log.append(asdict(record))
 
     def close(self) -> None:
-        self._file.close()
-
-
-def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
-    """Write JSON to a temporary sibling and rename it into place."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+        self._log.close()

@@ -13,17 +13,10 @@ import numpy as np
 
 from edge_agent.learning.algorithms import spark
 from edge_agent.learning.algorithms.baselines import LocalSGDConfig, local_sgd
-from edge_agent.learning.algorithms.ntk_dfl import (
-    NTKDFLConfig,
-    answer_jacobian_request,
-    average_weights,
-    commit_candidate,
-    propose_candidates,
-    score_candidates,
-)
-from edge_agent.learning.messages import FP32, JacobianRequest, WeightsMessage
+from edge_agent.learning.algorithms.ntk_dfl import NTKDFLConfig, average_weights
+from edge_agent.learning.exchange import NTKDFLMethod, NTKMethod, Responder, SparkMethod, run_neighbourhood
+from edge_agent.learning.messages import Message, WeightsMessage
 from edge_agent.learning.mlp import FloatArray, MLPSpec
-from edge_agent.learning.projection import make_projection
 from edge_agent.sim.network import InMemoryNetwork, TrafficLedger
 
 
@@ -54,7 +47,7 @@ class RequesterResult:
     """The requester's committed weights (and momentum), the tau it chose, and what crossed the wire."""
 
     weights: FloatArray
-    velocity: FloatArray | None
+    velocity: FloatArray
     tau_index: int
     ledger: TrafficLedger
 
@@ -83,53 +76,24 @@ def exchange_and_average(clients: Sequence[Client], weights: FloatArray, graph: 
 
 
 @dataclass(frozen=True)
-class NTKDFLStep:
-    """SPEC section 3 steps 2-7 for one requester: Jacobians, evolution, candidate scoring, commit."""
+class NeighbourhoodStep:
+    """One requester's neighbourhood exchange, delivered through memory with each member's own Responder."""
 
-    spec: MLPSpec
-    config: NTKDFLConfig
+    method: NTKMethod
     round_index: int
 
     def __call__(self, clients: Mapping[str, Client], task: RequesterTask) -> RequesterResult:
-        network = InMemoryNetwork(TrafficLedger(FP32))
-        request = JacobianRequest(task.requester, self.round_index, task.anchor)
-        replies = [network.deliver(answer_jacobian_request(self.spec, network.deliver(request, j), clients[j].x,
-                                                           clients[j].y, j), task.requester) for j in task.members]
-        eta = self.config.learning_rate(self.round_index)
-        proposal = propose_candidates(self.spec, replies, eta, self.config, task.requester)
-        scores = [network.deliver(score_candidates(self.spec, task.anchor, network.deliver(proposal, j), clients[j].x,
-                                                   clients[j].y, j), task.requester) for j in task.members]
-        weights, index = commit_candidate(task.anchor, proposal, scores)
-        return RequesterResult(weights, None, index, network.ledger)
+        network = InMemoryNetwork(TrafficLedger(self.method.codec))
+        responders = {j: Responder(j, clients[j].x, clients[j].y, self.method) for j in task.members}
 
+        def call(message: Message, member: str) -> Message | None:
+            reply = responders[member].handle(network.deliver(message, member))
+            return None if reply is None else network.deliver(reply, task.requester)
 
-@dataclass(frozen=True)
-class SparkStep:
-    """SPEC section 4 for one requester: projected Jacobians, soft-label evolution, scoring, momentum commit."""
-
-    spec: MLPSpec
-    config: spark.SparkConfig
-    round_index: int
-    rounds: int
-
-    def __call__(self, clients: Mapping[str, Client], task: RequesterTask) -> RequesterResult:
-        network = InMemoryNetwork(TrafficLedger(self.config.codec))
-        projection = make_projection(self.config.projection, self.spec, self.round_index)
-        request = JacobianRequest(task.requester, self.round_index, task.anchor)
-        replies = [network.deliver(spark.answer_jacobian_request(
-            self.spec, network.deliver(request, j), clients[j].x, clients[j].y, j, projection, self.config.codec),
-            task.requester) for j in task.members]
-        eta = self.config.ntk.learning_rate(self.round_index)
-        soft_weight = self.config.soft_label_weight(self.round_index, self.rounds)
-        proposal = spark.propose_candidates(self.spec, replies, eta, soft_weight, self.config, task.requester)
-        scores = [network.deliver(score_candidates(self.spec, task.anchor, network.deliver(proposal, j), clients[j].x,
-                                                   clients[j].y, j, projection.lift), task.requester)
-                  for j in task.members]
-        assert task.velocity is not None
-        weights, velocity, index = spark.commit_with_momentum(
-            task.anchor, proposal, scores, projection, task.velocity,
-            self.config.momentum_beta(self.round_index, self.rounds))
-        return RequesterResult(weights, velocity, index, network.ledger)
+        velocity = task.velocity if task.velocity is not None else np.zeros_like(task.anchor)
+        result = run_neighbourhood(self.method, task.requester, task.anchor, velocity, task.members, call,
+                                   self.round_index)
+        return RequesterResult(result.weights, result.velocity, result.tau_index, network.ledger)
 
 
 def run_requesters(step: RequesterStep, clients: Sequence[Client], averaged: FloatArray,
@@ -149,8 +113,8 @@ def ntk_dfl_round(spec: MLPSpec, clients: Sequence[Client], weights: FloatArray,
                   mapper: RequesterMap | None = None) -> tuple[FloatArray, list[int]]:
     """SPEC section 3 for every client in lockstep; returns the committed weights and each client's tau."""
     averaged = exchange_and_average(clients, weights, graph, network, round_index)
-    results = run_requesters(NTKDFLStep(spec, config, round_index), clients, averaged, None, graph, network,
-                             mapper or map_in_process(clients))
+    results = run_requesters(NeighbourhoodStep(NTKDFLMethod(spec, config), round_index), clients, averaged, None,
+                             graph, network, mapper or map_in_process(clients))
     return np.stack([r.weights for r in results]), [config.evolution.taus[r.tau_index] for r in results]
 
 
@@ -159,9 +123,9 @@ def spark_round(spec: MLPSpec, clients: Sequence[Client], weights: FloatArray, v
                 mapper: RequesterMap | None = None) -> tuple[FloatArray, FloatArray, list[int]]:
     """SPEC section 4 for every client in lockstep; returns weights, momentum velocities and each client's tau."""
     averaged = exchange_and_average(clients, weights, graph, network, round_index)
-    results = run_requesters(SparkStep(spec, config, round_index, rounds), clients, averaged, velocity, graph,
-                             network, mapper or map_in_process(clients))
-    velocities = np.stack([r.velocity for r in results if r.velocity is not None])
+    results = run_requesters(NeighbourhoodStep(SparkMethod(spec, config, rounds), round_index), clients, averaged,
+                             velocity, graph, network, mapper or map_in_process(clients))
+    velocities = np.stack([r.velocity for r in results])
     return (np.stack([r.weights for r in results]), velocities,
             [config.ntk.evolution.taus[r.tau_index] for r in results])
 

@@ -12,7 +12,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edge_agent.learning.jacobian import FactoredJacobian, mlp_jacobian, stack_jacobians
+from edge_agent.learning.jacobian import (
+    DenseJacobian,
+    FactoredJacobian,
+    JacobianOperator,
+    mlp_jacobian,
+    stack_jacobians,
+)
 from edge_agent.learning.messages import (
     CandidateRequest,
     CandidateScores,
@@ -58,7 +64,7 @@ def answer_jacobian_request(spec: MLPSpec, request: JacobianRequest, x: FloatArr
 def propose_candidates(spec: MLPSpec, replies: Sequence[JacobianReply], eta: float, config: NTKDFLConfig,
                        sender: str) -> CandidateRequest:
     """Requester side: evolve the neighbourhood in function space and return one update per candidate tau."""
-    jacobian = stack_jacobians([_factored(reply) for reply in replies])
+    jacobian = stack_replies(replies)
     logits = np.concatenate([reply.logits for reply in replies]).astype(np.float64)
     targets = one_hot(np.concatenate([reply.labels for reply in replies]), spec.num_classes)
     updates = candidate_updates(jacobian, logits, targets, eta, config.evolution)
@@ -85,7 +91,13 @@ def commit_candidate(anchor: FloatArray, request: CandidateRequest,
     return (anchor + request.updates[index]).astype(np.float32), index
 
 
-def _factored(reply: JacobianReply) -> FactoredJacobian:
-    if not isinstance(reply.jacobian, FactoredJacobian):
-        raise TypeError("NTK-DFL expects exact (factored) Jacobians in its replies")
-    return reply.jacobian
+def stack_replies(replies: Sequence[JacobianReply]) -> JacobianOperator:
+    """The neighbourhood's stacked Jacobian: exact factors when every reply has them, else dense (off the wire)."""
+    parts = [reply.jacobian for reply in replies]
+    factored = [part for part in parts if isinstance(part, FactoredJacobian)]
+    if len(factored) == len(parts):
+        return stack_jacobians(factored)
+    dense = [part.dense() if isinstance(part, FactoredJacobian) else part for part in parts]
+    if not all(isinstance(part, DenseJacobian) for part in dense):
+        raise TypeError("NTK-DFL replies must carry Jacobians")
+    return DenseJacobian(np.concatenate([part.values for part in dense if isinstance(part, DenseJacobian)]))

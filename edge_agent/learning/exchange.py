@@ -1,0 +1,207 @@
+"""One round's neighbourhood exchange, written once for every delivery: the simulator's memory and the agent's gRPC.
+
+`Responder` is the neighbour side (answers Jacobian requests and scores candidates on its own data);
+`run_neighbourhood` is the requester side, given a `call(message, member) -> reply` that reaches each member
+of S_i (itself included). NTK-DFL and SPARK differ only in their `NTKMethod`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+import numpy as np
+
+from edge_agent.learning.algorithms import ntk_dfl, spark
+from edge_agent.learning.codec import CodecConfig
+from edge_agent.learning.messages import (
+    FP32,
+    CandidateRequest,
+    CandidateScores,
+    JacobianReply,
+    JacobianRequest,
+    Message,
+)
+from edge_agent.learning.mlp import FloatArray, MLPSpec
+from edge_agent.learning.projection import Projection, make_projection
+
+
+class NTKMethod(Protocol):
+    """What differs between NTK-DFL and SPARK inside one neighbourhood exchange."""
+
+    @property
+    def spec(self) -> MLPSpec: ...
+
+    @property
+    def codec(self) -> CodecConfig: ...
+
+    def answer(self, request: JacobianRequest, x: FloatArray, y: np.ndarray, sender: str) -> JacobianReply: ...
+
+    def propose(self, replies: Sequence[JacobianReply], round_index: int, sender: str) -> CandidateRequest: ...
+
+    def lift(self, round_index: int) -> ntk_dfl.Lift | None: ...
+
+    def commit(self, anchor: FloatArray, proposal: CandidateRequest, scores: Sequence[CandidateScores],
+               velocity: FloatArray, round_index: int) -> tuple[FloatArray, FloatArray, int]: ...
+
+
+@dataclass(frozen=True)
+class NTKDFLMethod:
+    """The published method: exact Jacobians, hard labels, no momentum."""
+
+    spec: MLPSpec
+    config: ntk_dfl.NTKDFLConfig
+
+    @property
+    def codec(self) -> CodecConfig:
+        return FP32
+
+    def answer(self, request: JacobianRequest, x: FloatArray, y: np.ndarray, sender: str) -> JacobianReply:
+        return ntk_dfl.answer_jacobian_request(self.spec, request, x, y, sender)
+
+    def propose(self, replies: Sequence[JacobianReply], round_index: int, sender: str) -> CandidateRequest:
+        eta = self.config.learning_rate(round_index)
+        return ntk_dfl.propose_candidates(self.spec, replies, eta, self.config, sender)
+
+    def lift(self, round_index: int) -> ntk_dfl.Lift | None:
+        return None
+
+    def commit(self, anchor: FloatArray, proposal: CandidateRequest, scores: Sequence[CandidateScores],
+               velocity: FloatArray, round_index: int) -> tuple[FloatArray, FloatArray, int]:
+        weights, index = ntk_dfl.commit_candidate(anchor, proposal, scores)
+        return weights, velocity, index
+
+
+class SparkMethod:
+    """SPARK: projected Jacobians (P derived from seed and round), annealed soft labels, Nesterov momentum."""
+
+    def __init__(self, spec: MLPSpec, config: spark.SparkConfig, rounds: int) -> None:
+        self.spec, self.config, self.rounds = spec, config, rounds
+        self._projections: dict[int, Projection] = {}
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict[str, object]:
+        """Pickles (to worker processes) without the lock or cached projections; both are rebuilt there."""
+        return {"spec": self.spec, "config": self.config, "rounds": self.rounds}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__init__(state["spec"], state["config"], state["rounds"])  # type: ignore[misc]
+
+    @property
+    def codec(self) -> CodecConfig:
+        return self.config.codec
+
+    def projection(self, round_index: int) -> Projection:
+        """P_k, derived once per round and shared by the requester and responder sides."""
+        with self._lock:
+            if round_index not in self._projections:
+                self._projections = {round_index: make_projection(self.config.projection, self.spec, round_index)}
+            return self._projections[round_index]
+
+    def answer(self, request: JacobianRequest, x: FloatArray, y: np.ndarray, sender: str) -> JacobianReply:
+        return spark.answer_jacobian_request(self.spec, request, x, y, sender, self.projection(request.round),
+                                             self.config.codec)
+
+    def propose(self, replies: Sequence[JacobianReply], round_index: int, sender: str) -> CandidateRequest:
+        eta = self.config.ntk.learning_rate(round_index)
+        soft_weight = self.config.soft_label_weight(round_index, self.rounds)
+        return spark.propose_candidates(self.spec, replies, eta, soft_weight, self.config, sender)
+
+    def lift(self, round_index: int) -> ntk_dfl.Lift | None:
+        return self.projection(round_index).lift
+
+    def commit(self, anchor: FloatArray, proposal: CandidateRequest, scores: Sequence[CandidateScores],
+               velocity: FloatArray, round_index: int) -> tuple[FloatArray, FloatArray, int]:
+        beta = self.config.momentum_beta(round_index, self.rounds)
+        return spark.commit_with_momentum(anchor, proposal, scores, self.projection(round_index), velocity, beta)
+
+
+class Responder:
+    """The neighbour side for one client's data: answers a requester's Jacobian request, then scores its candidates."""
+
+    def __init__(self, client_id: str, x: FloatArray, y: np.ndarray, method: NTKMethod) -> None:
+        self.client_id, self.x, self.y, self.method = client_id, x, y, method
+        self._anchors: dict[tuple[str, int], FloatArray] = {}  # (requester, round) -> wbar_requester
+        self._lock = threading.Lock()
+
+    def handle(self, message: Message) -> Message | None:
+        """The reply to a request, or a ValueError for a message that is out of protocol."""
+        if isinstance(message, JacobianRequest):
+            with self._lock:
+                self._anchors[(message.sender, message.round)] = message.weights
+                for key in [k for k in self._anchors if k[1] < message.round - 1]:
+                    del self._anchors[key]
+            return self.method.answer(message, self.x, self.y, self.client_id)
+        if isinstance(message, CandidateRequest):
+            with self._lock:
+                anchor = self._anchors.pop((message.sender, message.round), None)
+            if anchor is None:
+                raise ValueError(f"candidates from {message.sender} for round {message.round} "
+                                 "without a Jacobian request")
+            return ntk_dfl.score_candidates(self.method.spec, anchor, message, self.x, self.y, self.client_id,
+                                            self.method.lift(message.round))
+        raise ValueError(f"a responder does not answer {type(message).__name__}")
+
+
+Call = Callable[[Message, str], Message | None]
+"""Deliver a message to a member of S_i and return its reply, or None if the member could not be reached."""
+Gather = Callable[[Callable[[str], Message | None], Sequence[str]], list[Message | None]]
+"""Ask every member (one after another, or concurrently) and return the answers in member order."""
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class NeighbourhoodResult:
+    """The requester's committed weights and momentum, and the index of the tau it chose."""
+
+    weights: FloatArray
+    velocity: FloatArray
+    tau_index: int
+
+
+def run_neighbourhood(method: NTKMethod, requester: str, anchor: FloatArray, velocity: FloatArray,
+                      members: Sequence[str], call: Call, round_index: int, gather: Gather | None = None,
+                      on_phase: Callable[[str, float], None] | None = None) -> NeighbourhoodResult:
+    """SPEC 3/4 steps 2-7 for requester i: Jacobians from S_i, evolution, candidates scored by S_i, commit.
+
+    A member that cannot be reached (call returns None) is left out of the rest of the exchange.
+    `on_phase(name, seconds)` hears how long the jacobian, evolve and score phases took.
+    """
+    fan_out = gather or _in_order
+    clock = time.perf_counter()
+    request = JacobianRequest(requester, round_index, anchor)
+    answered = _answers(fan_out(lambda m: call(request, m), members), members, JacobianReply)
+    clock = _lap(on_phase, "jacobian", clock)
+    proposal = method.propose(list(answered.values()), round_index, requester)
+    clock = _lap(on_phase, "evolve", clock)
+    scored = _answers(fan_out(lambda m: call(proposal, m), list(answered)), list(answered), CandidateScores)
+    weights, new_velocity, index = method.commit(anchor, proposal, list(scored.values()), velocity, round_index)
+    _lap(on_phase, "score", clock)
+    return NeighbourhoodResult(weights, new_velocity, index)
+
+
+def _lap(on_phase: Callable[[str, float], None] | None, name: str, since: float) -> float:
+    now = time.perf_counter()
+    if on_phase is not None:
+        on_phase(name, now - since)
+    return now
+
+
+def _in_order(ask: Callable[[str], Message | None], members: Sequence[str]) -> list[Message | None]:
+    return [ask(member) for member in members]
+
+
+def _answers(replies: list[Message | None], members: Sequence[str], kind: type[T]) -> dict[str, T]:
+    answered: dict[str, T] = {}
+    for member, reply in zip(members, replies, strict=True):
+        if reply is None:
+            continue
+        if not isinstance(reply, kind):
+            raise ValueError(f"{member} answered with {type(reply).__name__}, expected {kind.__name__}")
+        answered[member] = reply
+    if not answered:
+        raise ValueError("no member of the neighbourhood answered")
+    return answered

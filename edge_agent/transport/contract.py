@@ -1,0 +1,60 @@
+"""The transport's interface to the agent: the handler it serves, the peer link it offers, and what they say."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from edge_agent.learning.messages import Message
+
+PROTOCOL_VERSION = "edge_agent.v1"
+
+
+class TransportError(RuntimeError):
+    """A call to a peer failed: unreachable, deadline exceeded, or the peer rejected the message."""
+
+
+class MessageHandler(Protocol):
+    """What an agent does with a round message from a peer: a reply message, or None for a one-way message."""
+
+    def handle(self, message: Message, peer: str) -> Message | None:
+        """`peer` is where it came from: gRPC's peer string (`ipv4:127.0.0.1:53012`), or `memory`."""
+        ...
+
+
+@dataclass(frozen=True)
+class PeerInfo:
+    """Who an agent is and what it runs; peers check protocol, algorithm and setting before a round."""
+
+    agent_id: str
+    protocol_version: str = PROTOCOL_VERSION
+    algorithm: str = ""
+    setting: str = ""
+    round: int = 0
+    samples: int = 0
+    profile: str = ""
+    address: str = ""
+
+
+@dataclass(frozen=True)
+class AgentStatus:
+    """A snapshot of an agent's progress and its traffic so far (wire bytes)."""
+
+    round: int = 0
+    state: str = ""
+    members: tuple[str, ...] = ()
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    last_round_seconds: float = 0.0
+
+
+class PeerLink(Protocol):
+    """A connection to one peer, through gRPC (`PeerClient`) or memory (`InMemoryPeer`)."""
+
+    def call(self, message: Message, timeout: float | None = None) -> Message | None:
+        """Deliver `message` and wait for the peer's reply (None: it was one-way); TransportError on failure."""
+        ...
+
+    def peer_info(self, timeout: float | None = None) -> PeerInfo: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,108 @@
+"""What each message kind carries on the wire, and the checks a receiver makes before trusting a header."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from edge_agent.learning.codec import CodecConfig, encoded_size
+from edge_agent.learning.messages import (
+    FP32,
+    CandidateRequest,
+    CandidateScores,
+    JacobianReply,
+    JacobianRequest,
+    Message,
+    WeightsMessage,
+)
+from edge_agent.v1 import agent_pb2 as pb
+
+ACK = "Ack"
+MAX_SENDER_LENGTH = 256
+_ITEMSIZE = MappingProxyType({"float32": 4, "float16": 2, "int8": 1})
+_DTYPE_OF = MappingProxyType({"fp32": "float32", "fp16": "float16", "int8": "int8"})
+
+
+class WireError(ValueError):
+    """A peer sent frames that do not form a valid message."""
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    """A message class and its tensor fields with their number of dimensions, in wire order."""
+
+    cls: Callable[..., Message]
+    tensors: tuple[tuple[str, int], ...]
+
+
+KINDS = MappingProxyType({
+    "WeightsMessage": KindSpec(WeightsMessage, (("weights", 1),)),
+    "JacobianRequest": KindSpec(JacobianRequest, (("weights", 1),)),
+    "JacobianReply": KindSpec(JacobianReply, (("jacobian", 3), ("logits", 2), ("labels", 1))),
+    "CandidateRequest": KindSpec(CandidateRequest, (("updates", 2),)),
+    "CandidateScores": KindSpec(CandidateScores, (("loss_sums", 1),)),
+})
+
+
+def describe(message: Message, jacobian_codec: CodecConfig = FP32) -> pb.MessageHeader:
+    """The header of `message` from its tensors' shapes alone (nothing is encoded)."""
+    kind = type(message).__name__
+    if kind not in KINDS:
+        raise TypeError(f"{kind} is not a round message")
+    header = pb.MessageHeader(kind=kind, sender=message.sender, round=message.round)
+    for name, ndim in KINDS[kind].tensors:
+        shape = tuple(int(s) for s in getattr(message, name).shape)
+        if len(shape) != ndim:
+            raise ValueError(f"{kind}.{name} must have {ndim} dimensions, got shape {shape}")
+        codec = jacobian_codec if name == "jacobian" else FP32
+        dtype, n = _DTYPE_OF[codec.precision], math.prod(shape)
+        data = n * _ITEMSIZE[dtype]
+        header.tensors.add(name=name, dtype=dtype, shape=shape, block_size=codec.block_size if dtype == "int8" else 0,
+                           data_bytes=data, scales_bytes=encoded_size(n, codec) - data)
+    return header
+
+
+def check_header(header: pb.MessageHeader, max_message_bytes: int) -> list[tuple[int, int]]:
+    """Per tensor (data bytes, scale bytes) after checking the header; WireError if a peer could not mean it."""
+    if header.kind != ACK and header.kind not in KINDS:
+        raise WireError(f"unknown message kind {header.kind!r}")
+    if len(header.sender) > MAX_SENDER_LENGTH or (header.kind != ACK and not header.sender):
+        raise WireError(f"sender id must be 1..{MAX_SENDER_LENGTH} characters, got {len(header.sender)}")
+    expected = KINDS[header.kind].tensors if header.kind != ACK else ()
+    names = [t.name for t in header.tensors]
+    if names != [name for name, _ in expected]:
+        raise WireError(f"{header.kind} must carry tensors {[n for n, _ in expected]}, got {names}")
+    sizes = [_tensor_sizes(info, ndim) for info, (_, ndim) in zip(header.tensors, expected, strict=True)]
+    total = sum(data + scales for data, scales in sizes)
+    if total > max_message_bytes:
+        raise WireError(f"{header.kind} of {total} payload bytes exceeds the limit of {max_message_bytes}")
+    if header.kind == "JacobianReply":
+        _check_reply_shapes(header)
+    return sizes
+
+
+def _tensor_sizes(info: pb.TensorInfo, ndim: int) -> tuple[int, int]:
+    if info.dtype not in _ITEMSIZE:
+        raise WireError(f"tensor {info.name!r} has unknown dtype {info.dtype!r}")
+    if len(info.shape) != ndim:
+        raise WireError(f"tensor {info.name!r} must have {ndim} dimensions, got shape {list(info.shape)}")
+    n = math.prod(info.shape)
+    data = n * _ITEMSIZE[info.dtype]
+    if info.dtype == "int8":
+        if info.block_size < 1:
+            raise WireError(f"int8 tensor {info.name!r} needs a block_size >= 1")
+        scales = 4 * -(-n // info.block_size)
+    else:
+        scales = 0
+    if (info.data_bytes, info.scales_bytes) != (data, scales):
+        raise WireError(f"tensor {info.name!r} ({info.dtype}, shape {list(info.shape)}) must announce {data} data "
+                        f"and {scales} scale bytes, announced {info.data_bytes} and {info.scales_bytes}")
+    return data, scales
+
+
+def _check_reply_shapes(header: pb.MessageHeader) -> None:
+    jacobian, logits, labels = (list(t.shape) for t in header.tensors)  # (N, C, p), (N, C), (N,)
+    if logits != jacobian[:2] or labels != jacobian[:1]:
+        raise WireError(f"JacobianReply shapes disagree: jacobian {jacobian}, logits {logits}, labels {labels}")

@@ -1,0 +1,183 @@
+"""Round messages as a stream of gRPC frames and back: a header that describes every tensor, then raw bytes.
+
+The sender encodes each tensor with the codec (the Jacobian reply's Jacobian at the configured precision,
+everything else fp32; a factored Jacobian is materialised with `.dense()`, as NTK-DFL sends full Jacobians),
+then streams the tensors' bytes in header order, cut into chunks of at most `chunk_size` that may span
+tensors. The receiver checks the header against the message schema and its own size limit, preallocates one
+buffer per tensor and fills it in place: no message size ceiling, no repeated copies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge_agent.learning.codec import CodecConfig, EncodedTensor, decode, encode
+from edge_agent.learning.jacobian import DenseJacobian, FactoredJacobian
+from edge_agent.learning.messages import FP32, JacobianReply, Message
+from edge_agent.transport.framing import chunk_frame, chunk_frame_size, cut, fill, read_frame
+from edge_agent.transport.schema import ACK, KINDS, WireError, check_header, describe
+from edge_agent.v1 import agent_pb2 as pb
+
+DEFAULT_CHUNK_SIZE = 1 << 20
+DEFAULT_MAX_MESSAGE_BYTES = 8 << 30
+# gRPC puts a 5-byte prefix (compressed flag, 4-byte length) before every serialised message on a stream.
+GRPC_MESSAGE_PREFIX = 5
+# Called once per frame, before it is sent or after it arrived: (wire bytes, payload bytes, header or None).
+FrameMeter = Callable[[int, int, "pb.MessageHeader | None"], None]
+
+__all__ = ["ACK", "EncodedMessage", "FrameMeter", "WireConfig", "WireError", "assemble", "encode_ack",
+           "encode_message", "frames", "predicted_wire_bytes"]
+
+
+@dataclass(frozen=True)
+class WireConfig:
+    """The Jacobian's codec, the chunk size, and the largest message (payload bytes) a receiver accepts."""
+
+    jacobian_codec: CodecConfig = FP32
+    chunk_size: int = DEFAULT_CHUNK_SIZE
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+
+    def __post_init__(self) -> None:
+        if self.chunk_size < 1 or self.max_message_bytes < 0:
+            raise ValueError(f"chunk_size must be >= 1 and max_message_bytes >= 0, got {self}")
+
+
+@dataclass(frozen=True)
+class EncodedMessage:
+    """A message ready for the wire: its header and its tensors' bytes (data, then int8 scales) in header order."""
+
+    header: pb.MessageHeader
+    parts: tuple[memoryview, ...]
+
+    @property
+    def payload_bytes(self) -> int:
+        return sum(part.nbytes for part in self.parts)
+
+
+def encode_message(message: Message, jacobian_codec: CodecConfig = FP32) -> EncodedMessage:
+    """Header plus the encoded bytes of `message`'s tensors; ValueError if a tensor holds NaN or inf.
+
+    fp32 tensors are not copied: their parts are views of the message's arrays until the frames are sent.
+    """
+    header = describe(message, jacobian_codec)
+    parts: list[memoryview] = []
+    for info in header.tensors:
+        array = _wire_array(getattr(message, info.name))
+        if info.dtype == "float32":
+            parts.append(_fp32_bytes(array))  # the codec's fp32 bytes, without its copy
+        else:
+            encoded = encode(array, jacobian_codec)
+            parts += [memoryview(encoded.data), memoryview(encoded.scales)]
+    return EncodedMessage(header, tuple(part for part in parts if part.nbytes))
+
+
+def encode_ack(sender: str, round_index: int) -> EncodedMessage:
+    """The reply to a one-way message: a header that carries nothing."""
+    return EncodedMessage(pb.MessageHeader(kind=ACK, sender=sender, round=round_index), ())
+
+
+def frames(message: EncodedMessage, chunk_size: int = DEFAULT_CHUNK_SIZE,
+           meter: FrameMeter | None = None) -> Iterator[bytes]:
+    """Serialised Frames: the header, then the payload in chunks of at most `chunk_size`.
+
+    `meter` sees each frame just before it is handed on (and may block it, to throttle).
+    """
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    header = pb.Frame(header=message.header).SerializeToString()
+    if meter is not None:
+        meter(len(header) + GRPC_MESSAGE_PREFIX, 0, message.header)
+    yield header
+    for piece in cut(message.parts, chunk_size):
+        if meter is not None:
+            meter(chunk_frame_size(len(piece)) + GRPC_MESSAGE_PREFIX, len(piece), None)
+        yield chunk_frame(piece)
+
+
+def assemble(stream: Iterable[bytes], max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+             meter: FrameMeter | None = None) -> Message | None:
+    """The message serialised Frames carry (None for an Ack); WireError for anything its header did not promise.
+
+    `meter` sees each frame as it arrives, before its bytes are checked or copied.
+    """
+    iterator = iter(stream)
+    raw = next(iterator, None)
+    header = read_frame(raw) if raw is not None else None
+    if not isinstance(header, pb.MessageHeader):
+        raise WireError("a message must start with a header frame")
+    if meter is not None and raw is not None:
+        meter(len(raw) + GRPC_MESSAGE_PREFIX, 0, header)
+    layout = check_header(header, max_message_bytes)  # per tensor: (data bytes, scale bytes)
+    buffers = [(np.empty(data, np.uint8), np.empty(scales, np.uint8)) for data, scales in layout]
+    fill(_chunks_of(iterator, meter), [b.data for pair in buffers for b in pair if b.size])
+    if header.kind == ACK:
+        return None
+    values = [_decode(info, data, scales) for info, (data, scales) in zip(header.tensors, buffers, strict=True)]
+    cls = KINDS[header.kind].cls
+    if cls is JacobianReply:
+        jacobian, logits, labels = values
+        return JacobianReply(header.sender, header.round, DenseJacobian(jacobian), logits, _labels(labels))
+    return cls(header.sender, header.round, *values)
+
+
+def predicted_wire_bytes(header: pb.MessageHeader, chunk_size: int) -> int:
+    """The wire bytes `frames` of a message with this header amount to, without encoding it."""
+    total = sum(int(t.data_bytes + t.scales_bytes) for t in header.tensors)
+    full, rest = divmod(total, chunk_size)
+    frames_bytes = int(pb.Frame(header=header).ByteSize()) + full * chunk_frame_size(chunk_size)
+    frames_bytes += chunk_frame_size(rest) if rest else 0
+    return frames_bytes + GRPC_MESSAGE_PREFIX * (1 + full + (1 if rest else 0))
+
+
+def _chunks_of(stream: Iterator[bytes], meter: FrameMeter | None) -> Iterator[memoryview]:
+    for raw in stream:
+        chunk = read_frame(raw)
+        if not isinstance(chunk, memoryview):
+            raise WireError("got a second header frame in the middle of a message")
+        if meter is not None:
+            meter(len(raw) + GRPC_MESSAGE_PREFIX, len(chunk), None)
+        yield chunk
+
+
+def _wire_array(value: object) -> np.ndarray:
+    if isinstance(value, FactoredJacobian):
+        return value.dense()  # (N, C, d): NTK-DFL sends the full Jacobian
+    if isinstance(value, DenseJacobian):
+        return value.values
+    if isinstance(value, np.ndarray):
+        return value
+    raise TypeError(f"cannot put a {type(value).__name__} on the wire")
+
+
+def _fp32_bytes(array: np.ndarray) -> memoryview:
+    """Little-endian float32 bytes of `array`, a view when it already is contiguous float32 (as `encode` checks)."""
+    if array.dtype.kind not in "fiu":
+        raise ValueError(f"the codec encodes real numbers, got dtype {array.dtype}")
+    with np.errstate(over="ignore"):  # float64 beyond float32 range becomes inf and is rejected next
+        values = np.ascontiguousarray(array, dtype="<f4").reshape(-1)
+    if values.size and not (np.isfinite(values.min()) and np.isfinite(values.max())):
+        raise ValueError("tensor contains NaN or inf; refusing to encode it")
+    return values.data.cast("B")
+
+
+def _decode(info: pb.TensorInfo, data: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """float32 array of the tensor (zero-copy for fp32); WireError if it holds NaN or inf."""
+    shape = tuple(int(s) for s in info.shape)
+    if info.dtype == "float32":
+        values = data.view("<f4").astype(np.float32, copy=False).reshape(shape)
+    else:
+        values = decode(EncodedTensor(info.dtype, shape, data.tobytes(), scales.tobytes(), max(info.block_size, 1)))
+    if values.size and not (np.isfinite(values.min()) and np.isfinite(values.max())):
+        raise WireError(f"tensor {info.name!r} contains NaN or inf")
+    return values
+
+
+def _labels(values: np.ndarray) -> np.ndarray:
+    """Integer class labels from their fp32 wire form; WireError for fractional or negative ones."""
+    labels = values.astype(np.int64)
+    if np.any(labels != values) or np.any(labels < 0):
+        raise WireError("labels must be non-negative integers")
+    return labels

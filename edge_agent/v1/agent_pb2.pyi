@@ -1,0 +1,87 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class TensorInfo(_message.Message):
+    __slots__ = ("name", "dtype", "shape", "block_size", "data_bytes", "scales_bytes")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DTYPE_FIELD_NUMBER: _ClassVar[int]
+    SHAPE_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_SIZE_FIELD_NUMBER: _ClassVar[int]
+    DATA_BYTES_FIELD_NUMBER: _ClassVar[int]
+    SCALES_BYTES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    dtype: str
+    shape: _containers.RepeatedScalarFieldContainer[int]
+    block_size: int
+    data_bytes: int
+    scales_bytes: int
+    def __init__(self, name: _Optional[str] = ..., dtype: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ..., block_size: _Optional[int] = ..., data_bytes: _Optional[int] = ..., scales_bytes: _Optional[int] = ...) -> None: ...
+
+class MessageHeader(_message.Message):
+    __slots__ = ("kind", "sender", "round", "tensors")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    SENDER_FIELD_NUMBER: _ClassVar[int]
+    ROUND_FIELD_NUMBER: _ClassVar[int]
+    TENSORS_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    sender: str
+    round: int
+    tensors: _containers.RepeatedCompositeFieldContainer[TensorInfo]
+    def __init__(self, kind: _Optional[str] = ..., sender: _Optional[str] = ..., round: _Optional[int] = ..., tensors: _Optional[_Iterable[_Union[TensorInfo, _Mapping]]] = ...) -> None: ...
+
+class Frame(_message.Message):
+    __slots__ = ("header", "chunk")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    header: MessageHeader
+    chunk: bytes
+    def __init__(self, header: _Optional[_Union[MessageHeader, _Mapping]] = ..., chunk: _Optional[bytes] = ...) -> None: ...
+
+class PeerInfoRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class PeerInfoReply(_message.Message):
+    __slots__ = ("agent_id", "protocol_version", "algorithm", "setting", "round", "samples", "profile", "address")
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    ALGORITHM_FIELD_NUMBER: _ClassVar[int]
+    SETTING_FIELD_NUMBER: _ClassVar[int]
+    ROUND_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    agent_id: str
+    protocol_version: str
+    algorithm: str
+    setting: str
+    round: int
+    samples: int
+    profile: str
+    address: str
+    def __init__(self, agent_id: _Optional[str] = ..., protocol_version: _Optional[str] = ..., algorithm: _Optional[str] = ..., setting: _Optional[str] = ..., round: _Optional[int] = ..., samples: _Optional[int] = ..., profile: _Optional[str] = ..., address: _Optional[str] = ...) -> None: ...
+
+class StatusRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class StatusReply(_message.Message):
+    __slots__ = ("round", "state", "members", "bytes_sent", "bytes_received", "last_round_seconds")
+    ROUND_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    BYTES_SENT_FIELD_NUMBER: _ClassVar[int]
+    BYTES_RECEIVED_FIELD_NUMBER: _ClassVar[int]
+    LAST_ROUND_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    round: int
+    state: str
+    members: _containers.RepeatedScalarFieldContainer[str]
+    bytes_sent: int
+    bytes_received: int
+    last_round_seconds: float
+    def __init__(self, round: _Optional[int] = ..., state: _Optional[str] = ..., members: _Optional[_Iterable[str]] = ..., bytes_sent: _Optional[int] = ..., bytes_received: _Optional[int] = ..., last_round_seconds: _Optional[float] = ...) -> None: ...
