@@ -9,11 +9,8 @@ from typing import Any
 
 import click
 
-from edge_agent.learning.algorithms.spark import SparkConfig
-from edge_agent.learning.codec import CodecConfig
+from edge_agent.cli.options import method_configs, method_options
 from edge_agent.learning.data import DataNotFoundError, load_fashion_mnist
-from edge_agent.learning.ntk import EvolutionConfig
-from edge_agent.learning.projection import FAMILIES, ProjectionConfig
 from edge_agent.learning.settings import SETTINGS
 from edge_agent.sim.config import ALGORITHMS, SimulationConfig
 from edge_agent.sim.engine import Simulation
@@ -31,21 +28,9 @@ from edge_agent.sim.records import RoundLog, RoundRecord, summarize, write_json_
 @click.option("--kappa", type=int, help="Neighbours per client per round.")
 @click.option("--topology", type=click.Choice(["random-regular", "ring", "static"]), default="random-regular",
               show_default=True, help="Graph drawn each round from (seed, round).")
-@click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--partition", "partition_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Read the split from an npz file (client_000, ...) instead of generating it.")
-@click.option("--solver", type=click.Choice(["rk45", "euler"]), default="rk45", show_default=True,
-              help="Function-space ODE solver (NTK methods).")
-@click.option("--projection", type=click.Choice([f for f in FAMILIES if f != "identity"]), default="tensorsketch",
-              show_default=True, help="SPARK: random projection family for the Jacobians.")
-@click.option("--proj-dim", type=click.IntRange(min=1), default=1024, show_default=True,
-              help="SPARK: projected dimension m.")
-@click.option("--proj-rank", type=click.IntRange(min=1), default=1, show_default=True,
-              help="SPARK: rank-one terms per column of the kron projection.")
-@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default="fp32", show_default=True,
-              help="SPARK: element type of projected Jacobians on the wire (int8 uses per-block scales).")
-@click.option("--no-momentum", is_flag=True, help="SPARK: switch Nesterov momentum off.")
-@click.option("--no-distill", is_flag=True, help="SPARK: switch the annealed soft-label regulariser off.")
+@method_options
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Fashion-MNIST directory (default: $EDGE_AGENT_DATA, the Debian package, the user cache).")
 @click.option("--workers", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default="CPU count",
@@ -53,9 +38,8 @@ from edge_agent.sim.records import RoundLog, RoundRecord, summarize, write_json_
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Directory for rounds.jsonl and summary.json.")
 def simulate(setting: str, algorithm: str, rounds: int | None, clients: int | None, samples_per_client: int | None,
-             alpha: float | None, kappa: int | None, topology: str, seed: int, partition_file: Path | None,
-             solver: str, projection: str, proj_dim: int, proj_rank: int, precision: str, no_momentum: bool,
-             no_distill: bool, data_dir: Path | None, workers: int, out: Path) -> None:
+             alpha: float | None, kappa: int | None, topology: str, partition_file: Path | None,
+             data_dir: Path | None, workers: int, out: Path, **method: Any) -> None:
     """Simulate decentralized training of all clients in this process.
 
     Writes OUT/rounds.jsonl (one line per round: accuracies, bytes per client, tau, seconds) and
@@ -65,13 +49,9 @@ def simulate(setting: str, algorithm: str, rounds: int | None, clients: int | No
         config = SimulationConfig.from_setting(
             setting, algorithm,  # type: ignore[arg-type]
             rounds=rounds, clients=clients, samples_per_client=samples_per_client, alpha=alpha, kappa=kappa,
-            seed=seed, topology=topology, partition_file=partition_file,
+            seed=method["seed"], topology=topology, partition_file=partition_file,
         )
-        ntk = replace(config.ntk, evolution=EvolutionConfig(solver=solver))  # type: ignore[arg-type]
-        spark = SparkConfig(
-            ntk=ntk, projection=ProjectionConfig(family=projection, dim=proj_dim, rank=proj_rank, seed=seed),  # type: ignore[arg-type]
-            codec=CodecConfig(precision=precision), momentum=not no_momentum, distill=not no_distill,  # type: ignore[arg-type]
-        )
+        ntk, spark = method_configs(**method)
         config = replace(config, ntk=ntk, spark=spark)
         train, test = load_fashion_mnist(data_dir)
         simulation = Simulation(config, train, test, workers=workers)

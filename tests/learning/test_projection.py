@@ -37,6 +37,7 @@ def chunking(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) ->
     if request.param:
         monkeypatch.setattr(projection_module, "_GAUSSIAN_BLOCK_FLOATS", 2 * 13 * M_SMALL)
         monkeypatch.setattr(projection_module, "_SPARSE_CHUNK_FLOATS", 9 * (M_SMALL + 1))
+        monkeypatch.setattr(projection_module, "_UNITS_PER_BLOCK", 2)  # tensorsketch: 3 and 2 unit blocks
     yield
 
 
@@ -77,6 +78,45 @@ def test_entries_have_each_familys_structure() -> None:
     for k in range(m):
         block = np.concatenate([first_layer[: 7 * 12, k].reshape(7, 12), first_layer[7 * 12 :, k, None]], axis=1)
         assert np.linalg.matrix_rank(block.astype(np.float64)) <= 3
+
+
+def _augmented_blocks(p: np.ndarray, spec: MLPSpec) -> list[np.ndarray]:
+    """P's rows regrouped per layer as (out, in + 1, m): W rows, then the bias as the last input."""
+    blocks, start = [], 0
+    for fan_in, fan_out in zip(spec.sizes[:-1], spec.sizes[1:], strict=True):
+        weight = p[start : start + fan_out * fan_in].reshape(fan_out, fan_in, -1)
+        bias = p[start + fan_out * fan_in : start + fan_out * (fan_in + 1), None, :]
+        blocks.append(np.concatenate([weight, bias], axis=1))
+        start += fan_out * (fan_in + 1)
+    return blocks
+
+
+@pytest.mark.parametrize("units_per_block", [25, 2])
+def test_tensorsketch_hashes_every_entry_independently_into_its_units_bucket_range(
+    units_per_block: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(projection_module, "_UNITS_PER_BLOCK", units_per_block)
+    spec, m = MLPSpec((40, 8, 5)), 64
+    counts = [np.zeros((8, 41, m)), np.zeros((5, 9, m))]
+    draws = 300
+    for seed in range(draws):
+        p = dense_matrix(make_projection(ProjectionConfig("tensorsketch", m, 1, seed), spec, 0), spec)
+        for count, block in zip(counts, _augmented_blocks(p, spec), strict=True):
+            count += block != 0
+        if seed == 0:
+            buckets = [np.argmax(np.abs(block), axis=2) for block in _augmented_blocks(p, spec)]
+            # Not a factored hash (h1[o] + h2[i]) mod m: unit rows are not shifted copies of one another.
+            offsets = (buckets[0] - buckets[0][:, :1]) % m
+            assert len({tuple(row) for row in offsets}) == 8
+    for count, fan_out in zip(counts, (8, 5), strict=True):
+        blocks = max(1, fan_out // units_per_block)
+        for b in range(blocks):  # units [b out / G, (b + 1) out / G) own buckets [b m / G, (b + 1) m / G)
+            o0, o1, k0, k1 = b * fan_out // blocks, (b + 1) * fan_out // blocks, b * m // blocks, (b + 1) * m // blocks
+            assert count[o0:o1, :, :k0].sum() == 0 and count[o0:o1, :, k1:].sum() == 0
+            # Uniform over the range: each unit's bucket counts are draws * (in + 1) / (k1 - k0) up to binomial noise.
+            share = count[o0:o1, :, k0:k1].sum(axis=1)
+            expected = draws * count.shape[1] / (k1 - k0)
+            assert np.abs(share - expected).max() < 6 * np.sqrt(expected)
 
 
 @pytest.mark.parametrize(("family", "rank"), RANDOM_CASES)
@@ -128,10 +168,11 @@ def test_invalid_configurations_are_rejected_with_one_line() -> None:
 
 REAL = MLPSpec()
 # Kernel-error bounds at m = 1024 on 200 training samples, seed 0 (measured: gaussian 0.034, sparse 0.034,
-# kron r=1 0.058, kron r=4 0.044, tensorsketch 0.070). The factored hash makes tensorsketch's error
-# close to kron r=1, not to gaussian: the C class rows of the output layer are shifted copies of one sketch.
+# kron r=1 0.058, kron r=4 0.044, tensorsketch 0.033; the old factored-hash tensorsketch measured 0.070).
 KERNEL_BOUNDS = {("gaussian", 1): 0.045, ("sparse", 1): 0.045, ("kron", 1): 0.08, ("kron", 4): 0.055,
-                 ("tensorsketch", 1): 0.09}  # fmt: skip
+                 ("tensorsketch", 1): 0.05}  # fmt: skip
+# Dense Gaussian's kernel error averaged over seeds 0-3 (measured 0.0333); tensorsketch must stay within 1.3x.
+GAUSSIAN_MEAN_ERROR = 0.0333
 
 
 @pytest.fixture(scope="module")
@@ -185,3 +226,14 @@ def test_lift_is_the_adjoint_of_project_on_the_real_model(
     assert lifted.shape == (REAL.num_params,) and lifted.dtype == np.float32
     # (J P) z == J (P z) for every sample and class.
     assert _relative(projected.astype(np.float64) @ z, _jvp(real_jacobian, lifted)) < 1e-5
+
+
+def test_tensorsketch_is_as_faithful_as_gaussian_over_seeds(real_jacobian: FactoredJacobian) -> None:
+    kernel = real_jacobian.kernel()
+    errors = [
+        _relative(DenseJacobian(make_projection(ProjectionConfig("tensorsketch", 1024, 1, seed), REAL, 0).project(
+            real_jacobian)).kernel(), kernel)
+        for seed in range(4)
+    ]  # fmt: skip
+    print(f"tensorsketch kernel errors {np.round(errors, 4)}")  # measured 0.033 0.042 0.038 0.038
+    assert np.mean(errors) < 1.3 * GAUSSIAN_MEAN_ERROR

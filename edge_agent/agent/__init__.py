@@ -1,0 +1,1 @@
+"""The agent process: round state machine, membership, metrics records, checkpoints."""

@@ -1,0 +1,59 @@
+"""Atomic per-round checkpoints of an agent's weights and momentum, so a restarted agent resumes."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge_agent.learning.mlp import FloatArray
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """The state after `round` completed: the next round to run is round + 1."""
+
+    round: int
+    weights: FloatArray  # (d,)
+    velocity: FloatArray  # (d,)
+
+
+def checkpoint_path(directory: Path, agent_id: str) -> Path:
+    return directory / f"{agent_id}.npz"
+
+
+def save_checkpoint(directory: Path, agent_id: str, checkpoint: Checkpoint) -> Path:
+    """Write to a temporary file in the same directory, fsync, then rename over the old checkpoint."""
+    directory.mkdir(parents=True, exist_ok=True)
+    target = checkpoint_path(directory, agent_id)
+    handle, tmp = tempfile.mkstemp(dir=directory, prefix=f".{agent_id}.", suffix=".npz.tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            np.savez(file, round=np.int64(checkpoint.round), weights=checkpoint.weights, velocity=checkpoint.velocity)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def load_checkpoint(directory: Path, agent_id: str, num_params: int) -> Checkpoint | None:
+    """The agent's last checkpoint, or None if there is none; a corrupt or mismatched file is a clear error."""
+    path = checkpoint_path(directory, agent_id)
+    if not path.exists():
+        return None
+    try:
+        with np.load(path) as data:
+            checkpoint = Checkpoint(int(data["round"]), data["weights"].astype(np.float32),
+                                    data["velocity"].astype(np.float32))
+    except (OSError, KeyError, ValueError) as error:
+        raise ValueError(f"checkpoint {path} is unreadable ({error}); move it away to start fresh") from error
+    if checkpoint.weights.shape != (num_params,) or checkpoint.velocity.shape != (num_params,):
+        raise ValueError(f"checkpoint {path} holds {checkpoint.weights.shape[0]} parameters, the model has "
+                         f"{num_params}; move it away to start fresh")
+    return checkpoint

@@ -1,0 +1,52 @@
+"""Options shared by `simulate` and `run`: the same flags build the same method configuration in both."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any, TypeVar
+
+import click
+
+from edge_agent.learning.algorithms.ntk_dfl import NTKDFLConfig
+from edge_agent.learning.algorithms.spark import SparkConfig
+from edge_agent.learning.codec import CodecConfig
+from edge_agent.learning.ntk import EvolutionConfig
+from edge_agent.learning.projection import FAMILIES, ProjectionConfig
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_METHOD_OPTIONS = (
+    click.option("--seed", type=int, default=0, show_default=True,
+                 help="Seed of the split, the initial weights, the graphs and the projections."),
+    click.option("--solver", type=click.Choice(["rk45", "euler"]), default="rk45", show_default=True,
+                 help="Function-space ODE solver (NTK methods)."),
+    click.option("--projection", type=click.Choice([f for f in FAMILIES if f != "identity"]),
+                 default="tensorsketch", show_default=True, help="SPARK: random projection family for the Jacobians."),
+    click.option("--proj-dim", type=click.IntRange(min=1), default=1024, show_default=True,
+                 help="SPARK: projected dimension m."),
+    click.option("--proj-rank", type=click.IntRange(min=1), default=1, show_default=True,
+                 help="SPARK: rank-one terms per column of the kron projection."),
+    click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default="fp32", show_default=True,
+                 help="SPARK: element type of projected Jacobians on the wire (int8 uses per-block scales)."),
+    click.option("--no-momentum", is_flag=True, help="SPARK: switch Nesterov momentum off."),
+    click.option("--no-distill", is_flag=True, help="SPARK: switch the annealed soft-label regulariser off."),
+)
+
+
+def method_options(command: F) -> F:
+    """Decorate a command with the method flags (seed, solver, projection, precision, switches)."""
+    for option in reversed(_METHOD_OPTIONS):
+        command = option(command)
+    return command
+
+
+def method_configs(seed: int, solver: str, projection: str, proj_dim: int, proj_rank: int, precision: str,
+                   no_momentum: bool, no_distill: bool) -> tuple[NTKDFLConfig, SparkConfig]:
+    """The NTK-DFL and SPARK configurations the flags describe."""
+    ntk = replace(NTKDFLConfig(), evolution=EvolutionConfig(solver=solver))  # type: ignore[arg-type]
+    spark = SparkConfig(
+        ntk=ntk, projection=ProjectionConfig(family=projection, dim=proj_dim, rank=proj_rank, seed=seed),  # type: ignore[arg-type]
+        codec=CodecConfig(precision=precision), momentum=not no_momentum, distill=not no_distill,  # type: ignore[arg-type]
+    )
+    return ntk, spark

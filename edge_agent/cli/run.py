@@ -1,0 +1,109 @@
+"""`edge-agent run`: one agent process (one board): serve, discover neighbours, train its shard round by round."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import click
+
+from edge_agent.agent.config import AGENT_ALGORITHMS, AgentConfig
+from edge_agent.agent.node import Node, client_ids, load_shard
+from edge_agent.cli.options import method_configs, method_options
+from edge_agent.discovery.mdns import SERVICE_TYPE
+from edge_agent.discovery.peers import parse_peer_list
+from edge_agent.learning.data import DataNotFoundError
+from edge_agent.learning.settings import SETTINGS
+from edge_agent.transport.throttle import LinkModel
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """'i/M' -> (i, M), with a clear error for anything else."""
+    try:
+        index, total = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise click.BadParameter(f"expected i/M (e.g. 0/8), got {text!r}") from None
+    if total < 2 or not 0 <= index < total:
+        raise click.BadParameter(f"need M >= 2 and 0 <= i < M, got {text!r}")
+    return index, total
+
+
+@click.command()
+@click.option("--shard", required=True, help="This agent's share of the data: i/M (client i of M).")
+@click.option("--id", "agent_id", help="Agent id (default: the simulator's id for client i, e.g. client-3).")
+@click.option("--setting", type=click.Choice(list(SETTINGS)), default="edge", show_default=True,
+              help="Named setting: samples per client, alpha, kappa, rounds (M comes from --shard).")
+@click.option("--algorithm", type=click.Choice(list(AGENT_ALGORITHMS)), default="spark", show_default=True)
+@click.option("--rounds", type=click.IntRange(min=1), help="Rounds to run (default: the setting's).")
+@click.option("--partition", "partition_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Read the split from an npz file instead of generating it.")
+@method_options
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on and advertise.")
+@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True, help="0 picks a free port.")
+@click.option("--uplink", default="unlimited", show_default=True, help="Uplink rate, e.g. 2mbit.")
+@click.option("--downlink", default="unlimited", show_default=True, help="Downlink rate, e.g. 10mbit.")
+@click.option("--latency", default="0", show_default=True, help="Added one-way latency, e.g. 20ms.")
+@click.option("--chunk-size", type=click.IntRange(min=1024), default=1 << 20, show_default=True,
+              help="Bytes per streamed chunk.")
+@click.option("--peers", default="", help="Static peers host:port,... (for networks without multicast).")
+@click.option("--no-mdns", is_flag=True, help="Do not advertise or browse with mDNS.")
+@click.option("--service-type", default=SERVICE_TYPE, show_default=True, hidden=True)
+@click.option("--wait-peers", type=click.FloatRange(min=0), default=120.0, show_default=True,
+              help="Seconds to wait for all M agents before the first round.")
+@click.option("--metrics", type=click.Path(dir_okay=False, path_type=Path), help="Per-round JSON lines file.")
+@click.option("--checkpoint-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write weights and momentum each round; resume from them on restart.")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="Fashion-MNIST directory.")
+@click.option("--quiet", is_flag=True, help="Only warnings and errors.")
+def run(shard: str, agent_id: str | None, setting: str, algorithm: str, rounds: int | None,
+        partition_file: Path | None, host: str, port: int, uplink: str, downlink: str, latency: str, chunk_size: int,
+        peers: str, no_mdns: bool, service_type: str, wait_peers: float, metrics: Path | None,
+        checkpoint_dir: Path | None, data_dir: Path | None, quiet: bool, **method: Any) -> None:
+    """Run one agent: find its neighbours, exchange projected Jacobians over throttled gRPC links, train.
+
+    Every agent of a run needs the same --setting, --seed, method flags and M; each gets its own i.
+    """
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    index, total = parse_shard(shard)
+    base = SETTINGS[setting]
+    try:
+        ntk, spark = method_configs(**method)
+        config = AgentConfig(
+            agent_id=agent_id or client_ids(total)[index], shard=index, clients=total, setting=setting,
+            algorithm=algorithm, rounds=rounds or base.rounds, samples_per_client=base.samples_per_client,
+            alpha=base.alpha, kappa=base.kappa, seed=method["seed"], partition_file=partition_file, host=host,
+            port=port, link=LinkModel.parse(uplink, downlink, latency), chunk_size=chunk_size,
+            peers=tuple(parse_peer_list(peers)) if peers else (), mdns=not no_mdns, service_type=service_type,
+            wait_peers_s=wait_peers, metrics=metrics, checkpoint_dir=checkpoint_dir, ntk=ntk, spark=spark,
+        )
+        data, test = load_shard(config, data_dir)
+        node = Node(config, data, test)
+    except (ValueError, DataNotFoundError) as error:
+        raise click.ClickException(str(error)) from error
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        bound = node.start()
+        click.echo(f"{config.agent_id} serving on {host}:{bound}, {len(data)} samples, waiting for "
+                   f"{total - 1} peers", err=True)
+        node.run(lambda record: click.echo(_progress(record, config.rounds), err=True))
+    except TimeoutError as error:
+        raise click.ClickException(str(error)) from error
+    except KeyboardInterrupt:
+        click.echo(f"{config.agent_id} interrupted after round {node.agent.next_round}", err=True)
+        sys.exit(130)
+    finally:
+        node.close()
+
+
+def _interrupt(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _progress(record: dict[str, Any], rounds: int) -> str:
+    mb = (record["payload_sent_bytes"] + record["payload_received_bytes"]) / 1e6
+    return (f"{record['agent']} round {record['round'] + 1}/{rounds}: test acc {record['test_accuracy']:.4f}, "
+            f"{mb:.1f} MB moved, {record['seconds']['total']:.1f} s")

@@ -1,0 +1,82 @@
+"""Four real agent processes on 127.0.0.1, found by mDNS alone, run 3 SPARK rounds: records, and the same
+weights and payload bytes as the in-process simulator for the same seed and members."""
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_agent.learning.data import load_fashion_mnist
+from edge_agent.learning.ntk import EvolutionConfig
+from edge_agent.sim.config import SimulationConfig
+from edge_agent.sim.engine import Simulation
+
+AGENTS, ROUNDS = 4, 3
+PHASES = {"average", "jacobian", "transfer", "evolve", "score", "total"}
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Start the agents, wait for all of them, and always stop them."""
+    out = tmp_path_factory.mktemp("agents")
+    service = f"_ea-{uuid.uuid4().hex[:8]}._tcp.local."
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+    procs = [subprocess.Popen(
+        [sys.executable, "-m", "edge_agent", "run", "--shard", f"{i}/{AGENTS}", "--setting", "smoke",
+         "--rounds", str(ROUNDS), "--solver", "euler", "--service-type", service, "--wait-peers", "60",
+         "--metrics", str(out / f"agent-{i}.jsonl"), "--checkpoint-dir", str(out / "checkpoints"), "--quiet"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env) for i in range(AGENTS)]
+    try:
+        outputs = [proc.communicate(timeout=240)[0].decode() for proc in procs]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    for proc, output in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, output
+    return out
+
+
+def _lines(run_dir: Path, i: int) -> list[dict[str, object]]:
+    return [json.loads(line) for line in (run_dir / f"agent-{i}.jsonl").read_text().splitlines()]
+
+
+def test_every_agent_records_every_round(run_dir: Path) -> None:
+    for i in range(AGENTS):
+        rounds, summary = _lines(run_dir, i)[:-1], _lines(run_dir, i)[-1]
+        assert [r["round"] for r in rounds] == list(range(ROUNDS))
+        assert summary["summary"] is True and summary["rounds"] == ROUNDS
+        for record in rounds:
+            assert record["agent"] == f"client-{i}" and record["members"] == AGENTS
+            assert len(record["neighbours"]) == 2  # smoke: kappa = 2
+            assert set(record["seconds"]) == PHASES and record["seconds"]["total"] > 0
+            assert record["payload_sent_bytes"] > 0 and record["wire_sent_bytes"] >= record["payload_sent_bytes"]
+            assert set(record["links"]) <= {f"client-{j}" for j in range(AGENTS)} - {f"client-{i}"}
+            assert record["tau"] in (25, 50, 100, 200) and record["lambda"] in (0.0, 0.3, 0.5)
+            assert 0.1 < record["test_accuracy"] <= 1.0
+
+
+def test_agents_match_the_simulator_in_weights_and_payload_bytes(run_dir: Path) -> None:
+    train, test = load_fashion_mnist()
+    config = SimulationConfig.from_setting("smoke", "spark", clients=AGENTS, rounds=ROUNDS)
+    euler = EvolutionConfig(solver="euler")
+    config = replace(config, spark=replace(config.spark, ntk=replace(config.spark.ntk, evolution=euler)))
+    simulation = Simulation(config, train, test)
+    records = list(simulation.run())
+    for i in range(AGENTS):
+        with np.load(run_dir / "checkpoints" / f"client-{i}.npz") as checkpoint:
+            assert int(checkpoint["round"]) == ROUNDS - 1
+            weights = checkpoint["weights"]
+        assert np.linalg.norm(weights - simulation.weights[i]) <= 1e-5 * np.linalg.norm(simulation.weights[i])
+    summaries = [_lines(run_dir, i)[-1]["payload_by_round"] for i in range(AGENTS)]
+    for k, record in enumerate(records):
+        sent = sum(s[str(k)]["sent"] for s in summaries)  # type: ignore[index]
+        received = sum(s[str(k)]["received"] for s in summaries)  # type: ignore[index]
+        assert sent == received == record.bytes_per_client * AGENTS
