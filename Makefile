@@ -32,7 +32,7 @@ lint: setup
 	$(VENV)/bin/mypy
 
 demo: setup
-	$(VENV)/bin/edge-agent simulate --setting edge --out runs/demo
+	$(VENV)/bin/edge-agent demo --setting edge --out runs/demo
 
 bench: setup
 	$(PY) bench/bench_paper.py

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from edge_agent import __version__
+from edge_agent.cli.demo import demo
 from edge_agent.cli.run import run
 from edge_agent.cli.simulate import simulate
 
@@ -20,3 +21,4 @@ def cli() -> None:
 
 cli.add_command(simulate)
 cli.add_command(run)
+cli.add_command(demo)

@@ -1,0 +1,68 @@
+"""Starts M local agent processes on loopback (one per shard) and follows their metrics files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class LocalRun:
+    """Agent processes of one local run and where they write."""
+
+    out: Path
+    processes: list[subprocess.Popen[bytes]]
+
+    def metrics_path(self, index: int) -> Path:
+        return self.out / f"agent-{index}.jsonl"
+
+    def records(self) -> list[list[dict[str, Any]]]:
+        """Per agent, the round records written so far (the closing summary line excluded)."""
+        result = []
+        for index in range(len(self.processes)):
+            path = self.metrics_path(index)
+            lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+            parsed = [json.loads(line) for line in lines if line.strip()]
+            result.append([r for r in parsed if not r.get("summary")])
+        return result
+
+    def running(self) -> bool:
+        return any(p.poll() is None for p in self.processes)
+
+    def failed(self) -> list[int]:
+        return [i for i, p in enumerate(self.processes) if p.poll() not in (None, 0)]
+
+    def stop(self) -> None:
+        """Terminate what still runs (agents leave mDNS cleanly on SIGTERM), then kill stragglers."""
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def launch_local_agents(count: int, out: Path, agent_args: Sequence[str]) -> LocalRun:
+    """Start `count` agents (shards 0..count-1) on 127.0.0.1 with a service type of their own."""
+    out.mkdir(parents=True, exist_ok=True)
+    service = f"_ea-{uuid.uuid4().hex[:8]}._tcp.local."
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    processes = []
+    for index in range(count):
+        log = (out / f"agent-{index}.log").open("wb")
+        command = [sys.executable, "-m", "edge_agent", "run", "--shard", f"{index}/{count}", "--host", "127.0.0.1",
+                   "--service-type", service, "--metrics", str(out / f"agent-{index}.jsonl"),
+                   "--checkpoint-dir", str(out / "checkpoints"), *agent_args]
+        processes.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                          env=env))
+    return LocalRun(out, processes)

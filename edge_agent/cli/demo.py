@@ -1,0 +1,85 @@
+"""`edge-agent demo`: the `edge` setting as separate agent processes on loopback, throttled, found by mDNS."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from edge_agent.agent.launcher import LocalRun, launch_local_agents
+from edge_agent.learning.data import DataNotFoundError, load_fashion_mnist
+from edge_agent.learning.mlp import MLPSpec, accuracy, forward
+from edge_agent.learning.settings import SETTINGS
+
+
+@click.command()
+@click.option("--setting", type=click.Choice(list(SETTINGS)), default="edge", show_default=True)
+@click.option("--agents", type=click.IntRange(min=3), help="Number of agent processes (default: the setting's).")
+@click.option("--rounds", type=click.IntRange(min=1), help="Rounds (default: the setting's).")
+@click.option("--uplink", default="50mbit", show_default=True, help="Every agent's uplink rate.")
+@click.option("--downlink", default="100mbit", show_default=True, help="Every agent's downlink rate.")
+@click.option("--latency", default="5ms", show_default=True, help="Added one-way latency.")
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default="fp32", show_default=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/demo"),
+              show_default=True, help="Metrics, logs and checkpoints of the agents.")
+def demo(setting: str, agents: int | None, rounds: int | None, uplink: str, downlink: str, latency: str,
+         precision: str, out: Path) -> None:
+    """Launch one agent process per client on 127.0.0.1 (SPARK, mDNS, throttled links), follow them, and
+    print a per-round table of accuracy, megabytes and seconds when they are done."""
+    base = SETTINGS[setting]
+    count, total_rounds = agents or base.clients, rounds or base.rounds
+    try:
+        _, test = load_fashion_mnist()
+    except DataNotFoundError as error:
+        raise click.ClickException(str(error)) from error
+    args = ["--setting", setting, "--rounds", str(total_rounds), "--uplink", uplink, "--downlink", downlink,
+            "--latency", latency, "--precision", precision, "--quiet"]
+    click.echo(f"starting {count} agents ({setting}, {total_rounds} rounds, links {uplink} up / {downlink} down, "
+               f"{latency}); logs and metrics in {out}", err=True)
+    run = launch_local_agents(count, out, args)
+    try:
+        _follow(run, count * total_rounds)
+    except KeyboardInterrupt:
+        raise click.ClickException("interrupted; agents stopped") from None
+    finally:
+        run.stop()
+    if run.failed():
+        raise click.ClickException(f"agents {run.failed()} failed; see {out}/agent-N.log")
+    click.echo(_table(run.records()))
+    click.echo(f"aggregated model (mean of the {count} agents' final weights): test accuracy "
+               f"{_aggregated_accuracy(out / 'checkpoints', test.x, test.y):.4f}")
+
+
+def _follow(run: LocalRun, expected: int) -> None:
+    with click.progressbar(length=expected, label="agent rounds", file=click.get_text_stream("stderr")) as bar:
+        done = 0
+        while run.running() and not run.failed():
+            now = sum(len(r) for r in run.records())
+            bar.update(now - done)
+            done = now
+            time.sleep(1.0)
+        bar.update(sum(len(r) for r in run.records()) - done)
+
+
+def _table(records: list[list[dict[str, Any]]]) -> str:
+    rounds = min(len(r) for r in records)
+    lines = ["round  mean test acc  MB sent/agent  seconds",
+             "-----  -------------  -------------  -------"]
+    for k in range(rounds):
+        row = [agent[k] for agent in records]
+        acc = np.mean([r["test_accuracy"] for r in row])
+        mb = np.mean([r["payload_sent_bytes"] for r in row]) / 1e6
+        seconds = max(r["seconds"]["total"] for r in row)
+        lines.append(f"{k + 1:5d}  {acc:13.4f}  {mb:13.2f}  {seconds:7.1f}")
+    return "\n".join(lines)
+
+
+def _aggregated_accuracy(checkpoints: Path, x: np.ndarray, y: np.ndarray) -> float:
+    weights = []
+    for path in sorted(checkpoints.glob("*.npz")):
+        with np.load(path) as data:
+            weights.append(data["weights"])
+    return accuracy(forward(MLPSpec(), np.mean(weights, axis=0).astype(np.float32), x), y)

@@ -1,0 +1,18 @@
+"""`edge-agent demo` launches real agents and prints the per-round table from their records."""
+
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from edge_agent.cli.main import cli
+
+
+def test_demo_runs_agents_and_prints_a_round_table(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["demo", "--setting", "smoke", "--agents", "3", "--rounds", "2",
+                                      "--uplink", "200mbit", "--downlink", "200mbit", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    table = [line.split() for line in result.output.splitlines() if line.strip()[:1].isdigit()]
+    assert [int(row[0]) for row in table] == [1, 2]
+    assert all(0.1 < float(row[1]) <= 1.0 and float(row[2]) > 0 for row in table)
+    assert "aggregated model" in result.output
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [f"client-{i}.npz" for i in range(3)]

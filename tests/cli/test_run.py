@@ -1,0 +1,26 @@
+"""`edge-agent run` turns user mistakes into one clear line before it starts anything."""
+
+import pytest
+from click.testing import CliRunner
+
+from edge_agent.cli.main import cli
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--shard", "3"], "expected i/M"),
+    (["--shard", "4/4"], "0 <= i < M"),
+    (["--shard", "0/4", "--no-mdns"], "--peers"),
+    (["--shard", "0/4", "--peers", "localhost"], "host:port"),
+    (["--shard", "0/4", "--uplink", "fast"], "fast"),
+])
+def test_run_rejects_bad_input_with_one_line(args: list[str], message: str) -> None:
+    result = CliRunner().invoke(cli, ["run", *args])
+    assert result.exit_code == 2 or result.exit_code == 1
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_run_help_explains_the_shard_and_links() -> None:
+    result = CliRunner().invoke(cli, ["run", "--help"])
+    assert result.exit_code == 0
+    for flag in ("--shard", "--uplink", "--downlink", "--latency", "--peers", "--no-mdns", "--checkpoint-dir"):
+        assert flag in result.output
