@@ -6,6 +6,7 @@ import click
 
 from edge_agent import __version__
 from edge_agent.cli.demo import demo
+from edge_agent.cli.profiles import profiles
 from edge_agent.cli.run import run
 from edge_agent.cli.simulate import simulate
 
@@ -22,3 +23,4 @@ def cli() -> None:
 cli.add_command(simulate)
 cli.add_command(run)
 cli.add_command(demo)
+cli.add_command(profiles)

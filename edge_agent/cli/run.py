@@ -7,18 +7,22 @@ import signal
 import sys
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 import click
+from click.core import ParameterSource
 
 from edge_agent.agent.config import AGENT_ALGORITHMS, AgentConfig
 from edge_agent.agent.node import Node, client_ids, load_shard
 from edge_agent.cli.options import method_configs, method_options
+from edge_agent.deploy.profiles import find_profile
 from edge_agent.discovery.mdns import SERVICE_TYPE
 from edge_agent.discovery.peers import parse_peer_list
 from edge_agent.learning.data import DataNotFoundError
 from edge_agent.learning.settings import SETTINGS
 from edge_agent.transport.throttle import LinkModel
+
+T = TypeVar("T")
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -44,9 +48,9 @@ def parse_shard(text: str) -> tuple[int, int]:
 @method_options
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on and advertise.")
 @click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True, help="0 picks a free port.")
-@click.option("--uplink", default="unlimited", show_default=True, help="Uplink rate, e.g. 2mbit.")
-@click.option("--downlink", default="unlimited", show_default=True, help="Downlink rate, e.g. 10mbit.")
-@click.option("--latency", default="0", show_default=True, help="Added one-way latency, e.g. 20ms.")
+@click.option("--uplink", default="unlimited", help="Uplink rate, e.g. 2mbit (default: the profile's).")
+@click.option("--downlink", default="unlimited", help="Downlink rate, e.g. 10mbit (default: the profile's).")
+@click.option("--latency", default="0", help="Added one-way latency, e.g. 20ms (default: the profile's).")
 @click.option("--chunk-size", type=click.IntRange(min=1024), default=1 << 20, show_default=True,
               help="Bytes per streamed chunk.")
 @click.option("--peers", default="", help="Static peers host:port,... (for networks without multicast).")
@@ -58,11 +62,15 @@ def parse_shard(text: str) -> tuple[int, int]:
 @click.option("--checkpoint-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write weights and momentum each round; resume from them on restart.")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="Fashion-MNIST directory.")
+@click.option("--profile", "profile_name", default="generic", show_default=True,
+              help="Board profile (see `edge-agent profiles list`): default links, projection, precision. "
+                   "Flags given explicitly win over the profile.")
 @click.option("--quiet", is_flag=True, help="Only warnings and errors.")
-def run(shard: str, agent_id: str | None, setting: str, algorithm: str, rounds: int | None,
-        partition_file: Path | None, host: str, port: int, uplink: str, downlink: str, latency: str, chunk_size: int,
-        peers: str, no_mdns: bool, service_type: str, wait_peers: float, metrics: Path | None,
-        checkpoint_dir: Path | None, data_dir: Path | None, quiet: bool, **method: Any) -> None:
+@click.pass_context
+def run(ctx: click.Context, /, profile_name: str, shard: str, agent_id: str | None, setting: str, algorithm: str,
+        rounds: int | None, partition_file: Path | None, host: str, port: int, uplink: str, downlink: str,
+        latency: str, chunk_size: int, peers: str, no_mdns: bool, service_type: str, wait_peers: float,
+        metrics: Path | None, checkpoint_dir: Path | None, data_dir: Path | None, quiet: bool, **method: Any) -> None:
     """Run one agent: find its neighbours, exchange projected Jacobians over throttled gRPC links, train.
 
     Every agent of a run needs the same --setting, --seed, method flags and M; each gets its own i.
@@ -71,6 +79,13 @@ def run(shard: str, agent_id: str | None, setting: str, algorithm: str, rounds: 
     index, total = parse_shard(shard)
     base = SETTINGS[setting]
     try:
+        profile = find_profile(profile_name)
+        uplink = _unless_given(ctx, "uplink", uplink, profile.link.uplink)
+        downlink = _unless_given(ctx, "downlink", downlink, profile.link.downlink)
+        latency = _unless_given(ctx, "latency", latency, profile.link.latency)
+        for key, value in (("projection", profile.spark.projection), ("proj_dim", profile.spark.proj_dim),
+                           ("precision", profile.spark.precision)):
+            method[key] = _unless_given(ctx, key, method[key], value)
         ntk, spark = method_configs(**method)
         config = AgentConfig(
             agent_id=agent_id or client_ids(total)[index], shard=index, clients=total, setting=setting,
@@ -78,7 +93,8 @@ def run(shard: str, agent_id: str | None, setting: str, algorithm: str, rounds: 
             alpha=base.alpha, kappa=base.kappa, seed=method["seed"], partition_file=partition_file, host=host,
             port=port, link=LinkModel.parse(uplink, downlink, latency), chunk_size=chunk_size,
             peers=tuple(parse_peer_list(peers)) if peers else (), mdns=not no_mdns, service_type=service_type,
-            wait_peers_s=wait_peers, metrics=metrics, checkpoint_dir=checkpoint_dir, ntk=ntk, spark=spark,
+            wait_peers_s=wait_peers, metrics=metrics, checkpoint_dir=checkpoint_dir, profile=profile.name, ntk=ntk,
+            spark=spark,
         )
         data, test = load_shard(config, data_dir)
         node = Node(config, data, test)
@@ -97,6 +113,11 @@ def run(shard: str, agent_id: str | None, setting: str, algorithm: str, rounds: 
         sys.exit(130)
     finally:
         node.close()
+
+
+def _unless_given(ctx: click.Context, name: str, given: T, from_profile: T) -> T:
+    """The flag's value if the user gave it, else the profile's."""
+    return from_profile if ctx.get_parameter_source(name) == ParameterSource.DEFAULT else given
 
 
 def _interrupt(_signum: int, _frame: FrameType | None) -> None:

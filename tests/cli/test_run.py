@@ -12,6 +12,7 @@ from edge_agent.cli.main import cli
     (["--shard", "0/4", "--no-mdns"], "--peers"),
     (["--shard", "0/4", "--peers", "localhost"], "host:port"),
     (["--shard", "0/4", "--uplink", "fast"], "fast"),
+    (["--shard", "0/4", "--profile", "rpi-9"], "unknown profile"),
 ])
 def test_run_rejects_bad_input_with_one_line(args: list[str], message: str) -> None:
     result = CliRunner().invoke(cli, ["run", *args])

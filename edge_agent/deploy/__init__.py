@@ -1,0 +1,1 @@
+"""Getting onto boards: board profiles, bundles, systemd units, pushing to a board."""
