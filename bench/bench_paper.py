@@ -19,6 +19,7 @@ from typing import Any
 from edge_agent.learning.codec import CodecConfig
 from edge_agent.learning.data import load_fashion_mnist
 from edge_agent.learning.projection import ProjectionConfig
+from edge_agent.learning.settings import TARGET_ACCURACY
 from edge_agent.sim.config import SimulationConfig
 from edge_agent.sim.engine import Simulation
 from edge_agent.sim.records import RoundLog, RoundRecord, summarize, write_json_atomic
@@ -86,18 +87,33 @@ def run_variant(name: str, args: argparse.Namespace) -> dict[str, Any]:
 
 def table(summaries: dict[str, dict[str, Any]]) -> str:
     """Markdown table: rounds, bytes and seconds to target, bytes per round, with ratios to DFedAvg and NTK-DFL."""
-    lines = ["| method | rounds to 85% | MB/client to 85% | MB/client per round | s per round | best agg. acc. |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| method | rounds to 85% | MB/client to 85% | rounds to 80% | MB/client to 80% | MB/client per round "
+             "| s per round | best agg. acc. (round) |", "|---|---|---|---|---|---|---|---|"]
     for name, s in summaries.items():
         mb = "-" if s["bytes_to_target"] is None else f"{s['bytes_to_target'] / 1e6:,.1f}"
+        mb80 = "-" if s["bytes_to_80"] is None else f"{s['bytes_to_80'] / 1e6:,.1f}"
         per_round = s["total_bytes_per_client"] / s["rounds_run"] / 1e6
-        lines.append(f"| {name} | {s['rounds_to_target'] or 'not reached'} | {mb} | {per_round:,.1f} | "
-                     f"{s['mean_seconds_per_round']:.1f} | {s['best_agg_accuracy']:.4f} |")
-    base = summaries.get("dfedavg", {}).get("rounds_to_target")
-    for name, s in summaries.items():
-        if base and s["rounds_to_target"] and name != "dfedavg":
-            lines.append(f"\nDFedAvg / {name} rounds to target: {base / s['rounds_to_target']:.2f}x")
+        lines.append(f"| {name} | {s['rounds_to_target'] or 'not reached'} | {mb} | {s['rounds_to_80'] or '-'} | "
+                     f"{mb80} | {per_round:,.1f} | {s['mean_seconds_per_round']:.1f} | "
+                     f"{s['best_agg_accuracy']:.4f} ({s['rounds_run']} rounds run) |")
+    for key, label in (("rounds_to_target", "85%"), ("rounds_to_80", "80%")):
+        base = summaries.get("dfedavg", {}).get(key)
+        for name, s in summaries.items():
+            if base and s[key] and name != "dfedavg":
+                lines.append(f"\nDFedAvg / {name} rounds to {label}: {base / s[key]:.2f}x")
     return "\n".join(lines)
+
+
+def table_from_runs(directory: Path) -> str:
+    """Rebuild the table from the summary.json files of earlier runs in `directory`."""
+    summaries = {}
+    for path in sorted(directory.glob("*/rounds.jsonl")):
+        records = [RoundRecord(**json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
+        if records:
+            summary_file = path.parent / "summary.json"
+            config = json.loads(summary_file.read_text())["config"] if summary_file.exists() else {}
+            summaries[path.parent.name] = summarize(config, records, TARGET_ACCURACY)
+    return table(summaries)
 
 
 def main() -> None:
@@ -113,7 +129,11 @@ def main() -> None:
     parser.add_argument("--generated-split", action="store_true", help="use the seeded generator, not the file")
     parser.add_argument("--full", action="store_true", help="run all rounds even after reaching the target")
     parser.add_argument("--out", type=Path, default=Path("runs/bench-paper"))
+    parser.add_argument("--table-only", action="store_true", help="print the table of the runs already in --out")
     args = parser.parse_args()
+    if args.table_only:
+        print(table_from_runs(args.out))
+        return
     if args.generated_split:
         args.partition = None
     unknown = [name for name in args.variants.split(",") if name not in VARIANTS]
