@@ -76,7 +76,7 @@ def run_variant(name: str, args: argparse.Namespace) -> dict[str, Any]:
             log.append(record)
             print(f"  {name} round {record.round + 1}: agg {record.agg_accuracy:.4f} "
                   f"mean {record.mean_client_accuracy:.4f} {record.seconds:.1f}s", file=sys.stderr, flush=True)
-            if record.agg_accuracy >= config.target_accuracy and not args.full:
+            if record.agg_accuracy >= (args.stop_at or config.target_accuracy) and not args.full:
                 break
     finally:
         log.close()
@@ -128,6 +128,7 @@ def main() -> None:
                         help="npz split (default: the published split beside the project, if present)")
     parser.add_argument("--generated-split", action="store_true", help="use the seeded generator, not the file")
     parser.add_argument("--full", action="store_true", help="run all rounds even after reaching the target")
+    parser.add_argument("--stop-at", type=float, help="stop at this aggregated accuracy instead of 85%%")
     parser.add_argument("--out", type=Path, default=Path("runs/bench-paper"))
     parser.add_argument("--table-only", action="store_true", help="print the table of the runs already in --out")
     args = parser.parse_args()
