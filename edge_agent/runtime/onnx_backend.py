@@ -1,0 +1,99 @@
+"""The ONNX Runtime backend: the board-side kernels from checked ONNX exports, with numpy and onnxruntime alone.
+
+Exports come from a directory given by the caller (copied to a board that has no torch), or from a per-spec cache
+(`$XDG_CACHE_HOME` or ~/.cache, then edge-agent/onnx/<hash of format version, sizes and m>) filled on first use
+when torch is importable. Without torch and without a valid export the backend refuses with one clear error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort  # type: ignore[import-untyped,unused-ignore]
+
+from edge_agent.learning.mlp import FloatArray, MLPSpec
+from edge_agent.runtime.backend import SketchState
+from edge_agent.runtime.onnx_export import FORMAT_VERSION, KERNELS, Manifest, check_exports, export_kernels
+
+DEFAULT_PROVIDERS = ("CPUExecutionProvider",)
+
+
+def cache_directory(spec: MLPSpec, dim: int) -> Path:
+    """Where exports for (spec, dim) are cached: ~/.cache/edge-agent/onnx/<16 hex digits>."""
+    key = hashlib.sha256(f"v{FORMAT_VERSION}:{','.join(map(str, spec.sizes))}:m{dim}".encode()).hexdigest()[:16]
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return root / "edge-agent" / "onnx" / key
+
+
+def ensure_exported(spec: MLPSpec, dim: int) -> Path:
+    """The cache directory for (spec, dim), exported there first (needs torch) if it holds no valid export."""
+    directory = cache_directory(spec, dim)
+    try:
+        check_exports(directory, spec, dim)
+        return directory
+    except ValueError as error:
+        reason = str(error)
+    try:
+        import torch  # noqa: F401  (only to ask whether this machine can export)
+    except ImportError:
+        raise RuntimeError(f"no usable ONNX export of the kernels for MLP {spec.sizes}, m = {dim} ({reason}), and "
+                           "torch is not importable here to export one: run edge_agent.runtime.onnx_export."
+                           "export_kernels on a machine with torch and pass that directory (or copy it to "
+                           f"{directory})") from None
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=directory.parent))
+    try:
+        export_kernels(spec, staging, dim=dim)
+        shutil.rmtree(directory, ignore_errors=True)
+        staging.rename(directory)  # another process may have won the race; its export is as good as ours
+    except OSError:
+        pass
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    check_exports(directory, spec, dim)
+    return directory
+
+
+class OnnxBackend:
+    """One InferenceSession per kernel, on the given execution providers and intra-op thread count."""
+
+    def __init__(self, spec: MLPSpec, directory: Path | None = None, providers: Sequence[str] | None = None,
+                 threads: int | None = None, dim: int = 1024) -> None:
+        self.spec = spec
+        self.directory = Path(directory) if directory is not None else ensure_exported(spec, dim)
+        self.manifest: Manifest = check_exports(self.directory, spec, dim)
+        options = ort.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        chosen = list(providers or DEFAULT_PROVIDERS)
+        self._sessions = {name: ort.InferenceSession(str(self.directory / self.manifest.kernels[name].file),
+                                                     sess_options=options, providers=chosen) for name in KERNELS}
+
+    def _run(self, name: str, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        kernel = self.manifest.kernels[name]
+        return list(self._sessions[name].run(list(kernel.outputs), {key: feeds[key] for key in kernel.inputs}))
+
+    def logits(self, w: FloatArray, x: FloatArray) -> FloatArray:
+        return self._run("logits", {"w": _f32(w), "x": _f32(x)})[0]
+
+    def projected_jacobian(self, w: FloatArray, x: FloatArray, state: SketchState) -> tuple[FloatArray, FloatArray]:
+        if (state.dim, state.layout) != (self.manifest.dim, self.manifest.layout):
+            raise ValueError(f"sketch state (m = {state.dim}, blocks {state.layout}) does not match the export in "
+                             f"{self.directory} (m = {self.manifest.dim}, blocks {self.manifest.layout})")
+        jt, logits = self._run("projected_jacobian", {"w": _f32(w), "x": _f32(x), **state.feeds()})
+        return jt, logits
+
+    def loss_sums(self, w: FloatArray, updates: FloatArray, x: FloatArray, y: np.ndarray) -> FloatArray:
+        feeds = {"w": _f32(w), "updates": _f32(updates), "x": _f32(x), "y": np.ascontiguousarray(y, dtype=np.int64)}
+        return self._run("loss_sums", feeds)[0]
+
+
+def _f32(array: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(array, dtype=np.float32)
