@@ -39,6 +39,10 @@ class AgentConfig:
     metrics: Path | None = None
     checkpoint_dir: Path | None = None
     profile: str = "generic"
+    backend: str = "numpy"  # kernel backend of the neighbour side: numpy, torch or onnxruntime
+    providers: tuple[str, ...] = ()
+    threads: int | None = None
+    jacobian_chunk: int | None = None
     ntk: NTKDFLConfig = field(default_factory=NTKDFLConfig)
     spark: SparkConfig = field(default_factory=SparkConfig)
 

@@ -17,6 +17,7 @@ from edge_agent.agent.config import AgentConfig
 from edge_agent.agent.deadlines import call_timeout
 from edge_agent.agent.handler import AgentHandler
 from edge_agent.agent.inbox import WeightsInbox
+from edge_agent.agent.kernels import BackendKernels
 from edge_agent.agent.traffic import RoundTraffic
 from edge_agent.discovery.membership import Membership
 from edge_agent.learning.algorithms.ntk_dfl import average_weights
@@ -26,6 +27,7 @@ from edge_agent.learning.messages import Message, WeightsMessage
 from edge_agent.learning.mlp import FloatArray, MLPSpec, accuracy, forward, init_weights
 from edge_agent.learning.topology import TopologyConfig, neighbours
 from edge_agent.records import JsonLinesLog
+from edge_agent.runtime.backend import make_backend
 from edge_agent.transport.client import PeerPool
 from edge_agent.transport.contract import TransportError
 from edge_agent.transport.ledger import LinkCounters, TransportLedger
@@ -34,10 +36,14 @@ log = logging.getLogger(__name__)
 
 
 def make_method(config: AgentConfig, spec: MLPSpec) -> NTKMethod:
-    """The NTK method the agent runs, configured exactly as the simulator would be."""
-    if config.algorithm == "spark":
-        return SparkMethod(spec, config.spark, config.rounds)
-    return NTKDFLMethod(spec, config.ntk)
+    """The NTK method the agent runs, configured exactly as the simulator would be, on the chosen kernels."""
+    if config.algorithm != "spark":
+        return NTKDFLMethod(spec, config.ntk)
+    if config.backend == "numpy":
+        return SparkMethod(spec, config.spark, config.rounds)  # the reference path, shared with the simulator
+    backend = make_backend(config.backend, spec, config.providers or None, config.threads,  # type: ignore[arg-type]
+                           dim=config.spark.projection.dim, chunk=config.jacobian_chunk)
+    return SparkMethod(spec, config.spark, config.rounds, BackendKernels(backend))
 
 
 @dataclass

@@ -62,15 +62,18 @@ def parse_shard(text: str) -> tuple[int, int]:
 @click.option("--checkpoint-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write weights and momentum each round; resume from them on restart.")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="Fashion-MNIST directory.")
+@click.option("--backend", type=click.Choice(["numpy", "torch", "onnxruntime"]),
+              help="Kernels for the neighbour side (projected Jacobians, scoring); default: the profile's.")
 @click.option("--profile", "profile_name", default="generic", show_default=True,
               help="Board profile (see `edge-agent profiles list`): default links, projection, precision. "
                    "Flags given explicitly win over the profile.")
 @click.option("--quiet", is_flag=True, help="Only warnings and errors.")
 @click.pass_context
-def run(ctx: click.Context, /, profile_name: str, shard: str, agent_id: str | None, setting: str, algorithm: str,
-        rounds: int | None, partition_file: Path | None, host: str, port: int, uplink: str, downlink: str,
-        latency: str, chunk_size: int, peers: str, no_mdns: bool, service_type: str, wait_peers: float,
-        metrics: Path | None, checkpoint_dir: Path | None, data_dir: Path | None, quiet: bool, **method: Any) -> None:
+def run(ctx: click.Context, /, backend: str | None, profile_name: str, shard: str, agent_id: str | None,
+        setting: str, algorithm: str, rounds: int | None, partition_file: Path | None, host: str, port: int,
+        uplink: str, downlink: str, latency: str, chunk_size: int, peers: str, no_mdns: bool, service_type: str,
+        wait_peers: float, metrics: Path | None, checkpoint_dir: Path | None, data_dir: Path | None, quiet: bool,
+        **method: Any) -> None:
     """Run one agent: find its neighbours, exchange projected Jacobians over throttled gRPC links, train.
 
     Every agent of a run needs the same --setting, --seed, method flags and M; each gets its own i.
@@ -94,7 +97,8 @@ def run(ctx: click.Context, /, profile_name: str, shard: str, agent_id: str | No
             port=port, link=LinkModel.parse(uplink, downlink, latency), chunk_size=chunk_size,
             peers=tuple(parse_peer_list(peers)) if peers else (), mdns=not no_mdns, service_type=service_type,
             wait_peers_s=wait_peers, metrics=metrics, checkpoint_dir=checkpoint_dir, profile=profile.name, ntk=ntk,
-            spark=spark,
+            spark=spark, backend=backend or profile.runtime.backend, providers=profile.runtime.execution_providers,
+            threads=profile.runtime.threads, jacobian_chunk=profile.runtime.jacobian_chunk,
         )
         data, test = load_shard(config, data_dir)
         node = Node(config, data, test)

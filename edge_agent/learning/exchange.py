@@ -16,7 +16,8 @@ from typing import Protocol, TypeVar
 import numpy as np
 
 from edge_agent.learning.algorithms import ntk_dfl, spark
-from edge_agent.learning.codec import CodecConfig
+from edge_agent.learning.codec import CodecConfig, decode, encode
+from edge_agent.learning.jacobian import DenseJacobian
 from edge_agent.learning.messages import (
     FP32,
     CandidateRequest,
@@ -27,6 +28,15 @@ from edge_agent.learning.messages import (
 )
 from edge_agent.learning.mlp import FloatArray, MLPSpec
 from edge_agent.learning.projection import Projection, make_projection
+
+
+class BoardKernels(Protocol):
+    """The neighbour-side kernels a board backend runs (see edge_agent.runtime.backend)."""
+
+    def projected_jacobian(self, w: FloatArray, x: FloatArray, projection: Projection
+                           ) -> tuple[FloatArray, FloatArray]: ...
+
+    def loss_sums(self, w: FloatArray, steps: FloatArray, x: FloatArray, y: np.ndarray) -> FloatArray: ...
 
 
 class NTKMethod(Protocol):
@@ -43,6 +53,9 @@ class NTKMethod(Protocol):
     def propose(self, replies: Sequence[JacobianReply], round_index: int, sender: str) -> CandidateRequest: ...
 
     def lift(self, round_index: int) -> ntk_dfl.Lift | None: ...
+
+    def score(self, anchor: FloatArray, request: CandidateRequest, x: FloatArray, y: np.ndarray,
+              sender: str) -> CandidateScores: ...
 
     def commit(self, anchor: FloatArray, proposal: CandidateRequest, scores: Sequence[CandidateScores],
                velocity: FloatArray, round_index: int) -> tuple[FloatArray, FloatArray, int]: ...
@@ -69,6 +82,10 @@ class NTKDFLMethod:
     def lift(self, round_index: int) -> ntk_dfl.Lift | None:
         return None
 
+    def score(self, anchor: FloatArray, request: CandidateRequest, x: FloatArray, y: np.ndarray,
+              sender: str) -> CandidateScores:
+        return ntk_dfl.score_candidates(self.spec, anchor, request, x, y, sender)
+
     def commit(self, anchor: FloatArray, proposal: CandidateRequest, scores: Sequence[CandidateScores],
                velocity: FloatArray, round_index: int) -> tuple[FloatArray, FloatArray, int]:
         weights, index = ntk_dfl.commit_candidate(anchor, proposal, scores)
@@ -76,15 +93,25 @@ class NTKDFLMethod:
 
 
 class SparkMethod:
-    """SPARK: projected Jacobians (P derived from seed and round), annealed soft labels, Nesterov momentum."""
+    """SPARK: projected Jacobians (P derived from seed and round), annealed soft labels, Nesterov momentum.
 
-    def __init__(self, spec: MLPSpec, config: spark.SparkConfig, rounds: int) -> None:
-        self.spec, self.config, self.rounds = spec, config, rounds
+    With a `BoardKernels` backend (numpy, torch or ONNX Runtime), the neighbour side (projected Jacobian and
+    candidate scoring) runs on it; without one, on the numpy reference path.
+    """
+
+    def __init__(self, spec: MLPSpec, config: spark.SparkConfig, rounds: int,
+                 kernels: BoardKernels | None = None) -> None:
+        if kernels is not None and config.projection.family != "tensorsketch":
+            raise ValueError(f"board kernel backends implement the tensorsketch projection, "
+                             f"not {config.projection.family}")
+        self.spec, self.config, self.rounds, self.kernels = spec, config, rounds, kernels
         self._projections: dict[int, Projection] = {}
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, object]:
         """Pickles (to worker processes) without the lock or cached projections; both are rebuilt there."""
+        if self.kernels is not None:
+            raise TypeError("a SparkMethod with a kernel backend stays in its process")
         return {"spec": self.spec, "config": self.config, "rounds": self.rounds}
 
     def __setstate__(self, state: dict[str, object]) -> None:
@@ -102,8 +129,19 @@ class SparkMethod:
             return self._projections[round_index]
 
     def answer(self, request: JacobianRequest, x: FloatArray, y: np.ndarray, sender: str) -> JacobianReply:
-        return spark.answer_jacobian_request(self.spec, request, x, y, sender, self.projection(request.round),
-                                             self.config.codec)
+        projection = self.projection(request.round)
+        if self.kernels is None:
+            return spark.answer_jacobian_request(self.spec, request, x, y, sender, projection, self.config.codec)
+        projected, logits = self.kernels.projected_jacobian(request.weights, x, projection)
+        return JacobianReply(sender, request.round, DenseJacobian(decode(encode(projected, self.config.codec))),
+                             logits, y)
+
+    def score(self, anchor: FloatArray, request: CandidateRequest, x: FloatArray, y: np.ndarray,
+              sender: str) -> CandidateScores:
+        lift = self.projection(request.round).lift
+        if self.kernels is None:
+            return ntk_dfl.score_candidates(self.spec, anchor, request, x, y, sender, lift)
+        return CandidateScores(sender, request.round, self.kernels.loss_sums(anchor, lift(request.updates), x, y))
 
     def propose(self, replies: Sequence[JacobianReply], round_index: int, sender: str) -> CandidateRequest:
         eta = self.config.ntk.learning_rate(round_index)
@@ -141,8 +179,7 @@ class Responder:
             if anchor is None:
                 raise ValueError(f"candidates from {message.sender} for round {message.round} "
                                  "without a Jacobian request")
-            return ntk_dfl.score_candidates(self.method.spec, anchor, message, self.x, self.y, self.client_id,
-                                            self.method.lift(message.round))
+            return self.method.score(anchor, message, self.x, self.y, self.client_id)
         raise ValueError(f"a responder does not answer {type(message).__name__}")
 
 

@@ -30,6 +30,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     procs = [subprocess.Popen(
         [sys.executable, "-m", "edge_agent", "run", "--shard", f"{i}/{AGENTS}", "--setting", "smoke",
          "--rounds", str(ROUNDS), "--solver", "euler", "--service-type", service, "--wait-peers", "60",
+         "--backend", "numpy",
          "--metrics", str(out / f"agent-{i}.jsonl"), "--checkpoint-dir", str(out / "checkpoints"), "--quiet"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env) for i in range(AGENTS)]
     try:

@@ -1,0 +1,71 @@
+"""Agents whose neighbour side runs on ONNX Runtime, in processes where torch cannot be imported, train
+together and end where the numpy simulator does."""
+
+import os
+import subprocess
+import sys
+import uuid
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_agent.learning.data import load_fashion_mnist
+from edge_agent.learning.mlp import MLPSpec, accuracy, forward, init_weights
+from edge_agent.learning.ntk import EvolutionConfig
+from edge_agent.runtime.onnx_backend import cache_directory
+from edge_agent.runtime.onnx_export import export_kernels
+from edge_agent.sim.config import SimulationConfig
+from edge_agent.sim.engine import Simulation
+
+AGENTS, ROUNDS = 3, 2
+NO_TORCH = """
+import sys
+class _RefuseTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError(f"{name} is not installed on this board")
+        return None
+sys.meta_path.insert(0, _RefuseTorch())
+from edge_agent.cli.main import cli
+cli()
+"""
+
+
+def test_onnxruntime_agents_without_torch_match_the_simulator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    export_kernels(MLPSpec(), cache_directory(MLPSpec(), 1024))  # the board ships pre-exported kernels
+    service = f"_ea-{uuid.uuid4().hex[:8]}._tcp.local."
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    procs = [subprocess.Popen(
+        [sys.executable, "-c", NO_TORCH, "run", "--shard", f"{i}/{AGENTS}", "--setting", "smoke", "--rounds",
+         str(ROUNDS), "--solver", "euler", "--backend", "onnxruntime", "--profile", "rpi-zero-2w",
+         "--uplink", "unlimited", "--downlink", "unlimited", "--latency", "0", "--precision", "fp32",
+         "--service-type", service, "--wait-peers", "60", "--checkpoint-dir", str(tmp_path / "ck"), "--quiet"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env) for i in range(AGENTS)]
+    try:
+        outputs = [proc.communicate(timeout=240)[0].decode() for proc in procs]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    for proc, output in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, output
+    train, test = load_fashion_mnist()
+    config = SimulationConfig.from_setting("smoke", "spark", clients=AGENTS, rounds=ROUNDS)
+    euler = EvolutionConfig(solver="euler")
+    config = replace(config, spark=replace(config.spark, ntk=replace(config.spark.ntk, evolution=euler)))
+    simulation = Simulation(config, train, test)
+    list(simulation.run())
+    start = init_weights(MLPSpec(), config.seed)
+    for i in range(AGENTS):
+        with np.load(tmp_path / "ck" / f"client-{i}.npz") as checkpoint:
+            weights = checkpoint["weights"]
+        # float32 sums in a different order (ONNX Runtime) are amplified by the evolution; the agents must still
+        # land where the reference does, relative to how far training moved the weights
+        travelled = np.linalg.norm(simulation.weights[i] - start)
+        assert np.linalg.norm(weights - simulation.weights[i]) <= 0.02 * travelled
+        assert abs(accuracy(forward(MLPSpec(), weights, test.x), test.y)
+                   - accuracy(forward(MLPSpec(), simulation.weights[i], test.x), test.y)) <= 0.005
