@@ -23,7 +23,7 @@ from edge_agent.discovery.membership import Membership
 from edge_agent.learning.algorithms.ntk_dfl import average_weights
 from edge_agent.learning.data import Dataset
 from edge_agent.learning.exchange import Gather, NTKDFLMethod, NTKMethod, Responder, SparkMethod, run_neighbourhood
-from edge_agent.learning.messages import Message, WeightsMessage
+from edge_agent.learning.messages import Message, WeightsMessage, payload_bytes
 from edge_agent.learning.mlp import FloatArray, MLPSpec, accuracy, forward, init_weights
 from edge_agent.learning.topology import TopologyConfig, neighbours
 from edge_agent.records import JsonLinesLog
@@ -66,6 +66,7 @@ class Agent:
         self.pool, self.ledger = pool, ledger
         self.spec = spec or MLPSpec()
         self.method = make_method(config, self.spec)
+        self._reply_width = config.spark.projection.dim if config.algorithm == "spark" else self.spec.num_params
         self.topology = TopologyConfig(degree=config.kappa, seed=config.seed)
         self.inbox = WeightsInbox()
         self.traffic = RoundTraffic(self.method.codec)
@@ -209,8 +210,8 @@ class Agent:
         samples = record.samples
         try:
             client = self.pool.get(record.address, peer)
-            reply = client.call(message, timeout=call_timeout(self.config.link, _expected_bytes(message, samples,
-                                                                                                    self.method)))
+            expected = _expected_bytes(message, samples, self.spec.num_classes, self._reply_width)
+            reply = client.call(message, timeout=call_timeout(self.config.link, expected))
             self.traffic.sent(message)
             self.traffic.received(reply)
             return reply
@@ -252,9 +253,6 @@ def _delta(now: LinkCounters, before: LinkCounters | None) -> dict[str, int]:
     return {key: getattr(now, key) - (getattr(before, key) if before else 0) for key in _COUNTER_KEYS}
 
 
-def _expected_bytes(message: Message, peer_samples: int, method: NTKMethod) -> int:
-    """Payload of the message plus the largest reply it can draw (a Jacobian reply for a Jacobian request)."""
-    out = sum(int(getattr(message, name).size) * 4 for name in ("weights", "updates") if hasattr(message, name))
-    projected = getattr(getattr(method, "config", None), "projection", None)
-    width = projected.dim if projected is not None else method.spec.num_params
-    return out + max(peer_samples, 1) * method.spec.num_classes * (width + 2) * 4
+def _expected_bytes(message: Message, peer_samples: int, classes: int, reply_width: int) -> int:
+    """Payload of the message plus the largest reply it can draw: a Jacobian reply of (N, C, width) floats."""
+    return payload_bytes(message) + max(peer_samples, 1) * classes * (reply_width + 2) * 4
