@@ -3,9 +3,9 @@ weights and payload bytes as the in-process simulator for the same seed and memb
 
 import json
 import os
-import subprocess
 import sys
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,31 +17,22 @@ from edge_agent.learning.ntk import EvolutionConfig
 from edge_agent.sim.config import SimulationConfig
 from edge_agent.sim.engine import Simulation
 
+RunAgents = Callable[[list[list[str]], dict[str, str]], list[str]]  # the run_agents fixture
 AGENTS, ROUNDS = 4, 3
 PHASES = {"average", "jacobian", "transfer", "evolve", "score", "total"}
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Start the agents, wait for all of them, and always stop them."""
+def run_dir(tmp_path_factory: pytest.TempPathFactory, run_agents: RunAgents) -> Path:
+    """Start the agents and wait for all of them (the run_agents fixture always stops them)."""
     out = tmp_path_factory.mktemp("agents")
     service = f"_ea-{uuid.uuid4().hex[:8]}._tcp.local."
-    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
-    procs = [subprocess.Popen(
+    run_agents([
         [sys.executable, "-m", "edge_agent", "run", "--shard", f"{i}/{AGENTS}", "--setting", "smoke",
          "--rounds", str(ROUNDS), "--solver", "euler", "--service-type", service, "--wait-peers", "60",
-         "--backend", "numpy",
-         "--metrics", str(out / f"agent-{i}.jsonl"), "--checkpoint-dir", str(out / "checkpoints"), "--quiet"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env) for i in range(AGENTS)]
-    try:
-        outputs = [proc.communicate(timeout=240)[0].decode() for proc in procs]
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    for proc, output in zip(procs, outputs, strict=True):
-        assert proc.returncode == 0, output
+         "--backend", "numpy", "--metrics", str(out / f"agent-{i}.jsonl"),
+         "--checkpoint-dir", str(out / "checkpoints"), "--quiet"] for i in range(AGENTS)],
+        {**os.environ, "OPENBLAS_NUM_THREADS": "1"})
     return out
 
 

@@ -2,9 +2,9 @@
 together and end where the numpy simulator does."""
 
 import os
-import subprocess
 import sys
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,6 +19,7 @@ from edge_agent.runtime.onnx_export import export_kernels
 from edge_agent.sim.config import SimulationConfig
 from edge_agent.sim.engine import Simulation
 
+RunAgents = Callable[[list[list[str]], dict[str, str]], list[str]]  # the run_agents fixture
 AGENTS, ROUNDS = 3, 2
 NO_TORCH = """
 import sys
@@ -33,26 +34,18 @@ cli()
 """
 
 
-def test_onnxruntime_agents_without_torch_match_the_simulator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_onnxruntime_agents_without_torch_match_the_simulator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             run_agents: RunAgents) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     export_kernels(MLPSpec(), cache_directory(MLPSpec(), 1024))  # the board ships pre-exported kernels
     service = f"_ea-{uuid.uuid4().hex[:8]}._tcp.local."
-    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "XDG_CACHE_HOME": str(tmp_path / "cache")}
-    procs = [subprocess.Popen(
+    run_agents([
         [sys.executable, "-c", NO_TORCH, "run", "--shard", f"{i}/{AGENTS}", "--setting", "smoke", "--rounds",
          str(ROUNDS), "--solver", "euler", "--backend", "onnxruntime", "--profile", "rpi-zero-2w",
          "--uplink", "unlimited", "--downlink", "unlimited", "--latency", "0", "--precision", "fp32",
-         "--service-type", service, "--wait-peers", "60", "--checkpoint-dir", str(tmp_path / "ck"), "--quiet"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env) for i in range(AGENTS)]
-    try:
-        outputs = [proc.communicate(timeout=240)[0].decode() for proc in procs]
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    for proc, output in zip(procs, outputs, strict=True):
-        assert proc.returncode == 0, output
+         "--service-type", service, "--wait-peers", "60", "--checkpoint-dir", str(tmp_path / "ck"), "--quiet"]
+        for i in range(AGENTS)],
+        {**os.environ, "OPENBLAS_NUM_THREADS": "1", "XDG_CACHE_HOME": str(tmp_path / "cache")})
     train, test = load_fashion_mnist()
     config = SimulationConfig.from_setting("smoke", "spark", clients=AGENTS, rounds=ROUNDS)
     euler = EvolutionConfig(solver="euler")
