@@ -28,20 +28,11 @@ from edge_agent.transport.wire import WireConfig
 log = logging.getLogger(__name__)
 
 
-def client_ids(count: int) -> list[str]:
-    """The ids the simulator gives its clients; an agent for shard i takes the i-th so both draw the same graphs."""
-    width = len(str(count - 1))
-    return [f"client-{i:0{width}d}" for i in range(count)]
-
-
 def load_shard(config: AgentConfig, data_dir: Path | None) -> tuple[Dataset, Dataset]:
     """This agent's training shard (the simulator's split, client `shard`) and the test set."""
     train, test = load_fashion_mnist(data_dir)
-    partition = PartitionConfig(
-        kind="file" if config.partition_file else "dirichlet-overlap", clients=config.clients,
-        samples_per_client=config.samples_per_client, alpha=config.alpha, seed=config.seed,
-        path=config.partition_file,
-    )
+    partition = PartitionConfig.for_run(config.clients, config.samples_per_client, config.alpha, config.seed,
+                                        config.partition_file)
     return train.subset(make_partition(partition, train.y)[config.shard]), test
 
 

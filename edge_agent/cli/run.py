@@ -13,13 +13,14 @@ import click
 from click.core import ParameterSource
 
 from edge_agent.agent.config import AGENT_ALGORITHMS, AgentConfig
-from edge_agent.agent.node import Node, client_ids, load_shard
+from edge_agent.agent.node import Node, load_shard
 from edge_agent.cli.options import method_configs, method_options
 from edge_agent.deploy.profiles import find_profile
 from edge_agent.discovery.mdns import SERVICE_TYPE
 from edge_agent.discovery.peers import parse_peer_list
 from edge_agent.learning.data import DataNotFoundError
 from edge_agent.learning.settings import SETTINGS
+from edge_agent.learning.topology import client_ids
 from edge_agent.transport.throttle import LinkModel
 
 T = TypeVar("T")

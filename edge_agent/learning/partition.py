@@ -136,6 +136,12 @@ class PartitionConfig:
     seed: int
     path: Path | None = None
 
+    @classmethod
+    def for_run(cls, clients: int, samples_per_client: int, alpha: float, seed: int,
+                path: Path | None = None) -> PartitionConfig:
+        """A run's split: read from `path` when given, else the SPEC's overlapping Dirichlet generator."""
+        return cls("file" if path else "dirichlet-overlap", clients, samples_per_client, alpha, seed, path)
+
     def __post_init__(self) -> None:
         if self.kind not in PARTITION_KINDS:
             raise ValueError(f"partition kind must be one of {', '.join(PARTITION_KINDS)}, got {self.kind!r}")

@@ -58,6 +58,13 @@ def neighbours(config: TopologyConfig, members: Sequence[str], round_index: int)
     return _graph_from_edges(ids, edges)
 
 
+def client_ids(count: int) -> list[str]:
+    """The ids of clients 0..count-1, zero-padded so sorting keeps their order; the simulator names its clients so
+    and an agent for shard i takes the i-th, so both draw the same graphs."""
+    width = len(str(count - 1))
+    return [f"client-{i:0{width}d}" for i in range(count)]
+
+
 def neighbourhood(graph: Mapping[str, Sequence[str]], member: str) -> tuple[str, ...]:
     """S_i: the member's neighbours plus itself, sorted."""
     return tuple(sorted((*graph[member], member)))

@@ -13,18 +13,12 @@ from edge_agent.learning.data import Dataset
 from edge_agent.learning.messages import FP32
 from edge_agent.learning.mlp import MLPSpec, accuracy, forward, init_weights
 from edge_agent.learning.partition import PartitionConfig, make_partition
-from edge_agent.learning.topology import TopologyConfig, neighbours
+from edge_agent.learning.topology import TopologyConfig, client_ids, neighbours
 from edge_agent.sim.config import SimulationConfig
 from edge_agent.sim.network import InMemoryNetwork, TrafficLedger
 from edge_agent.sim.parallel import ProcessMapper
 from edge_agent.sim.records import RoundRecord
 from edge_agent.sim.rounds import Client, RequesterMap, baseline_round, map_in_process, ntk_dfl_round, spark_round
-
-
-def client_ids(count: int) -> list[str]:
-    """Zero-padded ids so that sorting them keeps client order."""
-    width = len(str(count - 1))
-    return [f"client-{i:0{width}d}" for i in range(count)]
 
 
 class Simulation:
@@ -40,11 +34,8 @@ class Simulation:
         self.test = test
         self.topology = TopologyConfig(kind=config.topology, degree=config.kappa, seed=config.seed)
         self.topology.validate(config.clients)
-        partition = PartitionConfig(
-            kind="file" if config.partition_file else "dirichlet-overlap", clients=config.clients,
-            samples_per_client=config.samples_per_client, alpha=config.alpha, seed=config.seed,
-            path=config.partition_file,
-        )
+        partition = PartitionConfig.for_run(config.clients, config.samples_per_client, config.alpha, config.seed,
+                                            config.partition_file)
         splits = make_partition(partition, train.y)
         self.clients = [Client(cid, train.x[idx], train.y[idx]) for cid, idx in zip(client_ids(config.clients), splits,
                                                                                    strict=True)]
