@@ -16,8 +16,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from edge_agent.learning.algorithms.ntk_dfl import NTKDFLConfig
 from edge_agent.learning.codec import CodecConfig
 from edge_agent.learning.data import load_fashion_mnist
+from edge_agent.learning.ntk import EvolutionConfig
 from edge_agent.learning.projection import ProjectionConfig
 from edge_agent.learning.settings import TARGET_ACCURACY
 from edge_agent.sim.config import SimulationConfig
@@ -53,13 +55,14 @@ def variant_config(name: str, args: argparse.Namespace) -> SimulationConfig:
         "paper", algorithm, rounds=args.rounds, clients=args.clients, seed=args.seed, alpha=args.alpha,  # type: ignore[arg-type]
         partition_file=args.partition,
     )
-    spark = config.spark
+    ntk = NTKDFLConfig(eta0=args.eta0, gamma=args.gamma, evolution=EvolutionConfig(taus=args.taus))
+    spark = replace(config.spark, ntk=ntk)
     projection = ProjectionConfig(family=overrides.get("family", spark.projection.family),
                                   dim=overrides.get("dim", spark.projection.dim),
                                   rank=overrides.get("rank", spark.projection.rank), seed=args.seed)
     spark = replace(spark, projection=projection, codec=CodecConfig(overrides.get("precision", "fp32")),
                     momentum=overrides.get("momentum", True), distill=overrides.get("distill", True))
-    return replace(config, spark=spark)
+    return replace(config, ntk=ntk, spark=spark)
 
 
 def run_variant(name: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -123,6 +126,10 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=None, help="first M clients (default: the setting's 300)")
     parser.add_argument("--alpha", type=float, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--eta0", type=float, default=NTKDFLConfig().eta0, help="NTK methods' initial learning rate")
+    parser.add_argument("--gamma", type=float, default=NTKDFLConfig().gamma, help="learning-rate decay (0: constant)")
+    parser.add_argument("--taus", type=lambda text: tuple(int(t) for t in text.split(",")),
+                        default=EvolutionConfig().taus, help="candidate horizons, comma-separated")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--partition", type=Path, default=DEFAULT_SPLIT if DEFAULT_SPLIT.exists() else None,
                         help="npz split (default: the published split beside the project, if present)")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any, TypeVar
 
 import click
@@ -15,12 +14,27 @@ from edge_agent.learning.ntk import EvolutionConfig
 from edge_agent.learning.projection import FAMILIES, ProjectionConfig
 
 F = TypeVar("F", bound=Callable[..., Any])
+DEFAULTS = NTKDFLConfig()
+
+
+def parse_taus(_ctx: click.Context | None, _param: click.Parameter | None, text: str) -> tuple[int, ...]:
+    """'25,50,100,200' -> (25, 50, 100, 200); the evolution config checks they are positive and increasing."""
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers such as 25,50,100,200, got {text!r}") from None
 
 _METHOD_OPTIONS = (
     click.option("--seed", type=int, default=0, show_default=True,
                  help="Seed of the split, the initial weights, the graphs and the projections."),
     click.option("--solver", type=click.Choice(["rk45", "euler"]), default="rk45", show_default=True,
                  help="Function-space ODE solver (NTK methods)."),
+    click.option("--eta0", type=float, default=DEFAULTS.eta0, show_default=True,
+                 help="NTK methods: initial learning rate (step of the function-space time grid)."),
+    click.option("--gamma", type=float, default=DEFAULTS.gamma, show_default=True,
+                 help="NTK methods: learning-rate decay, eta_k = eta0 * exp(-gamma * k); 0 keeps it constant."),
+    click.option("--taus", default=",".join(map(str, DEFAULTS.evolution.taus)), show_default=True,
+                 callback=parse_taus, help="NTK methods: candidate evolution horizons tau, comma-separated."),
     click.option("--projection", type=click.Choice([f for f in FAMILIES if f != "identity"]),
                  default="tensorsketch", show_default=True, help="SPARK: random projection family for the Jacobians."),
     click.option("--proj-dim", type=click.IntRange(min=1), default=1024, show_default=True,
@@ -41,10 +55,11 @@ def method_options(command: F) -> F:
     return command
 
 
-def method_configs(seed: int, solver: str, projection: str, proj_dim: int, proj_rank: int, precision: str,
-                   no_momentum: bool, no_distill: bool) -> tuple[NTKDFLConfig, SparkConfig]:
-    """The NTK-DFL and SPARK configurations the flags describe."""
-    ntk = replace(NTKDFLConfig(), evolution=EvolutionConfig(solver=solver))  # type: ignore[arg-type]
+def method_configs(seed: int, solver: str, eta0: float, gamma: float, taus: tuple[int, ...], projection: str,
+                   proj_dim: int, proj_rank: int, precision: str, no_momentum: bool,
+                   no_distill: bool) -> tuple[NTKDFLConfig, SparkConfig]:
+    """The NTK-DFL and SPARK configurations the flags describe (ValueError on values out of range)."""
+    ntk = NTKDFLConfig(eta0=eta0, gamma=gamma, evolution=EvolutionConfig(taus=taus, solver=solver))  # type: ignore[arg-type]
     spark = SparkConfig(
         ntk=ntk, projection=ProjectionConfig(family=projection, dim=proj_dim, rank=proj_rank, seed=seed),  # type: ignore[arg-type]
         codec=CodecConfig(precision=precision), momentum=not no_momentum, distill=not no_distill,  # type: ignore[arg-type]

@@ -48,12 +48,32 @@ def test_spark_traffic_is_a_fraction_of_ntk_dfl(tmp_path: Path) -> None:
     (["--kappa", "10"], "degree"),
     (["--clients", "5", "--kappa", "3"], "must be even"),
     (["--rounds", "0"], "rounds must be at least 1"),
+    (["--eta0", "0"], "need eta0 > 0"),
+    (["--gamma", "-1"], "gamma >= 0"),
+    (["--taus", "200,100"], "taus must be distinct positive integers in increasing order"),
 ])
 def test_bad_input_gets_one_clear_line(tmp_path: Path, args: list[str], message: str) -> None:
     code, output = _simulate(tmp_path, *args)
     assert code == 1
     assert output.startswith("Error: ") and message in output
     assert "Traceback" not in output and len(output.strip().splitlines()) == 1
+
+
+def test_unparsable_taus_are_a_usage_error(tmp_path: Path) -> None:
+    code, output = _simulate(tmp_path, "--taus", "25,fifty")
+    assert code == 2
+    assert "Invalid value for '--taus'" in output and "comma-separated integers" in output
+    assert "Traceback" not in output
+
+
+def test_learning_rate_schedule_and_taus_reach_the_run(tmp_path: Path) -> None:
+    code, output = _simulate(tmp_path, "--algorithm", "ntk-dfl", "--rounds", "1", "--solver", "euler",
+                             "--eta0", "0.05", "--gamma", "0", "--taus", "3,7")
+    assert code == 0, output
+    ntk = json.loads((tmp_path / "out" / "summary.json").read_text())["config"]["ntk"]
+    assert ntk["eta0"] == 0.05 and ntk["gamma"] == 0.0 and ntk["evolution"]["taus"] == [3, 7]
+    rounds = [json.loads(line) for line in (tmp_path / "out" / "rounds.jsonl").read_text().splitlines()]
+    assert {int(tau) for tau in rounds[0]["tau"]} <= {3, 7}  # counts of the chosen tau
 
 
 def test_missing_data_says_how_to_install_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
