@@ -422,6 +422,25 @@ class TensorSketchProjection:
     def dim(self) -> int:
         return self._dim
 
+    @property
+    def block_edges(self) -> tuple[tuple[tuple[int, int, int, int], ...], ...]:
+        """Per layer, per block: (o0, o1, k0, k1), its output units [o0, o1) and its buckets [k0, k1)."""
+        return tuple(tuple(block[:4] for block in layer) for layer in self._blocks)
+
+    @property
+    def bucket(self) -> IntArray:
+        """Each parameter's bucket in [0, m), (d,) in the flat MLPSpec layout (read-only)."""
+        view = self._bucket.view()
+        view.flags.writeable = False
+        return view
+
+    @property
+    def sign(self) -> FloatArray:
+        """Each parameter's +-1 sign, (d,) in the flat MLPSpec layout (read-only)."""
+        view = self._sign.view()
+        view.flags.writeable = False
+        return view
+
     def project(self, jac: FactoredJacobian) -> FloatArray:
         _check_spec(jac, self.spec)
         n, c, _ = jac.shape

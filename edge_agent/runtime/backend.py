@@ -49,9 +49,7 @@ class SketchState:
     def from_projection(cls, projection: TensorSketchProjection) -> SketchState:
         """Per block its bucket and sign arrays, read from the projection's flat (d,) hash in the MLPSpec layout."""
         spec = projection.spec
-        # The projection keeps its block edges and flat hash privately; these three reads are the whole coupling.
-        edges = [[block[:4] for block in layer] for layer in projection._blocks]
-        flat_bucket, flat_sign = projection._bucket, projection._sign
+        edges, flat_bucket, flat_sign = projection.block_edges, projection.bucket, projection.sign
         blocks = []
         for layer, ((w_b, b_b), (w_s, b_s)) in enumerate(zip(spec.layers(flat_bucket), spec.layers(flat_sign),
                                                               strict=True)):
