@@ -18,6 +18,7 @@ from edge_agent.agent.deadlines import call_timeout
 from edge_agent.agent.handler import AgentHandler
 from edge_agent.agent.inbox import WeightsInbox
 from edge_agent.agent.kernels import BackendKernels
+from edge_agent.agent.memory import peak_rss_mb
 from edge_agent.agent.traffic import RoundTraffic
 from edge_agent.discovery.membership import Membership
 from edge_agent.learning.algorithms.ntk_dfl import average_weights
@@ -234,6 +235,7 @@ class Agent:
             "lambda": spark.soft_label_weight(round_index, self.config.rounds) if self.config.algorithm == "spark"
             else 0.0,
             "test_accuracy": accuracy(forward(self.spec, self.weights, self.test.x), self.test.y),
+            "peak_rss_mb": peak_rss_mb(),
         }
 
     def method_taus(self) -> tuple[int, ...]:

@@ -66,14 +66,15 @@ def _follow(run: LocalRun, expected: int) -> None:
 
 def _table(records: list[list[dict[str, Any]]]) -> str:
     rounds = min(len(r) for r in records)
-    lines = ["round  mean test acc  MB sent/agent  seconds",
-             "-----  -------------  -------------  -------"]
+    lines = ["round  mean test acc  MB sent/agent  seconds  peak RSS MB",
+             "-----  -------------  -------------  -------  -----------"]
     for k in range(rounds):
         row = [agent[k] for agent in records]
         acc = np.mean([r["test_accuracy"] for r in row])
         mb = np.mean([r["payload_sent_bytes"] for r in row]) / 1e6
         seconds = max(r["seconds"]["total"] for r in row)
-        lines.append(f"{k + 1:5d}  {acc:13.4f}  {mb:13.2f}  {seconds:7.1f}")
+        peak = max(r["peak_rss_mb"] for r in row)
+        lines.append(f"{k + 1:5d}  {acc:13.4f}  {mb:13.2f}  {seconds:7.1f}  {peak:11.0f}")
     return "\n".join(lines)
 
 

@@ -45,6 +45,8 @@ def test_every_agent_records_every_round(run_dir: Path) -> None:
         rounds, summary = _lines(run_dir, i)[:-1], _lines(run_dir, i)[-1]
         assert [r["round"] for r in rounds] == list(range(ROUNDS))
         assert summary["summary"] is True and summary["rounds"] == ROUNDS
+        peaks = [record["peak_rss_mb"] for record in rounds]
+        assert peaks == sorted(peaks) and all(50 < peak < 8192 for peak in peaks)  # a high-water mark, in MiB
         for record in rounds:
             assert record["agent"] == f"client-{i}" and record["members"] == AGENTS
             assert len(record["neighbours"]) == 2  # smoke: kappa = 2

@@ -14,5 +14,6 @@ def test_demo_runs_agents_and_prints_a_round_table(tmp_path: Path) -> None:
     table = [line.split() for line in result.output.splitlines() if line.strip()[:1].isdigit()]
     assert [int(row[0]) for row in table] == [1, 2]
     assert all(0.1 < float(row[1]) <= 1.0 and float(row[2]) > 0 for row in table)
+    assert all(50 < float(row[4]) < 8192 for row in table)  # peak RSS MB of the largest agent, under generic's budget
     assert "aggregated model" in result.output
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [f"client-{i}.npz" for i in range(3)]
