@@ -6,9 +6,10 @@ import threading
 
 import numpy as np
 
-from edge_agent.learning.mlp import FloatArray
+from edge_agent.learning.jacobian import mlp_jacobian
+from edge_agent.learning.mlp import FloatArray, MLPSpec, cross_entropy_sum, forward
 from edge_agent.learning.projection import Projection, TensorSketchProjection
-from edge_agent.runtime.backend import KernelBackend, SketchState
+from edge_agent.runtime.backend import KernelBackend, SketchState, rows_in_chunks
 
 
 class BackendKernels:
@@ -32,3 +33,25 @@ class BackendKernels:
             if self._state is None or self._state[0] is not projection:
                 self._state = (projection, SketchState.from_projection(projection))
             return self._state[1]
+
+
+class ChunkedReferenceKernels:
+    """The simulator's own numpy neighbour side (factored Jacobian, projection.project, cross-entropy), `chunk`
+    samples at a time: the same per-sample arithmetic, so agents still match the simulator, in bounded memory."""
+
+    def __init__(self, spec: MLPSpec, chunk: int) -> None:
+        if chunk < 1:
+            raise ValueError(f"jacobian chunk must be >= 1, got {chunk}")
+        self.spec, self.chunk = spec, chunk
+
+    def projected_jacobian(self, w: FloatArray, x: FloatArray, projection: Projection) -> tuple[FloatArray, FloatArray]:
+        def part(rows: slice) -> tuple[FloatArray, FloatArray]:
+            jacobian, logits = mlp_jacobian(self.spec, w, x[rows])
+            return projection.project(jacobian), logits  # (n, C, m), (n, C)
+        return rows_in_chunks(len(x), self.chunk, part)
+
+    def loss_sums(self, w: FloatArray, steps: FloatArray, x: FloatArray, y: np.ndarray) -> FloatArray:
+        """(T,) summed cross-entropy of each candidate w + steps[t] on (x, y)."""
+        starts = range(0, max(len(x), 1), self.chunk)
+        return np.array([sum(cross_entropy_sum(forward(self.spec, w + step, x[s : s + self.chunk]),
+                                               y[s : s + self.chunk]) for s in starts) for step in steps])

@@ -17,7 +17,7 @@ from edge_agent.agent.config import AgentConfig
 from edge_agent.agent.deadlines import call_timeout
 from edge_agent.agent.handler import AgentHandler
 from edge_agent.agent.inbox import WeightsInbox
-from edge_agent.agent.kernels import BackendKernels
+from edge_agent.agent.kernels import BackendKernels, ChunkedReferenceKernels
 from edge_agent.agent.memory import peak_rss_mb
 from edge_agent.agent.traffic import RoundTraffic
 from edge_agent.discovery.membership import Membership
@@ -40,8 +40,10 @@ def make_method(config: AgentConfig, spec: MLPSpec) -> NTKMethod:
     """The NTK method the agent runs, configured exactly as the simulator would be, on the chosen kernels."""
     if config.algorithm != "spark":
         return NTKDFLMethod(spec, config.ntk)
-    if config.backend == "numpy":
-        return SparkMethod(spec, config.spark, config.rounds)  # the reference path, shared with the simulator
+    if config.backend == "numpy":  # the simulator's reference path, chunked where the profile asks and it can be
+        if config.jacobian_chunk is None or config.spark.projection.family != "tensorsketch":
+            return SparkMethod(spec, config.spark, config.rounds)
+        return SparkMethod(spec, config.spark, config.rounds, ChunkedReferenceKernels(spec, config.jacobian_chunk))
     backend = make_backend(config.backend, spec, config.providers or None, config.threads,  # type: ignore[arg-type]
                            dim=config.spark.projection.dim, chunk=config.jacobian_chunk)
     return SparkMethod(spec, config.spark, config.rounds, BackendKernels(backend))

@@ -10,7 +10,7 @@ seed: no graph draws random numbers. Importing this module imports neither torch
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,8 +145,30 @@ class NumpyBackend:
             return np.array([cross_entropy_sum(forward(self.spec, w + step, x), y) for step in updates])
 
 
+def rows_in_chunks(count: int, chunk: int, compute: Callable[[slice], tuple[FloatArray, FloatArray]]
+                   ) -> tuple[FloatArray, FloatArray]:
+    """The two results of compute(rows) over `count` rows, `chunk` rows at a time, as two (count, ...) arrays.
+
+    Each part is copied into place as it comes, so at most one chunk's output exists twice (not the whole result).
+    """
+    if count <= chunk:
+        return compute(slice(0, count))
+    first, second = np.empty(0, dtype=np.float32), np.empty(0, dtype=np.float32)
+    for start in range(0, count, chunk):
+        rows = slice(start, min(start + chunk, count))
+        part_first, part_second = compute(rows)
+        if start == 0:
+            first = np.empty((count, *part_first.shape[1:]), dtype=part_first.dtype)
+            second = np.empty((count, *part_second.shape[1:]), dtype=part_second.dtype)
+        first[rows], second[rows] = part_first, part_second
+    return first, second
+
+
 class ChunkedBackend:
-    """Runs another backend's per-sample kernels `chunk` samples at a time, bounding peak memory by the chunk."""
+    """Runs another backend's per-sample kernels `chunk` samples at a time, bounding their working memory.
+
+    Only the result (N rows) grows with N; the kernels' intermediates are one chunk's.
+    """
 
     def __init__(self, inner: KernelBackend, chunk: int) -> None:
         if chunk < 1:
@@ -160,8 +182,7 @@ class ChunkedBackend:
         return np.concatenate([self.inner.logits(w, x[s : s + self.chunk]) for s in self._starts(x)])
 
     def projected_jacobian(self, w: FloatArray, x: FloatArray, state: SketchState) -> tuple[FloatArray, FloatArray]:
-        parts = [self.inner.projected_jacobian(w, x[s : s + self.chunk], state) for s in self._starts(x)]
-        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        return rows_in_chunks(len(x), self.chunk, lambda rows: self.inner.projected_jacobian(w, x[rows], state))
 
     def loss_sums(self, w: FloatArray, updates: FloatArray, x: FloatArray, y: np.ndarray) -> FloatArray:
         parts = [self.inner.loss_sums(w, updates, x[s : s + self.chunk], y[s : s + self.chunk])
