@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from edge_agent.agent.inbox import WeightsInbox
 from edge_agent.agent.traffic import RoundTraffic
 from edge_agent.learning.exchange import Responder
@@ -15,6 +17,7 @@ class AgentHandler:
         self.responder = responder
         self.inbox = inbox
         self.traffic = traffic
+        self._answering = threading.Lock()
 
     def handle(self, message: Message, peer: str) -> Message | None:
         self.traffic.received(message)
@@ -23,6 +26,16 @@ class AgentHandler:
                 raise ValueError(f"weights of shape {message.weights.shape} do not fit this model")
             self.inbox.put(message)
             return None
-        reply = self.responder.handle(message)
+        reply = self.answer(message)
         self.traffic.sent(reply)
         return reply
+
+    def answer(self, message: Message) -> Message | None:
+        """The Responder's reply, computed for one requester at a time (this agent's own requests included).
+
+        Every member of a neighbourhood asks at once; answered concurrently, each request holds its own kernel
+        working set and reply buffers, so the peak grows with the number of neighbours. One at a time, the peak is
+        one request's, and the profile's jacobian_chunk bounds that.
+        """
+        with self._answering:
+            return self.responder.handle(message)

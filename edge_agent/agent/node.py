@@ -5,19 +5,18 @@ from __future__ import annotations
 import ipaddress
 import logging
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from zeroconf import InterfaceChoice
 
 from edge_agent.agent.config import AgentConfig
 from edge_agent.agent.runtime import Agent
+from edge_agent.agent.shard import EvaluationImages
 from edge_agent.discovery.mdns import MdnsDiscovery
 from edge_agent.discovery.membership import Membership
 from edge_agent.discovery.peers import PeerRecord
 from edge_agent.discovery.static import StaticDiscovery
-from edge_agent.learning.data import Dataset, load_fashion_mnist
-from edge_agent.learning.partition import PartitionConfig, make_partition
+from edge_agent.learning.data import Dataset
 from edge_agent.transport.client import PeerPool
 from edge_agent.transport.contract import PROTOCOL_VERSION, AgentStatus, PeerInfo, TransportError
 from edge_agent.transport.ledger import TransportLedger
@@ -28,18 +27,10 @@ from edge_agent.transport.wire import WireConfig
 log = logging.getLogger(__name__)
 
 
-def load_shard(config: AgentConfig, data_dir: Path | None) -> tuple[Dataset, Dataset]:
-    """This agent's training shard (the simulator's split, client `shard`) and the test set."""
-    train, test = load_fashion_mnist(data_dir)
-    partition = PartitionConfig.for_run(config.clients, config.samples_per_client, config.alpha, config.seed,
-                                        config.partition_file)
-    return train.subset(make_partition(partition, train.y)[config.shard]), test
-
-
 class Node:
     """A running agent process: start() serves and discovers, run() trains, close() stops everything."""
 
-    def __init__(self, config: AgentConfig, data: Dataset, test: Dataset) -> None:
+    def __init__(self, config: AgentConfig, data: Dataset, test: EvaluationImages) -> None:
         self.config = config
         self.ledger = TransportLedger()
         shaper = LinkShaper(config.link)

@@ -18,14 +18,15 @@ from edge_agent.agent.deadlines import call_timeout
 from edge_agent.agent.handler import AgentHandler
 from edge_agent.agent.inbox import WeightsInbox
 from edge_agent.agent.kernels import BackendKernels, ChunkedReferenceKernels
-from edge_agent.agent.memory import peak_rss_mb
+from edge_agent.agent.memory import peak_rss_mb, release_free_memory
+from edge_agent.agent.shard import EvaluationImages
 from edge_agent.agent.traffic import RoundTraffic
 from edge_agent.discovery.membership import Membership
 from edge_agent.learning.algorithms.ntk_dfl import average_weights
 from edge_agent.learning.data import Dataset
 from edge_agent.learning.exchange import Gather, NTKDFLMethod, NTKMethod, Responder, SparkMethod, run_neighbourhood
 from edge_agent.learning.messages import Message, WeightsMessage, payload_bytes
-from edge_agent.learning.mlp import FloatArray, MLPSpec, accuracy, forward, init_weights
+from edge_agent.learning.mlp import FloatArray, MLPSpec, init_weights
 from edge_agent.learning.topology import TopologyConfig, neighbours
 from edge_agent.records import JsonLinesLog
 from edge_agent.runtime.backend import make_backend
@@ -63,7 +64,7 @@ class RoundClock:
 class Agent:
     """One board's learner: local shard, weights and momentum, and the round loop over its peers."""
 
-    def __init__(self, config: AgentConfig, data: Dataset, test: Dataset, membership: Membership,
+    def __init__(self, config: AgentConfig, data: Dataset, test: EvaluationImages, membership: Membership,
                  pool: PeerPool, ledger: TransportLedger, spec: MLPSpec | None = None) -> None:
         self.config, self.data, self.test, self.membership = config, data, test, membership
         self.pool, self.ledger = pool, ledger
@@ -136,6 +137,7 @@ class Agent:
                     save_checkpoint(self.config.checkpoint_dir, self.config.agent_id,
                                     Checkpoint(self.next_round, self.weights, self.velocity))
                 self.next_round += 1
+                release_free_memory()  # the round's buffers, so the next round starts from the same footprint
                 if on_round is not None:
                     on_round(record)
             self.state = "finishing"
@@ -188,7 +190,7 @@ class Agent:
     def _caller(self) -> Callable[[Message, str], Message | None]:
         def call(message: Message, member: str) -> Message | None:
             if member == self.config.agent_id:
-                return self.handler.responder.handle(message)
+                return self.handler.answer(message)
             reply = self._call_remote(message, member)
             return None if reply is _FAILED else reply
         return call
@@ -236,7 +238,7 @@ class Agent:
             "tau": self.method_taus()[tau_index],
             "lambda": spark.soft_label_weight(round_index, self.config.rounds) if self.config.algorithm == "spark"
             else 0.0,
-            "test_accuracy": accuracy(forward(self.spec, self.weights, self.test.x), self.test.y),
+            "test_accuracy": self.test.accuracy(self.spec, self.weights),
             "peak_rss_mb": peak_rss_mb(),
         }
 

@@ -13,7 +13,9 @@ import click
 from click.core import ParameterSource
 
 from edge_agent.agent.config import AGENT_ALGORITHMS, AgentConfig
-from edge_agent.agent.node import Node, load_shard
+from edge_agent.agent.memory import bound_malloc
+from edge_agent.agent.node import Node
+from edge_agent.agent.shard import load_shard
 from edge_agent.cli.options import method_configs, method_options
 from edge_agent.deploy.profiles import find_profile
 from edge_agent.discovery.mdns import SERVICE_TYPE
@@ -80,6 +82,7 @@ def run(ctx: click.Context, /, backend: str | None, profile_name: str, shard: st
     Every agent of a run needs the same --setting, --seed, method flags and M; each gets its own i.
     """
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    bound_malloc()  # before the data and the server threads: a board's peak RSS stays flat round after round
     index, total = parse_shard(shard)
     base = SETTINGS[setting]
     try:

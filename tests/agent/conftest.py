@@ -1,11 +1,24 @@
 """Runs agent processes for a test and always stops them, even when the test fails."""
 
+import socket
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 
 import pytest
 
 RunAgents = Callable[[list[list[str]], dict[str, str]], list[str]]
+NO_TORCH = """
+import sys
+class _RefuseTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError(f"{name} is not installed on this board")
+        return None
+sys.meta_path.insert(0, _RefuseTorch())
+from edge_agent.cli.main import cli
+cli()
+"""
 
 
 @pytest.fixture(scope="module")
@@ -27,3 +40,24 @@ def run_agents() -> Iterator[RunAgents]:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="session")
+def board_cli() -> list[str]:
+    """The argv prefix of `edge-agent` as a board runs it: a Python whose imports refuse torch."""
+    return [sys.executable, "-c", NO_TORCH]
+
+
+@pytest.fixture
+def free_ports() -> Callable[[int], list[int]]:
+    """`count` loopback ports that were free a moment ago (held together, so all distinct)."""
+    def ports(count: int) -> list[int]:
+        sockets = [socket.socket() for _ in range(count)]
+        try:
+            for sock in sockets:
+                sock.bind(("127.0.0.1", 0))
+            return [sock.getsockname()[1] for sock in sockets]
+        finally:
+            for sock in sockets:
+                sock.close()
+    return ports

@@ -2,50 +2,33 @@
 together and end where the numpy simulator does."""
 
 import os
-import sys
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from edge_agent.learning.data import load_fashion_mnist
 from edge_agent.learning.mlp import MLPSpec, accuracy, forward, init_weights
 from edge_agent.learning.ntk import EvolutionConfig
-from edge_agent.runtime.onnx_backend import cache_directory
-from edge_agent.runtime.onnx_export import export_kernels
 from edge_agent.sim.config import SimulationConfig
 from edge_agent.sim.engine import Simulation
 
 RunAgents = Callable[[list[list[str]], dict[str, str]], list[str]]  # the run_agents fixture
 AGENTS, ROUNDS = 3, 2
-NO_TORCH = """
-import sys
-class _RefuseTorch:
-    def find_spec(self, name, path=None, target=None):
-        if name == "torch" or name.startswith("torch."):
-            raise ImportError(f"{name} is not installed on this board")
-        return None
-sys.meta_path.insert(0, _RefuseTorch())
-from edge_agent.cli.main import cli
-cli()
-"""
 
 
-def test_onnxruntime_agents_without_torch_match_the_simulator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+def test_onnxruntime_agents_without_torch_match_the_simulator(tmp_path: Path, onnx_cache: Path, board_cli: list[str],
                                                              run_agents: RunAgents) -> None:
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    export_kernels(MLPSpec(), cache_directory(MLPSpec(), 1024))  # the board ships pre-exported kernels
-    service = f"_ea-{uuid.uuid4().hex[:8]}._tcp.local."
+    service = f"_ea-{uuid.uuid4().hex[:8]}._tcp.local."  # the board ships pre-exported kernels (onnx_cache)
     run_agents([
-        [sys.executable, "-c", NO_TORCH, "run", "--shard", f"{i}/{AGENTS}", "--setting", "smoke", "--rounds",
+        [*board_cli, "run", "--shard", f"{i}/{AGENTS}", "--setting", "smoke", "--rounds",
          str(ROUNDS), "--solver", "euler", "--backend", "onnxruntime", "--profile", "rpi-zero-2w",
          "--uplink", "unlimited", "--downlink", "unlimited", "--latency", "0", "--precision", "fp32",
          "--service-type", service, "--wait-peers", "60", "--checkpoint-dir", str(tmp_path / "ck"), "--quiet"]
         for i in range(AGENTS)],
-        {**os.environ, "OPENBLAS_NUM_THREADS": "1", "XDG_CACHE_HOME": str(tmp_path / "cache")})
+        {**os.environ, "OPENBLAS_NUM_THREADS": "1", "XDG_CACHE_HOME": str(onnx_cache)})
     train, test = load_fashion_mnist()
     config = SimulationConfig.from_setting("smoke", "spark", clients=AGENTS, rounds=ROUNDS)
     euler = EvolutionConfig(solver="euler")

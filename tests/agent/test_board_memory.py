@@ -1,0 +1,38 @@
+"""Raspberry Pi Zero 2 W agents (their profile's onnxruntime kernels and Jacobian chunk, torch refused, static
+peers on loopback) keep every SPARK round under the profile's memory budget, as their records report it."""
+
+import json
+import os
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from edge_agent.deploy.profiles import find_profile
+
+RunAgents = Callable[[list[list[str]], dict[str, str]], list[str]]  # the run_agents fixture
+AGENTS, ROUNDS = 3, 2
+
+
+def test_zero_2w_agents_keep_each_round_under_the_profile_memory_budget(
+        tmp_path: Path, onnx_cache: Path, board_cli: list[str], free_ports: Callable[[int], list[int]],
+        run_agents: RunAgents) -> None:
+    profile = find_profile("rpi-zero-2w")
+    assert (profile.runtime.backend, profile.runtime.jacobian_chunk) == ("onnxruntime", 64)
+    ports = free_ports(AGENTS)
+    peers = ",".join(f"127.0.0.1:{port}" for port in ports)
+    service = f"_ea-{uuid.uuid4().hex[:8]}._tcp.local."
+    run_agents([
+        [*board_cli, "run", "--shard", f"{i}/{AGENTS}", "--setting", "smoke", "--rounds", str(ROUNDS),
+         "--profile", "rpi-zero-2w", "--port", str(ports[i]), "--no-mdns", "--peers", peers,
+         "--service-type", service, "--uplink", "unlimited", "--downlink", "unlimited", "--latency", "0",
+         "--wait-peers", "60", "--metrics", str(tmp_path / f"agent-{i}.jsonl"), "--quiet"]
+        for i in range(AGENTS)],
+        {**os.environ, "OPENBLAS_NUM_THREADS": "1", "XDG_CACHE_HOME": str(onnx_cache)})
+    for i in range(AGENTS):
+        lines = [json.loads(line) for line in (tmp_path / f"agent-{i}.jsonl").read_text().splitlines()]
+        rounds = [line for line in lines if not line.get("summary")]
+        assert [r["round"] for r in rounds] == list(range(ROUNDS))
+        peaks = [r["peak_rss_mb"] for r in rounds]
+        assert peaks == sorted(peaks)  # a high-water mark
+        # more than the interpreter alone: the mark covers the data, the sessions and the round's work
+        assert all(100 < peak < profile.runtime.memory_budget_mb for peak in peaks), peaks

@@ -1,0 +1,63 @@
+"""The agent's memory: its peak RSS as records report it, glibc malloc bounds, and one request answered at a time."""
+
+import json
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from edge_agent.agent.handler import AgentHandler
+from edge_agent.agent.inbox import WeightsInbox
+from edge_agent.agent.memory import bound_malloc, release_free_memory
+from edge_agent.agent.traffic import RoundTraffic
+from edge_agent.learning.codec import CodecConfig
+from edge_agent.learning.messages import JacobianRequest, Message
+
+
+def test_peak_rss_is_a_high_water_mark_that_sees_a_large_allocation() -> None:
+    script = ("import json, numpy as np\nfrom edge_agent.agent.memory import peak_rss_mb\n"
+              "before = peak_rss_mb()\nblock = np.ones(64 << 20, dtype=np.uint8)\nduring = peak_rss_mb()\n"
+              "del block\nprint(json.dumps([before, during, peak_rss_mb()]))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60)
+    before, during, after = json.loads(done.stdout)  # a fresh process: its own peak, not this one's
+    assert 10 < before < during - 60 and after >= during - 1  # freeing leaves the mark (RSS counters sync lazily)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc")
+def test_malloc_bounds_apply_on_glibc() -> None:
+    assert bound_malloc(arenas=8)  # this process's setting; 8 is glibc's per-core default
+    release_free_memory()
+
+
+class _SlowResponder:
+    """Counts how many requests it is answering at once."""
+
+    method = None
+
+    def __init__(self) -> None:
+        self.busy = self.most = 0
+        self._lock = threading.Lock()
+
+    def handle(self, message: Message) -> Message | None:
+        with self._lock:
+            self.busy += 1
+            self.most = max(self.most, self.busy)
+        time.sleep(0.05)
+        with self._lock:
+            self.busy -= 1
+        return None
+
+
+def test_an_agent_answers_one_request_at_a_time() -> None:
+    responder = _SlowResponder()
+    handler = AgentHandler(responder, WeightsInbox(), RoundTraffic(CodecConfig()))  # type: ignore[arg-type]
+    request = JacobianRequest("client-1", 0, np.zeros(4, dtype=np.float32))
+    threads = [threading.Thread(target=handler.answer, args=(request,)) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert responder.most == 1
