@@ -17,7 +17,7 @@ from edge_agent.agent.memory import bound_malloc
 from edge_agent.agent.node import Node
 from edge_agent.agent.shard import load_shard
 from edge_agent.cli.options import method_configs, method_options
-from edge_agent.deploy.profiles import find_profile
+from edge_agent.deploy.profiles import BoardProfile, find_profile
 from edge_agent.discovery.mdns import SERVICE_TYPE
 from edge_agent.discovery.peers import parse_peer_list
 from edge_agent.learning.data import DataNotFoundError
@@ -67,16 +67,18 @@ def parse_shard(text: str) -> tuple[int, int]:
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="Fashion-MNIST directory.")
 @click.option("--backend", type=click.Choice(["numpy", "torch", "onnxruntime"]),
               help="Kernels for the neighbour side (projected Jacobians, scoring); default: the profile's.")
+@click.option("--threads", type=click.IntRange(min=1),
+              help="Intra-op threads of the kernel backend (default: the profile's).")
 @click.option("--profile", "profile_name", default="generic", show_default=True,
               help="Board profile (see `edge-agent profiles list`): default links, projection, precision. "
                    "Flags given explicitly win over the profile.")
 @click.option("--quiet", is_flag=True, help="Only warnings and errors.")
 @click.pass_context
-def run(ctx: click.Context, /, backend: str | None, profile_name: str, shard: str, agent_id: str | None,
-        setting: str, algorithm: str, rounds: int | None, partition_file: Path | None, host: str, port: int,
-        uplink: str, downlink: str, latency: str, chunk_size: int, peers: str, no_mdns: bool, service_type: str,
-        wait_peers: float, metrics: Path | None, checkpoint_dir: Path | None, data_dir: Path | None, quiet: bool,
-        **method: Any) -> None:
+def run(ctx: click.Context, /, backend: str | None, threads: int | None, profile_name: str, shard: str,
+        agent_id: str | None, setting: str, algorithm: str, rounds: int | None, partition_file: Path | None, host: str,
+        port: int, uplink: str, downlink: str, latency: str, chunk_size: int, peers: str, no_mdns: bool,
+        service_type: str, wait_peers: float, metrics: Path | None, checkpoint_dir: Path | None, data_dir: Path | None,
+        quiet: bool, **method: Any) -> None:
     """Run one agent: find its neighbours, exchange projected Jacobians over throttled gRPC links, train.
 
     Every agent of a run needs the same --setting, --seed, method flags and M; each gets its own i.
@@ -101,8 +103,8 @@ def run(ctx: click.Context, /, backend: str | None, profile_name: str, shard: st
             port=port, link=LinkModel.parse(uplink, downlink, latency), chunk_size=chunk_size,
             peers=tuple(parse_peer_list(peers)) if peers else (), mdns=not no_mdns, service_type=service_type,
             wait_peers_s=wait_peers, metrics=metrics, checkpoint_dir=checkpoint_dir, profile=profile.name, ntk=ntk,
-            spark=spark, backend=backend or profile.runtime.backend, providers=profile.runtime.execution_providers,
-            threads=profile.runtime.threads, jacobian_chunk=profile.runtime.jacobian_chunk,
+            spark=spark, backend=backend or profile.runtime.backend, providers=kernel_providers(profile, backend),
+            threads=threads or profile.runtime.threads, jacobian_chunk=profile.runtime.jacobian_chunk,
         )
         data, test = load_shard(config, data_dir)
         node = Node(config, data, test)
@@ -121,6 +123,12 @@ def run(ctx: click.Context, /, backend: str | None, profile_name: str, shard: st
         sys.exit(130)
     finally:
         node.close()
+
+
+def kernel_providers(profile: BoardProfile, backend: str | None) -> tuple[str, ...]:
+    """The profile's execution providers, which name devices of its own backend only: none for another backend."""
+    same = backend is None or backend == profile.runtime.backend
+    return profile.runtime.execution_providers if same else ()
 
 
 def _unless_given(ctx: click.Context, name: str, given: T, from_profile: T) -> T:

@@ -4,6 +4,8 @@ import pytest
 from click.testing import CliRunner
 
 from edge_agent.cli.main import cli
+from edge_agent.cli.run import kernel_providers
+from edge_agent.deploy.profiles import find_profile
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -13,6 +15,7 @@ from edge_agent.cli.main import cli
     (["--shard", "0/4", "--peers", "localhost"], "host:port"),
     (["--shard", "0/4", "--uplink", "fast"], "fast"),
     (["--shard", "0/4", "--profile", "rpi-9"], "unknown profile"),
+    (["--shard", "0/4", "--threads", "0"], "--threads"),
 ])
 def test_run_rejects_bad_input_with_one_line(args: list[str], message: str) -> None:
     result = CliRunner().invoke(cli, ["run", *args])
@@ -23,5 +26,12 @@ def test_run_rejects_bad_input_with_one_line(args: list[str], message: str) -> N
 def test_run_help_explains_the_shard_and_links() -> None:
     result = CliRunner().invoke(cli, ["run", "--help"])
     assert result.exit_code == 0
-    for flag in ("--shard", "--uplink", "--downlink", "--latency", "--peers", "--no-mdns", "--checkpoint-dir"):
+    for flag in ("--shard", "--uplink", "--downlink", "--latency", "--peers", "--no-mdns", "--checkpoint-dir",
+                 "--threads"):
         assert flag in result.output
+
+
+def test_a_backend_other_than_the_profiles_does_not_get_the_profiles_execution_providers() -> None:
+    zero = find_profile("rpi-zero-2w")  # onnxruntime on CPUExecutionProvider, not a torch device
+    assert kernel_providers(zero, None) == kernel_providers(zero, "onnxruntime") == ("CPUExecutionProvider",)
+    assert kernel_providers(zero, "torch") == kernel_providers(zero, "numpy") == ()
