@@ -168,6 +168,19 @@ def test_encoding_refuses_nan_before_anything_is_sent() -> None:
         encode_message(WeightsMessage("a", 0, weights))
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_nan_and_inf_are_refused_among_values_whose_squares_overflow(bad: float) -> None:
+    weights = np.full(1000, 3e38, np.float32)  # finite, but their dot product overflows
+    received = assemble(frames(encode_message(WeightsMessage("a", 0, weights))))
+    assert isinstance(received, WeightsMessage) and np.array_equal(received.weights, weights)
+    weights[500] = bad
+    with pytest.raises(ValueError, match="NaN or inf"):
+        encode_message(WeightsMessage("a", 0, weights))
+    header = encode_message(WeightsMessage("a", 0, np.ones(1000, np.float32))).header
+    with pytest.raises(WireError, match="NaN or inf"):
+        assemble([pb.Frame(header=header).SerializeToString(), chunk_frame(weights.tobytes())])
+
+
 def valid_frames(kind: str = "JacobianReply", chunk_size: int = 64) -> list[bytes]:
     return list(frames(encode_message(make_message(kind)), chunk_size))
 
