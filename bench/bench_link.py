@@ -1,6 +1,9 @@
 """Link benchmark: goodput on throttled loopback links, wire overhead per message, and unthrottled gRPC vs raw TCP.
 
-Usage: python bench/bench_link.py [--seconds 2] [--repeats 10]
+Usage: python bench/bench_link.py [--seconds 2] [--repeats 10] [--kernel-tc]
+--kernel-tc (root, ip, tc) adds the same transfers between two network namespaces on a veth pair whose rate tc
+shapes (tbf on egress, ifb on ingress), server and client as processes of their own, application throttle off.
+tc counts Ethernet frames, so TCP payload tops out at 1448/1514 = 95.6% of the rate there.
 Goals: goodput >= 95% of the configured rate; wire overhead < 1%; an 8 MB projected Jacobian reply through gRPC
 at >= half the rate of a raw TCP socket copy of the same bytes (both receivers in a separate process).
 """
@@ -8,13 +11,18 @@ at >= half the rate of a raw TCP socket copy of the same bytes (both receivers i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing as mp
 import socket
 import statistics
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent import futures
 from multiprocessing.connection import Connection
+from typing import Any
 
+import grpc
 import numpy as np
 
 from edge_agent.learning.codec import CodecConfig
@@ -29,20 +37,15 @@ from edge_agent.learning.messages import (
     payload_bytes,
 )
 from edge_agent.transport.client import PeerClient
+from edge_agent.transport.kernel_link import KernelLink, KernelLinkConfig, line_rate_share, unavailable_reason
+from edge_agent.transport.probe import Sink, sink_process, timed_sends
 from edge_agent.transport.schema import describe
-from edge_agent.transport.server import AgentServer, ServerConfig
+from edge_agent.transport.server import GRPC_OPTIONS, AgentServer, ServerConfig
 from edge_agent.transport.throttle import LinkModel, LinkShaper
 from edge_agent.transport.wire import DEFAULT_CHUNK_SIZE, encode_message, predicted_wire_bytes
 
 Row = tuple[str, ...]
 D, C, N, M, TAUS = 79_510, 10, 200, 1024, 4  # SPEC: MLP parameters, classes, samples, SPARK m, candidates
-
-
-class Sink:
-    """Accepts every message with an Ack."""
-
-    def handle(self, message: Message, peer: str) -> Message | None:
-        return None
 
 
 def spark_reply() -> JacobianReply:
@@ -52,22 +55,44 @@ def spark_reply() -> JacobianReply:
     return JacobianReply("a", 0, DenseJacobian(jacobian), np.zeros((N, C), np.float32), np.arange(N) % C)
 
 
-def goodput_rows(seconds: float) -> list[Row]:
-    """Both agents on the named link (sender uplink, receiver downlink), one message of `seconds` at the rate."""
+def goodput_rows(seconds: float, kernel: bool) -> list[Row]:
+    """Per rate: one message of `seconds` at the rate through the application throttle on loopback, and (with
+    `kernel`) a Jacobian reply of the same payload across a tc-shaped veth link, application throttle unlimited."""
     rows: list[Row] = []
     for mbit in (1, 10, 100):
-        model = LinkModel(uplink_bits=mbit * 1e6, downlink_bits=mbit * 1e6)
-        message = WeightsMessage("a", 0, np.ones(int(mbit * 1e6 / 8 * seconds) // 4, np.float32))
-        with AgentServer(ServerConfig("b"), Sink(), shaper=LinkShaper(model)) as server:
-            client = PeerClient(server.address, "b", shaper=LinkShaper(model))
-            start = time.perf_counter()
-            client.call(message, timeout=10 * seconds + 10)
-            elapsed = time.perf_counter() - start
-            client.close()
-        goodput = payload_bytes(message) * 8 / elapsed / 1e6
-        rows.append((f"{mbit} Mbit/s", f"{payload_bytes(message) / 1e6:.2f} MB", f"{elapsed:.3f} s",
-                     f"{goodput:.2f} Mbit/s", f"{goodput / mbit:.1%}"))
+        payload, elapsed = throttle_transfer(mbit, seconds)
+        row: Row = (f"{mbit} Mbit/s", f"{payload / 1e6:.2f} MB", f"{elapsed:.3f} s",
+                    f"{payload * 8 / elapsed / 1e6 / mbit:.1%}")
+        if kernel:
+            payload, elapsed = kernel_transfer(mbit, seconds)
+            share = payload * 8 / elapsed / 1e6 / mbit
+            row += (f"{elapsed:.3f} s", f"{share:.1%}", f"{share / line_rate_share():.1%}")
+        rows.append(row)
     return rows
+
+
+def throttle_transfer(mbit: float, seconds: float) -> tuple[int, float]:
+    """Both agents on the named link (sender uplink, receiver downlink): (payload bytes, seconds)."""
+    model = LinkModel(uplink_bits=mbit * 1e6, downlink_bits=mbit * 1e6)
+    message = WeightsMessage("a", 0, np.ones(int(mbit * 1e6 / 8 * seconds) // 4, np.float32))
+    with AgentServer(ServerConfig("b"), Sink(), shaper=LinkShaper(model)) as server:
+        client = PeerClient(server.address, "b", shaper=LinkShaper(model))
+        start = time.perf_counter()
+        client.call(message, timeout=10 * seconds + 10)
+        elapsed = time.perf_counter() - start
+        client.close()
+    return payload_bytes(message), elapsed
+
+
+def kernel_transfer(mbit: float, seconds: float) -> tuple[int, float]:
+    """Server and client processes in two namespaces, both access links shaped by tc: (payload bytes, seconds)."""
+    model = LinkModel(uplink_bits=mbit * 1e6, downlink_bits=mbit * 1e6)
+    with KernelLink(KernelLinkConfig(model, model)) as link:
+        server = link.addresses[0]
+        with sink_process(server, lambda argv: link.command(0, argv)) as sink:
+            result = timed_sends(f"{server}:{sink.port}", int(mbit * 1e6 / 8 * seconds),
+                                 wrap=lambda argv: link.command(1, argv), timeout=10 * seconds + 10)
+    return result.payload_bytes, result.seconds[0]
 
 
 def overhead_rows() -> list[Row]:
@@ -106,16 +131,44 @@ def measured_overhead_row() -> Row:
             "= predicted" if counters.wire_received == predicted else f"predicted {predicted:,}")
 
 
-def _serve_grpc(pipe: Connection) -> None:
-    with AgentServer(ServerConfig("b"), Sink()) as server:
+class Replier:
+    """Answers every message with the same Jacobian reply: the direction a round's replies really take."""
+
+    def __init__(self, reply: JacobianReply) -> None:
+        self.reply = reply
+
+    def handle(self, message: Message, peer: str) -> Message | None:
+        return self.reply
+
+
+def _serve_grpc(pipe: Connection, replies: bool) -> None:
+    with AgentServer(ServerConfig("b"), Replier(spark_reply()) if replies else Sink()) as server:
         pipe.send(server.address)
         pipe.recv()  # until the parent is done
 
 
+def _serve_bytes(pipe: Connection) -> None:
+    """grpcio alone: a stream of bytes messages in, read and dropped, one small message back."""
+
+    def call(messages: Iterator[bytes], context: object) -> Iterator[bytes]:
+        for _ in messages:
+            pass
+        yield b"k"
+
+    server = grpc.server(futures.ThreadPoolExecutor(4), options=GRPC_OPTIONS)
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+        "bench.Bytes", {"Call": grpc.stream_stream_rpc_method_handler(call)}),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    pipe.send(port)
+    pipe.recv()
+    server.stop(0)
+
+
 def _serve_tcp(pipe: Connection, size: int) -> None:
     buffer = memoryview(bytearray(size))
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        pipe.send(listener.getsockname()[1])
+
+    def copies(listener: socket.socket) -> None:
         while True:
             connection, _ = listener.accept()
             with connection:
@@ -123,53 +176,85 @@ def _serve_tcp(pipe: Connection, size: int) -> None:
                 while received < size:
                     n = connection.recv_into(buffer[received:])
                     if n == 0:
-                        return
+                        break
                     received += n
                 connection.sendall(b"k")  # the Ack
 
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        threading.Thread(target=copies, args=(listener,), daemon=True).start()
+        pipe.send(listener.getsockname()[1])
+        pipe.recv()
+
+
+@contextlib.contextmanager
+def _server_process(target: Callable[..., None], *args: object) -> Iterator[Any]:
+    """A server in a spawned process: yields what it sends first (its address or port), always stops it."""
+    parent, child = mp.get_context("spawn").Pipe()
+    process = mp.get_context("spawn").Process(target=target, args=(child, *args), daemon=True)
+    process.start()
+    try:
+        yield parent.recv()
+    finally:
+        parent.send("stop")
+        process.join(5)
+        if process.is_alive():
+            process.kill()
+            process.join()
+
 
 def throughput_rows(repeats: int) -> list[Row]:
-    """An 8 MB reply unthrottled on loopback through gRPC, and the same bytes through a raw TCP socket."""
+    """An 8 MB reply unthrottled on loopback four ways, every server in a process of its own, the four timed in
+    turn within each repeat (so a change in the machine's load hits all of them alike): our gRPC path with the
+    client streaming the reply (the goal's figure) and with the server streaming it back as in a round; grpcio
+    alone carrying the same bytes as 1 MiB messages with no framing of ours (an upper bound for our path); and a
+    raw TCP socket copy of the same bytes (a new connection each time, one receive buffer reused)."""
     reply = spark_reply()
-    encoded = encode_message(reply)
-    raw = b"".join(bytes(part) for part in encoded.parts)
-    context = mp.get_context("spawn")
-    parent, child = context.Pipe()
-    process = context.Process(target=_serve_grpc, args=(child,), daemon=True)
-    process.start()
-    client = PeerClient(parent.recv(), "b")
-    grpc_times = _timed(lambda: client.call(reply, timeout=60), repeats)
-    client.close()
-    parent.send("stop")
-    process.join(10)
+    raw = b"".join(bytes(part) for part in encode_message(reply).parts)
+    request = JacobianRequest("a", 0, np.zeros(4, np.float32))
+    with contextlib.ExitStack() as stack:
+        push = PeerClient(stack.enter_context(_server_process(_serve_grpc, False)), "b")
+        pull = PeerClient(stack.enter_context(_server_process(_serve_grpc, True)), "b")
+        bytes_port = stack.enter_context(_server_process(_serve_bytes))
+        tcp_port = stack.enter_context(_server_process(_serve_tcp, len(raw)))
+        channel = stack.enter_context(grpc.insecure_channel(f"127.0.0.1:{bytes_port}", options=GRPC_OPTIONS))
+        bytes_call = channel.stream_stream("/bench.Bytes/Call")
+        view = memoryview(raw)
 
-    parent, child = context.Pipe()
-    process = context.Process(target=_serve_tcp, args=(child, len(raw)), daemon=True)
-    process.start()
-    port = parent.recv()
+        def grpcio_alone() -> None:
+            chunk = DEFAULT_CHUNK_SIZE
+            for _ in bytes_call(bytes(view[i : i + chunk]) for i in range(0, len(raw), chunk)):
+                pass
 
-    def tcp_copy() -> None:
-        with socket.create_connection(("127.0.0.1", port)) as connection:
-            connection.sendall(raw)
-            connection.recv(1)
+        def tcp_copy() -> None:
+            with socket.create_connection(("127.0.0.1", tcp_port)) as connection:
+                connection.sendall(raw)
+                connection.recv(1)
 
-    tcp_times = _timed(tcp_copy, repeats)
-    process.kill()
+        paths: dict[str, Callable[[], object]] = {
+            "gRPC, client streams the reply": lambda: push.call(reply, timeout=60),
+            "gRPC, server streams it back": lambda: pull.call(request, timeout=60),
+            "grpcio alone, no framing of ours": grpcio_alone,
+            "raw TCP socket copy": tcp_copy,
+        }
+        times = _timed_in_turn(paths, repeats)
+        push.close()
+        pull.close()
     mb = len(raw) / 1e6
-    rows: list[Row] = [(name, f"{mb:.2f} MB", f"{mb / min(t):.0f} MB/s", f"{mb / statistics.median(t):.0f} MB/s")
-            for name, t in (("gRPC (encode, frames, decode)", grpc_times), ("raw TCP socket copy", tcp_times))]
-    ratio = min(tcp_times) / min(grpc_times), statistics.median(tcp_times) / statistics.median(grpc_times)
-    rows.append(("gRPC / raw TCP", "", f"{ratio[0]:.0%}", f"{ratio[1]:.0%}"))
-    return rows
+    tcp = times["raw TCP socket copy"]
+    return [(name, f"{mb:.2f} MB", f"{mb / min(t):.0f} MB/s", f"{mb / statistics.median(t):.0f} MB/s",
+             f"{min(tcp) / min(t):.0%}", f"{statistics.median(tcp) / statistics.median(t):.0%}")
+            for name, t in times.items()]
 
 
-def _timed(call: Callable[[], object], repeats: int) -> list[float]:
-    call()  # warm up: connection, allocator, thread pools
-    times = []
+def _timed_in_turn(calls: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
+    for call in calls.values():
+        call()  # warm up: connection, allocator, thread pools
+    times: dict[str, list[float]] = {name: [] for name in calls}
     for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call()
+            times[name].append(time.perf_counter() - start)
     return times
 
 
@@ -184,14 +269,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=2.0, help="length of each throttled transfer")
     parser.add_argument("--repeats", type=int, default=10, help="timed repeats of the loopback transfer")
+    parser.add_argument("--kernel-tc", action="store_true",
+                        help="also shape the rate with tc between two network namespaces (needs root, ip, tc)")
     args = parser.parse_args()
-    print_table("Goodput on a throttled loopback link (goal >= 95% of the rate)",
-                ("link", "payload", "time", "goodput", "of rate"), goodput_rows(args.seconds))
+    header: Row = ("link", "payload", "throttle time", "throttle goodput / rate")
+    if args.kernel_tc:
+        reason = unavailable_reason()
+        if reason is not None:
+            parser.error(f"--kernel-tc: {reason}")
+        header += ("tc time", "tc goodput / rate", f"of TCP max ({line_rate_share():.1%})")
+    print_table("Goodput on a throttled link (goal >= 95% of the rate)", header,
+                goodput_rows(args.seconds, args.kernel_tc))
     print_table("Wire overhead = wire / payload - 1 (goal < 1%)",
                 ("message", "payload B", "wire B (1 MiB chunks)", "overhead", "16 KiB frames"),
                 [*overhead_rows(), measured_overhead_row()])
     print_table("8 MB projected Jacobian reply, unthrottled loopback (goal: gRPC >= 50% of raw TCP)",
-                ("path", "bytes", "best", "median"), throughput_rows(args.repeats))
+                ("path", "bytes", "best", "median", "of TCP (best)", "of TCP (median)"), throughput_rows(args.repeats))
 
 
 if __name__ == "__main__":
