@@ -97,14 +97,18 @@ def _f32(array: np.ndarray) -> np.ndarray:
 
 
 def _session_options(kernel: str, threads: int | None) -> ort.SessionOptions:
-    """Session options; the sketch kernel runs on one intra-op thread.
+    """Session options; the sketch kernel runs on one intra-op thread, and idle intra-op threads sleep.
 
     ONNX Runtime's CPU ScatterND with reduction="add" splits updates across threads without guarding duplicate
     indices, and a CountSketch has many: with several threads the sums come out wrong, differently on each run
     (measured: errors from 2.5e-7 to 6e-2 relative over five identical calls; exact on one thread).
+    By default a session's worker threads spin after each run, taking the cores the agent's own evolution and
+    server threads need between kernel calls: measured on 4 agents of the edge setting (4 threads each, 2 cores),
+    a round took 1.75 s with spinning and 1.33 s without.
     """
     options = ort.SessionOptions()
     options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if kernel == "projected_jacobian":
         options.intra_op_num_threads = 1
     elif threads is not None:
