@@ -1,11 +1,16 @@
-"""Kernel backends compared: one Jacobian request and one candidate scoring, time and peak memory per backend.
+"""Kernel backends compared: one Jacobian request, one candidate scoring and one full agent round, per backend.
 
 Usage: python bench/bench_backends.py [--n 200] [--dim 1024] [--candidates 4] [--repeats 5] [--threads K]
                                      [--backends numpy,torch,onnxruntime,onnxruntime@64]
-Each backend runs in its own process (the onnxruntime one with torch refused at import, as on a board), so the
-peak RSS (ru_maxrss) is that backend's whole footprint: interpreter, libraries, sessions and kernel work. Linux
-carries ru_maxrss across exec, so this parent imports nothing heavy and exports in a process of its own.
-Jacobian request = projected Jacobian J P (N, C, m) plus logits; scoring = loss sums of T lifted candidates.
+                                     [--round-backends torch,onnxruntime] [--agents 4] [--setting edge]
+                                     [--rounds 5] [--profile rpi-zero-2w] [--agent-threads K] [--only requests|rounds]
+Requests: each backend runs in its own process (the onnxruntime one with torch refused at import, as on a board),
+so its peak RSS is that backend's whole footprint: interpreter, libraries, sessions and kernel work. Jacobian
+request = projected Jacobian J P (N, C, m) plus logits; scoring = loss sums of T lifted candidates.
+Rounds: per backend, `agents` real agent processes (`edge-agent run`, loopback, --no-mdns --peers, links
+unlimited, the profile's chunk, precision and threads) run `rounds` SPARK rounds; the onnxruntime agents cannot
+import torch. From their records: median seconds per round and per phase (round 0, which creates the sessions,
+left out) and the peak RSS of the largest agent. Ratios are onnxruntime / torch (or to torch) from the same run.
 """
 
 from __future__ import annotations
@@ -13,13 +18,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 BLOCK_TORCH = """
 class _RefuseTorch:
@@ -29,12 +35,23 @@ class _RefuseTorch:
         return None
 sys.meta_path.insert(0, _RefuseTorch())
 """
+EXPORT = """
+from edge_agent.learning.mlp import MLPSpec
+from edge_agent.runtime.onnx_backend import cache_directory
+from edge_agent.runtime.onnx_export import export_kernels
+directory = cache_directory(MLPSpec(), {dim})
+export_kernels(MLPSpec(), directory, dim={dim})
+print(directory)
+"""
+REQUEST_FLAGS = ("n", "dim", "candidates", "repeats", "threads")
+PHASES = ("average", "jacobian", "transfer", "evolve", "score", "total")
 
 
 def measure(args: argparse.Namespace) -> dict[str, float]:
     """Runs in the child: median seconds of the two kernels over `repeats` after one warm-up, and peak RSS."""
     import numpy as np
 
+    from edge_agent.agent.memory import peak_rss_mb
     from edge_agent.learning.mlp import MLPSpec, init_weights
     from edge_agent.learning.projection import ProjectionConfig, TensorSketchProjection, make_projection
     from edge_agent.runtime.backend import SketchState, make_backend
@@ -61,14 +78,13 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
         if index > 0:
             timings["jacobian"].append(middle - start)
             timings["scoring"].append(end - middle)
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     return {"jacobian_s": statistics.median(timings["jacobian"]), "scoring_s": statistics.median(timings["scoring"]),
-            "peak_rss_mb": peak_kib / 1024, "torch_loaded": float("torch" in sys.modules)}
+            "peak_rss_mb": peak_rss_mb(), "torch_loaded": float("torch" in sys.modules)}
 
 
 def run_child(backend: str, args: argparse.Namespace, export: Path) -> dict[str, float]:
     """One backend (name or name@chunk) in a fresh process; an onnxruntime one cannot import torch."""
-    flags = [f"--{key}={value}" for key, value in vars(args).items() if value is not None and key != "backends"]
+    flags = [f"--{key}={getattr(args, key)}" for key in REQUEST_FLAGS if getattr(args, key) is not None]
     argv = [__file__, *flags, "--backend", backend, "--export", str(export)]
     script = (BLOCK_TORCH if backend.startswith("onnxruntime") else "") + (
         f"import runpy\nsys.argv = {argv!r}\nrunpy.run_path(sys.argv[0], run_name='__main__')\n")
@@ -76,14 +92,66 @@ def run_child(backend: str, args: argparse.Namespace, export: Path) -> dict[str,
     return result
 
 
-def _python(script: str, what: str) -> str:
+def _env(**extra: str) -> dict[str, str]:
+    """This environment, able to import edge_agent from this checkout."""
+    path = os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])
+    return {**os.environ, "PYTHONPATH": path, **extra}
+
+
+def _python(script: str, what: str, **env: str) -> str:
     """stdout of `script` in a fresh interpreter that can import edge_agent from this checkout."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]),
-                                                         os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=False)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=_env(**env),
+                          check=False)
     if done.returncode != 0:
         raise RuntimeError(f"{what} process failed:\n{done.stderr}")
     return done.stdout
+
+
+def agent_round(backend: str, args: argparse.Namespace, cache: Path, out: Path) -> dict[str, Any]:
+    """`agents` agents on `backend` for `rounds` rounds; per-round medians and the largest peak from their records."""
+    out.mkdir(parents=True)
+    ports = _free_ports(args.agents)
+    peers = ",".join(f"127.0.0.1:{port}" for port in ports)
+    cli = (BLOCK_TORCH if backend == "onnxruntime" else "") + "from edge_agent.cli.main import cli\ncli()\n"
+    threads = ["--threads", str(args.agent_threads)] if args.agent_threads else []
+    env = _env(XDG_CACHE_HOME=str(cache), OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    started = time.perf_counter()
+    processes = [subprocess.Popen(
+        [sys.executable, "-c", "import sys\n" + cli, "run", "--shard", f"{i}/{args.agents}", "--setting", args.setting,
+         "--rounds", str(args.rounds), "--profile", args.profile, "--backend", backend, *threads,
+         "--port", str(port), "--no-mdns", "--peers", peers, "--uplink", "unlimited", "--downlink", "unlimited",
+         "--latency", "0", "--wait-peers", "120", "--metrics", str(out / f"agent-{i}.jsonl"), "--quiet"],
+        stdout=(out / f"agent-{i}.log").open("wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+        for i, port in enumerate(ports)]
+    try:
+        codes = [process.wait(timeout=1800) for process in processes]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    if any(codes):
+        failed = codes.index(next(code for code in codes if code))
+        raise RuntimeError(f"{backend} agent {failed} failed:\n{(out / f'agent-{failed}.log').read_text()[-3000:]}")
+    records = [[r for r in map(json.loads, (out / f"agent-{i}.jsonl").read_text().splitlines()) if not r.get("summary")]
+               for i in range(args.agents)]
+    timed = range(1 if args.rounds > 1 else 0, args.rounds)  # round 0 creates sessions and warms caches
+    phases = {phase: statistics.median(statistics.median(agent[k]["seconds"][phase] for agent in records)
+                                       for k in timed) for phase in PHASES}
+    return {"round_s": phases["total"], "phases": phases, "wall_s": time.perf_counter() - started,
+            "peak_rss_mb": max(r["peak_rss_mb"] for agent in records for r in agent),
+            "accuracy": statistics.mean(agent[-1]["test_accuracy"] for agent in records)}
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def table(results: dict[str, dict[str, float]]) -> str:
@@ -100,6 +168,20 @@ def table(results: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+def round_table(results: dict[str, dict[str, Any]]) -> str:
+    """Markdown table of one agent round per backend, with phase medians and ratios to torch."""
+    base = results.get("torch")
+    lines = ["| backend | round (s) | x torch | " + " | ".join(f"{p} (s)" for p in PHASES[:-1])
+             + " | peak RSS (MB) | x torch | final test acc |",
+             "|---|---:|---:|" + "---:|" * (len(PHASES) - 1) + "---:|---:|---:|"]
+    for name, row in results.items():
+        cells = [name, f"{row['round_s']:.2f}", f"{row['round_s'] / base['round_s']:.2f}" if base else "-",
+                 *(f"{row['phases'][p]:.2f}" for p in PHASES[:-1]), f"{row['peak_rss_mb']:.0f}",
+                 f"{row['peak_rss_mb'] / base['peak_rss_mb']:.2f}" if base else "-", f"{row['accuracy']:.4f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=200, help="samples per Jacobian request")
@@ -109,6 +191,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="intra-op threads (default: the library's)")
     parser.add_argument("--backends", default="numpy,torch,onnxruntime,onnxruntime@64",
                         help="comma-separated; name@K runs the kernels K samples at a time (jacobian_chunk)")
+    parser.add_argument("--round-backends", default="torch,onnxruntime", help="agents' --backend, comma-separated")
+    parser.add_argument("--agents", type=int, default=4, help="agent processes per round benchmark (M)")
+    parser.add_argument("--setting", default="edge", help="the agents' --setting")
+    parser.add_argument("--rounds", type=int, default=5, help="SPARK rounds per backend (the first is not timed)")
+    parser.add_argument("--profile", default="rpi-zero-2w", help="the agents' board profile (chunk, precision)")
+    parser.add_argument("--agent-threads", type=int, default=None, help="agents' --threads (default: profile's)")
+    parser.add_argument("--only", choices=["requests", "rounds"], default=None, help="run one of the two parts")
     parser.add_argument("--backend", default=None, help=argparse.SUPPRESS)  # child mode
     parser.add_argument("--export", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -116,17 +205,26 @@ def main() -> None:
         print(json.dumps(measure(args)))
         return
     with tempfile.TemporaryDirectory() as scratch:
-        export = Path(scratch) / "onnx"
+        cache = Path(scratch) / "cache"  # XDG_CACHE_HOME: the agents find the exports where a board keeps them
         start = time.perf_counter()
-        _python(f"from pathlib import Path\nfrom edge_agent.learning.mlp import MLPSpec\n"
-                f"from edge_agent.runtime.onnx_export import export_kernels\n"
-                f"export_kernels(MLPSpec(), Path({str(export)!r}), dim={args.dim})\n", "export")
+        printed = _python(EXPORT.format(dim=args.dim), "export", XDG_CACHE_HOME=str(cache))
+        export = Path(printed.strip().splitlines()[-1])  # the cache directory the exports went to
         print(f"exported the three kernels in {time.perf_counter() - start:.1f} s (torch import included)")
-        results = {name: run_child(name, args, export) for name in args.backends.split(",")}
-    torch_free = not any(row["torch_loaded"] for name, row in results.items() if name.startswith("onnxruntime"))
-    print(f"N = {args.n}, m = {args.dim}, T = {args.candidates}, threads = {args.threads or 'default'}, "
-          f"median of {args.repeats}; onnxruntime processes torch-free: {torch_free}")
-    print(table(results))
+        if args.only != "rounds":
+            results = {name: run_child(name, args, export) for name in args.backends.split(",")}
+            torch_free = not any(row["torch_loaded"] for name, row in results.items() if name.startswith("onnxruntime"))
+            print(f"\nOne request: N = {args.n}, m = {args.dim}, T = {args.candidates}, threads = "
+                  f"{args.threads or 'default'}, median of {args.repeats}; onnxruntime processes torch-free: "
+                  f"{torch_free}")
+            print(table(results))
+        if args.only != "requests":
+            rounds = {name: agent_round(name, args, cache, Path(scratch) / f"agents-{name}")
+                      for name in args.round_backends.split(",")}
+            print(f"\nOne agent round: {args.agents} agents, setting {args.setting}, profile {args.profile}, threads "
+                  f"{args.agent_threads or 'profile'}, median of rounds 1..{args.rounds - 1} of the per-round median "
+                  f"over agents; peak = largest agent; wall: "
+                  + ", ".join(f"{name} {row['wall_s']:.0f} s" for name, row in rounds.items()))
+            print(round_table(rounds))
 
 
 if __name__ == "__main__":
