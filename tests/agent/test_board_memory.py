@@ -5,6 +5,7 @@ import json
 import os
 import uuid
 from collections.abc import Callable
+from itertools import pairwise
 from pathlib import Path
 
 from edge_agent.deploy.profiles import find_profile
@@ -33,6 +34,7 @@ def test_zero_2w_agents_keep_each_round_under_the_profile_memory_budget(
         rounds = [line for line in lines if not line.get("summary")]
         assert [r["round"] for r in rounds] == list(range(ROUNDS))
         peaks = [r["peak_rss_mb"] for r in rounds]
-        assert peaks == sorted(peaks)  # a high-water mark
+        # a high-water mark (the kernel syncs per-thread RSS counters lazily: it may read a fraction of a MiB lower)
+        assert all(later >= earlier - 1 for earlier, later in pairwise(peaks))
         # more than the interpreter alone: the mark covers the data, the sessions and the round's work
         assert all(100 < peak < profile.runtime.memory_budget_mb for peak in peaks), peaks
