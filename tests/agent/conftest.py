@@ -6,16 +6,10 @@ import sys
 from collections.abc import Callable, Iterator
 
 import pytest
+from board_python import REFUSE_TORCH
 
 RunAgents = Callable[[list[list[str]], dict[str, str]], list[str]]
-NO_TORCH = """
-import sys
-class _RefuseTorch:
-    def find_spec(self, name, path=None, target=None):
-        if name == "torch" or name.startswith("torch."):
-            raise ImportError(f"{name} is not installed on this board")
-        return None
-sys.meta_path.insert(0, _RefuseTorch())
+NO_TORCH = REFUSE_TORCH + """
 from edge_agent.cli.main import cli
 cli()
 """

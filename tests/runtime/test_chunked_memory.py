@@ -14,16 +14,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from board_python import REFUSE_TORCH
 
 N, CHUNK = 1024, 64  # CHUNK: rpi-zero-2w's jacobian_chunk
-CHILD = """
-import json, sys
-class _RefuseTorch:
-    def find_spec(self, name, path=None, target=None):
-        if name == "torch" or name.startswith("torch."):
-            raise ImportError(f"{name} is not installed on this board")
-        return None
-sys.meta_path.insert(0, _RefuseTorch())
+CHILD = REFUSE_TORCH + """
+import json
 import numpy as np
 from edge_agent.agent.kernels import BackendKernels, ChunkedReferenceKernels
 from edge_agent.agent.memory import peak_rss_mb

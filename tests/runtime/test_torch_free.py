@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from board_python import REFUSE_TORCH
 
 from edge_agent.learning.mlp import MLPSpec, init_weights
 from edge_agent.learning.projection import ProjectionConfig, TensorSketchProjection, make_projection
@@ -24,17 +25,7 @@ from edge_agent.runtime.onnx_export import export_kernels
 REPO = Path(__file__).resolve().parents[2]
 SPEC = MLPSpec()
 
-BLOCK_TORCH = """
-import sys
-class _RefuseTorch:
-    def find_spec(self, name, path=None, target=None):
-        if name == "torch" or name.startswith("torch."):
-            raise ImportError(f"{name} is not installed on this board")
-        return None
-sys.meta_path.insert(0, _RefuseTorch())
-"""
-
-CHILD = BLOCK_TORCH + """
+CHILD = REFUSE_TORCH + """
 import json
 from pathlib import Path
 import numpy as np
@@ -104,7 +95,7 @@ def _relative_error(got: np.ndarray, want: np.ndarray) -> float:
 
 
 def test_backend_module_imports_without_torch() -> None:
-    child = _run_child(BLOCK_TORCH + "import edge_agent.runtime.backend, edge_agent.runtime.onnx_backend\n"
+    child = _run_child(REFUSE_TORCH + "import edge_agent.runtime.backend, edge_agent.runtime.onnx_backend\n"
                        "print('torch' in sys.modules)")
     assert child.returncode == 0, child.stderr
     assert child.stdout.strip() == "False"
