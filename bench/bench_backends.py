@@ -4,13 +4,14 @@ Usage: python bench/bench_backends.py [--n 200] [--dim 1024] [--candidates 4] [-
                                      [--backends numpy,torch,onnxruntime,onnxruntime@64]
                                      [--round-backends torch,onnxruntime] [--agents 4] [--setting edge]
                                      [--rounds 5] [--profile rpi-zero-2w] [--agent-threads K] [--only requests|rounds]
-Requests: each backend runs in its own process (the onnxruntime one with torch refused at import, as on a board),
-so its peak RSS is that backend's whole footprint: interpreter, libraries, sessions and kernel work. Jacobian
-request = projected Jacobian J P (N, C, m) plus logits; scoring = loss sums of T lifted candidates.
+Requests: each backend runs in its own process (the onnxruntime one with torch and scipy refused at import, as
+on a board), so its peak RSS is that backend's whole footprint: interpreter, libraries, sessions and kernel work.
+Jacobian request = projected Jacobian J P (N, C, m) plus logits; scoring = loss sums of T lifted candidates.
 Rounds: per backend, `agents` real agent processes (`edge-agent run`, loopback, --no-mdns --peers, links
 unlimited, the profile's chunk, precision and threads) run `rounds` SPARK rounds; the onnxruntime agents cannot
-import torch. From their records: median seconds per round and per phase (round 0, which creates the sessions,
-left out) and the peak RSS of the largest agent. Ratios are onnxruntime / torch (or to torch) from the same run.
+import torch or scipy. From their records: median seconds per round and per phase (round 0, which creates the
+sessions, left out) and the peak RSS of the largest agent. Ratios are onnxruntime / torch (or to torch) from the
+same run.
 """
 
 from __future__ import annotations
@@ -27,13 +28,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-BLOCK_TORCH = """
-class _RefuseTorch:
+REFUSE_BOARD_MISSING = """
+class _RefuseBoardMissing:
     def find_spec(self, name, path=None, target=None):
-        if name == "torch" or name.startswith("torch."):
-            raise ImportError(f"{name} is refused: a board has no torch")
+        if name.split(".")[0] in ("torch", "scipy"):
+            raise ImportError(f"{name} is refused: a board has neither torch nor scipy")
         return None
-sys.meta_path.insert(0, _RefuseTorch())
+sys.meta_path.insert(0, _RefuseBoardMissing())
 """
 EXPORT = """
 from edge_agent.learning.mlp import MLPSpec
@@ -86,7 +87,7 @@ def run_child(backend: str, args: argparse.Namespace, export: Path) -> dict[str,
     """One backend (name or name@chunk) in a fresh process; an onnxruntime one cannot import torch."""
     flags = [f"--{key}={getattr(args, key)}" for key in REQUEST_FLAGS if getattr(args, key) is not None]
     argv = [__file__, *flags, "--backend", backend, "--export", str(export)]
-    script = (BLOCK_TORCH if backend.startswith("onnxruntime") else "") + (
+    script = (REFUSE_BOARD_MISSING if backend.startswith("onnxruntime") else "") + (
         f"import runpy\nsys.argv = {argv!r}\nrunpy.run_path(sys.argv[0], run_name='__main__')\n")
     result: dict[str, float] = json.loads(_python("import sys\n" + script, backend).strip().splitlines()[-1])
     return result
@@ -112,7 +113,7 @@ def agent_round(backend: str, args: argparse.Namespace, cache: Path, out: Path) 
     out.mkdir(parents=True)
     ports = _free_ports(args.agents)
     peers = ",".join(f"127.0.0.1:{port}" for port in ports)
-    cli = (BLOCK_TORCH if backend == "onnxruntime" else "") + "from edge_agent.cli.main import cli\ncli()\n"
+    cli = (REFUSE_BOARD_MISSING if backend == "onnxruntime" else "") + "from edge_agent.cli.main import cli\ncli()\n"
     threads = ["--threads", str(args.agent_threads)] if args.agent_threads else []
     env = _env(XDG_CACHE_HOME=str(cache), OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
     started = time.perf_counter()

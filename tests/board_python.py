@@ -1,11 +1,11 @@
-"""Source text that makes a child interpreter behave like a board without torch: any torch import fails."""
+"""Source text that makes a child interpreter behave like a board: torch and scipy are not installed there."""
 
-REFUSE_TORCH = """
+REFUSE_TORCH_AND_SCIPY = """
 import sys
-class _RefuseTorch:
+class _RefuseBoardMissing:
     def find_spec(self, name, path=None, target=None):
-        if name == "torch" or name.startswith("torch."):
+        if name.split(".")[0] in ("torch", "scipy"):
             raise ImportError(f"{name} is not installed on this board")
         return None
-sys.meta_path.insert(0, _RefuseTorch())
+sys.meta_path.insert(0, _RefuseBoardMissing())
 """

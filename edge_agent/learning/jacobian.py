@@ -8,6 +8,7 @@ forming the (N, C, d) tensor: O(N^2 (C*out + in)) per layer instead of O(N^2 C d
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -104,6 +105,51 @@ class DenseJacobian:
         if residual.ndim == 3:
             return residual.reshape(len(residual), n * c).astype(np.float32) @ matrix
         return residual.reshape(n * c).astype(np.float32) @ matrix
+
+
+@dataclass(frozen=True)
+class StackedJacobian:
+    """Dense Jacobians stacked along the sample axis block by block, never copied into one (sum N, C, p) array.
+
+    The neighbourhood's projected Jacobian is the replies stacked; on a board the copy would cost as much memory
+    as the replies themselves (33 MB at the edge setting), so the kernel and the pull-back work per block.
+    """
+
+    parts: tuple[DenseJacobian, ...]
+
+    def __post_init__(self) -> None:
+        if not self.parts or len({part.shape[1:] for part in self.parts}) != 1:
+            raise ValueError("stacked Jacobians need at least one part, all with the same (C, p)")
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        _, c, p = self.parts[0].shape
+        return (sum(part.shape[0] for part in self.parts), c, p)
+
+    @property
+    def size(self) -> int:
+        return sum(part.size for part in self.parts)
+
+    def _edges(self) -> list[int]:
+        return np.cumsum([0] + [part.shape[0] for part in self.parts]).tolist()
+
+    def kernel(self) -> FloatArray:
+        n, c, p = self.shape
+        edges = self._edges()
+        flats = [part.values.reshape(part.shape[0], c * p) for part in self.parts]
+        h = np.empty((n, n), dtype=np.float64)
+        for i, left in enumerate(flats):
+            for j in range(i, len(flats)):
+                block = (left @ flats[j].T).astype(np.float64) / c
+                h[edges[i]:edges[i + 1], edges[j]:edges[j + 1]] = block
+                h[edges[j]:edges[j + 1], edges[i]:edges[i + 1]] = block.T
+        return h
+
+    def pull_back(self, residual: FloatArray) -> FloatArray:
+        edges = self._edges()
+        pieces = [part.pull_back(residual[..., start:stop, :])
+                  for part, start, stop in zip(self.parts, edges, edges[1:], strict=False)]
+        return functools.reduce(np.add, pieces)
 
 
 def mlp_jacobian(spec: MLPSpec, w: FloatArray, x: FloatArray) -> tuple[FactoredJacobian, FloatArray]:

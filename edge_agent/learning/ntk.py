@@ -6,14 +6,15 @@ candidate update for tau is -(eta/N) sum_c J_c^T R_c with R = sum_{s<tau} (softm
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from scipy.integrate import solve_ivp
 
 from edge_agent.learning.jacobian import JacobianOperator
 from edge_agent.learning.mlp import FloatArray, softmax
+from edge_agent.learning.ode import integrate_on_grid
 
 Solver = Literal["rk45", "euler"]
 
@@ -34,36 +35,44 @@ class EvolutionConfig:
             raise ValueError(f"unknown ODE solver {self.solver!r}; choose rk45 or euler")
 
 
-def evolve_logits(kernel: FloatArray, f0: FloatArray, targets: FloatArray, eta: float, steps: int,
-                  config: EvolutionConfig) -> FloatArray:
-    """f(t_s) for s = 0..steps-1, shape (steps, N, C), solving df/dt = -(1/N) H (softmax(f) - targets)."""
+def logit_path(kernel: FloatArray, f0: FloatArray, targets: FloatArray, eta: float, steps: int,
+               config: EvolutionConfig) -> Iterator[FloatArray]:
+    """Yield f(t_s) (N, C) for s = 0..steps-1, solving df/dt = -(1/N) H (softmax(f) - targets); nothing is kept."""
     n, c = f0.shape
     scaled = (kernel / n).astype(np.float32)  # float32 matvecs: the solver's state and error control stay float64
     start = f0.astype(np.float64)
     if config.solver == "euler":
-        path = np.empty((steps, n, c))
-        path[0] = start
-        for s in range(1, steps):
-            path[s] = path[s - 1] - eta * (scaled @ (softmax(path[s - 1]) - targets).astype(np.float32))
-        return path
+        f = start
+        for _ in range(steps):
+            yield f
+            f = f - eta * (scaled @ (softmax(f) - targets).astype(np.float32))
+        return
 
     def rhs(_t: float, flat: FloatArray) -> FloatArray:
         return -(scaled @ (softmax(flat.reshape(n, c)) - targets).astype(np.float32)).ravel().astype(np.float64)
 
-    grid = eta * np.arange(steps)
-    solution = solve_ivp(rhs, (0.0, float(grid[-1])), start.ravel(), method="RK45", t_eval=grid,
-                         rtol=config.rtol, atol=config.atol)
-    if not solution.success:
-        raise RuntimeError(f"NTK evolution failed: {solution.message}")
-    return np.asarray(solution.y.T.reshape(steps, n, c))
+    for flat in integrate_on_grid(rhs, start.ravel(), eta * np.arange(steps), config.rtol, config.atol):
+        yield flat.reshape(n, c)
+
+
+def evolve_logits(kernel: FloatArray, f0: FloatArray, targets: FloatArray, eta: float, steps: int,
+                  config: EvolutionConfig) -> FloatArray:
+    """The whole path f(t_s), shape (steps, N, C); the round itself streams it (`residual_sums`)."""
+    return np.stack(list(logit_path(kernel, f0, targets, eta, steps, config)))
 
 
 def residual_sums(kernel: FloatArray, f0: FloatArray, targets: FloatArray, eta: float,
                   config: EvolutionConfig) -> FloatArray:
-    """R(tau) = sum_{s<tau} (softmax(f(t_s)) - targets) for each candidate tau: (T, N, C)."""
-    path = evolve_logits(kernel, f0, targets, eta, max(config.taus), config)
-    cumulative = np.cumsum(softmax(path) - targets, axis=0)
-    return cumulative[[tau - 1 for tau in config.taus]]
+    """R(tau) = sum_{s<tau} (softmax(f(t_s)) - targets) for each candidate tau: (T, N, C), summed as f streams."""
+    sums = np.empty((len(config.taus), *f0.shape))
+    running = np.zeros(f0.shape)
+    taken = 0
+    for s, f in enumerate(logit_path(kernel, f0, targets, eta, max(config.taus), config), start=1):
+        running += softmax(f) - targets
+        if s == config.taus[taken]:
+            sums[taken] = running
+            taken += 1
+    return sums
 
 
 def candidate_updates(jacobian: JacobianOperator, f0: FloatArray, targets: FloatArray, eta: float,

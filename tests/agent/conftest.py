@@ -6,10 +6,10 @@ import sys
 from collections.abc import Callable, Iterator
 
 import pytest
-from board_python import REFUSE_TORCH
+from board_python import REFUSE_TORCH_AND_SCIPY
 
 RunAgents = Callable[[list[list[str]], dict[str, str]], list[str]]
-NO_TORCH = REFUSE_TORCH + """
+NO_TORCH = REFUSE_TORCH_AND_SCIPY + """
 from edge_agent.cli.main import cli
 cli()
 """

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from edge_agent.learning.jacobian import DenseJacobian, mlp_jacobian, stack_jacobians
+from edge_agent.learning.jacobian import DenseJacobian, StackedJacobian, mlp_jacobian, stack_jacobians
 from edge_agent.learning.mlp import MLPSpec, forward, init_weights
 from edge_agent.runtime.torch_autograd import autograd_jacobian, torch_mlp
 
@@ -60,3 +60,22 @@ def test_stacked_jacobian_kernel_has_cross_blocks_of_the_joint_data() -> None:
     joint, _ = mlp_jacobian(spec, w, x)
     stacked = stack_jacobians([mlp_jacobian(spec, w, x[:4])[0], mlp_jacobian(spec, w, x[4:])[0]])
     np.testing.assert_allclose(stacked.kernel(), joint.kernel(), rtol=1e-6)
+
+
+def test_block_stacked_dense_jacobians_act_as_their_concatenation() -> None:
+    rng = np.random.default_rng(3)
+    parts = [rng.normal(size=(n, 10, 64)).astype(np.float32) for n in (7, 12, 5)]
+    stacked, joint = StackedJacobian(tuple(DenseJacobian(v) for v in parts)), DenseJacobian(np.concatenate(parts))
+    assert stacked.shape == joint.shape == (24, 10, 64)
+    assert stacked.size == joint.size
+    np.testing.assert_allclose(stacked.kernel(), joint.kernel(), rtol=1e-5, atol=1e-4)
+    residual = rng.normal(size=(3, 24, 10))
+    np.testing.assert_allclose(stacked.pull_back(residual), joint.pull_back(residual), rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(stacked.pull_back(residual[1]), joint.pull_back(residual[1]), rtol=1e-4, atol=1e-3)
+
+
+def test_stacked_jacobians_must_share_classes_and_width() -> None:
+    with pytest.raises(ValueError, match="same"):
+        StackedJacobian((DenseJacobian(np.zeros((2, 10, 8))), DenseJacobian(np.zeros((2, 10, 9)))))
+    with pytest.raises(ValueError, match="at least one"):
+        StackedJacobian(())

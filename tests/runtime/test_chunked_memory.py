@@ -14,10 +14,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from board_python import REFUSE_TORCH
+from board_python import REFUSE_TORCH_AND_SCIPY
 
 N, CHUNK = 1024, 64  # CHUNK: rpi-zero-2w's jacobian_chunk
-CHILD = REFUSE_TORCH + """
+CHILD = REFUSE_TORCH_AND_SCIPY + """
 import json
 import numpy as np
 from edge_agent.agent.kernels import BackendKernels, ChunkedReferenceKernels

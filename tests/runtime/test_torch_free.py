@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from board_python import REFUSE_TORCH
+from board_python import REFUSE_TORCH_AND_SCIPY
 
 from edge_agent.learning.mlp import MLPSpec, init_weights
 from edge_agent.learning.projection import ProjectionConfig, TensorSketchProjection, make_projection
@@ -25,7 +25,7 @@ from edge_agent.runtime.onnx_export import export_kernels
 REPO = Path(__file__).resolve().parents[2]
 SPEC = MLPSpec()
 
-CHILD = REFUSE_TORCH + """
+CHILD = REFUSE_TORCH_AND_SCIPY + """
 import json
 from pathlib import Path
 import numpy as np
@@ -95,7 +95,7 @@ def _relative_error(got: np.ndarray, want: np.ndarray) -> float:
 
 
 def test_backend_module_imports_without_torch() -> None:
-    child = _run_child(REFUSE_TORCH + "import edge_agent.runtime.backend, edge_agent.runtime.onnx_backend\n"
+    child = _run_child(REFUSE_TORCH_AND_SCIPY + "import edge_agent.runtime.backend, edge_agent.runtime.onnx_backend\n"
                        "print('torch' in sys.modules)")
     assert child.returncode == 0, child.stderr
     assert child.stdout.strip() == "False"

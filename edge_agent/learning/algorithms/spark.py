@@ -14,7 +14,7 @@ import numpy as np
 
 from edge_agent.learning.algorithms.ntk_dfl import NTKDFLConfig, best_candidate
 from edge_agent.learning.codec import CodecConfig, decode, encode
-from edge_agent.learning.jacobian import DenseJacobian, mlp_jacobian
+from edge_agent.learning.jacobian import DenseJacobian, StackedJacobian, mlp_jacobian
 from edge_agent.learning.messages import CandidateRequest, CandidateScores, JacobianReply, JacobianRequest
 from edge_agent.learning.mlp import FloatArray, MLPSpec, one_hot, softmax
 from edge_agent.learning.ntk import candidate_updates
@@ -77,13 +77,13 @@ def soft_targets(logits: FloatArray, labels: np.ndarray, weight: float, temperat
 def propose_candidates(spec: MLPSpec, replies: Sequence[JacobianReply], eta: float, soft_weight: float,
                        config: SparkConfig, sender: str) -> CandidateRequest:
     """Requester side: evolve under the soft target with the projected kernel; updates dz live in R^m."""
-    values = [reply.jacobian.values for reply in replies if isinstance(reply.jacobian, DenseJacobian)]
-    if len(values) != len(replies):
+    parts = tuple(reply.jacobian for reply in replies if isinstance(reply.jacobian, DenseJacobian))
+    if len(parts) != len(replies):
         raise TypeError("SPARK expects projected (dense) Jacobians in its replies")
     logits = np.concatenate([reply.logits for reply in replies]).astype(np.float64)
     labels = np.concatenate([reply.labels for reply in replies])
     targets = soft_targets(logits, labels, soft_weight, config.temperature, spec.num_classes)
-    updates = candidate_updates(DenseJacobian(np.concatenate(values)), logits, targets, eta, config.ntk.evolution)
+    updates = candidate_updates(StackedJacobian(parts), logits, targets, eta, config.ntk.evolution)
     return CandidateRequest(sender, replies[0].round, updates)
 
 
