@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from edge_agent.agent.launcher import free_loopback_ports
 
 REFUSE_BOARD_MISSING = """
 class _RefuseBoardMissing:
@@ -111,7 +112,7 @@ def _python(script: str, what: str, **env: str) -> str:
 def agent_round(backend: str, args: argparse.Namespace, cache: Path, out: Path) -> dict[str, Any]:
     """`agents` agents on `backend` for `rounds` rounds; per-round medians and the largest peak from their records."""
     out.mkdir(parents=True)
-    ports = _free_ports(args.agents)
+    ports = free_loopback_ports(args.agents)
     peers = ",".join(f"127.0.0.1:{port}" for port in ports)
     cli = (REFUSE_BOARD_MISSING if backend == "onnxruntime" else "") + "from edge_agent.cli.main import cli\ncli()\n"
     threads = ["--threads", str(args.agent_threads)] if args.agent_threads else []
@@ -142,17 +143,6 @@ def agent_round(backend: str, args: argparse.Namespace, cache: Path, out: Path) 
     return {"round_s": phases["total"], "phases": phases, "wall_s": time.perf_counter() - started,
             "peak_rss_mb": max(r["peak_rss_mb"] for agent in records for r in agent),
             "accuracy": statistics.mean(agent[-1]["test_accuracy"] for agent in records)}
-
-
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def table(results: dict[str, dict[str, float]]) -> str:

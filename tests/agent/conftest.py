@@ -1,6 +1,5 @@
 """Runs agent processes for a test and always stops them, even when the test fails."""
 
-import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -8,8 +7,10 @@ from collections.abc import Callable, Iterator
 import pytest
 from board_python import REFUSE_TORCH_AND_SCIPY
 
+from edge_agent.agent.launcher import free_loopback_ports
+
 RunAgents = Callable[[list[list[str]], dict[str, str]], list[str]]
-NO_TORCH = REFUSE_TORCH_AND_SCIPY + """
+BOARD_CLI = REFUSE_TORCH_AND_SCIPY + """
 from edge_agent.cli.main import cli
 cli()
 """
@@ -38,20 +39,11 @@ def run_agents() -> Iterator[RunAgents]:
 
 @pytest.fixture(scope="session")
 def board_cli() -> list[str]:
-    """The argv prefix of `edge-agent` as a board runs it: a Python whose imports refuse torch."""
-    return [sys.executable, "-c", NO_TORCH]
+    """The argv prefix of `edge-agent` as a board runs it: a Python whose imports refuse torch and scipy."""
+    return [sys.executable, "-c", BOARD_CLI]
 
 
 @pytest.fixture
 def free_ports() -> Callable[[int], list[int]]:
     """`count` loopback ports that were free a moment ago (held together, so all distinct)."""
-    def ports(count: int) -> list[int]:
-        sockets = [socket.socket() for _ in range(count)]
-        try:
-            for sock in sockets:
-                sock.bind(("127.0.0.1", 0))
-            return [sock.getsockname()[1] for sock in sockets]
-        finally:
-            for sock in sockets:
-                sock.close()
-    return ports
+    return free_loopback_ports

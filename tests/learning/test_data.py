@@ -20,8 +20,7 @@ from edge_agent.learning.data import (
     data_file,
     find_data_dir,
     load_fashion_mnist,
-    parse_idx,
-    read_idx,
+    read_uint8_idx,
     split_validation,
 )
 
@@ -65,7 +64,7 @@ def test_normalised_training_set_has_zero_mean_and_unit_std(fashion: tuple[Datas
 
 def test_preprocessing_is_divide_by_255_then_standardise(fashion: tuple[Dataset, Dataset]) -> None:
     train, _ = fashion
-    raw = read_idx(data_file(SYSTEM_DATA_DIR, data.TRAIN_IMAGES) or Path("missing"))
+    raw = read_uint8_idx(data_file(SYSTEM_DATA_DIR, data.TRAIN_IMAGES) or Path("missing"))
     expected = (raw[:100].reshape(100, 784).astype(np.float64) / 255.0 - 0.2860) / 0.3530
     np.testing.assert_allclose(train.x[:100], expected, rtol=0, atol=1e-5)
 
@@ -121,32 +120,41 @@ def test_dir_missing_one_file_does_not_qualify(tmp_path: Path) -> None:
         find_data_dir(tmp_path)
 
 
-def test_plain_and_gzipped_idx_read_the_same(tmp_path: Path) -> None:
-    array = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
-    (tmp_path / "a").write_bytes(idx_bytes(array))
-    (tmp_path / "a.gz").write_bytes(gzip.compress(idx_bytes(array)))
-    np.testing.assert_array_equal(read_idx(tmp_path / "a"), array)
-    np.testing.assert_array_equal(read_idx(tmp_path / "a.gz"), array)
+@pytest.mark.parametrize("gzipped", [False, True])
+def test_read_uint8_idx_streams_plain_and_gzipped_files(tmp_path: Path, gzipped: bool) -> None:
+    array = np.random.default_rng(1).integers(0, 256, (3000, 28, 28), dtype=np.uint8)  # 2.2 MB: several reads
+    path = tmp_path / "images"
+    path.write_bytes(gzip.compress(idx_bytes(array)) if gzipped else idx_bytes(array))
+    np.testing.assert_array_equal(read_uint8_idx(path), array)
 
 
-def test_bad_magic_raises_value_error(tmp_path: Path) -> None:
+def test_bad_magic_and_other_types_raise_value_error(tmp_path: Path) -> None:
     path = tmp_path / "train-images-idx3-ubyte"
     path.write_bytes(b"\x12\x34\x08\x03" + bytes(12))
     with pytest.raises(ValueError, match="magic"):
-        read_idx(path)
+        read_uint8_idx(path)
+    path.write_bytes(b"\x00\x00\x0d\x01" + (4).to_bytes(4, "big") + b"\x00" * 16)  # a float32 IDX
+    with pytest.raises(ValueError, match="not a uint8 IDX"):
+        read_uint8_idx(path)
 
 
-def test_size_mismatch_raises_value_error() -> None:
+@pytest.mark.parametrize(("cut", "message"), [(1, "magic"), (9, "header is truncated"), (-1, "header says")])
+def test_size_mismatch_raises_value_error(tmp_path: Path, cut: int, message: str) -> None:
     raw = idx_bytes(np.zeros((2, 3), dtype=np.uint8))
+    path = tmp_path / "short"
+    path.write_bytes(raw[:cut])
+    with pytest.raises(ValueError, match=message):
+        read_uint8_idx(path)
+    path.write_bytes(raw + b"\x00")
     with pytest.raises(ValueError, match="header says"):
-        parse_idx(raw[:-1])
+        read_uint8_idx(path)
 
 
 def test_broken_gzip_raises_value_error(tmp_path: Path) -> None:
     path = tmp_path / "x.gz"
     path.write_bytes(gzip.compress(idx_bytes(np.zeros(10, dtype=np.uint8)))[:-6])
     with pytest.raises(ValueError, match="gzip"):
-        read_idx(path)
+        read_uint8_idx(path)
 
 
 @needs_installed_data
