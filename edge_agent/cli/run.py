@@ -23,6 +23,7 @@ from edge_agent.discovery.peers import parse_peer_list
 from edge_agent.learning.data import DataNotFoundError
 from edge_agent.learning.settings import SETTINGS
 from edge_agent.learning.topology import client_ids
+from edge_agent.runtime.backend import BackendUnavailableError
 from edge_agent.transport.throttle import LinkModel
 
 T = TypeVar("T")
@@ -108,7 +109,7 @@ def run(ctx: click.Context, /, backend: str | None, threads: int | None, profile
         )
         data, test = load_shard(config, data_dir)
         node = Node(config, data, test)
-    except (ValueError, DataNotFoundError) as error:
+    except (ValueError, DataNotFoundError, BackendUnavailableError) as error:
         raise click.ClickException(str(error)) from error
     signal.signal(signal.SIGTERM, _interrupt)
     try:

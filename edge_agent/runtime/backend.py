@@ -27,6 +27,11 @@ from edge_agent.learning.projection import TensorSketchProjection
 BackendName = Literal["numpy", "torch", "onnxruntime"]
 IntArray = npt.NDArray[np.int64]
 BlockLayout = tuple[int, int, int, int, int]  # (layer, o0, o1, k0, k1): units [o0, o1) hashed into buckets [k0, k1)
+TORCH_EXTRA = "pip install 'edge-agent[torch]'"
+
+
+class BackendUnavailableError(RuntimeError):
+    """The chosen backend cannot run on this machine (a library or an ONNX export is missing); says what to do."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -204,7 +209,11 @@ def make_backend(name: BackendName, spec: MLPSpec, providers: Sequence[str] | No
     if name == "numpy":
         backend = NumpyBackend(spec, threads)
     elif name == "torch":
-        from edge_agent.runtime.torch_kernels import TorchBackend
+        try:
+            from edge_agent.runtime.torch_kernels import TorchBackend
+        except ImportError as error:
+            raise BackendUnavailableError(f"the torch backend needs torch, which is not importable here ({error}): "
+                                          f"{TORCH_EXTRA}, or run --backend onnxruntime") from None
 
         backend = TorchBackend(spec, device=providers[0] if providers else "cpu", threads=threads)
     elif name == "onnxruntime":

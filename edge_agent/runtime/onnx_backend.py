@@ -18,7 +18,7 @@ import numpy as np
 import onnxruntime as ort  # type: ignore[import-untyped,unused-ignore]
 
 from edge_agent.learning.mlp import FloatArray, MLPSpec
-from edge_agent.runtime.backend import SketchState
+from edge_agent.runtime.backend import TORCH_EXTRA, BackendUnavailableError, SketchState
 from edge_agent.runtime.onnx_export import FORMAT_VERSION, KERNELS, Manifest, check_exports, export_kernels
 
 DEFAULT_PROVIDERS = ("CPUExecutionProvider",)
@@ -42,10 +42,11 @@ def ensure_exported(spec: MLPSpec, dim: int) -> Path:
     try:
         import torch  # noqa: F401  (only to ask whether this machine can export)
     except ImportError:
-        raise RuntimeError(f"no usable ONNX export of the kernels for MLP {spec.sizes}, m = {dim} ({reason}), and "
-                           "torch is not importable here to export one: run edge_agent.runtime.onnx_export."
-                           "export_kernels on a machine with torch and pass that directory (or copy it to "
-                           f"{directory})") from None
+        raise BackendUnavailableError(
+            f"no usable ONNX export of the kernels for MLP {spec.sizes}, m = {dim} ({reason}), and torch is not "
+            f"importable here to export one: on a machine with torch ({TORCH_EXTRA}) run one agent with "
+            f"--backend onnxruntime, or edge_agent.runtime.onnx_export.export_kernels, and copy the export to "
+            f"{directory}") from None
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".export-", dir=directory.parent))
     try:

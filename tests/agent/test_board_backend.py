@@ -2,12 +2,14 @@
 together and end where the numpy simulator does."""
 
 import os
+import subprocess
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from edge_agent.learning.data import load_fashion_mnist
 from edge_agent.learning.mlp import MLPSpec, accuracy, forward, init_weights
@@ -45,3 +47,18 @@ def test_onnxruntime_agents_without_torch_match_the_simulator(tmp_path: Path, on
         assert np.linalg.norm(weights - simulation.weights[i]) <= 0.02 * travelled
         assert abs(accuracy(forward(MLPSpec(), weights, test.x), test.y)
                    - accuracy(forward(MLPSpec(), simulation.weights[i], test.x), test.y)) <= 0.005
+
+
+@pytest.mark.parametrize(("backend", "cache", "message"), [
+    ("torch", None, "the torch backend needs torch"),
+    ("onnxruntime", "empty", "no usable ONNX export"),
+])
+def test_a_board_without_what_its_backend_needs_gets_one_line(tmp_path: Path, board_cli: list[str], backend: str,
+                                                             cache: str | None, message: str) -> None:
+    (tmp_path / "empty").mkdir()
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / (cache or "empty"))}
+    result = subprocess.run([*board_cli, "run", "--shard", "0/2", "--setting", "smoke", "--backend", backend,
+                             "--no-mdns", "--peers", "127.0.0.1:9", "--port", "0", "--host", "127.0.0.1"],
+                            capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert result.returncode == 1
+    assert message in result.stderr and "Traceback" not in result.stderr, result.stderr
