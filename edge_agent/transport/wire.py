@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge_agent.learning.codec import CodecConfig, EncodedTensor, decode, encode
+from edge_agent.learning.codec import CodecConfig, EncodedTensor, all_finite, as_flat_float32, decode, encode
 from edge_agent.learning.jacobian import DenseJacobian, FactoredJacobian
 from edge_agent.learning.messages import FP32, JacobianReply, Message
 from edge_agent.transport.framing import chunk_frame, chunk_frame_size, cut, fill, read_frame
@@ -154,28 +154,10 @@ def _wire_array(value: object) -> np.ndarray:
 
 def _fp32_bytes(array: np.ndarray) -> memoryview:
     """Little-endian float32 bytes of `array`, a view when it already is contiguous float32 (as `encode` checks)."""
-    if array.dtype.kind not in "fiu":
-        raise ValueError(f"the codec encodes real numbers, got dtype {array.dtype}")
-    with np.errstate(over="ignore"):  # float64 beyond float32 range becomes inf and is rejected next
-        values = np.ascontiguousarray(array, dtype="<f4").reshape(-1)
-    if not _all_finite(values):
+    values = as_flat_float32(array)
+    if not all_finite(values):
         raise ValueError("tensor contains NaN or inf; refusing to encode it")
     return values.data.cast("B")
-
-
-def _all_finite(values: np.ndarray) -> bool:
-    """No NaN or inf in `values`, in one pass over them when it can be (this check sits on every tensor's path).
-
-    A NaN or inf makes the dot product of the values with themselves NaN or inf, so a finite dot proves all are
-    finite; a non-finite one (a bad value, or finite values so large their squares overflow) is decided exactly.
-    """
-    flat = values.reshape(-1)
-    if not flat.size:
-        return True
-    with np.errstate(over="ignore", invalid="ignore"):
-        if np.isfinite(np.dot(flat, flat)):
-            return True
-    return bool(np.isfinite(flat.min()) and np.isfinite(flat.max()))
 
 
 def _decode(info: pb.TensorInfo, data: np.ndarray, scales: np.ndarray) -> np.ndarray:
@@ -185,7 +167,7 @@ def _decode(info: pb.TensorInfo, data: np.ndarray, scales: np.ndarray) -> np.nda
         values = data.view("<f4").astype(np.float32, copy=False).reshape(shape)
     else:
         values = decode(EncodedTensor(info.dtype, shape, data.tobytes(), scales.tobytes(), max(info.block_size, 1)))
-    if not _all_finite(values):
+    if not all_finite(values):
         raise WireError(f"tensor {info.name!r} contains NaN or inf")
     return values
 

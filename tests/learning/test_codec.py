@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from edge_agent.learning.codec import CodecConfig, EncodedTensor, Precision, decode, encode, encoded_size
+from edge_agent.learning.codec import CodecConfig, EncodedTensor, Precision, all_finite, decode, encode, encoded_size
 
 PRECISIONS: tuple[Precision, ...] = ("fp32", "fp16", "int8")
 
@@ -174,3 +174,12 @@ def test_encoded_tensor_with_inconsistent_lengths_is_rejected() -> None:
         EncodedTensor("float32", (2,), b"\x00" * 8, b"\x00" * 4, 256)
     with pytest.raises(ValueError, match="shape"):
         EncodedTensor("float32", (-1,), b"", b"", 256)
+
+
+def test_all_finite_is_exact_when_the_one_pass_check_overflows() -> None:
+    huge = np.full(1000, 3e38, dtype=np.float32)  # finite, but the sum of their squares overflows
+    assert all_finite(huge) and all_finite(np.empty(0, np.float32))
+    for bad in (np.nan, np.inf, -np.inf):
+        values = huge.copy()
+        values[617] = bad
+        assert not all_finite(values)
