@@ -1,7 +1,7 @@
 """A board without torch: the onnxruntime backend runs every kernel, and a SPARK neighbourhood round, torch-free.
 
-The parent exports the kernels (it has torch); a child process whose import system refuses torch loads them and
-runs the forward pass, the projected Jacobian, the loss sums and one neighbourhood exchange in which every
+The parent exports the kernels (it has torch); a child process whose import system refuses torch and scipy loads
+them and runs the forward pass, the projected Jacobian, the loss sums and one neighbourhood exchange in which every
 neighbour answers through the onnxruntime backend. The child writes its results; the parent compares them with the
 numpy path.
 """
@@ -15,12 +15,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from board_python import REFUSE_TORCH_AND_SCIPY
 
 from edge_agent.learning.mlp import MLPSpec, init_weights
 from edge_agent.learning.projection import ProjectionConfig, TensorSketchProjection, make_projection
 from edge_agent.runtime.backend import SketchState, make_backend
-from edge_agent.runtime.onnx_export import export_kernels
+from edge_agent.runtime.onnx_backend import cache_directory
 
 REPO = Path(__file__).resolve().parents[2]
 SPEC = MLPSpec()
@@ -38,7 +39,7 @@ from edge_agent.learning.mlp import MLPSpec
 from edge_agent.learning.projection import ProjectionConfig, TensorSketchProjection, make_projection
 from edge_agent.runtime.backend import SketchState, make_backend
 
-work = Path(sys.argv[1])
+work, exported = Path(sys.argv[1]), Path(sys.argv[2])
 data = np.load(work / "inputs.npz")
 spec = MLPSpec()
 try:
@@ -51,7 +52,7 @@ try:
     no_cache = "no error"
 except RuntimeError as error:
     no_cache = str(error)
-backend = make_backend("onnxruntime", spec, directory=work / "onnx", dim=1024)
+backend = make_backend("onnxruntime", spec, directory=exported, dim=1024)
 projection = make_projection(ProjectionConfig("tensorsketch", 1024, seed=3), spec, 2)
 jt, logits = backend.projected_jacobian(data["w"], data["x"], SketchState.from_projection(projection))
 sums = backend.loss_sums(data["w"], data["updates"], data["x"], data["y"])
@@ -101,8 +102,10 @@ def test_backend_module_imports_without_torch() -> None:
     assert child.stdout.strip() == "False"
 
 
-def test_onnxruntime_backend_runs_kernels_and_a_round_where_torch_cannot_be_imported(tmp_path: Path) -> None:
-    export_kernels(SPEC, tmp_path / "onnx", dim=1024)
+def test_onnxruntime_backend_runs_kernels_and_a_round_where_torch_cannot_be_imported(
+        tmp_path: Path, onnx_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(onnx_cache))
+    exported = cache_directory(SPEC, 1024)  # shipped to the board; the child's own cache stays empty
     (tmp_path / "empty").mkdir()
     rng = np.random.default_rng(5)
     w = init_weights(SPEC, 1)
@@ -110,7 +113,7 @@ def test_onnxruntime_backend_runs_kernels_and_a_round_where_torch_cannot_be_impo
     updates = rng.normal(0, 0.01, (4, SPEC.num_params)).astype(np.float32)
     np.savez(tmp_path / "inputs.npz", w=w, x=x, y=y, updates=updates)
 
-    child = _run_child(CHILD, str(tmp_path), cache=tmp_path / "cache")
+    child = _run_child(CHILD, str(tmp_path), str(exported), cache=tmp_path / "cache")
     assert child.returncode == 0, child.stderr
     report = json.loads(child.stdout.strip().splitlines()[-1])
     assert report["torch_loaded"] is False
