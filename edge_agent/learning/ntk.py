@@ -55,12 +55,6 @@ def logit_path(kernel: FloatArray, f0: FloatArray, targets: FloatArray, eta: flo
         yield flat.reshape(n, c)
 
 
-def evolve_logits(kernel: FloatArray, f0: FloatArray, targets: FloatArray, eta: float, steps: int,
-                  config: EvolutionConfig) -> FloatArray:
-    """The whole path f(t_s), shape (steps, N, C); the round itself streams it (`residual_sums`)."""
-    return np.stack(list(logit_path(kernel, f0, targets, eta, steps, config)))
-
-
 def residual_sums(kernel: FloatArray, f0: FloatArray, targets: FloatArray, eta: float,
                   config: EvolutionConfig) -> FloatArray:
     """R(tau) = sum_{s<tau} (softmax(f(t_s)) - targets) for each candidate tau: (T, N, C), summed as f streams."""
