@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from edge_agent.agent.launcher import free_loopback_ports
+from edge_agent.agent.launcher import LocalRun, free_loopback_ports
 
 REFUSE_BOARD_MISSING = """
 class _RefuseBoardMissing:
@@ -125,18 +125,16 @@ def agent_round(backend: str, args: argparse.Namespace, cache: Path, out: Path) 
          "--latency", "0", "--wait-peers", "120", "--metrics", str(out / f"agent-{i}.jsonl"), "--quiet"],
         stdout=(out / f"agent-{i}.log").open("wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
         for i, port in enumerate(ports)]
+    run = LocalRun(out, processes)  # the files are named as launch_local_agents names them
     try:
-        codes = [process.wait(timeout=1800) for process in processes]
-    finally:
         for process in processes:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-    if any(codes):
-        failed = codes.index(next(code for code in codes if code))
+            process.wait(timeout=1800)
+    finally:
+        run.stop()
+    if run.failed():
+        failed = run.failed()[0]
         raise RuntimeError(f"{backend} agent {failed} failed:\n{(out / f'agent-{failed}.log').read_text()[-3000:]}")
-    records = [[r for r in map(json.loads, (out / f"agent-{i}.jsonl").read_text().splitlines()) if not r.get("summary")]
-               for i in range(args.agents)]
+    records = run.records()
     timed = range(1 if args.rounds > 1 else 0, args.rounds)  # round 0 creates sessions and warms caches
     phases = {phase: statistics.median(statistics.median(agent[k]["seconds"][phase] for agent in records)
                                        for k in timed) for phase in PHASES}

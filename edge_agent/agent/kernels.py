@@ -7,9 +7,9 @@ import threading
 import numpy as np
 
 from edge_agent.learning.jacobian import mlp_jacobian
-from edge_agent.learning.mlp import FloatArray, MLPSpec, cross_entropy_sum, forward
+from edge_agent.learning.mlp import FloatArray, MLPSpec
 from edge_agent.learning.projection import Projection, TensorSketchProjection
-from edge_agent.runtime.backend import KernelBackend, SketchState, rows_in_chunks
+from edge_agent.runtime.backend import ChunkedBackend, KernelBackend, NumpyBackend, SketchState, rows_in_chunks
 
 
 class BackendKernels:
@@ -40,8 +40,7 @@ class ChunkedReferenceKernels:
     samples at a time: the same per-sample arithmetic, so agents still match the simulator, in bounded memory."""
 
     def __init__(self, spec: MLPSpec, chunk: int) -> None:
-        if chunk < 1:
-            raise ValueError(f"jacobian chunk must be >= 1, got {chunk}")
+        self.scoring = ChunkedBackend(NumpyBackend(spec), chunk)  # checks the chunk; scores as the simulator does
         self.spec, self.chunk = spec, chunk
 
     def projected_jacobian(self, w: FloatArray, x: FloatArray, projection: Projection) -> tuple[FloatArray, FloatArray]:
@@ -52,6 +51,4 @@ class ChunkedReferenceKernels:
 
     def loss_sums(self, w: FloatArray, steps: FloatArray, x: FloatArray, y: np.ndarray) -> FloatArray:
         """(T,) summed cross-entropy of each candidate w + steps[t] on (x, y)."""
-        starts = range(0, max(len(x), 1), self.chunk)
-        return np.array([sum(cross_entropy_sum(forward(self.spec, w + step, x[s : s + self.chunk]),
-                                               y[s : s + self.chunk]) for s in starts) for step in steps])
+        return self.scoring.loss_sums(w, steps, x, y)
