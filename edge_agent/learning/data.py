@@ -156,8 +156,11 @@ def read_uint8_idx(path: Path) -> npt.NDArray[np.uint8]:
     """The uint8 array of an IDX file (plain or gzipped), streamed into place: no copy of the file is held."""
     with path.open("rb") as probe:
         gzipped = probe.read(2) == _GZIP_MAGIC
+    if not gzipped:
+        with path.open("rb") as file:
+            return _read_uint8_idx_stream(file, path)
     try:
-        with (gzip.open(path, "rb") if gzipped else path.open("rb")) as file:
+        with gzip.open(path, "rb") as file:
             return _read_uint8_idx_stream(file, path)
     except (OSError, EOFError) as err:
         raise ValueError(f"{path} is a broken gzip file ({err}); delete it and fetch it again") from err
