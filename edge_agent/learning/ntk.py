@@ -13,7 +13,7 @@ from typing import Literal
 import numpy as np
 
 from edge_agent.learning.jacobian import JacobianOperator
-from edge_agent.learning.mlp import FloatArray, softmax
+from edge_agent.learning.mlp import FloatArray
 from edge_agent.learning.ode import integrate_on_grid
 
 Solver = Literal["rk45", "euler"]
@@ -35,21 +35,42 @@ class EvolutionConfig:
             raise ValueError(f"unknown ODE solver {self.solver!r}; choose rk45 or euler")
 
 
+# Past this spread of logits a shared shift could underflow a whole row of float32 exponentials.
+_SHARED_SHIFT_SPREAD = 60.0
+
+
+def softmax_residual(f: FloatArray, targets: FloatArray) -> FloatArray:
+    """softmax(f) - targets (N, C) in float32, the precision of the kernel matvec it feeds.
+
+    The ODE calls this hundreds of times per requester on small arrays, where numpy's per-row reductions cost
+    more than the matvec: one shift for all rows (exact for softmax) and a row sum by BLAS avoid them.
+    """
+    high = f.max()
+    shift = f.max(axis=-1, keepdims=True) if high - f.min() > _SHARED_SHIFT_SPREAD else high
+    e = (f - shift).astype(np.float32)
+    np.exp(e, out=e)
+    e /= (e @ np.ones(e.shape[-1], dtype=np.float32))[:, None]
+    e -= targets
+    return e
+
+
 def logit_path(kernel: FloatArray, f0: FloatArray, targets: FloatArray, eta: float, steps: int,
                config: EvolutionConfig) -> Iterator[FloatArray]:
     """Yield f(t_s) (N, C) for s = 0..steps-1, solving df/dt = -(1/N) H (softmax(f) - targets); nothing is kept."""
     n, c = f0.shape
     scaled = (kernel / n).astype(np.float32)  # float32 matvecs: the solver's state and error control stay float64
+    targets32 = targets.astype(np.float32)
     start = f0.astype(np.float64)
     if config.solver == "euler":
         f = start
         for _ in range(steps):
             yield f
-            f = f - eta * (scaled @ (softmax(f) - targets).astype(np.float32))
+            f = f - eta * (scaled @ softmax_residual(f, targets32))
         return
 
     def rhs(_t: float, flat: FloatArray) -> FloatArray:
-        return -(scaled @ (softmax(flat.reshape(n, c)) - targets).astype(np.float32)).ravel().astype(np.float64)
+        step = scaled @ softmax_residual(flat.reshape(n, c), targets32)
+        return -step.ravel().astype(np.float64)
 
     for flat in integrate_on_grid(rhs, start.ravel(), eta * np.arange(steps), config.rtol, config.atol):
         yield flat.reshape(n, c)
@@ -60,9 +81,10 @@ def residual_sums(kernel: FloatArray, f0: FloatArray, targets: FloatArray, eta: 
     """R(tau) = sum_{s<tau} (softmax(f(t_s)) - targets) for each candidate tau: (T, N, C), summed as f streams."""
     sums = np.empty((len(config.taus), *f0.shape))
     running = np.zeros(f0.shape)
+    targets32 = targets.astype(np.float32)
     taken = 0
     for s, f in enumerate(logit_path(kernel, f0, targets, eta, max(config.taus), config), start=1):
-        running += softmax(f) - targets
+        running += softmax_residual(f, targets32)
         if s == config.taus[taken]:
             sums[taken] = running
             taken += 1
