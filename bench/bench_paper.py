@@ -24,7 +24,8 @@ from edge_agent.learning.projection import ProjectionConfig
 from edge_agent.learning.settings import TARGET_ACCURACY
 from edge_agent.sim.config import SimulationConfig
 from edge_agent.sim.engine import Simulation
-from edge_agent.sim.records import RoundLog, RoundRecord, summarize, write_json_atomic
+from edge_agent.sim.records import summarize
+from edge_agent.sim.run_dir import RunDirectory, read_records
 
 DEFAULT_SPLIT = Path(__file__).resolve().parents[2] / "shared" / "data" / "fmnist300-alpha0.1-split0.npz"
 # name -> (algorithm, SPARK overrides: projection family/dim/rank, precision, momentum, distill)
@@ -66,26 +67,20 @@ def variant_config(name: str, args: argparse.Namespace) -> SimulationConfig:
 
 
 def run_variant(name: str, args: argparse.Namespace) -> dict[str, Any]:
-    """Run one variant until the target (or all rounds) and return its summary."""
+    """Run one variant until the target (or all rounds), continuing a saved run with --resume; returns its summary."""
     config = variant_config(name, args)
     train, test = load_fashion_mnist()
-    simulation = Simulation(config, train, test, workers=args.workers)
-    out = args.out / name
-    log = RoundLog(out / "rounds.jsonl")
-    records: list[RoundRecord] = []
-    try:
-        for record in simulation.run():
-            records.append(record)
-            log.append(record)
+    run = RunDirectory(args.out / name, Simulation(config, train, test, workers=args.workers), resume=args.resume)
+    target = args.stop_at or config.target_accuracy
+    if run.resumed_at:
+        print(f"  {name}: resuming after round {run.resumed_at}", file=sys.stderr, flush=True)
+    if args.full or not any(record.agg_accuracy >= target for record in run.records):
+        for record in run.run():
             print(f"  {name} round {record.round + 1}: agg {record.agg_accuracy:.4f} "
                   f"mean {record.mean_client_accuracy:.4f} {record.seconds:.1f}s", file=sys.stderr, flush=True)
-            if record.agg_accuracy >= (args.stop_at or config.target_accuracy) and not args.full:
+            if record.agg_accuracy >= target and not args.full:
                 break
-    finally:
-        log.close()
-    summary = summarize(config.to_json(), records, config.target_accuracy)
-    write_json_atomic(out / "summary.json", summary)
-    return summary
+    return run.finish()
 
 
 def table(summaries: dict[str, dict[str, Any]]) -> str:
@@ -111,7 +106,7 @@ def table_from_runs(directory: Path) -> str:
     """Rebuild the table from the summary.json files of earlier runs in `directory`."""
     summaries = {}
     for path in sorted(directory.glob("*/rounds.jsonl")):
-        records = [RoundRecord(**json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
+        records = read_records(path)
         if records:
             summary_file = path.parent / "summary.json"
             config = json.loads(summary_file.read_text())["config"] if summary_file.exists() else {}
@@ -138,6 +133,7 @@ def main() -> None:
     parser.add_argument("--stop-at", type=float, help="stop at this aggregated accuracy instead of 85%%")
     parser.add_argument("--out", type=Path, default=Path("runs/bench-paper"))
     parser.add_argument("--table-only", action="store_true", help="print the table of the runs already in --out")
+    parser.add_argument("--resume", action="store_true", help="continue each variant's saved run in --out")
     args = parser.parse_args()
     if args.table_only:
         print(table_from_runs(args.out))

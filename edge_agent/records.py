@@ -1,11 +1,15 @@
-"""Durable JSON outputs shared by the simulator and the agent: append-only JSON lines and atomic JSON files."""
+"""Durable outputs shared by the simulator and the agent: append-only JSON lines, atomic JSON and npz files."""
 
 from __future__ import annotations
 
 import json
 import os
+import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 
 class JsonLinesLog:
@@ -29,3 +33,19 @@ def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, path)
+
+
+def write_npz_atomic(path: Path, arrays: Mapping[str, np.ndarray | np.generic]) -> None:
+    """Write arrays to a temporary file in the same directory, fsync, then rename it over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npz.tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            named: dict[str, Any] = {name: np.asarray(value) for name, value in arrays.items()}
+            np.savez(file, **named)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

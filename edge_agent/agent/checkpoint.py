@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from edge_agent.learning.mlp import FloatArray
+from edge_agent.records import write_npz_atomic
 
 
 @dataclass(frozen=True)
@@ -26,19 +25,10 @@ def checkpoint_path(directory: Path, agent_id: str) -> Path:
 
 
 def save_checkpoint(directory: Path, agent_id: str, checkpoint: Checkpoint) -> Path:
-    """Write to a temporary file in the same directory, fsync, then rename over the old checkpoint."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """Replace the agent's checkpoint atomically: a crash leaves the old one or the new one, never a torn file."""
     target = checkpoint_path(directory, agent_id)
-    handle, tmp = tempfile.mkstemp(dir=directory, prefix=f".{agent_id}.", suffix=".npz.tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            np.savez(file, round=np.int64(checkpoint.round), weights=checkpoint.weights, velocity=checkpoint.velocity)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_npz_atomic(target, {"round": np.int64(checkpoint.round), "weights": checkpoint.weights,
+                              "velocity": checkpoint.velocity})
     return target
 
 

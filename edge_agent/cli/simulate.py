@@ -14,7 +14,7 @@ from edge_agent.learning.data import DataNotFoundError, load_fashion_mnist
 from edge_agent.learning.settings import SETTINGS
 from edge_agent.sim.config import ALGORITHMS, SimulationConfig
 from edge_agent.sim.engine import Simulation
-from edge_agent.sim.records import RoundLog, RoundRecord, summarize, write_json_atomic
+from edge_agent.sim.run_dir import RunDirectory
 
 
 @click.command()
@@ -36,14 +36,18 @@ from edge_agent.sim.records import RoundLog, RoundRecord, summarize, write_json_
 @click.option("--workers", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default="CPU count",
               help="Worker processes for the per-client neighbourhood work (each uses one BLAS thread).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Directory for rounds.jsonl and summary.json.")
+              help="Directory for rounds.jsonl, state.npz and summary.json.")
+@click.option("--resume", is_flag=True,
+              help="Continue the run saved in OUT (same settings; --rounds may grow except for spark) instead of "
+                   "starting afresh; starts afresh if OUT holds no saved run.")
 def simulate(setting: str, algorithm: str, rounds: int | None, clients: int | None, samples_per_client: int | None,
              alpha: float | None, kappa: int | None, topology: str, partition_file: Path | None,
-             data_dir: Path | None, workers: int, out: Path, **method: Any) -> None:
+             data_dir: Path | None, workers: int, out: Path, resume: bool, **method: Any) -> None:
     """Simulate decentralized training of all clients in this process.
 
-    Writes OUT/rounds.jsonl (one line per round: accuracies, bytes per client, tau, seconds) and
-    OUT/summary.json (resolved configuration, rounds and bytes to 85% aggregated accuracy).
+    Writes OUT/rounds.jsonl (one line per round: accuracies, bytes per client, tau, seconds), OUT/state.npz
+    after every round (so `--resume` continues an interrupted run) and OUT/summary.json (resolved configuration,
+    rounds and bytes to 85% aggregated accuracy).
     """
     try:
         config = SimulationConfig.from_setting(
@@ -55,27 +59,23 @@ def simulate(setting: str, algorithm: str, rounds: int | None, clients: int | No
         config = replace(config, ntk=ntk, spark=spark)
         train, test = load_fashion_mnist(data_dir)
         simulation = Simulation(config, train, test, workers=workers)
+        run = RunDirectory(out, simulation, resume=resume)
     except (ValueError, DataNotFoundError) as error:
         raise click.ClickException(str(error)) from error
-    records = _run_with_progress(simulation, RoundLog(out / "rounds.jsonl"))
-    summary = summarize(config.to_json(), records, config.target_accuracy)
-    write_json_atomic(out / "summary.json", summary)
-    click.echo(_summary_line(summary))
+    if run.resumed_at:
+        click.echo(f"resuming {out} after round {run.resumed_at} of {config.rounds}", err=True)
+    _run_with_progress(run)
+    click.echo(_summary_line(run.finish()))
 
 
-def _run_with_progress(simulation: Simulation, log: RoundLog) -> list[RoundRecord]:
-    records: list[RoundRecord] = []
-    label = f"{simulation.config.algorithm} on {simulation.config.clients} clients"
-    try:
-        with click.progressbar(length=simulation.config.rounds, label=label, file=click.get_text_stream("stderr"),
-                               item_show_func=lambda r: r) as bar:
-            for record in simulation.run():
-                records.append(record)
-                log.append(record)
-                bar.update(1, f"round {record.round + 1}: acc {record.agg_accuracy:.3f}")
-    finally:
-        log.close()
-    return records
+def _run_with_progress(run: RunDirectory) -> None:
+    config = run.simulation.config
+    label = f"{config.algorithm} on {config.clients} clients"
+    with click.progressbar(length=config.rounds, label=label, file=click.get_text_stream("stderr"),
+                           item_show_func=lambda r: r) as bar:
+        bar.update(run.resumed_at)
+        for record in run.run():
+            bar.update(1, f"round {record.round + 1}: acc {record.agg_accuracy:.3f}")
 
 
 def _summary_line(summary: dict[str, Any]) -> str:

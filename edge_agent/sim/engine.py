@@ -19,6 +19,7 @@ from edge_agent.sim.network import InMemoryNetwork, TrafficLedger
 from edge_agent.sim.parallel import ProcessMapper
 from edge_agent.sim.records import RoundRecord
 from edge_agent.sim.rounds import Client, RequesterMap, baseline_round, map_in_process, ntk_dfl_round, spark_round
+from edge_agent.sim.state import SimulationState
 
 
 class Simulation:
@@ -41,19 +42,35 @@ class Simulation:
                                                                                    strict=True)]
         self.weights = np.tile(init_weights(self.spec, config.seed), (config.clients, 1))
         self.velocity = np.zeros_like(self.weights)  # SPARK's per-client momentum
+        self.rounds_done = 0
+        self.cumulative_bytes_per_client = 0.0
 
     def run(self) -> Iterator[RoundRecord]:
-        """Run all rounds, yielding each round's record as soon as it is done."""
-        cumulative = 0.0
+        """Run the remaining rounds, yielding each round's record as soon as it is done."""
+        if self.rounds_done >= self.config.rounds:
+            return
         pool = ProcessMapper(self.clients, self.workers) if self.workers > 1 else None
         try:
-            for round_index in range(self.config.rounds):
-                record = self.run_round(round_index, cumulative, pool)
-                cumulative = record.cumulative_bytes_per_client
+            while self.rounds_done < self.config.rounds:
+                record = self.run_round(self.rounds_done, self.cumulative_bytes_per_client, pool)
+                self.rounds_done += 1
+                self.cumulative_bytes_per_client = record.cumulative_bytes_per_client
                 yield record
         finally:
             if pool is not None:
                 pool.close()
+
+    def state(self) -> SimulationState:
+        """What a later process needs to continue this run exactly where it stands."""
+        return SimulationState(self.rounds_done, self.weights, self.velocity, self.cumulative_bytes_per_client)
+
+    def restore(self, state: SimulationState) -> None:
+        """Continue from a saved state (rounds and topology are drawn from (seed, round), so nothing else is needed)."""
+        expected = self.weights.shape
+        if state.weights.shape != expected or state.velocity.shape != expected:
+            raise ValueError(f"saved state holds weights {state.weights.shape}, this run has {expected}")
+        self.weights, self.velocity = state.weights, state.velocity
+        self.rounds_done, self.cumulative_bytes_per_client = state.rounds_done, state.cumulative_bytes_per_client
 
     def run_round(self, round_index: int, cumulative_bytes: float, mapper: RequesterMap | None = None) -> RoundRecord:
         """One round of the configured algorithm for all clients, then evaluation."""

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
-from edge_agent.records import JsonLinesLog, write_json_atomic
+from edge_agent.records import write_json_atomic
 
-__all__ = ["RoundLog", "RoundRecord", "rounds_to_target", "summarize", "write_json_atomic"]
+__all__ = ["RoundRecord", "rounds_to_target", "summarize", "write_json_atomic"]
 
 
 @dataclass(frozen=True)
@@ -54,16 +53,3 @@ def summarize(config: dict[str, Any], records: Sequence[RoundRecord], target: fl
         "total_bytes_per_client": last.cumulative_bytes_per_client,
         "mean_seconds_per_round": sum(record.seconds for record in records) / len(records),
     }
-
-
-class RoundLog:
-    """rounds.jsonl: one durable line per round."""
-
-    def __init__(self, path: Path) -> None:
-        self._log = JsonLinesLog(path)
-
-    def append(self, record: RoundRecord) -> None:
-        self._log.append(asdict(record))
-
-    def close(self) -> None:
-        self._log.close()

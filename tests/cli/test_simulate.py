@@ -81,3 +81,18 @@ def test_missing_data_says_how_to_install_it(tmp_path: Path, monkeypatch: pytest
     code, output = _simulate(tmp_path)
     assert code == 1
     assert "apt-get install dataset-fashion-mnist" in output and "Traceback" not in output
+
+
+def test_resume_continues_a_saved_run_and_refuses_other_settings_in_one_line(tmp_path: Path) -> None:
+    code, output = _simulate(tmp_path, "--algorithm", "dfedavg", "--rounds", "1")
+    assert code == 0, output
+    code, output = _simulate(tmp_path, "--algorithm", "dfedavg", "--rounds", "2", "--resume")
+    assert code == 0, output
+    assert "resuming" in output and "after round 1 of 2" in output
+    rounds = [json.loads(line)["round"] for line in (tmp_path / "out" / "rounds.jsonl").read_text().splitlines()]
+    assert rounds == [0, 1]
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["rounds_run"] == 2
+
+    code, output = _simulate(tmp_path, "--algorithm", "dfedavg", "--rounds", "2", "--alpha", "0.5", "--resume")
+    assert code == 1
+    assert output.startswith("Error: ") and "alpha: 0.1 -> 0.5" in output and len(output.strip().splitlines()) == 1

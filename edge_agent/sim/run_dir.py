@@ -1,0 +1,83 @@
+"""One simulation run's output directory: rounds.jsonl, state.npz after every round, and summary.json at the end.
+
+A round's record is appended before its state is saved, so after a crash the log holds every round the state
+has (and at most one more, which a resumed run drops and runs again).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from edge_agent.records import JsonLinesLog, write_json_atomic
+from edge_agent.sim.engine import Simulation
+from edge_agent.sim.records import RoundRecord, summarize
+from edge_agent.sim.state import load_state, save_state
+
+ROUNDS_FILE, STATE_FILE, SUMMARY_FILE = "rounds.jsonl", "state.npz", "summary.json"
+
+
+class RunDirectory:
+    """Runs a simulation into `out`, continuing a saved run there when `resume` is set and one exists."""
+
+    def __init__(self, out: Path, simulation: Simulation, resume: bool = False) -> None:
+        self.out, self.simulation = out, simulation
+        self._config = simulation.config.to_json()
+        self.records: list[RoundRecord] = []
+        state = load_state(out / STATE_FILE, self._config) if resume else None
+        if state is None:
+            for stale in (STATE_FILE, SUMMARY_FILE):  # a fresh run must never be continued from an older one
+                (out / stale).unlink(missing_ok=True)
+        else:
+            simulation.restore(state)
+            self.records = [r for r in read_records(out / ROUNDS_FILE) if r.round < state.rounds_done]
+            if len(self.records) != state.rounds_done:
+                raise ValueError(f"{out / ROUNDS_FILE} holds {len(self.records)} of the {state.rounds_done} rounds "
+                                 f"in {out / STATE_FILE}; remove both to start the run afresh")
+        self._rewrite_log()
+
+    @property
+    def resumed_at(self) -> int:
+        """Rounds already done when this directory was opened (0 for a fresh run)."""
+        return len(self.records)
+
+    def run(self) -> Iterator[RoundRecord]:
+        """Run the remaining rounds; each is logged and its state saved before it is yielded."""
+        log = JsonLinesLog(self.out / ROUNDS_FILE, append=True)
+        try:
+            for record in self.simulation.run():
+                log.append(asdict(record))
+                save_state(self.out / STATE_FILE, self.simulation.state(), self._config)
+                self.records.append(record)
+                yield record
+        finally:
+            log.close()
+
+    def finish(self) -> dict[str, Any]:
+        """Write summary.json over every round of the run (including those before a resume) and return it."""
+        summary = summarize(self._config, self.records, self.simulation.config.target_accuracy)
+        write_json_atomic(self.out / SUMMARY_FILE, summary)
+        return summary
+
+    def _rewrite_log(self) -> None:
+        """Replace rounds.jsonl atomically with the kept records (an empty file for a new run)."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        path = self.out / ROUNDS_FILE
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text("".join(json.dumps(asdict(record)) + "\n" for record in self.records), encoding="utf-8")
+        os.replace(tmp, path)
+
+
+def read_records(path: Path) -> list[RoundRecord]:
+    """The round records of a rounds.jsonl; a line cut short by a crash ends the list."""
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines() if path.exists() else []:
+        try:
+            records.append(RoundRecord(**json.loads(line)))
+        except (json.JSONDecodeError, TypeError):
+            break
+    return records

@@ -1,0 +1,79 @@
+"""A simulation's state after each round, saved atomically so an interrupted run continues where it stopped.
+
+Everything else a round needs (graph, projection, local-SGD batches) is drawn from (seed, round), so the clients'
+weights and momentum, the round counter and the bytes so far are the whole state. The resolved configuration is
+saved beside them: continuing under different settings would silently mix two runs.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge_agent.learning.mlp import FloatArray
+from edge_agent.records import write_npz_atomic
+
+# The stage schedule of these algorithms is spread over the run's rounds, so a longer run is a different run.
+_ROUNDS_SHAPE_THE_SCHEDULE = ("spark",)
+
+
+@dataclass(frozen=True)
+class SimulationState:
+    """Where a run stands after `rounds_done` rounds."""
+
+    rounds_done: int
+    weights: FloatArray  # (M, d)
+    velocity: FloatArray  # (M, d)
+    cumulative_bytes_per_client: float
+
+
+def save_state(path: Path, state: SimulationState, config: dict[str, Any]) -> None:
+    """Replace the saved state atomically, with the configuration it belongs to."""
+    write_npz_atomic(path, {
+        "rounds_done": np.int64(state.rounds_done), "weights": state.weights, "velocity": state.velocity,
+        "cumulative_bytes_per_client": np.float64(state.cumulative_bytes_per_client),
+        "config": np.array(json.dumps(config, sort_keys=True)),
+    })
+
+
+def load_state(path: Path, config: dict[str, Any]) -> SimulationState | None:
+    """The state saved at `path` if there is one; a state of another configuration or a broken file is an error."""
+    if not path.exists():
+        return None
+    try:
+        with np.load(path) as data:
+            saved_config = json.loads(str(data["config"]))
+            state = SimulationState(int(data["rounds_done"]), data["weights"].astype(np.float32),
+                                    data["velocity"].astype(np.float32), float(data["cumulative_bytes_per_client"]))
+    except (OSError, KeyError, ValueError) as error:
+        raise ValueError(f"saved state {path} is unreadable ({error}); remove it to start the run afresh") from error
+    differences = config_differences(saved_config, config)
+    if differences:
+        raise ValueError(f"{path} belongs to a run with other settings ({'; '.join(differences)}); "
+                         "use another output directory or the same settings")
+    if state.rounds_done > config["rounds"]:
+        raise ValueError(f"{path} has {state.rounds_done} rounds done, more than the {config['rounds']} asked for")
+    return state
+
+
+def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """'key: saved -> current' for each setting that differs; rounds may grow unless they shape the schedule."""
+    before, after = _flatten(saved), _flatten(json.loads(json.dumps(current)))
+    ignored = set() if current.get("algorithm") in _ROUNDS_SHAPE_THE_SCHEDULE else {"rounds"}
+    keys = sorted((set(before) | set(after)) - ignored)
+    return [f"{key}: {before.get(key)!r} -> {after.get(key)!r}" for key in keys if before.get(key) != after.get(key)]
+
+
+def _flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested settings as dotted keys (spark.projection.dim), so a difference names the one setting."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat

@@ -1,0 +1,104 @@
+"""An interrupted simulation continues from its saved state exactly as if it had never stopped."""
+
+import json
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_agent.learning.data import Dataset, load_fashion_mnist
+from edge_agent.learning.ntk import EvolutionConfig
+from edge_agent.learning.projection import ProjectionConfig
+from edge_agent.sim.config import SimulationConfig
+from edge_agent.sim.engine import Simulation
+from edge_agent.sim.run_dir import ROUNDS_FILE, STATE_FILE, RunDirectory, read_records
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[Dataset, Dataset]:
+    return load_fashion_mnist()
+
+
+def _config(rounds: int = 3, algorithm: str = "spark", dim: int = 64) -> SimulationConfig:
+    config = SimulationConfig.from_setting("smoke", algorithm, rounds=rounds, clients=6, samples_per_client=40)  # type: ignore[arg-type]
+    euler = EvolutionConfig(solver="euler")
+    spark = replace(config.spark, ntk=replace(config.spark.ntk, evolution=euler),
+                    projection=ProjectionConfig(dim=dim))
+    return replace(config, ntk=replace(config.ntk, evolution=euler), spark=spark)
+
+
+def _without_seconds(path: Path) -> list[dict[str, object]]:
+    return [{k: v for k, v in asdict(r).items() if k != "seconds"} for r in read_records(path)]
+
+
+def test_a_run_stopped_after_a_round_and_resumed_equals_an_uninterrupted_run(
+        tmp_path: Path, data: tuple[Dataset, Dataset]) -> None:
+    whole = RunDirectory(tmp_path / "whole", Simulation(_config(), *data))
+    assert len(list(whole.run())) == 3
+    whole.finish()
+
+    first = RunDirectory(tmp_path / "split", Simulation(_config(), *data))
+    for _ in first.run():
+        break  # the process dies after its first round
+    resumed = RunDirectory(tmp_path / "split", Simulation(_config(), *data), resume=True)
+    assert resumed.resumed_at == 1
+    assert [r.round for r in resumed.run()] == [1, 2]
+    summary = resumed.finish()
+
+    np.testing.assert_array_equal(resumed.simulation.weights, whole.simulation.weights)
+    np.testing.assert_array_equal(resumed.simulation.velocity, whole.simulation.velocity)
+    assert _without_seconds(tmp_path / "split" / ROUNDS_FILE) == _without_seconds(tmp_path / "whole" / ROUNDS_FILE)
+    assert summary["rounds_run"] == 3
+    assert summary["total_bytes_per_client"] == json.loads((tmp_path / "whole" / "summary.json").read_text())[
+        "total_bytes_per_client"]
+
+
+def test_a_logged_round_whose_state_was_not_saved_is_dropped_and_run_again(
+        tmp_path: Path, data: tuple[Dataset, Dataset]) -> None:
+    run = RunDirectory(tmp_path, Simulation(_config(), *data))
+    for _ in run.run():
+        break
+    log = tmp_path / ROUNDS_FILE
+    line = log.read_text().splitlines()[0]
+    log.write_text(line + "\n" + line.replace('"round": 0', '"round": 1') + "\n" + '{"round": 2, "agg')  # torn tail
+    resumed = RunDirectory(tmp_path, Simulation(_config(), *data), resume=True)
+    assert resumed.resumed_at == 1
+    assert [r.round for r in read_records(log)] == [0]
+
+
+def test_resuming_with_other_settings_names_the_setting_that_differs(
+        tmp_path: Path, data: tuple[Dataset, Dataset]) -> None:
+    run = RunDirectory(tmp_path, Simulation(_config(), *data))
+    for _ in run.run():
+        break
+    with pytest.raises(ValueError, match=r"spark\.projection\.dim: 64 -> 32"):
+        RunDirectory(tmp_path, Simulation(_config(dim=32), *data), resume=True)
+    with pytest.raises(ValueError, match=r"rounds: 3 -> 5"):  # SPARK's stages are spread over the rounds
+        RunDirectory(tmp_path, Simulation(_config(rounds=5), *data), resume=True)
+
+
+def test_a_baseline_run_may_be_extended_by_more_rounds(tmp_path: Path, data: tuple[Dataset, Dataset]) -> None:
+    run = RunDirectory(tmp_path, Simulation(_config(rounds=1, algorithm="dfedavg"), *data))
+    list(run.run())
+    longer = RunDirectory(tmp_path, Simulation(_config(rounds=2, algorithm="dfedavg"), *data), resume=True)
+    assert [r.round for r in longer.run()] == [1]
+    assert longer.finish()["rounds_run"] == 2
+
+
+def test_a_fresh_run_discards_an_older_runs_state(tmp_path: Path, data: tuple[Dataset, Dataset]) -> None:
+    run = RunDirectory(tmp_path, Simulation(_config(), *data))
+    for _ in run.run():
+        break
+    assert (tmp_path / STATE_FILE).exists()
+    RunDirectory(tmp_path, Simulation(_config(), *data))
+    assert not (tmp_path / STATE_FILE).exists() and read_records(tmp_path / ROUNDS_FILE) == []
+
+
+def test_a_log_missing_rounds_of_the_state_is_an_error(tmp_path: Path, data: tuple[Dataset, Dataset]) -> None:
+    run = RunDirectory(tmp_path, Simulation(_config(), *data))
+    for _ in run.run():
+        break
+    (tmp_path / ROUNDS_FILE).write_text("")
+    with pytest.raises(ValueError, match="holds 0 of the 1 rounds"):
+        RunDirectory(tmp_path, Simulation(_config(), *data), resume=True)
