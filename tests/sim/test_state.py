@@ -1,0 +1,43 @@
+"""The saved simulation state: what counts as the same run, and clear errors for files that cannot be used."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_agent.sim.state import SimulationState, config_differences, load_state, save_state
+
+CONFIG = {"algorithm": "dfedavg", "rounds": 10, "alpha": 0.1, "spark": {"projection": {"dim": 1024}}}
+
+
+def _state(rounds_done: int = 3) -> SimulationState:
+    weights = np.arange(12, dtype=np.float32).reshape(3, 4)
+    return SimulationState(rounds_done, weights, -weights, 1.5e6)
+
+
+def test_a_saved_state_loads_back_for_the_same_settings(tmp_path: Path) -> None:
+    save_state(tmp_path / "state.npz", _state(), CONFIG)
+    loaded = load_state(tmp_path / "state.npz", CONFIG)
+    assert loaded is not None and loaded.rounds_done == 3 and loaded.cumulative_bytes_per_client == 1.5e6
+    np.testing.assert_array_equal(loaded.velocity, -_state().weights)
+    assert load_state(tmp_path / "missing.npz", CONFIG) is None
+
+
+def test_differences_name_the_nested_setting_and_more_rounds_are_allowed_only_without_a_schedule() -> None:
+    other = {**CONFIG, "rounds": 20, "spark": {"projection": {"dim": 512}}}
+    assert config_differences(CONFIG, other) == ["spark.projection.dim: 1024 -> 512"]
+    spark_before, spark_after = {**CONFIG, "algorithm": "spark"}, {**CONFIG, "algorithm": "spark", "rounds": 20}
+    assert config_differences(spark_before, spark_after) == ["rounds: 10 -> 20"]
+    assert config_differences(CONFIG, {**CONFIG, "taus": (1, 2)}) == ["taus: None -> [1, 2]"]
+
+
+def test_fewer_rounds_than_already_done_is_refused(tmp_path: Path) -> None:
+    save_state(tmp_path / "state.npz", _state(rounds_done=5), CONFIG)
+    with pytest.raises(ValueError, match="5 rounds done, more than the 4 asked for"):
+        load_state(tmp_path / "state.npz", {**CONFIG, "rounds": 4})
+
+
+def test_an_unreadable_state_file_says_how_to_start_afresh(tmp_path: Path) -> None:
+    (tmp_path / "state.npz").write_bytes(b"not an npz file")
+    with pytest.raises(ValueError, match=r"unreadable.*remove it to start the run afresh"):
+        load_state(tmp_path / "state.npz", CONFIG)
