@@ -39,7 +39,7 @@ from edge_agent.sim.run_dir import RunDirectory
               help="Directory for rounds.jsonl, state.npz and summary.json.")
 @click.option("--resume", is_flag=True,
               help="Continue the run saved in OUT (same settings; --rounds may grow except for spark) instead of "
-                   "starting afresh; starts afresh if OUT holds no saved run.")
+                   "starting afresh; starts afresh if OUT holds no rounds yet.")
 def simulate(setting: str, algorithm: str, rounds: int | None, clients: int | None, samples_per_client: int | None,
              alpha: float | None, kappa: int | None, topology: str, partition_file: Path | None,
              data_dir: Path | None, workers: int, out: Path, resume: bool, **method: Any) -> None:

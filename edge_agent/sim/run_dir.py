@@ -29,6 +29,9 @@ class RunDirectory:
         self._config = simulation.config.to_json()
         self.records: list[RoundRecord] = []
         state = load_state(out / STATE_FILE, self._config) if resume else None
+        if resume and state is None and read_records(out / ROUNDS_FILE):
+            raise ValueError(f"{out / ROUNDS_FILE} has rounds but {out / STATE_FILE} is missing, so the run cannot be "
+                             "continued; run without --resume to start afresh there, or use another directory")
         if state is None:
             for stale in (STATE_FILE, SUMMARY_FILE):  # a fresh run must never be continued from an older one
                 (out / stale).unlink(missing_ok=True)

@@ -102,3 +102,14 @@ def test_a_log_missing_rounds_of_the_state_is_an_error(tmp_path: Path, data: tup
     (tmp_path / ROUNDS_FILE).write_text("")
     with pytest.raises(ValueError, match="holds 0 of the 1 rounds"):
         RunDirectory(tmp_path, Simulation(_config(), *data), resume=True)
+
+
+def test_resume_never_discards_the_rounds_of_a_run_it_cannot_continue(
+        tmp_path: Path, data: tuple[Dataset, Dataset]) -> None:
+    run = RunDirectory(tmp_path, Simulation(_config(), *data))
+    for _ in run.run():
+        break
+    (tmp_path / STATE_FILE).unlink()  # e.g. a run written before states were saved
+    with pytest.raises(ValueError, match="cannot be continued"):
+        RunDirectory(tmp_path, Simulation(_config(), *data), resume=True)
+    assert [r.round for r in read_records(tmp_path / ROUNDS_FILE)] == [0]
