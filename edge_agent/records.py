@@ -28,11 +28,16 @@ class JsonLinesLog:
         self._file.close()
 
 
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write text to a temporary sibling and rename it into place, so readers see the old file or the new one."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
 def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
     """Write JSON to a temporary sibling and rename it into place."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(payload, indent=2) + "\n")
 
 
 def write_npz_atomic(path: Path, arrays: Mapping[str, np.ndarray | np.generic]) -> None:

@@ -7,13 +7,12 @@ has (and at most one more, which a resumed run drops and runs again).
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from edge_agent.records import JsonLinesLog, write_json_atomic
+from edge_agent.records import JsonLinesLog, write_json_atomic, write_text_atomic
 from edge_agent.sim.engine import Simulation
 from edge_agent.sim.records import RoundRecord, summarize
 from edge_agent.sim.state import load_state, save_state
@@ -69,10 +68,7 @@ class RunDirectory:
     def _rewrite_log(self) -> None:
         """Replace rounds.jsonl atomically with the kept records (an empty file for a new run)."""
         self.out.mkdir(parents=True, exist_ok=True)
-        path = self.out / ROUNDS_FILE
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text("".join(json.dumps(asdict(record)) + "\n" for record in self.records), encoding="utf-8")
-        os.replace(tmp, path)
+        write_text_atomic(self.out / ROUNDS_FILE, "".join(json.dumps(asdict(record)) + "\n" for record in self.records))
 
 
 def read_records(path: Path) -> list[RoundRecord]:
