@@ -6,9 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from edge_agent.records import write_json_atomic
-
-__all__ = ["RoundRecord", "rounds_to_target", "summarize", "write_json_atomic"]
+__all__ = ["RoundRecord", "rounds_to_target", "summarize"]
 
 
 @dataclass(frozen=True)
