@@ -28,7 +28,7 @@ from edge_agent.sim.records import summarize
 from edge_agent.sim.run_dir import RunDirectory, read_records
 
 DEFAULT_SPLIT = Path(__file__).resolve().parents[2] / "shared" / "data" / "fmnist300-alpha0.1-split0.npz"
-# name -> (algorithm, SPARK overrides: projection family/dim/rank, precision, momentum, distill)
+# name -> (algorithm, SPARK overrides: projection family/dim/rank, Jacobian and weights precision, momentum, distill)
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "ntk-dfl": ("ntk-dfl", {}),
     "dfedavg": ("dfedavg", {}),
@@ -46,6 +46,9 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "spark-int8": ("spark", {"precision": "int8"}),
     "spark-m256-int8": ("spark", {"dim": 256, "precision": "int8"}),
     "spark-m512-int8": ("spark", {"dim": 512, "precision": "int8"}),
+    "spark-int4": ("spark", {"precision": "int4"}),
+    "spark-int4-w8": ("spark", {"precision": "int4", "weights_precision": "int8"}),
+    "spark-int4-w16": ("spark", {"precision": "int4", "weights_precision": "fp16"}),
 }
 
 
@@ -62,6 +65,7 @@ def variant_config(name: str, args: argparse.Namespace) -> SimulationConfig:
                                   dim=overrides.get("dim", spark.projection.dim),
                                   rank=overrides.get("rank", spark.projection.rank), seed=args.seed)
     spark = replace(spark, projection=projection, codec=CodecConfig(overrides.get("precision", "fp32")),
+                    weights_codec=CodecConfig(overrides.get("weights_precision", "fp32")),
                     momentum=overrides.get("momentum", True), distill=overrides.get("distill", True))
     return replace(config, ntk=ntk, spark=spark)
 

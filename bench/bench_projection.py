@@ -3,9 +3,11 @@
 For each family and m: relative Frobenius error of the projected kernel against the exact kernel on real
 Fashion-MNIST (N samples at the seeded initial weights, mean over seeds), time and peak traced memory of
 answering a Jacobian request (exact factors + J P) as ratios to dense `gaussian`, and the dense-equivalent
-rate 2*N*C*d*m / time next to this machine's float32 GEMM rate.
+rate 2*N*C*d*m / time next to this machine's float32 GEMM rate. A second table gives the kernel error of the
+default family (tensorsketch) after each wire precision's round trip, with the reply's Jacobian bytes.
 
 Usage: python bench/bench_projection.py [--dims 256,512,1024,2048] [--samples 200] [--seeds 2]
+                                        [--precisions fp32,fp16,int8,int4]
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from edge_agent.learning.codec import CodecConfig, decode, encode, encoded_size
 from edge_agent.learning.data import load_fashion_mnist
 from edge_agent.learning.jacobian import DenseJacobian, mlp_jacobian
 from edge_agent.learning.mlp import MLPSpec, init_weights
@@ -58,6 +61,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--precisions", default="fp32,fp16,int8,int4")
     args = parser.parse_args()
     spec = MLPSpec()
     train, _ = load_fashion_mnist()
@@ -91,6 +95,18 @@ def main() -> None:
         for name, (error, seconds, mib) in rows.items():
             print(f"| {name} | {m} | {error:.4f} | {seconds:.3f} | {seconds / base[1]:.3f} | {mib:.0f} | "
                   f"{mib / base[2]:.2f} | {2 * n * c * d * m / seconds / 1e9:,.0f} |", flush=True)
+    print("\n| tensorsketch m | precision | kernel error after the wire | Jacobian bytes per reply |")
+    print("|---|---|---|---|")
+    for m in (int(v) for v in args.dims.split(",")):
+        for precision in args.precisions.split(","):
+            codec = CodecConfig(precision)  # type: ignore[arg-type]
+            errors = []
+            for seed in range(args.seeds):
+                projection = make_projection(ProjectionConfig("tensorsketch", m, 1, seed), spec, 0)
+                kernel = DenseJacobian(decode(encode(projection.project(jac), codec))).kernel()
+                errors.append(np.linalg.norm(kernel - exact) / np.linalg.norm(exact))
+            print(f"| {m} | {precision} | {float(np.mean(errors)):.4f} | {encoded_size(n * c * m, codec):,} |",
+                  flush=True)
 
 
 if __name__ == "__main__":

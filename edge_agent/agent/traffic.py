@@ -5,15 +5,14 @@ from __future__ import annotations
 import threading
 from collections import defaultdict
 
-from edge_agent.learning.codec import CodecConfig
-from edge_agent.learning.messages import Message, payload_bytes
+from edge_agent.learning.messages import Message, WireCodecs, payload_bytes
 
 
 class RoundTraffic:
     """Thread-safe payload counters by round, computed from the messages as the simulator's ledger does."""
 
-    def __init__(self, jacobian_codec: CodecConfig) -> None:
-        self._codec = jacobian_codec
+    def __init__(self, codecs: WireCodecs) -> None:
+        self._codecs = codecs
         self._sent: dict[int, int] = defaultdict(int)
         self._received: dict[int, int] = defaultdict(int)
         self._lock = threading.Lock()
@@ -21,12 +20,12 @@ class RoundTraffic:
     def sent(self, message: Message | None) -> None:
         if message is not None:
             with self._lock:
-                self._sent[message.round] += payload_bytes(message, self._codec)
+                self._sent[message.round] += payload_bytes(message, self._codecs)
 
     def received(self, message: Message | None) -> None:
         if message is not None:
             with self._lock:
-                self._received[message.round] += payload_bytes(message, self._codec)
+                self._received[message.round] += payload_bytes(message, self._codecs)
 
     def by_round(self) -> dict[int, dict[str, int]]:
         with self._lock:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import click
 import numpy as np
 
 from edge_agent.agent.launcher import LocalRun, launch_local_agents
+from edge_agent.learning.codec import Precision
 from edge_agent.learning.data import DataNotFoundError, load_fashion_mnist
 from edge_agent.learning.mlp import MLPSpec, accuracy, forward
 from edge_agent.learning.settings import SETTINGS
@@ -22,7 +23,8 @@ from edge_agent.learning.settings import SETTINGS
 @click.option("--uplink", default="50mbit", show_default=True, help="Every agent's uplink rate.")
 @click.option("--downlink", default="100mbit", show_default=True, help="Every agent's downlink rate.")
 @click.option("--latency", default="5ms", show_default=True, help="Added one-way latency.")
-@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default="fp32", show_default=True)
+@click.option("--precision", type=click.Choice(get_args(Precision)), default="fp32", show_default=True,
+              help="Element type of the projected Jacobians on the wire.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/demo"),
               show_default=True, help="Metrics, logs and checkpoints of the agents.")
 def demo(setting: str, agents: int | None, rounds: int | None, uplink: str, downlink: str, latency: str,

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 import click
 
 from edge_agent.learning.algorithms.ntk_dfl import NTKDFLConfig
 from edge_agent.learning.algorithms.spark import SparkConfig
-from edge_agent.learning.codec import CodecConfig
+from edge_agent.learning.codec import CodecConfig, Precision
 from edge_agent.learning.ntk import EvolutionConfig
 from edge_agent.learning.projection import FAMILIES, ProjectionConfig
 
@@ -41,8 +41,10 @@ _METHOD_OPTIONS = (
                  help="SPARK: projected dimension m."),
     click.option("--proj-rank", type=click.IntRange(min=1), default=1, show_default=True,
                  help="SPARK: rank-one terms per column of the kron projection."),
-    click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default="fp32", show_default=True,
-                 help="SPARK: element type of projected Jacobians on the wire (int8 uses per-block scales)."),
+    click.option("--precision", type=click.Choice(get_args(Precision)), default="fp32", show_default=True,
+                 help="SPARK: element type of projected Jacobians on the wire (int8 and int4 use per-block scales)."),
+    click.option("--weights-precision", type=click.Choice(get_args(Precision)), default="fp32", show_default=True,
+                 help="SPARK: element type of the weights on the wire (weights exchange and Jacobian request)."),
     click.option("--no-momentum", is_flag=True, help="SPARK: switch Nesterov momentum off."),
     click.option("--no-distill", is_flag=True, help="SPARK: switch the annealed soft-label regulariser off."),
 )
@@ -56,12 +58,13 @@ def method_options(command: F) -> F:
 
 
 def method_configs(seed: int, solver: str, eta0: float, gamma: float, taus: tuple[int, ...], projection: str,
-                   proj_dim: int, proj_rank: int, precision: str, no_momentum: bool,
+                   proj_dim: int, proj_rank: int, precision: str, weights_precision: str, no_momentum: bool,
                    no_distill: bool) -> tuple[NTKDFLConfig, SparkConfig]:
     """The NTK-DFL and SPARK configurations the flags describe (ValueError on values out of range)."""
     ntk = NTKDFLConfig(eta0=eta0, gamma=gamma, evolution=EvolutionConfig(taus=taus, solver=solver))  # type: ignore[arg-type]
     spark = SparkConfig(
         ntk=ntk, projection=ProjectionConfig(family=projection, dim=proj_dim, rank=proj_rank, seed=seed),  # type: ignore[arg-type]
-        codec=CodecConfig(precision=precision), momentum=not no_momentum, distill=not no_distill,  # type: ignore[arg-type]
+        codec=CodecConfig(precision=precision), weights_codec=CodecConfig(precision=weights_precision),  # type: ignore[arg-type]
+        momentum=not no_momentum, distill=not no_distill,
     )
     return ntk, spark

@@ -16,15 +16,15 @@ from typing import Protocol, TypeVar
 import numpy as np
 
 from edge_agent.learning.algorithms import ntk_dfl, spark
-from edge_agent.learning.codec import CodecConfig, decode, encode
 from edge_agent.learning.jacobian import DenseJacobian
 from edge_agent.learning.messages import (
-    FP32,
+    ALL_FP32,
     CandidateRequest,
     CandidateScores,
     JacobianReply,
     JacobianRequest,
     Message,
+    WireCodecs,
 )
 from edge_agent.learning.mlp import FloatArray, MLPSpec
 from edge_agent.learning.projection import Projection, make_projection
@@ -46,7 +46,7 @@ class NTKMethod(Protocol):
     def spec(self) -> MLPSpec: ...
 
     @property
-    def codec(self) -> CodecConfig: ...
+    def codecs(self) -> WireCodecs: ...
 
     def answer(self, request: JacobianRequest, x: FloatArray, y: np.ndarray, sender: str) -> JacobianReply: ...
 
@@ -69,8 +69,8 @@ class NTKDFLMethod:
     config: ntk_dfl.NTKDFLConfig
 
     @property
-    def codec(self) -> CodecConfig:
-        return FP32
+    def codecs(self) -> WireCodecs:
+        return ALL_FP32
 
     def answer(self, request: JacobianRequest, x: FloatArray, y: np.ndarray, sender: str) -> JacobianReply:
         return ntk_dfl.answer_jacobian_request(self.spec, request, x, y, sender)
@@ -118,8 +118,8 @@ class SparkMethod:
         self.__init__(state["spec"], state["config"], state["rounds"])  # type: ignore[misc]
 
     @property
-    def codec(self) -> CodecConfig:
-        return self.config.codec
+    def codecs(self) -> WireCodecs:
+        return self.config.wire_codecs
 
     def projection(self, round_index: int) -> Projection:
         """P_k, derived once per round and shared by the requester and responder sides."""
@@ -131,10 +131,9 @@ class SparkMethod:
     def answer(self, request: JacobianRequest, x: FloatArray, y: np.ndarray, sender: str) -> JacobianReply:
         projection = self.projection(request.round)
         if self.kernels is None:
-            return spark.answer_jacobian_request(self.spec, request, x, y, sender, projection, self.config.codec)
+            return spark.answer_jacobian_request(self.spec, request, x, y, sender, projection)
         projected, logits = self.kernels.projected_jacobian(request.weights, x, projection)
-        return JacobianReply(sender, request.round, DenseJacobian(decode(encode(projected, self.config.codec))),
-                             logits, y)
+        return JacobianReply(sender, request.round, DenseJacobian(projected), logits, y)
 
     def score(self, anchor: FloatArray, request: CandidateRequest, x: FloatArray, y: np.ndarray,
               sender: str) -> CandidateScores:

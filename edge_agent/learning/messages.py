@@ -6,12 +6,13 @@ account bytes from the same objects.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from typing import Protocol
+from dataclasses import dataclass, fields, replace
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
-from edge_agent.learning.codec import CodecConfig, encoded_size
+from edge_agent.learning.codec import CodecConfig, decode, encode, encoded_size
+from edge_agent.learning.jacobian import DenseJacobian, FactoredJacobian
 from edge_agent.learning.mlp import FloatArray
 
 FP32 = CodecConfig("fp32")
@@ -79,12 +80,44 @@ def payload_elements(message: Message) -> int:
     return sum(int(value.size) for f in fields(message) if hasattr(value := getattr(message, f.name), "size"))
 
 
-def payload_bytes(message: Message, jacobian_codec: CodecConfig = FP32) -> int:
-    """Payload bytes on the wire: the Jacobian in `jacobian_codec`'s precision, every other tensor in fp32."""
+@dataclass(frozen=True)
+class WireCodecs:
+    """The precision of each tensor on the wire: the reply's Jacobian, the weights of both weight messages
+    (the exchange and the Jacobian request); every other tensor is fp32."""
+
+    jacobian: CodecConfig = FP32
+    weights: CodecConfig = FP32
+
+    def of(self, tensor: str) -> CodecConfig:
+        """The codec of a message field by its name."""
+        return {"jacobian": self.jacobian, "weights": self.weights}.get(tensor, FP32)
+
+
+ALL_FP32 = WireCodecs()
+M = TypeVar("M", bound=Message)
+
+
+def payload_bytes(message: Message, codecs: WireCodecs = ALL_FP32) -> int:
+    """Payload bytes on the wire, each tensor in its codec's precision."""
     total = 0
     for f in fields(message):
         value = getattr(message, f.name)
         if hasattr(value, "size"):
-            codec = jacobian_codec if isinstance(message, JacobianReply) and f.name == "jacobian" else FP32
-            total += encoded_size(int(value.size), codec)
+            total += encoded_size(int(value.size), codecs.of(f.name))
     return total
+
+
+def as_received(message: M, codecs: WireCodecs) -> M:
+    """`message` as the receiver decodes it: every tensor with a lossy codec through encode and decode."""
+    changes: dict[str, Any] = {}
+    for f in fields(message):
+        codec = codecs.of(f.name)
+        if codec.precision == "fp32":
+            continue
+        value = getattr(message, f.name)
+        if isinstance(value, FactoredJacobian | DenseJacobian):
+            dense = value.dense() if isinstance(value, FactoredJacobian) else value.values
+            changes[f.name] = DenseJacobian(decode(encode(dense, codec)))
+        else:
+            changes[f.name] = decode(encode(value, codec))
+    return replace(message, **changes) if changes else message

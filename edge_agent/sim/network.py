@@ -6,8 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from edge_agent.learning.codec import CodecConfig
-from edge_agent.learning.messages import FP32, Message, payload_bytes, payload_elements
+from edge_agent.learning.messages import ALL_FP32, Message, WireCodecs, as_received, payload_bytes, payload_elements
 
 M = TypeVar("M", bound=Message)
 
@@ -16,14 +15,14 @@ M = TypeVar("M", bound=Message)
 class TrafficLedger:
     """Payload elements and bytes per message kind and per sending client, for one round."""
 
-    jacobian_codec: CodecConfig = FP32
+    codecs: WireCodecs = ALL_FP32
     elements_by_kind: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     bytes_by_kind: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     bytes_sent_by_client: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     bytes_received_by_client: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
     def record(self, message: Message, receiver: str) -> None:
-        size = payload_bytes(message, self.jacobian_codec)
+        size = payload_bytes(message, self.codecs)
         self.elements_by_kind[type(message).__name__] += payload_elements(message)
         self.bytes_by_kind[type(message).__name__] += size
         self.bytes_sent_by_client[message.sender] += size
@@ -44,11 +43,13 @@ class TrafficLedger:
 
 @dataclass
 class InMemoryNetwork:
-    """The in-memory twin of the transport: hands a message to its receiver and records it if it left the sender."""
+    """The in-memory twin of the transport: a message that leaves its sender is recorded and arrives as the wire's
+    codecs decode it; one a client sends itself arrives untouched."""
 
     ledger: TrafficLedger = field(default_factory=TrafficLedger)
 
     def deliver(self, message: M, receiver: str) -> M:
-        if message.sender != receiver:
-            self.ledger.record(message, receiver)
-        return message
+        if message.sender == receiver:
+            return message
+        self.ledger.record(message, receiver)
+        return as_received(message, self.ledger.codecs)

@@ -83,7 +83,7 @@ class NeighbourhoodStep:
     round_index: int
 
     def __call__(self, clients: Mapping[str, Client], task: RequesterTask) -> RequesterResult:
-        network = InMemoryNetwork(TrafficLedger(self.method.codec))
+        network = InMemoryNetwork(TrafficLedger(self.method.codecs))
         responders = {j: Responder(j, clients[j].x, clients[j].y, self.method) for j in task.members}
 
         def call(message: Message, member: str) -> Message | None:

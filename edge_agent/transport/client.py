@@ -39,7 +39,7 @@ class PeerClient:
         ValueError before anything is sent if a tensor holds NaN or inf; TransportError if the call fails;
         WireError if the reply is malformed.
         """
-        encoded = encode_message(message, self.wire.jacobian_codec)
+        encoded = encode_message(message, self.wire.codecs)
         chunk_size = self.shaper.model.frame_bytes(self.wire.chunk_size)
         outgoing = frames(encoded, chunk_size, LinkMeter(self.shaper, self.ledger, sending=True, peer=self.peer_id))
         replies = self._invoke(lambda: self._call_frames(outgoing, timeout=timeout))

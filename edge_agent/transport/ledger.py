@@ -3,7 +3,7 @@
 Wire bytes of a frame = its serialised protobuf size (the bytes handed to gRPC) + gRPC's 5-byte length prefix:
 what one gRPC message occupies on its HTTP/2 stream. Not counted: HTTP/2 frame headers (9 bytes per DATA frame
 of up to 16 KiB), HEADERS frames with call metadata, TLS, TCP/IP. Payload bytes = the tensors' encoded bytes
-(data and int8 scales), the same as `payload_bytes(message, codec)`. So overhead = wire / payload - 1 is what
+(data and block scales), the same as `payload_bytes(message, codecs)`. So overhead = wire / payload - 1 is what
 our framing (header frame, chunk tags and lengths) costs on top of the tensors.
 """
 

@@ -15,7 +15,7 @@ class InMemoryPeer:
     """A peer link to a local handler with `PeerClient`'s interface and byte counts, without sockets or throttling.
 
     Wire bytes are what `frames` would produce, computed from the header alone. With `through_codec` each
-    message is really framed and reassembled, so the receiver sees exactly what gRPC would deliver (fp16/int8
+    message is really framed and reassembled, so the receiver sees exactly what gRPC would deliver (fp16/int8/int4
     rounding, a dense Jacobian); otherwise it gets the sender's object, as the simulator does.
     """
 
@@ -68,14 +68,14 @@ class InMemoryPeer:
     def _carry(self, message: Message) -> Message:
         if not self._through_codec:
             return message
-        carried = assemble(frames(encode_message(message, self.wire.jacobian_codec), self.wire.chunk_size),
+        carried = assemble(frames(encode_message(message, self.wire.codecs), self.wire.chunk_size),
                            self.wire.max_message_bytes)
         if carried is None:
             raise TransportError("a round message reassembled as an Ack")
         return carried
 
     def _payload(self, message: Message) -> int:
-        return payload_bytes(message, self.wire.jacobian_codec)
+        return payload_bytes(message, self.wire.codecs)
 
     def _wire_bytes(self, message: Message) -> int:
-        return predicted_wire_bytes(describe(message, self.wire.jacobian_codec), self.wire.chunk_size)
+        return predicted_wire_bytes(describe(message, self.wire.codecs), self.wire.chunk_size)

@@ -7,22 +7,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from edge_agent.learning.codec import CodecConfig, encoded_size
+from edge_agent.learning.codec import WIRE_DTYPE_OF, data_bytes, scale_bytes
 from edge_agent.learning.messages import (
-    FP32,
+    ALL_FP32,
     CandidateRequest,
     CandidateScores,
     JacobianReply,
     JacobianRequest,
     Message,
     WeightsMessage,
+    WireCodecs,
 )
 from edge_agent.v1 import agent_pb2 as pb
 
 ACK = "Ack"
 MAX_SENDER_LENGTH = 256
-_ITEMSIZE = MappingProxyType({"float32": 4, "float16": 2, "int8": 1})
-_DTYPE_OF = MappingProxyType({"fp32": "float32", "fp16": "float16", "int8": "int8"})
+_WIRE_DTYPES = frozenset(WIRE_DTYPE_OF.values())
+_BLOCK_SCALED = frozenset({"int8", "int4"})
 
 
 class WireError(ValueError):
@@ -46,7 +47,7 @@ KINDS = MappingProxyType({
 })
 
 
-def describe(message: Message, jacobian_codec: CodecConfig = FP32) -> pb.MessageHeader:
+def describe(message: Message, codecs: WireCodecs = ALL_FP32) -> pb.MessageHeader:
     """The header of `message` from its tensors' shapes alone (nothing is encoded)."""
     kind = type(message).__name__
     if kind not in KINDS:
@@ -56,11 +57,11 @@ def describe(message: Message, jacobian_codec: CodecConfig = FP32) -> pb.Message
         shape = tuple(int(s) for s in getattr(message, name).shape)
         if len(shape) != ndim:
             raise ValueError(f"{kind}.{name} must have {ndim} dimensions, got shape {shape}")
-        codec = jacobian_codec if name == "jacobian" else FP32
-        dtype, n = _DTYPE_OF[codec.precision], math.prod(shape)
-        data = n * _ITEMSIZE[dtype]
-        header.tensors.add(name=name, dtype=dtype, shape=shape, block_size=codec.block_size if dtype == "int8" else 0,
-                           data_bytes=data, scales_bytes=encoded_size(n, codec) - data)
+        codec = codecs.of(name)
+        dtype, n = WIRE_DTYPE_OF[codec.precision], math.prod(shape)
+        block_size = codec.block_size if dtype in _BLOCK_SCALED else 0
+        header.tensors.add(name=name, dtype=dtype, shape=shape, block_size=block_size, data_bytes=data_bytes(dtype, n),
+                           scales_bytes=scale_bytes(dtype, n, codec.block_size))
     return header
 
 
@@ -84,18 +85,15 @@ def check_header(header: pb.MessageHeader, max_message_bytes: int) -> list[tuple
 
 
 def _tensor_sizes(info: pb.TensorInfo, ndim: int) -> tuple[int, int]:
-    if info.dtype not in _ITEMSIZE:
+    if info.dtype not in _WIRE_DTYPES:
         raise WireError(f"tensor {info.name!r} has unknown dtype {info.dtype!r}")
     if len(info.shape) != ndim:
         raise WireError(f"tensor {info.name!r} must have {ndim} dimensions, got shape {list(info.shape)}")
     n = math.prod(info.shape)
-    data = n * _ITEMSIZE[info.dtype]
-    if info.dtype == "int8":
-        if info.block_size < 1:
-            raise WireError(f"int8 tensor {info.name!r} needs a block_size >= 1")
-        scales = 4 * -(-n // info.block_size)
-    else:
-        scales = 0
+    data = data_bytes(info.dtype, n)
+    if info.dtype in _BLOCK_SCALED and info.block_size < 1:
+        raise WireError(f"{info.dtype} tensor {info.name!r} needs a block_size >= 1")
+    scales = scale_bytes(info.dtype, n, info.block_size) if info.dtype in _BLOCK_SCALED else 0
     if (info.data_bytes, info.scales_bytes) != (data, scales):
         raise WireError(f"tensor {info.name!r} ({info.dtype}, shape {list(info.shape)}) must announce {data} data "
                         f"and {scales} scale bytes, announced {info.data_bytes} and {info.scales_bytes}")

@@ -131,7 +131,7 @@ class _Servicer:
             _abort(context, grpc.StatusCode.INTERNAL, f"handler failed on {kind}: {error}")
         try:
             encoded = (encode_ack(owner.config.agent_id, message.round) if reply is None
-                       else encode_message(reply, wire.jacobian_codec))
+                       else encode_message(reply, wire.codecs))
         except (ValueError, TypeError) as error:
             log.exception("cannot encode the reply to %s from %s", kind, message.sender)
             _abort(context, grpc.StatusCode.INTERNAL, f"cannot encode the reply to {kind}: {error}")

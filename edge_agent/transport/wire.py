@@ -1,6 +1,6 @@
 """Round messages as a stream of gRPC frames and back: a header that describes every tensor, then raw bytes.
 
-The sender encodes each tensor with the codec (the Jacobian reply's Jacobian at the configured precision,
+The sender encodes each tensor with its codec (the Jacobian and the weights at their configured precisions,
 everything else fp32; a factored Jacobian is materialised with `.dense()`, as NTK-DFL sends full Jacobians),
 then streams the tensors' bytes in header order, cut into chunks of at most `chunk_size` that may span
 tensors. The receiver checks the header against the message schema and its own size limit, preallocates one
@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge_agent.learning.codec import CodecConfig, EncodedTensor, all_finite, as_flat_float32, decode, encode
+from edge_agent.learning.codec import EncodedTensor, all_finite, as_flat_float32, decode, encode
 from edge_agent.learning.jacobian import DenseJacobian, FactoredJacobian
-from edge_agent.learning.messages import FP32, JacobianReply, Message
+from edge_agent.learning.messages import ALL_FP32, JacobianReply, Message, WireCodecs
 from edge_agent.transport.framing import chunk_frame, chunk_frame_size, cut, fill, read_frame
 from edge_agent.transport.schema import ACK, KINDS, WireError, check_header, describe
 from edge_agent.v1 import agent_pb2 as pb
@@ -34,9 +34,9 @@ __all__ = ["ACK", "EncodedMessage", "FrameMeter", "WireConfig", "WireError", "as
 
 @dataclass(frozen=True)
 class WireConfig:
-    """The Jacobian's codec, the chunk size, and the largest message (payload bytes) a receiver accepts."""
+    """The tensors' codecs, the chunk size, and the largest message (payload bytes) a receiver accepts."""
 
-    jacobian_codec: CodecConfig = FP32
+    codecs: WireCodecs = ALL_FP32
     chunk_size: int = DEFAULT_CHUNK_SIZE
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
 
@@ -47,7 +47,7 @@ class WireConfig:
 
 @dataclass(frozen=True)
 class EncodedMessage:
-    """A message ready for the wire: its header and its tensors' bytes (data, then int8 scales) in header order."""
+    """A message ready for the wire: its header and its tensors' bytes (data, then block scales) in header order."""
 
     header: pb.MessageHeader
     parts: tuple[memoryview, ...]
@@ -57,19 +57,19 @@ class EncodedMessage:
         return sum(part.nbytes for part in self.parts)
 
 
-def encode_message(message: Message, jacobian_codec: CodecConfig = FP32) -> EncodedMessage:
+def encode_message(message: Message, codecs: WireCodecs = ALL_FP32) -> EncodedMessage:
     """Header plus the encoded bytes of `message`'s tensors; ValueError if a tensor holds NaN or inf.
 
     fp32 tensors are not copied: their parts are views of the message's arrays until the frames are sent.
     """
-    header = describe(message, jacobian_codec)
+    header = describe(message, codecs)
     parts: list[memoryview] = []
     for info in header.tensors:
         array = _wire_array(getattr(message, info.name))
         if info.dtype == "float32":
             parts.append(_fp32_bytes(array))  # the codec's fp32 bytes, without its copy
         else:
-            encoded = encode(array, jacobian_codec)
+            encoded = encode(array, codecs.of(info.name))
             parts += [memoryview(encoded.data), memoryview(encoded.scales)]
     return EncodedMessage(header, tuple(part for part in parts if part.nbytes))
 

@@ -13,8 +13,7 @@ from edge_agent.agent.handler import AgentHandler
 from edge_agent.agent.inbox import WeightsInbox
 from edge_agent.agent.memory import bound_malloc, release_free_memory
 from edge_agent.agent.traffic import RoundTraffic
-from edge_agent.learning.codec import CodecConfig
-from edge_agent.learning.messages import JacobianRequest, Message
+from edge_agent.learning.messages import ALL_FP32, JacobianRequest, Message
 
 
 def test_peak_rss_is_a_high_water_mark_that_sees_a_large_allocation() -> None:
@@ -53,7 +52,7 @@ class _SlowResponder:
 
 def test_an_agent_answers_one_request_at_a_time() -> None:
     responder = _SlowResponder()
-    handler = AgentHandler(responder, WeightsInbox(), RoundTraffic(CodecConfig()))  # type: ignore[arg-type]
+    handler = AgentHandler(responder, WeightsInbox(), RoundTraffic(ALL_FP32))  # type: ignore[arg-type]
     request = JacobianRequest("client-1", 0, np.zeros(4, dtype=np.float32))
     threads = [threading.Thread(target=handler.answer, args=(request,)) for _ in range(4)]
     for thread in threads:

@@ -43,6 +43,21 @@ def test_spark_traffic_is_a_fraction_of_ntk_dfl(tmp_path: Path) -> None:
     assert ratio == pytest.approx(1024 / 79_510, rel=0.01)  # (N*C*m + N*C + N) / (N*C*d + N*C + N)
 
 
+def test_wire_precisions_shrink_the_counted_bytes(tmp_path: Path) -> None:
+    sizes = {}
+    for name, flags in (("fp32", ()), ("low", ("--precision", "int4", "--weights-precision", "fp16"))):
+        code, output = _simulate(tmp_path / name, "--algorithm", "spark", "--rounds", "1", "--solver", "euler", *flags)
+        assert code == 0, output
+        sizes[name] = json.loads((tmp_path / name / "out" / "rounds.jsonl").read_text())["bytes_by_kind"]
+    for kind in ("WeightsMessage", "JacobianRequest"):
+        assert sizes["low"][kind] * 2 == sizes["fp32"][kind]
+    # A reply of N samples: N * C * m = 10,240 N Jacobian elements (half a byte each, a float32 scale per 256)
+    # and N * C + N = 11 N float32 logits and labels.
+    per_sample = {"fp32": 4 * 10_240 + 4 * 11, "low": 10_240 // 2 + 4 * 10_240 // 256 + 4 * 11}
+    samples = {name: sizes[name]["JacobianReply"] / per_sample[name] for name in sizes}
+    assert samples["low"] == samples["fp32"] and samples["low"].is_integer()
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--alpha", "0"], "alpha must be positive"),
     (["--kappa", "10"], "degree"),

@@ -1,4 +1,4 @@
-"""Tests for edge_agent.learning.codec: fp32/fp16/int8 wire encodings, their error bounds, sizes and byte order."""
+"""Tests for edge_agent.learning.codec: fp32/fp16/int8/int4 wire encodings, their error bounds, sizes and byte order."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from edge_agent.learning.codec import CodecConfig, EncodedTensor, Precision, all_finite, decode, encode, encoded_size
 
-PRECISIONS: tuple[Precision, ...] = ("fp32", "fp16", "int8")
+PRECISIONS: tuple[Precision, ...] = ("fp32", "fp16", "int8", "int4")
 
 
 def gaussian(shape: tuple[int, ...], seed: int = 0, scale: float = 1.0) -> np.ndarray:
@@ -67,6 +67,30 @@ def test_int8_error_per_element_is_at_most_half_its_block_scale(n: int, block_si
     assert np.all(error <= per_element_scale * (0.5 + 1e-5))
 
 
+@pytest.mark.parametrize(("n", "block_size"), [(1024, 256), (1001, 256), (7, 256), (301, 1), (513, 64)])
+def test_int4_error_per_element_is_at_most_half_its_block_scale(n: int, block_size: int) -> None:
+    x = gaussian((n,), seed=n) * np.float32(3.0)
+    encoded = encode(x, CodecConfig("int4", block_size=block_size))
+    assert len(encoded.data) == math.ceil(n / 2)
+    scales = block_scales(encoded)
+    expected_scales = [np.max(np.abs(x[i : i + block_size])) / np.float32(7) for i in range(0, n, block_size)]
+    np.testing.assert_allclose(scales, expected_scales, rtol=1e-6)
+    per_element_scale = np.repeat(scales, block_size)[:n]
+    y = decode(encoded)
+    assert np.all(np.abs(y - x) <= per_element_scale * (0.5 + 1e-5))
+    q = np.rint(y / per_element_scale)
+    assert q.min() >= -7 and q.max() <= 7
+    np.testing.assert_allclose(y, q * per_element_scale, rtol=1e-6)  # decodes to whole multiples of its scale
+
+
+def test_int4_packs_the_even_element_in_the_low_nibble_as_twos_complement() -> None:
+    x = np.array([7.0, -7.0, 1.0, -1.0, 3.0], dtype=np.float32)  # scale 1: q = x
+    encoded = encode(x, CodecConfig("int4", block_size=8))
+    assert encoded.data == bytes([0x97, 0xF1, 0x03])  # (7, -7 = 0x9), (1, -1 = 0xF), (3, padding 0)
+    assert encoded.scales == np.float32(1.0).tobytes()
+    np.testing.assert_array_equal(decode(encoded), x)
+
+
 def test_int8_all_zero_block_has_zero_scale_and_decodes_to_zeros() -> None:
     x = np.zeros(10, dtype=np.float32)
     x[8] = -2.54  # second block of 4 all zero, third block mixed
@@ -94,14 +118,15 @@ def test_shape_and_float32_dtype_are_preserved(precision: Precision, shape: tupl
     y = decode(encoded)
     assert y.shape == shape
     assert y.dtype == np.float32
-    np.testing.assert_allclose(y, x, atol=0.05)
+    np.testing.assert_allclose(y, x, atol=0.3 if precision == "int4" else 0.05)
 
 
 @pytest.mark.parametrize("precision", PRECISIONS)
 @pytest.mark.parametrize("n", [0, 1, 255, 256, 257, 1000])
 def test_payload_bytes_equal_encoded_size(precision: Precision, n: int) -> None:
     config = CodecConfig(precision, block_size=256)
-    expected = {"fp32": 4 * n, "fp16": 2 * n, "int8": n + 4 * math.ceil(n / 256)}[precision]
+    blocks = math.ceil(n / 256)
+    expected = {"fp32": 4 * n, "fp16": 2 * n, "int8": n + 4 * blocks, "int4": math.ceil(n / 2) + 4 * blocks}[precision]
     assert encoded_size(n, config) == expected
     assert encode(gaussian((n,)), config).payload_bytes == expected
 
@@ -111,6 +136,7 @@ def test_encoded_size_at_reference_scale() -> None:
     assert encoded_size(n, CodecConfig("fp32")) == 636_000_000
     assert encoded_size(n, CodecConfig("fp16")) == 318_000_000
     assert encoded_size(n, CodecConfig("int8", block_size=256)) == n + 4 * 621_094
+    assert encoded_size(n, CodecConfig("int4", block_size=256)) == n // 2 + 4 * 621_094
     with pytest.raises(ValueError, match="non-negative"):
         encoded_size(-1, CodecConfig())
 

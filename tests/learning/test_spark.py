@@ -1,15 +1,18 @@
 """SPARK's switches: identity + no regulariser + no momentum is NTK-DFL; schedule, soft targets, momentum."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from edge_agent.learning.algorithms.ntk_dfl import NTKDFLConfig
 from edge_agent.learning.algorithms.spark import SparkConfig, commit_with_momentum, soft_targets
+from edge_agent.learning.codec import CodecConfig
 from edge_agent.learning.messages import CandidateRequest, CandidateScores
 from edge_agent.learning.mlp import MLPSpec, init_weights, softmax
 from edge_agent.learning.ntk import EvolutionConfig
 from edge_agent.learning.projection import ProjectionConfig, make_projection
-from edge_agent.sim.network import InMemoryNetwork
+from edge_agent.sim.network import InMemoryNetwork, TrafficLedger
 from edge_agent.sim.rounds import Client, ntk_dfl_round, spark_round
 
 GRAPH = {"c0": ("c1", "c3"), "c1": ("c0", "c2"), "c2": ("c1", "c3"), "c3": ("c0", "c2")}
@@ -50,6 +53,28 @@ def test_spark_sends_projected_jacobians_and_updates() -> None:
     assert kinds["JacobianReply"] == members * kappa * (n * c * 16 + n * c + n)
     assert kinds["CandidateRequest"] == members * kappa * taus * 16
     assert kinds["JacobianRequest"] == members * kappa * spec.num_params
+
+
+def test_wire_precisions_are_counted_and_what_arrives_is_what_the_codecs_decode() -> None:
+    spec, clients, weights = _problem()
+    base = SparkConfig(ntk=NTKDFLConfig(evolution=EvolutionConfig(solver="euler")),
+                       projection=ProjectionConfig(family="tensorsketch", dim=16))
+    low = replace(base, codec=CodecConfig("int4", block_size=32), weights_codec=CodecConfig("int8", block_size=32))
+    results = {}
+    for name, config in (("fp32", base), ("low", low)):
+        network = InMemoryNetwork(TrafficLedger(config.wire_codecs))
+        results[name] = spark_round(spec, clients, weights, np.zeros_like(weights), GRAPH, network, config, 0,
+                                    rounds=3)[0]
+        kinds = network.ledger.bytes_by_kind
+    members, kappa, n, c, d = 4, 2, 5, 3, spec.num_params
+    assert kinds["WeightsMessage"] == kinds["JacobianRequest"] == members * kappa * (d + 4 * -(-d // 32))
+    assert kinds["JacobianReply"] == members * kappa * (n * c * 16 // 2 + 4 * -(-n * c * 16 // 32) + 4 * (n * c + n))
+    assert np.all(np.isfinite(results["low"])) and not np.array_equal(results["low"], results["fp32"])
+    half = replace(base, codec=CodecConfig("fp16"), weights_codec=CodecConfig("fp16"))
+    network = InMemoryNetwork(TrafficLedger(half.wire_codecs))
+    got = spark_round(spec, clients, weights, np.zeros_like(weights), GRAPH, network, half, 0, rounds=3)[0]
+    assert not np.array_equal(got, results["fp32"])
+    np.testing.assert_allclose(got, results["fp32"], atol=2e-3)  # fp16 rounding moves the round only slightly
 
 
 def test_stage_schedule_anneals_lambda_and_switches_momentum_on_from_stage_two() -> None:

@@ -31,7 +31,6 @@ import json
 from pathlib import Path
 import numpy as np
 from edge_agent.learning.algorithms.spark import SparkConfig
-from edge_agent.learning.codec import decode, encode
 from edge_agent.learning.exchange import Responder, SparkMethod, run_neighbourhood
 from edge_agent.learning.jacobian import DenseJacobian
 from edge_agent.learning.messages import CandidateScores, JacobianReply, JacobianRequest
@@ -68,7 +67,7 @@ def on_board(message, member):
         anchors[member] = message.weights
         state = SketchState.from_projection(method.projection(message.round))
         jt, f0 = backend.projected_jacobian(message.weights, x, state)
-        return JacobianReply(member, message.round, DenseJacobian(decode(encode(jt, method.codec))), f0, y)
+        return JacobianReply(member, message.round, DenseJacobian(jt), f0, y)
     steps = method.projection(message.round).lift(message.updates)
     return CandidateScores(member, message.round, backend.loss_sums(anchors[member], steps, x, y))
 

@@ -16,6 +16,7 @@ from edge_agent.learning.messages import (
     JacobianRequest,
     Message,
     WeightsMessage,
+    WireCodecs,
     payload_bytes,
 )
 from edge_agent.transport.client import PeerClient
@@ -95,20 +96,21 @@ class TransportContract:
             assert reply.jacobian.shape == (2, 10, 50)
             np.testing.assert_array_equal(reply.labels, [0, 1])
 
-    @pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
+    @pytest.mark.parametrize("precision", ["fp32", "fp16", "int8", "int4"])
     def test_payload_and_wire_bytes_are_counted_alike_on_both_ends(self, connect: Connect,
                                                                    precision: Precision) -> None:
-        wire = WireConfig(jacobian_codec=CodecConfig(precision, block_size=64), chunk_size=4096)
+        wire = WireConfig(WireCodecs(CodecConfig(precision, block_size=64), CodecConfig(precision, block_size=64)),
+                          chunk_size=4096)
         link, mine, theirs = connect(Responder(reply_samples=3), wire)
         message = request("JacobianRequest")
         reply = link.call(message, timeout=10)
         assert reply is not None
-        sent = payload_bytes(message, wire.jacobian_codec)
-        back = payload_bytes(reply, wire.jacobian_codec)
+        sent = payload_bytes(message, wire.codecs)
+        back = payload_bytes(reply, wire.codecs)
         assert (mine.link("srv").payload_sent, mine.link("srv").payload_received) == (sent, back)
         assert (theirs.link("a").payload_received, theirs.link("a").payload_sent) == (sent, back)
-        wire_sent = predicted_wire_bytes(describe(message, wire.jacobian_codec), wire.chunk_size)
-        wire_back = predicted_wire_bytes(describe(reply, wire.jacobian_codec), wire.chunk_size)
+        wire_sent = predicted_wire_bytes(describe(message, wire.codecs), wire.chunk_size)
+        wire_back = predicted_wire_bytes(describe(reply, wire.codecs), wire.chunk_size)
         assert (mine.link("srv").wire_sent, mine.link("srv").wire_received) == (wire_sent, wire_back)
         assert (theirs.link("a").wire_received, theirs.link("a").wire_sent) == (wire_sent, wire_back)
         assert (mine.link("srv").messages_sent, mine.link("srv").messages_received) == (1, 1)

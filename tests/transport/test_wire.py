@@ -16,6 +16,7 @@ from edge_agent.learning.messages import (
     JacobianRequest,
     Message,
     WeightsMessage,
+    WireCodecs,
     payload_bytes,
 )
 from edge_agent.learning.mlp import MLPSpec, init_weights
@@ -24,7 +25,7 @@ from edge_agent.transport.schema import describe
 from edge_agent.transport.wire import WireError, assemble, encode_ack, encode_message, frames, predicted_wire_bytes
 from edge_agent.v1 import agent_pb2 as pb
 
-PRECISIONS: tuple[Precision, ...] = ("fp32", "fp16", "int8")
+PRECISIONS: tuple[Precision, ...] = ("fp32", "fp16", "int8", "int4")
 KINDS = ("WeightsMessage", "JacobianRequest", "JacobianReply", "CandidateRequest", "CandidateScores")
 
 
@@ -57,8 +58,8 @@ def tensors(message: Message) -> dict[str, np.ndarray]:
     return out
 
 
-def round_trip(message: Message, codec: CodecConfig, chunk_size: int) -> Message:
-    received = assemble(frames(encode_message(message, codec), chunk_size))
+def round_trip(message: Message, codecs: WireCodecs, chunk_size: int) -> Message:
+    received = assemble(frames(encode_message(message, codecs), chunk_size))
     assert received is not None
     return received
 
@@ -69,16 +70,17 @@ def round_trip(message: Message, codec: CodecConfig, chunk_size: int) -> Message
 def test_every_kind_round_trips_as_the_codec_decodes_it(kind: str, precision: Precision, chunk_size: int) -> None:
     codec = CodecConfig(precision, block_size=16)
     message = make_message(kind)
-    received = round_trip(message, codec, chunk_size)
+    received = round_trip(message, WireCodecs(jacobian=codec, weights=codec), chunk_size)
     assert type(received) is type(message)
     assert (received.sender, received.round) == (message.sender, message.round)
     sent, got = tensors(message), tensors(received)
     assert sent.keys() == got.keys()
     for name, value in sent.items():
         assert got[name].shape == value.shape
-        if name == "jacobian":  # at the configured precision: exactly what the codec gives, and close to the input
+        if name in ("jacobian", "weights"):  # at the configured precision: what the codec gives, close to the input
             np.testing.assert_array_equal(got[name], decode(encode(value, codec)))
-            np.testing.assert_allclose(got[name], value, atol={"fp32": 0, "fp16": 4e-3, "int8": 0.02}[precision])
+            atol = {"fp32": 0, "fp16": 4e-3, "int8": 0.02, "int4": 0.3}[precision]
+            np.testing.assert_allclose(got[name], value, atol=atol)
         elif name == "labels":
             assert got[name].dtype == np.int64
             np.testing.assert_array_equal(got[name], value)
@@ -92,7 +94,7 @@ def test_factored_jacobian_travels_as_its_dense_tensor() -> None:
     x = np.random.default_rng(1).standard_normal((4, 6)).astype(np.float32)
     jacobian, logits = mlp_jacobian(spec, init_weights(spec, 0), x)
     message = JacobianReply("b", 0, jacobian, logits, np.array([0, 1, 2, 0]))
-    received = round_trip(message, CodecConfig(), 1 << 20)
+    received = round_trip(message, WireCodecs(), 1 << 20)
     assert isinstance(received, JacobianReply) and isinstance(received.jacobian, DenseJacobian)
     np.testing.assert_array_equal(received.jacobian.values, jacobian.dense())
     np.testing.assert_allclose(received.jacobian.kernel(), jacobian.kernel(), rtol=1e-5)
@@ -108,9 +110,9 @@ def test_fp32_payload_is_the_codecs_little_endian_bytes_in_header_order() -> Non
 
 def test_chunks_are_full_size_except_the_last_and_span_tensors() -> None:
     message = make_message("JacobianReply", n=3, d=5)
-    codec = CodecConfig("int8", block_size=4)
-    sizes = [len(pb.Frame.FromString(f).chunk) for f in list(frames(encode_message(message, codec), 7))[1:]]
-    total = payload_bytes(message, codec)  # 150 + 4 * 38 jacobian, 120 logits, 12 labels: tensors end mid-chunk
+    codecs = WireCodecs(jacobian=CodecConfig("int8", block_size=4))
+    sizes = [len(pb.Frame.FromString(f).chunk) for f in list(frames(encode_message(message, codecs), 7))[1:]]
+    total = payload_bytes(message, codecs)  # 150 + 4 * 38 jacobian, 120 logits, 12 labels: tensors end mid-chunk
     assert sum(sizes) == total
     assert sizes == [7] * (total // 7) + ([total % 7] if total % 7 else [])
 
@@ -118,7 +120,7 @@ def test_chunks_are_full_size_except_the_last_and_span_tensors() -> None:
 @pytest.mark.parametrize("kind", ["CandidateRequest", "CandidateScores", "JacobianReply"])
 def test_zero_element_tensors_round_trip(kind: str) -> None:
     message = make_message(kind, n=0, taus=0)
-    received = round_trip(message, CodecConfig("int8"), 7)
+    received = round_trip(message, WireCodecs(jacobian=CodecConfig("int8")), 7)
     assert {k: v.shape for k, v in tensors(received).items()} == {k: v.shape for k, v in tensors(message).items()}
     assert len(list(frames(encode_message(message), 7))) == 1 + (payload_bytes(message) + 6) // 7
 
@@ -126,8 +128,8 @@ def test_zero_element_tensors_round_trip(kind: str) -> None:
 @pytest.mark.parametrize("chunk_size", [7, 1000, 1 << 20])
 @pytest.mark.parametrize("precision", PRECISIONS)
 def test_metered_bytes_equal_serialised_sizes_payload_and_prediction(precision: Precision, chunk_size: int) -> None:
-    codec = CodecConfig(precision, block_size=16)
-    message = make_message("JacobianReply", n=7, d=300)
+    codec = WireCodecs(jacobian=CodecConfig(precision, block_size=16))
+    message = make_message("JacobianReply", n=7, d=301)  # odd element count: int4's last byte is half used
     counted: list[tuple[int, int]] = []
     sent = list(frames(encode_message(message, codec), chunk_size, lambda w, p, h: counted.append((w, p))))
     assert [w for w, _ in counted] == [pb.Frame.FromString(f).ByteSize() + 5 for f in sent]
