@@ -94,7 +94,8 @@ def run(ctx: click.Context, /, backend: str | None, threads: int | None, profile
         downlink = _unless_given(ctx, "downlink", downlink, profile.link.downlink)
         latency = _unless_given(ctx, "latency", latency, profile.link.latency)
         for key, value in (("projection", profile.spark.projection), ("proj_dim", profile.spark.proj_dim),
-                           ("precision", profile.spark.precision)):
+                           ("precision", profile.spark.precision),
+                           ("weights_precision", profile.spark.weights_precision)):
             method[key] = _unless_given(ctx, key, method[key], value)
         ntk, spark = method_configs(**method)
         config = AgentConfig(

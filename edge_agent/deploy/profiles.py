@@ -75,16 +75,19 @@ class RuntimeSettings:
 
 @dataclass(frozen=True)
 class SparkSettings:
-    """What SPARK sends: projection family and dimension (shared by all peers) and the element type on the wire."""
+    """What SPARK sends: projection family and dimension (shared by all peers) and the element types on the wire
+    of the projected Jacobians and of the weights (each board may choose its own; a receiver decodes any)."""
 
     projection: Family
     proj_dim: int
     precision: Precision
+    weights_precision: Precision
 
     def __post_init__(self) -> None:
         _choice("spark", "projection", self.projection, PROJECTIONS)
         _positive("spark", "proj_dim", self.proj_dim)
         _choice("spark", "precision", self.precision, get_args(Precision))
+        _choice("spark", "weights_precision", self.weights_precision, get_args(Precision))
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ jacobian_chunk = 128
 projection = "tensorsketch"
 proj_dim = 1024
 precision = "fp16"
+weights_precision = "fp32"
 
 [link]
 uplink = "2mbit"
@@ -89,7 +90,8 @@ def test_valid_file_loads_into_typed_fields(tmp_path: Path) -> None:
     ("cores = 4", 'cores = "4"', "[board] cores: expected an integer"),
     ("cores = 4", "cores = true", "[board] cores: expected an integer"),
     ("proj_dim = 1024", "proj_dim = 0", "[spark] proj_dim: must be a positive integer"),
-    ('"fp16"', '"fp8"', "[spark] precision: expected one of fp32, fp16, int8"),
+    ('"fp16"', '"fp8"', "[spark] precision: expected one of fp32, fp16, int8, int4"),
+    ('weights_precision = "fp32"', 'weights_precision = "int2"', "[spark] weights_precision: expected one of fp32"),
     ('"onnxruntime"', '"tensorflow"', "[runtime] backend: expected one of onnxruntime, torch"),
     ('["CPUExecutionProvider"]', '["CUDA"]', "[runtime] execution_providers: 'CUDA'"),
     ('["CPUExecutionProvider"]', "[]", "[runtime] execution_providers: expected a non-empty list"),
