@@ -24,9 +24,10 @@ _WIRE_DTYPES: dict[str, np.dtype[np.generic]] = {
 WIRE_DTYPE_OF: dict[str, str] = {"fp32": "float32", "fp16": "float16", "int8": "int8", "int4": "int4"}
 # The largest quantised magnitude of each block-scaled dtype (symmetric, so -max..max).
 _QUANTISED_MAX: dict[str, int] = {"int8": 127, "int4": 7}
+BLOCK_SCALED_DTYPES = frozenset(_QUANTISED_MAX)
 _SCALE_DTYPE = np.dtype("<f4")
 _FP16_MAX = 65504.0
-# int8 quantises this many elements at a time, so its float32 scratch stays in cache (a loop over
+# int8 and int4 quantise this many elements at a time, so its float32 scratch stays in cache (a loop over
 # chunks of many blocks, never over single blocks).
 _CHUNK_ELEMENTS = 1 << 16
 

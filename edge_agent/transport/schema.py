@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from edge_agent.learning.codec import WIRE_DTYPE_OF, data_bytes, scale_bytes
+from edge_agent.learning.codec import BLOCK_SCALED_DTYPES, WIRE_DTYPE_OF, data_bytes, scale_bytes
 from edge_agent.learning.messages import (
     ALL_FP32,
     CandidateRequest,
@@ -23,7 +23,6 @@ from edge_agent.v1 import agent_pb2 as pb
 ACK = "Ack"
 MAX_SENDER_LENGTH = 256
 _WIRE_DTYPES = frozenset(WIRE_DTYPE_OF.values())
-_BLOCK_SCALED = frozenset({"int8", "int4"})
 
 
 class WireError(ValueError):
@@ -59,7 +58,7 @@ def describe(message: Message, codecs: WireCodecs = ALL_FP32) -> pb.MessageHeade
             raise ValueError(f"{kind}.{name} must have {ndim} dimensions, got shape {shape}")
         codec = codecs.of(name)
         dtype, n = WIRE_DTYPE_OF[codec.precision], math.prod(shape)
-        block_size = codec.block_size if dtype in _BLOCK_SCALED else 0
+        block_size = codec.block_size if dtype in BLOCK_SCALED_DTYPES else 0
         header.tensors.add(name=name, dtype=dtype, shape=shape, block_size=block_size, data_bytes=data_bytes(dtype, n),
                            scales_bytes=scale_bytes(dtype, n, codec.block_size))
     return header
@@ -91,9 +90,9 @@ def _tensor_sizes(info: pb.TensorInfo, ndim: int) -> tuple[int, int]:
         raise WireError(f"tensor {info.name!r} must have {ndim} dimensions, got shape {list(info.shape)}")
     n = math.prod(info.shape)
     data = data_bytes(info.dtype, n)
-    if info.dtype in _BLOCK_SCALED and info.block_size < 1:
+    if info.dtype in BLOCK_SCALED_DTYPES and info.block_size < 1:
         raise WireError(f"{info.dtype} tensor {info.name!r} needs a block_size >= 1")
-    scales = scale_bytes(info.dtype, n, info.block_size) if info.dtype in _BLOCK_SCALED else 0
+    scales = scale_bytes(info.dtype, n, info.block_size) if info.dtype in BLOCK_SCALED_DTYPES else 0
     if (info.data_bytes, info.scales_bytes) != (data, scales):
         raise WireError(f"tensor {info.name!r} ({info.dtype}, shape {list(info.shape)}) must announce {data} data "
                         f"and {scales} scale bytes, announced {info.data_bytes} and {info.scales_bytes}")

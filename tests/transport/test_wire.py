@@ -232,6 +232,10 @@ MALFORMED = {
     "a wrong rank": (with_tensor(valid_frames(), 1, shape=[50]), "dimensions"),
     "a size that disagrees with the shape": (with_tensor(valid_frames(), 1, data_bytes=8), "must announce"),
     "int8 without a block size": (with_tensor(valid_frames(), 0, dtype="int8", data_bytes=1850), "block_size"),
+    "int4 without a block size": (with_tensor(valid_frames(), 0, dtype="int4", data_bytes=925), "block_size"),
+    "int4 announcing a byte per element": (
+        with_tensor(valid_frames(), 0, dtype="int4", block_size=16, data_bytes=1850, scales_bytes=4 * 116),
+        "must announce"),
     "shapes that disagree": (with_tensor(valid_frames(), 2, shape=[4], data_bytes=16), "shapes disagree"),
     "too many bytes": ([*valid_frames(), chunk_frame(b"x")], "more than"),
     "too few bytes": (valid_frames()[:-1], "ended after"),
