@@ -28,10 +28,12 @@ from edge_agent.sim.records import summarize
 from edge_agent.sim.run_dir import RunDirectory, read_records
 
 DEFAULT_SPLIT = Path(__file__).resolve().parents[2] / "shared" / "data" / "fmnist300-alpha0.1-split0.npz"
-# name -> (algorithm, SPARK overrides: projection family/dim/rank, Jacobian and weights precision, momentum, distill)
+# name -> (algorithm, overrides: SPARK's projection family/dim/rank, Jacobian precision, momentum, distill;
+# every algorithm's weights precision)
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "ntk-dfl": ("ntk-dfl", {}),
     "dfedavg": ("dfedavg", {}),
+    "dfedavg-w8": ("dfedavg", {"weights_precision": "int8"}),
     "dfedavgm": ("dfedavgm", {}),
     "dpsgd": ("dpsgd", {}),
     "spark": ("spark", {}),
@@ -65,9 +67,9 @@ def variant_config(name: str, args: argparse.Namespace) -> SimulationConfig:
                                   dim=overrides.get("dim", spark.projection.dim),
                                   rank=overrides.get("rank", spark.projection.rank), seed=args.seed)
     spark = replace(spark, projection=projection, codec=CodecConfig(overrides.get("precision", "fp32")),
-                    weights_codec=CodecConfig(overrides.get("weights_precision", "fp32")),
                     momentum=overrides.get("momentum", True), distill=overrides.get("distill", True))
-    return replace(config, ntk=ntk, spark=spark)
+    weights_codec = CodecConfig(overrides.get("weights_precision", "fp32"))
+    return replace(config, ntk=ntk, spark=spark, weights_codec=weights_codec)
 
 
 def run_variant(name: str, args: argparse.Namespace) -> dict[str, Any]:

@@ -17,7 +17,6 @@ from edge_agent.discovery.membership import Membership
 from edge_agent.discovery.peers import PeerRecord
 from edge_agent.discovery.static import StaticDiscovery
 from edge_agent.learning.data import Dataset
-from edge_agent.learning.messages import ALL_FP32
 from edge_agent.transport.client import PeerPool
 from edge_agent.transport.contract import PROTOCOL_VERSION, AgentStatus, PeerInfo, TransportError
 from edge_agent.transport.ledger import TransportLedger
@@ -35,8 +34,7 @@ class Node:
         self.config = config
         self.ledger = TransportLedger()
         shaper = LinkShaper(config.link)
-        codecs = config.spark.wire_codecs if config.algorithm == "spark" else ALL_FP32
-        wire = WireConfig(codecs=codecs, chunk_size=config.chunk_size)
+        wire = WireConfig(codecs=config.wire_codecs, chunk_size=config.chunk_size)
         self.pool = PeerPool(wire=wire, shaper=shaper, ledger=self.ledger)
         self.membership = Membership()
         self.agent = Agent(config, data, test, self.membership, self.pool, self.ledger)

@@ -73,7 +73,7 @@ class Agent:
         self._reply_width = config.spark.projection.dim if config.algorithm == "spark" else self.spec.num_params
         self.topology = TopologyConfig(degree=config.kappa, seed=config.seed)
         self.inbox = WeightsInbox()
-        self.traffic = RoundTraffic(self.method.codecs)
+        self.traffic = RoundTraffic(config.wire_codecs)
         self.handler = AgentHandler(Responder(config.agent_id, data.x, data.y, self.method), self.inbox, self.traffic)
         self.weights = init_weights(self.spec, config.seed)
         self.velocity = np.zeros_like(self.weights)

@@ -44,7 +44,7 @@ _METHOD_OPTIONS = (
     click.option("--precision", type=click.Choice(get_args(Precision)), default="fp32", show_default=True,
                  help="SPARK: element type of projected Jacobians on the wire (int8 and int4 use per-block scales)."),
     click.option("--weights-precision", type=click.Choice(get_args(Precision)), default="fp32", show_default=True,
-                 help="SPARK: element type of the weights on the wire (weights exchange and Jacobian request)."),
+                 help="Every algorithm: element type of the weights on the wire (exchange, Jacobian request)."),
     click.option("--no-momentum", is_flag=True, help="SPARK: switch Nesterov momentum off."),
     click.option("--no-distill", is_flag=True, help="SPARK: switch the annealed soft-label regulariser off."),
 )
@@ -59,12 +59,11 @@ def method_options(command: F) -> F:
 
 def method_configs(seed: int, solver: str, eta0: float, gamma: float, taus: tuple[int, ...], projection: str,
                    proj_dim: int, proj_rank: int, precision: str, weights_precision: str, no_momentum: bool,
-                   no_distill: bool) -> tuple[NTKDFLConfig, SparkConfig]:
-    """The NTK-DFL and SPARK configurations the flags describe (ValueError on values out of range)."""
+                   no_distill: bool) -> tuple[NTKDFLConfig, SparkConfig, CodecConfig]:
+    """The NTK-DFL and SPARK configurations and the weights' codec the flags describe (ValueError when out of range)."""
     ntk = NTKDFLConfig(eta0=eta0, gamma=gamma, evolution=EvolutionConfig(taus=taus, solver=solver))  # type: ignore[arg-type]
     spark = SparkConfig(
         ntk=ntk, projection=ProjectionConfig(family=projection, dim=proj_dim, rank=proj_rank, seed=seed),  # type: ignore[arg-type]
-        codec=CodecConfig(precision=precision), weights_codec=CodecConfig(precision=weights_precision),  # type: ignore[arg-type]
-        momentum=not no_momentum, distill=not no_distill,
+        codec=CodecConfig(precision=precision), momentum=not no_momentum, distill=not no_distill,  # type: ignore[arg-type]
     )
-    return ntk, spark
+    return ntk, spark, CodecConfig(precision=weights_precision)  # type: ignore[arg-type]

@@ -97,7 +97,7 @@ def run(ctx: click.Context, /, backend: str | None, threads: int | None, profile
                            ("precision", profile.spark.precision),
                            ("weights_precision", profile.spark.weights_precision)):
             method[key] = _unless_given(ctx, key, method[key], value)
-        ntk, spark = method_configs(**method)
+        ntk, spark, weights_codec = method_configs(**method)
         config = AgentConfig(
             agent_id=agent_id or client_ids(total)[index], shard=index, clients=total, setting=setting,
             algorithm=algorithm, rounds=rounds or base.rounds, samples_per_client=base.samples_per_client,
@@ -105,8 +105,9 @@ def run(ctx: click.Context, /, backend: str | None, threads: int | None, profile
             port=port, link=LinkModel.parse(uplink, downlink, latency), chunk_size=chunk_size,
             peers=tuple(parse_peer_list(peers)) if peers else (), mdns=not no_mdns, service_type=service_type,
             wait_peers_s=wait_peers, metrics=metrics, checkpoint_dir=checkpoint_dir, profile=profile.name, ntk=ntk,
-            spark=spark, backend=backend or profile.runtime.backend, providers=kernel_providers(profile, backend),
-            threads=threads or profile.runtime.threads, jacobian_chunk=profile.runtime.jacobian_chunk,
+            spark=spark, weights_codec=weights_codec, backend=backend or profile.runtime.backend,
+            providers=kernel_providers(profile, backend), threads=threads or profile.runtime.threads,
+            jacobian_chunk=profile.runtime.jacobian_chunk,
         )
         data, test = load_shard(config, data_dir)
         node = Node(config, data, test)

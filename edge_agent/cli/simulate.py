@@ -55,8 +55,8 @@ def simulate(setting: str, algorithm: str, rounds: int | None, clients: int | No
             rounds=rounds, clients=clients, samples_per_client=samples_per_client, alpha=alpha, kappa=kappa,
             seed=method["seed"], topology=topology, partition_file=partition_file,
         )
-        ntk, spark = method_configs(**method)
-        config = replace(config, ntk=ntk, spark=spark)
+        ntk, spark, weights_codec = method_configs(**method)
+        config = replace(config, ntk=ntk, spark=spark, weights_codec=weights_codec)
         train, test = load_fashion_mnist(data_dir)
         simulation = Simulation(config, train, test, workers=workers)
         run = RunDirectory(out, simulation, resume=resume)

@@ -18,13 +18,11 @@ import numpy as np
 from edge_agent.learning.algorithms import ntk_dfl, spark
 from edge_agent.learning.jacobian import DenseJacobian
 from edge_agent.learning.messages import (
-    ALL_FP32,
     CandidateRequest,
     CandidateScores,
     JacobianReply,
     JacobianRequest,
     Message,
-    WireCodecs,
 )
 from edge_agent.learning.mlp import FloatArray, MLPSpec
 from edge_agent.learning.projection import Projection, make_projection
@@ -45,9 +43,6 @@ class NTKMethod(Protocol):
     @property
     def spec(self) -> MLPSpec: ...
 
-    @property
-    def codecs(self) -> WireCodecs: ...
-
     def answer(self, request: JacobianRequest, x: FloatArray, y: np.ndarray, sender: str) -> JacobianReply: ...
 
     def propose(self, replies: Sequence[JacobianReply], round_index: int, sender: str) -> CandidateRequest: ...
@@ -67,10 +62,6 @@ class NTKDFLMethod:
 
     spec: MLPSpec
     config: ntk_dfl.NTKDFLConfig
-
-    @property
-    def codecs(self) -> WireCodecs:
-        return ALL_FP32
 
     def answer(self, request: JacobianRequest, x: FloatArray, y: np.ndarray, sender: str) -> JacobianReply:
         return ntk_dfl.answer_jacobian_request(self.spec, request, x, y, sender)
@@ -116,10 +107,6 @@ class SparkMethod:
 
     def __setstate__(self, state: dict[str, object]) -> None:
         self.__init__(state["spec"], state["config"], state["rounds"])  # type: ignore[misc]
-
-    @property
-    def codecs(self) -> WireCodecs:
-        return self.config.wire_codecs
 
     def projection(self, round_index: int) -> Projection:
         """P_k, derived once per round and shared by the requester and responder sides."""

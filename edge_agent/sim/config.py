@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from edge_agent.learning.algorithms.ntk_dfl import NTKDFLConfig
 from edge_agent.learning.algorithms.spark import SparkConfig
+from edge_agent.learning.codec import CodecConfig
+from edge_agent.learning.messages import FP32, WireCodecs
 from edge_agent.learning.settings import SETTINGS, TARGET_ACCURACY
 
 Algorithm = Literal["spark", "ntk-dfl", "dfedavg", "dfedavgm", "dpsgd"]
@@ -30,6 +32,7 @@ class SimulationConfig:
     partition_file: Path | None = None
     ntk: NTKDFLConfig = field(default_factory=NTKDFLConfig)
     spark: SparkConfig = field(default_factory=SparkConfig)
+    weights_codec: CodecConfig = FP32  # every algorithm's weights on the wire (exchange and Jacobian request)
     target_accuracy: float = TARGET_ACCURACY
 
     def __post_init__(self) -> None:
@@ -39,6 +42,11 @@ class SimulationConfig:
             raise ValueError(f"rounds must be at least 1, got {self.rounds}")
         if self.clients < 2:
             raise ValueError(f"a decentralized run needs at least 2 clients, got {self.clients}")
+
+    @property
+    def wire_codecs(self) -> WireCodecs:
+        """SPARK's Jacobians in its codec (NTK-DFL's in fp32); every algorithm's weights in `weights_codec`."""
+        return WireCodecs(self.spark.codec if self.algorithm == "spark" else FP32, self.weights_codec)
 
     @classmethod
     def from_setting(cls, name: str, algorithm: Algorithm, **overrides: Any) -> SimulationConfig:

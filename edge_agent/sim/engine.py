@@ -10,7 +10,6 @@ import numpy as np
 
 from edge_agent.learning.algorithms.baselines import BASELINES, evaluate_accuracies
 from edge_agent.learning.data import Dataset
-from edge_agent.learning.messages import ALL_FP32
 from edge_agent.learning.mlp import MLPSpec, accuracy, forward, init_weights
 from edge_agent.learning.partition import PartitionConfig, make_partition
 from edge_agent.learning.topology import TopologyConfig, client_ids, neighbours
@@ -77,8 +76,7 @@ class Simulation:
         mapper = mapper or map_in_process(self.clients)
         start = time.perf_counter()
         graph = neighbours(self.topology, [c.id for c in self.clients], round_index)
-        codecs = self.config.spark.wire_codecs if self.config.algorithm == "spark" else ALL_FP32
-        network = InMemoryNetwork(TrafficLedger(codecs))
+        network = InMemoryNetwork(TrafficLedger(self.config.wire_codecs))
         taus: list[int] | None = None
         learning_rate: float | None = None
         if self.config.algorithm == "spark":

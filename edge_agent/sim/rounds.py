@@ -15,7 +15,7 @@ from edge_agent.learning.algorithms import spark
 from edge_agent.learning.algorithms.baselines import LocalSGDConfig, local_sgd
 from edge_agent.learning.algorithms.ntk_dfl import NTKDFLConfig, average_weights
 from edge_agent.learning.exchange import NTKDFLMethod, NTKMethod, Responder, SparkMethod, run_neighbourhood
-from edge_agent.learning.messages import Message, WeightsMessage
+from edge_agent.learning.messages import FP32, Message, WeightsMessage, WireCodecs
 from edge_agent.learning.mlp import FloatArray, MLPSpec
 from edge_agent.sim.network import InMemoryNetwork, TrafficLedger
 
@@ -77,13 +77,15 @@ def exchange_and_average(clients: Sequence[Client], weights: FloatArray, graph: 
 
 @dataclass(frozen=True)
 class NeighbourhoodStep:
-    """One requester's neighbourhood exchange, delivered through memory with each member's own Responder."""
+    """One requester's neighbourhood exchange, delivered through memory (with the round's wire codecs) to each
+    member's own Responder."""
 
     method: NTKMethod
     round_index: int
+    codecs: WireCodecs
 
     def __call__(self, clients: Mapping[str, Client], task: RequesterTask) -> RequesterResult:
-        network = InMemoryNetwork(TrafficLedger(self.method.codecs))
+        network = InMemoryNetwork(TrafficLedger(self.codecs))
         responders = {j: Responder(j, clients[j].x, clients[j].y, self.method) for j in task.members}
 
         def call(message: Message, member: str) -> Message | None:
@@ -112,9 +114,11 @@ def ntk_dfl_round(spec: MLPSpec, clients: Sequence[Client], weights: FloatArray,
                   network: InMemoryNetwork, config: NTKDFLConfig, round_index: int,
                   mapper: RequesterMap | None = None) -> tuple[FloatArray, list[int]]:
     """SPEC section 3 for every client in lockstep; returns the committed weights and each client's tau."""
+    if network.ledger.codecs.jacobian != FP32:
+        raise ValueError("NTK-DFL sends its Jacobians in fp32")
     averaged = exchange_and_average(clients, weights, graph, network, round_index)
-    results = run_requesters(NeighbourhoodStep(NTKDFLMethod(spec, config), round_index), clients, averaged, None,
-                             graph, network, mapper or map_in_process(clients))
+    step = NeighbourhoodStep(NTKDFLMethod(spec, config), round_index, network.ledger.codecs)
+    results = run_requesters(step, clients, averaged, None, graph, network, mapper or map_in_process(clients))
     return np.stack([r.weights for r in results]), [config.evolution.taus[r.tau_index] for r in results]
 
 
@@ -122,9 +126,11 @@ def spark_round(spec: MLPSpec, clients: Sequence[Client], weights: FloatArray, v
                 network: InMemoryNetwork, config: spark.SparkConfig, round_index: int, rounds: int,
                 mapper: RequesterMap | None = None) -> tuple[FloatArray, FloatArray, list[int]]:
     """SPEC section 4 for every client in lockstep; returns weights, momentum velocities and each client's tau."""
+    if network.ledger.codecs.jacobian != config.codec:
+        raise ValueError(f"the network's Jacobian codec {network.ledger.codecs.jacobian} is not SPARK's {config.codec}")
     averaged = exchange_and_average(clients, weights, graph, network, round_index)
-    results = run_requesters(NeighbourhoodStep(SparkMethod(spec, config, rounds), round_index), clients, averaged,
-                             velocity, graph, network, mapper or map_in_process(clients))
+    step = NeighbourhoodStep(SparkMethod(spec, config, rounds), round_index, network.ledger.codecs)
+    results = run_requesters(step, clients, averaged, velocity, graph, network, mapper or map_in_process(clients))
     velocities = np.stack([r.velocity for r in results])
     return (np.stack([r.weights for r in results]), velocities,
             [config.ntk.evolution.taus[r.tau_index] for r in results])

@@ -76,9 +76,8 @@ def test_agents_match_the_simulator_in_weights_and_payload_bytes(run: tuple[Path
     config = SimulationConfig.from_setting("smoke", "spark", clients=AGENTS, rounds=ROUNDS)
     euler = EvolutionConfig(solver="euler")
     jacobians, weights = PRECISIONS[name]
-    spark = replace(config.spark, ntk=replace(config.spark.ntk, evolution=euler), codec=CodecConfig(jacobians),
-                    weights_codec=CodecConfig(weights))
-    config = replace(config, spark=spark)
+    spark = replace(config.spark, ntk=replace(config.spark.ntk, evolution=euler), codec=CodecConfig(jacobians))
+    config = replace(config, spark=spark, weights_codec=CodecConfig(weights))
     simulation = Simulation(config, train, test)
     records = list(simulation.run())
     for i in range(AGENTS):

@@ -58,6 +58,13 @@ def test_wire_precisions_shrink_the_counted_bytes(tmp_path: Path) -> None:
     assert samples["low"] == samples["fp32"] and samples["low"].is_integer()
 
 
+def test_weights_precision_applies_to_the_baselines_too(tmp_path: Path) -> None:
+    code, output = _simulate(tmp_path, "--algorithm", "dfedavg", "--rounds", "1", "--weights-precision", "int8")
+    assert code == 0, output
+    sizes = json.loads((tmp_path / "out" / "rounds.jsonl").read_text())["bytes_by_kind"]
+    assert sizes == {"WeightsMessage": 10 * 2 * (79_510 + 4 * -(-79_510 // 256))}  # smoke: 10 clients, kappa 2
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--alpha", "0"], "alpha must be positive"),
     (["--kappa", "10"], "degree"),

@@ -8,7 +8,7 @@ import pytest
 from edge_agent.learning.algorithms.ntk_dfl import NTKDFLConfig
 from edge_agent.learning.algorithms.spark import SparkConfig, commit_with_momentum, soft_targets
 from edge_agent.learning.codec import CodecConfig
-from edge_agent.learning.messages import CandidateRequest, CandidateScores
+from edge_agent.learning.messages import CandidateRequest, CandidateScores, WireCodecs
 from edge_agent.learning.mlp import MLPSpec, init_weights, softmax
 from edge_agent.learning.ntk import EvolutionConfig
 from edge_agent.learning.projection import ProjectionConfig, make_projection
@@ -59,10 +59,11 @@ def test_wire_precisions_are_counted_and_what_arrives_is_what_the_codecs_decode(
     spec, clients, weights = _problem()
     base = SparkConfig(ntk=NTKDFLConfig(evolution=EvolutionConfig(solver="euler")),
                        projection=ProjectionConfig(family="tensorsketch", dim=16))
-    low = replace(base, codec=CodecConfig("int4", block_size=32), weights_codec=CodecConfig("int8", block_size=32))
+    low = replace(base, codec=CodecConfig("int4", block_size=32))
     results = {}
-    for name, config in (("fp32", base), ("low", low)):
-        network = InMemoryNetwork(TrafficLedger(config.wire_codecs))
+    for name, config, codecs in (("fp32", base, WireCodecs()),
+                                 ("low", low, WireCodecs(low.codec, CodecConfig("int8", block_size=32)))):
+        network = InMemoryNetwork(TrafficLedger(codecs))
         results[name] = spark_round(spec, clients, weights, np.zeros_like(weights), GRAPH, network, config, 0,
                                     rounds=3)[0]
         kinds = network.ledger.bytes_by_kind
@@ -70,11 +71,18 @@ def test_wire_precisions_are_counted_and_what_arrives_is_what_the_codecs_decode(
     assert kinds["WeightsMessage"] == kinds["JacobianRequest"] == members * kappa * (d + 4 * -(-d // 32))
     assert kinds["JacobianReply"] == members * kappa * (n * c * 16 // 2 + 4 * -(-n * c * 16 // 32) + 4 * (n * c + n))
     assert np.all(np.isfinite(results["low"])) and not np.array_equal(results["low"], results["fp32"])
-    half = replace(base, codec=CodecConfig("fp16"), weights_codec=CodecConfig("fp16"))
-    network = InMemoryNetwork(TrafficLedger(half.wire_codecs))
+    half = replace(base, codec=CodecConfig("fp16"))
+    network = InMemoryNetwork(TrafficLedger(WireCodecs(half.codec, CodecConfig("fp16"))))
     got = spark_round(spec, clients, weights, np.zeros_like(weights), GRAPH, network, half, 0, rounds=3)[0]
     assert not np.array_equal(got, results["fp32"])
     np.testing.assert_allclose(got, results["fp32"], atol=2e-3)  # fp16 rounding moves the round only slightly
+
+
+def test_a_network_whose_jacobian_codec_is_not_sparks_is_refused() -> None:
+    spec, clients, weights = _problem()
+    int8 = SparkConfig(codec=CodecConfig("int8"))
+    with pytest.raises(ValueError, match="Jacobian codec"):
+        spark_round(spec, clients, weights, np.zeros_like(weights), GRAPH, InMemoryNetwork(), int8, 0, rounds=3)
 
 
 def test_stage_schedule_anneals_lambda_and_switches_momentum_on_from_stage_two() -> None:

@@ -15,14 +15,7 @@ import numpy as np
 from edge_agent.learning.algorithms.ntk_dfl import NTKDFLConfig, best_candidate
 from edge_agent.learning.codec import CodecConfig
 from edge_agent.learning.jacobian import DenseJacobian, StackedJacobian, mlp_jacobian
-from edge_agent.learning.messages import (
-    FP32,
-    CandidateRequest,
-    CandidateScores,
-    JacobianReply,
-    JacobianRequest,
-    WireCodecs,
-)
+from edge_agent.learning.messages import CandidateRequest, CandidateScores, JacobianReply, JacobianRequest
 from edge_agent.learning.mlp import FloatArray, MLPSpec, one_hot, softmax
 from edge_agent.learning.ntk import candidate_updates
 from edge_agent.learning.projection import Projection, ProjectionConfig
@@ -34,8 +27,7 @@ class SparkConfig:
 
     ntk: NTKDFLConfig = field(default_factory=NTKDFLConfig)
     projection: ProjectionConfig = field(default_factory=ProjectionConfig)
-    codec: CodecConfig = field(default_factory=CodecConfig)  # the projected Jacobian's
-    weights_codec: CodecConfig = FP32  # the weights exchange's and the Jacobian request's
+    codec: CodecConfig = field(default_factory=CodecConfig)  # the projected Jacobians' on the wire
     distill: bool = True
     stage_lambdas: tuple[float, ...] = (0.0, 0.3, 0.5)
     temperature: float = 1.0
@@ -50,10 +42,6 @@ class SparkConfig:
             raise ValueError(f"soft-label temperature must be > 0, got {self.temperature}")
         if not 0.0 <= self.beta < 1.0:
             raise ValueError(f"momentum beta must lie in [0, 1), got {self.beta}")
-
-    @property
-    def wire_codecs(self) -> WireCodecs:
-        return WireCodecs(jacobian=self.codec, weights=self.weights_codec)
 
     def stage(self, round_index: int, rounds: int) -> int:
         """Which of the equal stages over `rounds` the round falls in."""
