@@ -7,7 +7,7 @@ from pathlib import Path
 
 from edge_agent.discovery.mdns import SERVICE_TYPE
 from edge_agent.learning.algorithms.ntk_dfl import NTKDFLConfig
-from edge_agent.learning.algorithms.spark import SparkConfig
+from edge_agent.learning.algorithms.spark import SparkConfig, wire_codecs_for
 from edge_agent.learning.codec import CodecConfig
 from edge_agent.learning.messages import FP32, WireCodecs
 from edge_agent.transport.throttle import LinkModel
@@ -51,8 +51,7 @@ class AgentConfig:
 
     @property
     def wire_codecs(self) -> WireCodecs:
-        """SPARK's Jacobians in its codec (NTK-DFL's in fp32); the weights in `weights_codec`."""
-        return WireCodecs(self.spark.codec if self.algorithm == "spark" else FP32, self.weights_codec)
+        return wire_codecs_for(self.algorithm, self.spark, self.weights_codec)
 
     def __post_init__(self) -> None:
         if self.algorithm not in AGENT_ALGORITHMS:

@@ -107,6 +107,17 @@ def payload_bytes(message: Message, codecs: WireCodecs = ALL_FP32) -> int:
     return total
 
 
+def wire_array(value: object) -> np.ndarray:
+    """The array a message field puts on the wire: a Jacobian's dense values (NTK-DFL sends full Jacobians)."""
+    if isinstance(value, FactoredJacobian):
+        return value.dense()  # (N, C, d)
+    if isinstance(value, DenseJacobian):
+        return value.values
+    if isinstance(value, np.ndarray):
+        return value
+    raise TypeError(f"cannot put a {type(value).__name__} on the wire")
+
+
 def as_received(message: M, codecs: WireCodecs) -> M:
     """`message` as the receiver decodes it: every tensor with a lossy codec through encode and decode."""
     changes: dict[str, Any] = {}
@@ -114,10 +125,6 @@ def as_received(message: M, codecs: WireCodecs) -> M:
         codec = codecs.of(f.name)
         if codec.precision == "fp32":
             continue
-        value = getattr(message, f.name)
-        if isinstance(value, FactoredJacobian | DenseJacobian):
-            dense = value.dense() if isinstance(value, FactoredJacobian) else value.values
-            changes[f.name] = DenseJacobian(decode(encode(dense, codec)))
-        else:
-            changes[f.name] = decode(encode(value, codec))
+        decoded = decode(encode(wire_array(getattr(message, f.name)), codec))
+        changes[f.name] = DenseJacobian(decoded) if f.name == "jacobian" else decoded
     return replace(message, **changes) if changes else message

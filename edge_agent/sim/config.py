@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from edge_agent.learning.algorithms.ntk_dfl import NTKDFLConfig
-from edge_agent.learning.algorithms.spark import SparkConfig
+from edge_agent.learning.algorithms.spark import SparkConfig, wire_codecs_for
 from edge_agent.learning.codec import CodecConfig
 from edge_agent.learning.messages import FP32, WireCodecs
 from edge_agent.learning.settings import SETTINGS, TARGET_ACCURACY
@@ -45,8 +45,7 @@ class SimulationConfig:
 
     @property
     def wire_codecs(self) -> WireCodecs:
-        """SPARK's Jacobians in its codec (NTK-DFL's in fp32); every algorithm's weights in `weights_codec`."""
-        return WireCodecs(self.spark.codec if self.algorithm == "spark" else FP32, self.weights_codec)
+        return wire_codecs_for(self.algorithm, self.spark, self.weights_codec)
 
     @classmethod
     def from_setting(cls, name: str, algorithm: Algorithm, **overrides: Any) -> SimulationConfig:

@@ -92,7 +92,7 @@ def _tensor_sizes(info: pb.TensorInfo, ndim: int) -> tuple[int, int]:
     data = data_bytes(info.dtype, n)
     if info.dtype in BLOCK_SCALED_DTYPES and info.block_size < 1:
         raise WireError(f"{info.dtype} tensor {info.name!r} needs a block_size >= 1")
-    scales = scale_bytes(info.dtype, n, info.block_size) if info.dtype in BLOCK_SCALED_DTYPES else 0
+    scales = scale_bytes(info.dtype, n, info.block_size)  # 0 unless block-scaled, whose block_size was checked
     if (info.data_bytes, info.scales_bytes) != (data, scales):
         raise WireError(f"tensor {info.name!r} ({info.dtype}, shape {list(info.shape)}) must announce {data} data "
                         f"and {scales} scale bytes, announced {info.data_bytes} and {info.scales_bytes}")

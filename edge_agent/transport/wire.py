@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from edge_agent.learning.codec import EncodedTensor, all_finite, as_flat_float32, decode, encode
-from edge_agent.learning.jacobian import DenseJacobian, FactoredJacobian
-from edge_agent.learning.messages import ALL_FP32, JacobianReply, Message, WireCodecs
+from edge_agent.learning.jacobian import DenseJacobian
+from edge_agent.learning.messages import ALL_FP32, JacobianReply, Message, WireCodecs, wire_array
 from edge_agent.transport.framing import chunk_frame, chunk_frame_size, cut, fill, read_frame
 from edge_agent.transport.schema import ACK, KINDS, WireError, check_header, describe
 from edge_agent.v1 import agent_pb2 as pb
@@ -65,7 +65,7 @@ def encode_message(message: Message, codecs: WireCodecs = ALL_FP32) -> EncodedMe
     header = describe(message, codecs)
     parts: list[memoryview] = []
     for info in header.tensors:
-        array = _wire_array(getattr(message, info.name))
+        array = wire_array(getattr(message, info.name))
         if info.dtype == "float32":
             parts.append(_fp32_bytes(array))  # the codec's fp32 bytes, without its copy
         else:
@@ -140,16 +140,6 @@ def _chunks_of(stream: Iterator[bytes], meter: FrameMeter | None) -> Iterator[me
         if meter is not None:
             meter(len(raw) + GRPC_MESSAGE_PREFIX, len(chunk), None)
         yield chunk
-
-
-def _wire_array(value: object) -> np.ndarray:
-    if isinstance(value, FactoredJacobian):
-        return value.dense()  # (N, C, d): NTK-DFL sends the full Jacobian
-    if isinstance(value, DenseJacobian):
-        return value.values
-    if isinstance(value, np.ndarray):
-        return value
-    raise TypeError(f"cannot put a {type(value).__name__} on the wire")
 
 
 def _fp32_bytes(array: np.ndarray) -> memoryview:

@@ -15,7 +15,14 @@ import numpy as np
 from edge_agent.learning.algorithms.ntk_dfl import NTKDFLConfig, best_candidate
 from edge_agent.learning.codec import CodecConfig
 from edge_agent.learning.jacobian import DenseJacobian, StackedJacobian, mlp_jacobian
-from edge_agent.learning.messages import CandidateRequest, CandidateScores, JacobianReply, JacobianRequest
+from edge_agent.learning.messages import (
+    FP32,
+    CandidateRequest,
+    CandidateScores,
+    JacobianReply,
+    JacobianRequest,
+    WireCodecs,
+)
 from edge_agent.learning.mlp import FloatArray, MLPSpec, one_hot, softmax
 from edge_agent.learning.ntk import candidate_updates
 from edge_agent.learning.projection import Projection, ProjectionConfig
@@ -55,6 +62,12 @@ class SparkConfig:
         """beta_k: 0 until momentum is switched on."""
         on = self.momentum and self.stage(round_index, rounds) >= self.momentum_from_stage
         return self.beta if on else 0.0
+
+
+def wire_codecs_for(algorithm: str, config: SparkConfig, weights: CodecConfig) -> WireCodecs:
+    """What a run of `algorithm` puts on the wire: SPARK's Jacobians in its codec (NTK-DFL's in fp32), the weights
+    in `weights` whatever the algorithm."""
+    return WireCodecs(config.codec if algorithm == "spark" else FP32, weights)
 
 
 def answer_jacobian_request(spec: MLPSpec, request: JacobianRequest, x: FloatArray, y: np.ndarray, sender: str,
