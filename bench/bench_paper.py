@@ -3,6 +3,8 @@
 Usage: python bench/bench_paper.py --variants ntk-dfl,dfedavg,spark [--clients 300] [--rounds 50] [--out DIR]
 Each run stops once it reaches the target (unless --full); records go to OUT/VARIANT/rounds.jsonl and a
 markdown table to OUT/table.md. `--clients M` runs the first M clients of the published split (SPEC section 2).
+Ablations share SPARK's first stage: run `spark` with `--pause-after 7`, then start `spark-no-momentum` and
+`spark-no-distill` with `--fork-from OUT/spark` instead of running those 7 rounds again.
 """
 
 from __future__ import annotations
@@ -76,15 +78,17 @@ def run_variant(name: str, args: argparse.Namespace) -> dict[str, Any]:
     """Run one variant until the target (or all rounds), continuing a saved run with --resume; returns its summary."""
     config = variant_config(name, args)
     train, test = load_fashion_mnist()
-    run = RunDirectory(args.out / name, Simulation(config, train, test, workers=args.workers), resume=args.resume)
+    run = RunDirectory(args.out / name, Simulation(config, train, test, workers=args.workers), resume=args.resume,
+                       fork_from=args.fork_from)
     target = args.stop_at or config.target_accuracy
     if run.resumed_at:
-        print(f"  {name}: resuming after round {run.resumed_at}", file=sys.stderr, flush=True)
-    if args.full or not any(record.agg_accuracy >= target for record in run.records):
+        print(f"  {name}: continuing after round {run.resumed_at}", file=sys.stderr, flush=True)
+    paused = args.pause_after is not None and run.resumed_at >= args.pause_after
+    if not paused and (args.full or not any(record.agg_accuracy >= target for record in run.records)):
         for record in run.run():
             print(f"  {name} round {record.round + 1}: agg {record.agg_accuracy:.4f} "
                   f"mean {record.mean_client_accuracy:.4f} {record.seconds:.1f}s", file=sys.stderr, flush=True)
-            if record.agg_accuracy >= target and not args.full:
+            if (record.agg_accuracy >= target and not args.full) or record.round + 1 == args.pause_after:
                 break
     return run.finish()
 
@@ -140,6 +144,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/bench-paper"))
     parser.add_argument("--table-only", action="store_true", help="print the table of the runs already in --out")
     parser.add_argument("--resume", action="store_true", help="continue each variant's saved run in --out")
+    parser.add_argument("--pause-after", type=int, help="stop once a run has this many rounds (continue with --resume)")
+    parser.add_argument("--fork-from", type=Path, help="start each variant without a run of its own from this run's "
+                        "saved rounds (only switches that have not acted there may differ)")
     args = parser.parse_args()
     if args.table_only:
         print(table_from_runs(args.out))
@@ -152,7 +159,10 @@ def main() -> None:
     summaries = {}
     for name in args.variants.split(","):
         start = time.perf_counter()
-        summaries[name] = run_variant(name, args)
+        try:
+            summaries[name] = run_variant(name, args)
+        except ValueError as error:  # a saved run that cannot be continued or forked: say why, no traceback
+            sys.exit(f"bench_paper: {name}: {error}")
         print(f"{name}: {time.perf_counter() - start:.0f}s", file=sys.stderr)
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "table.md").write_text(table(summaries) + "\n", encoding="utf-8")

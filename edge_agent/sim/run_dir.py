@@ -1,7 +1,8 @@
 """One simulation run's output directory: rounds.jsonl, state.npz after every round, and summary.json at the end.
 
 A round's record is appended before its state is saved, so after a crash the log holds every round the state
-has (and at most one more, which a resumed run drops and runs again).
+has (and at most one more, which a resumed run drops and runs again). A run can also start from another run's
+saved rounds when the two differ only in switches that had not acted yet (an ablation forked from a shared start).
 """
 
 from __future__ import annotations
@@ -21,9 +22,13 @@ ROUNDS_FILE, STATE_FILE, SUMMARY_FILE = "rounds.jsonl", "state.npz", "summary.js
 
 
 class RunDirectory:
-    """Runs a simulation into `out`, continuing a saved run there when `resume` is set and one exists."""
+    """Runs a simulation into `out`, continuing a saved run there when `resume` is set and one exists.
 
-    def __init__(self, out: Path, simulation: Simulation, resume: bool = False) -> None:
+    With `fork_from` (another run's directory) and no run of its own to continue, it starts from that run's saved
+    rounds, which must differ from this configuration only in switches still dormant there.
+    """
+
+    def __init__(self, out: Path, simulation: Simulation, resume: bool = False, fork_from: Path | None = None) -> None:
         self.out, self.simulation = out, simulation
         self._config = simulation.config.to_json()
         self.records: list[RoundRecord] = []
@@ -31,16 +36,25 @@ class RunDirectory:
         if resume and state is None and read_records(out / ROUNDS_FILE):
             raise ValueError(f"{out / ROUNDS_FILE} has rounds but {out / STATE_FILE} is missing, so the run cannot be "
                              "continued; run without --resume to start afresh there, or use another directory")
+        source = out
+        if state is None and fork_from is not None:
+            state = load_state(fork_from / STATE_FILE, self._config, fork=True)
+            if state is None:
+                raise ValueError(f"{fork_from / STATE_FILE} is missing: there is no saved run to fork from")
+            source = fork_from
         if state is None:
             for stale in (STATE_FILE, SUMMARY_FILE):  # a fresh run must never be continued from an older one
                 (out / stale).unlink(missing_ok=True)
         else:
             simulation.restore(state)
-            self.records = [r for r in read_records(out / ROUNDS_FILE) if r.round < state.rounds_done]
+            self.records = [r for r in read_records(source / ROUNDS_FILE) if r.round < state.rounds_done]
             if len(self.records) != state.rounds_done:
-                raise ValueError(f"{out / ROUNDS_FILE} holds {len(self.records)} of the {state.rounds_done} rounds "
-                                 f"in {out / STATE_FILE}; remove both to start the run afresh")
+                raise ValueError(f"{source / ROUNDS_FILE} holds {len(self.records)} of the {state.rounds_done} rounds "
+                                 f"in {source / STATE_FILE}; remove both to start the run afresh")
         self._rewrite_log()
+        if source != out and state is not None:  # the fork is this directory's own run from now on
+            save_state(out / STATE_FILE, state, self._config)
+            (out / SUMMARY_FILE).unlink(missing_ok=True)
 
     @property
     def resumed_at(self) -> int:

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from edge_agent.learning.algorithms.spark import SparkConfig
 from edge_agent.learning.mlp import FloatArray
 from edge_agent.records import write_npz_atomic
 
@@ -40,8 +41,12 @@ def save_state(path: Path, state: SimulationState, config: dict[str, Any]) -> No
     })
 
 
-def load_state(path: Path, config: dict[str, Any]) -> SimulationState | None:
-    """The state saved at `path` if there is one; a state of another configuration or a broken file is an error."""
+def load_state(path: Path, config: dict[str, Any], fork: bool = False) -> SimulationState | None:
+    """The state saved at `path` if there is one; a state of another configuration or a broken file is an error.
+
+    With `fork`, the state may also come from a run whose settings differ only in switches that have not acted
+    yet in its saved rounds (`dormant_switches`): up to there the two runs are the same run.
+    """
     if not path.exists():
         return None
     try:
@@ -52,9 +57,13 @@ def load_state(path: Path, config: dict[str, Any]) -> SimulationState | None:
     except (OSError, KeyError, ValueError) as error:
         raise ValueError(f"saved state {path} is unreadable ({error}); remove it to start the run afresh") from error
     differences = config_differences(saved_config, config)
+    if fork:
+        dormant = dormant_switches(saved_config, state.rounds_done)
+        differences = [line for line in differences if line.split(":")[0] not in dormant]
     if differences:
-        raise ValueError(f"{path} belongs to a run with other settings ({'; '.join(differences)}); "
-                         "use another output directory or the same settings")
+        hint = ("a fork may differ only in switches that have not acted yet" if fork
+                else "use another output directory or the same settings")
+        raise ValueError(f"{path} belongs to a run with other settings ({'; '.join(differences)}); {hint}")
     if state.rounds_done > config["rounds"]:
         raise ValueError(f"{path} has {state.rounds_done} rounds done, more than the {config['rounds']} asked for")
     return state
@@ -66,6 +75,21 @@ def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[s
     ignored = set() if current.get("algorithm") in _ROUNDS_SHAPE_THE_SCHEDULE else {"rounds"}
     keys = sorted((set(before) | set(after)) - ignored)
     return [f"{key}: {before.get(key)!r} -> {after.get(key)!r}" for key in keys if before.get(key) != after.get(key)]
+
+
+def dormant_switches(config: dict[str, Any], rounds_done: int) -> set[str]:
+    """SPARK's ablation switches (momentum, the soft-label target) that did nothing in a run's first rounds."""
+    if config.get("algorithm") != "spark":
+        return set()
+    stages = SparkConfig(stage_lambdas=tuple(config["spark"]["stage_lambdas"]),
+                         momentum_from_stage=config["spark"]["momentum_from_stage"])
+    rounds = range(rounds_done)
+    dormant = set()
+    if all(stages.momentum_beta(r, config["rounds"]) == 0.0 for r in rounds):
+        dormant.add("spark.momentum")
+    if all(stages.soft_label_weight(r, config["rounds"]) == 0.0 for r in rounds):
+        dormant.add("spark.distill")
+    return dormant
 
 
 def _flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:

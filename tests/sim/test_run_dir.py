@@ -113,3 +113,31 @@ def test_resume_never_discards_the_rounds_of_a_run_it_cannot_continue(
     with pytest.raises(ValueError, match="cannot be continued"):
         RunDirectory(tmp_path, Simulation(_config(), *data), resume=True)
     assert [r.round for r in read_records(tmp_path / ROUNDS_FILE)] == [0]
+
+
+def test_an_ablation_forked_before_its_switch_acts_equals_the_ablation_run_from_the_start(
+        tmp_path: Path, data: tuple[Dataset, Dataset]) -> None:
+    ablation = replace(_config(), spark=replace(_config().spark, momentum=False, distill=False))
+    direct = RunDirectory(tmp_path / "direct", Simulation(ablation, *data))
+    list(direct.run())
+    shared = RunDirectory(tmp_path / "shared", Simulation(_config(), *data))
+    for _ in shared.run():
+        break  # round 1 of 3 is stage 0: neither momentum nor the soft-label target has acted
+    fork = RunDirectory(tmp_path / "fork", Simulation(ablation, *data), fork_from=tmp_path / "shared")
+    assert fork.resumed_at == 1
+    assert [r.round for r in fork.run()] == [1, 2]
+    np.testing.assert_array_equal(fork.simulation.weights, direct.simulation.weights)
+    assert _without_seconds(tmp_path / "fork" / ROUNDS_FILE) == _without_seconds(tmp_path / "direct" / ROUNDS_FILE)
+    assert RunDirectory(tmp_path / "fork", Simulation(ablation, *data), resume=True).resumed_at == 3
+
+
+def test_a_fork_after_the_switch_has_acted_is_refused(tmp_path: Path, data: tuple[Dataset, Dataset]) -> None:
+    shared = RunDirectory(tmp_path / "shared", Simulation(_config(), *data))
+    for record in shared.run():
+        if record.round == 1:
+            break
+    no_momentum = replace(_config(), spark=replace(_config().spark, momentum=False))
+    with pytest.raises(ValueError, match=r"spark\.momentum: True -> False"):
+        RunDirectory(tmp_path / "fork", Simulation(no_momentum, *data), fork_from=tmp_path / "shared")
+    with pytest.raises(ValueError, match="no saved run to fork from"):
+        RunDirectory(tmp_path / "fork", Simulation(no_momentum, *data), fork_from=tmp_path / "nothing")

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_agent.sim.state import SimulationState, config_differences, load_state, save_state
+from edge_agent.sim.state import SimulationState, config_differences, dormant_switches, load_state, save_state
 
 CONFIG = {"algorithm": "dfedavg", "rounds": 10, "alpha": 0.1, "spark": {"projection": {"dim": 1024}}}
 
@@ -41,3 +41,30 @@ def test_an_unreadable_state_file_says_how_to_start_afresh(tmp_path: Path) -> No
     (tmp_path / "state.npz").write_bytes(b"not an npz file")
     with pytest.raises(ValueError, match=r"unreadable.*remove it to start the run afresh"):
         load_state(tmp_path / "state.npz", CONFIG)
+
+
+def _spark(rounds: int = 9, **switches: bool) -> dict[str, object]:
+    spark = {"stage_lambdas": [0.0, 0.3, 0.5], "momentum_from_stage": 1, "momentum": True, "distill": True}
+    return {"algorithm": "spark", "rounds": rounds, "spark": {**spark, **switches}}
+
+
+def test_switches_are_dormant_only_while_their_stage_has_not_begun() -> None:
+    assert dormant_switches(_spark(), 3) == {"spark.momentum", "spark.distill"}  # rounds 1-3: stage 0
+    assert dormant_switches(_spark(), 4) == set()
+    late_distill = _spark()
+    late_distill["spark"] = {**late_distill["spark"], "stage_lambdas": [0.0, 0.0, 0.5]}  # type: ignore[dict-item]
+    assert dormant_switches(late_distill, 6) == {"spark.distill"}
+    assert dormant_switches(CONFIG, 3) == set()
+
+
+def test_a_fork_may_differ_from_its_source_only_in_dormant_switches(tmp_path: Path) -> None:
+    save_state(tmp_path / "state.npz", _state(rounds_done=3), _spark())
+    with pytest.raises(ValueError, match=r"spark\.momentum: True -> False"):
+        load_state(tmp_path / "state.npz", _spark(momentum=False))
+    assert load_state(tmp_path / "state.npz", _spark(momentum=False), fork=True) is not None
+    assert load_state(tmp_path / "state.npz", _spark(distill=False), fork=True) is not None
+    with pytest.raises(ValueError, match=r"rounds: 9 -> 12"):
+        load_state(tmp_path / "state.npz", _spark(rounds=12, momentum=False), fork=True)
+    save_state(tmp_path / "state.npz", _state(rounds_done=4), _spark())
+    with pytest.raises(ValueError, match=r"spark\.distill: True -> False"):
+        load_state(tmp_path / "state.npz", _spark(distill=False), fork=True)
