@@ -8,18 +8,21 @@ saved beside them: continuing under different settings would silently mix two ru
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from edge_agent.learning.algorithms.spark import SparkConfig
+from edge_agent.learning.codec import CodecConfig
 from edge_agent.learning.mlp import FloatArray
 from edge_agent.records import write_npz_atomic
 
 # The stage schedule of these algorithms is spread over the run's rounds, so a longer run is a different run.
 _ROUNDS_SHAPE_THE_SCHEDULE = ("spark",)
+# Settings added after runs were saved without them, with the value those runs used.
+_ADDED_LATER = {f"weights_codec.{key}": value for key, value in asdict(CodecConfig()).items()}
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,8 @@ def load_state(path: Path, config: dict[str, Any], fork: bool = False) -> Simula
 
 def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """'key: saved -> current' for each setting that differs; rounds may grow unless they shape the schedule."""
-    before, after = _flatten(saved), _flatten(json.loads(json.dumps(current)))
+    after = _flatten(json.loads(json.dumps(current)))
+    before = {**{key: value for key, value in _ADDED_LATER.items() if key in after}, **_flatten(saved)}
     ignored = set() if current.get("algorithm") in _ROUNDS_SHAPE_THE_SCHEDULE else {"rounds"}
     keys = sorted((set(before) | set(after)) - ignored)
     return [f"{key}: {before.get(key)!r} -> {after.get(key)!r}" for key in keys if before.get(key) != after.get(key)]

@@ -68,3 +68,10 @@ def test_a_fork_may_differ_from_its_source_only_in_dormant_switches(tmp_path: Pa
     save_state(tmp_path / "state.npz", _state(rounds_done=4), _spark())
     with pytest.raises(ValueError, match=r"spark\.distill: True -> False"):
         load_state(tmp_path / "state.npz", _spark(distill=False), fork=True)
+
+
+def test_a_run_saved_before_a_setting_existed_continues_under_the_value_it_used() -> None:
+    current = {**CONFIG, "weights_codec": {"precision": "fp32", "block_size": 256}}
+    assert config_differences(CONFIG, current) == []
+    assert config_differences(CONFIG, {**CONFIG, "weights_codec": {"precision": "int8"}}) == [
+        "weights_codec.precision: 'fp32' -> 'int8'"]
