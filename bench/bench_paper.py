@@ -30,8 +30,8 @@ from edge_agent.sim.records import summarize
 from edge_agent.sim.run_dir import RunDirectory, read_records
 
 DEFAULT_SPLIT = Path(__file__).resolve().parents[2] / "shared" / "data" / "fmnist300-alpha0.1-split0.npz"
-# name -> (algorithm, overrides: SPARK's projection family/dim/rank, Jacobian precision, momentum, distill;
-# every algorithm's weights precision)
+# name -> (algorithm, overrides: SPARK's projection family/dim/rank, Jacobian precision, momentum, distill,
+# residual share; every algorithm's weights precision)
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "ntk-dfl": ("ntk-dfl", {}),
     "dfedavg": ("dfedavg", {}),
@@ -53,6 +53,9 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "spark-int4": ("spark", {"precision": "int4"}),
     "spark-int4-w8": ("spark", {"precision": "int4", "weights_precision": "int8"}),
     "spark-int4-w16": ("spark", {"precision": "int4", "weights_precision": "fp16"}),
+    "spark-r95": ("spark", {"residual_share": 0.95}),
+    "spark-int4-w8-r95": ("spark", {"precision": "int4", "weights_precision": "int8", "residual_share": 0.95}),
+    "spark-int4-w8-r90": ("spark", {"precision": "int4", "weights_precision": "int8", "residual_share": 0.9}),
 }
 
 
@@ -69,7 +72,8 @@ def variant_config(name: str, args: argparse.Namespace) -> SimulationConfig:
                                   dim=overrides.get("dim", spark.projection.dim),
                                   rank=overrides.get("rank", spark.projection.rank), seed=args.seed)
     spark = replace(spark, projection=projection, codec=CodecConfig(overrides.get("precision", "fp32")),
-                    momentum=overrides.get("momentum", True), distill=overrides.get("distill", True))
+                    momentum=overrides.get("momentum", True), distill=overrides.get("distill", True),
+                    residual_share=overrides.get("residual_share", 1.0))
     weights_codec = CodecConfig(overrides.get("weights_precision", "fp32"))
     return replace(config, ntk=ntk, spark=spark, weights_codec=weights_codec)
 

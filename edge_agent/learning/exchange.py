@@ -116,11 +116,12 @@ class SparkMethod:
             return self._projections[round_index]
 
     def answer(self, request: JacobianRequest, x: FloatArray, y: np.ndarray, sender: str) -> JacobianReply:
-        projection = self.projection(request.round)
+        projection, share = self.projection(request.round), self.config.residual_share
         if self.kernels is None:
-            return spark.answer_jacobian_request(self.spec, request, x, y, sender, projection)
+            return spark.answer_jacobian_request(self.spec, request, x, y, sender, projection, share)
+        x, y, samples = spark.rows_to_send(self.spec, request.weights, x, y, share)
         projected, logits = self.kernels.projected_jacobian(request.weights, x, projection)
-        return JacobianReply(sender, request.round, DenseJacobian(projected), logits, y)
+        return JacobianReply(sender, request.round, DenseJacobian(projected), logits, y, samples)
 
     def score(self, anchor: FloatArray, request: CandidateRequest, x: FloatArray, y: np.ndarray,
               sender: str) -> CandidateScores:

@@ -45,13 +45,23 @@ class JacobianRequest:
 
 @dataclass(frozen=True)
 class JacobianReply:
-    """A neighbour's Jacobian of its own data at wbar_i, its logits f0 there and its labels."""
+    """A neighbour's Jacobian of its own data at wbar_i, its logits f0 there and its labels.
+
+    A SPARK neighbour may send only its rows with the largest residuals; `samples` then says how many local
+    samples they stand for, which the requester's 1/N uses (0: exactly the rows sent).
+    """
 
     sender: str
     round: int
     jacobian: Sized  # (N_j, C, p): p = d for NTK-DFL, m for SPARK
     logits: FloatArray  # (N_j, C)
     labels: np.ndarray  # (N_j,)
+    samples: int = 0
+
+    @property
+    def represented_samples(self) -> int:
+        """The local samples these rows stand for in the requester's normalisation."""
+        return self.samples or len(self.labels)
 
 
 @dataclass(frozen=True)

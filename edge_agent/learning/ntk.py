@@ -1,7 +1,8 @@
 """Function-space NTK evolution under cross-entropy, candidate updates for each tau, and the choice of tau.
 
 SPEC section 3, steps 3-6: df/dt = -(1/N) H (softmax(f) - Y) from f(0) = f0, read at t_s = s * eta; the
-candidate update for tau is -(eta/N) sum_c J_c^T R_c with R = sum_{s<tau} (softmax(f(t_s)) - Y).
+candidate update for tau is -(eta/N) sum_c J_c^T R_c with R = sum_{s<tau} (softmax(f(t_s)) - Y). N is the
+number of samples the rows stand for: the rows themselves, unless neighbours sent only their largest residuals.
 """
 
 from __future__ import annotations
@@ -55,10 +56,12 @@ def softmax_residual(f: FloatArray, targets: FloatArray) -> FloatArray:
 
 
 def logit_path(kernel: FloatArray, f0: FloatArray, targets: FloatArray, eta: float, steps: int,
-               config: EvolutionConfig) -> Iterator[FloatArray]:
-    """Yield f(t_s) (N, C) for s = 0..steps-1, solving df/dt = -(1/N) H (softmax(f) - targets); nothing is kept."""
+               config: EvolutionConfig, samples: int | None = None) -> Iterator[FloatArray]:
+    """Yield f(t_s) (rows, C) for s = 0..steps-1, solving df/dt = -(1/N) H (softmax(f) - targets), N = `samples`
+    (default: the rows); nothing is kept."""
     n, c = f0.shape
-    scaled = (kernel / n).astype(np.float32)  # float32 matvecs: the solver's state and error control stay float64
+    # float32 matvecs: the solver's state and error control stay float64
+    scaled = (kernel / (samples or n)).astype(np.float32)
     targets32 = targets.astype(np.float32)
     start = f0.astype(np.float64)
     if config.solver == "euler":
@@ -77,13 +80,13 @@ def logit_path(kernel: FloatArray, f0: FloatArray, targets: FloatArray, eta: flo
 
 
 def residual_sums(kernel: FloatArray, f0: FloatArray, targets: FloatArray, eta: float,
-                  config: EvolutionConfig) -> FloatArray:
+                  config: EvolutionConfig, samples: int | None = None) -> FloatArray:
     """R(tau) = sum_{s<tau} (softmax(f(t_s)) - targets) for each candidate tau: (T, N, C), summed as f streams."""
     sums = np.empty((len(config.taus), *f0.shape))
     running = np.zeros(f0.shape)
     targets32 = targets.astype(np.float32)
     taken = 0
-    for s, f in enumerate(logit_path(kernel, f0, targets, eta, max(config.taus), config), start=1):
+    for s, f in enumerate(logit_path(kernel, f0, targets, eta, max(config.taus), config, samples), start=1):
         running += softmax_residual(f, targets32)
         if s == config.taus[taken]:
             sums[taken] = running
@@ -92,10 +95,10 @@ def residual_sums(kernel: FloatArray, f0: FloatArray, targets: FloatArray, eta: 
 
 
 def candidate_updates(jacobian: JacobianOperator, f0: FloatArray, targets: FloatArray, eta: float,
-                      config: EvolutionConfig) -> FloatArray:
+                      config: EvolutionConfig, samples: int | None = None) -> FloatArray:
     """Parameter updates -(eta/N) sum_c J_c^T R_c(tau), one row per candidate tau: (T, p) float32."""
-    n = f0.shape[0]
-    sums = residual_sums(jacobian.kernel(), f0, targets, eta, config)
+    n = samples or f0.shape[0]
+    sums = residual_sums(jacobian.kernel(), f0, targets, eta, config, n)
     return (-(eta / n) * jacobian.pull_back(sums)).astype(np.float32)
 
 

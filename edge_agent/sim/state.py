@@ -22,7 +22,8 @@ from edge_agent.records import write_npz_atomic
 # The stage schedule of these algorithms is spread over the run's rounds, so a longer run is a different run.
 _ROUNDS_SHAPE_THE_SCHEDULE = ("spark",)
 # Settings added after runs were saved without them, with the value those runs used.
-_ADDED_LATER = {f"weights_codec.{key}": value for key, value in asdict(CodecConfig()).items()}
+_ADDED_LATER = {**{f"weights_codec.{key}": value for key, value in asdict(CodecConfig()).items()},
+                "spark.residual_share": SparkConfig().residual_share}
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,8 @@ def describe(message: Message, codecs: WireCodecs = ALL_FP32) -> pb.MessageHeade
     kind = type(message).__name__
     if kind not in KINDS:
         raise TypeError(f"{kind} is not a round message")
-    header = pb.MessageHeader(kind=kind, sender=message.sender, round=message.round)
+    header = pb.MessageHeader(kind=kind, sender=message.sender, round=message.round,
+                              samples=message.samples if isinstance(message, JacobianReply) else 0)
     for name, ndim in KINDS[kind].tensors:
         shape = tuple(int(s) for s in getattr(message, name).shape)
         if len(shape) != ndim:
@@ -80,6 +81,8 @@ def check_header(header: pb.MessageHeader, max_message_bytes: int) -> list[tuple
         raise WireError(f"{header.kind} of {total} payload bytes exceeds the limit of {max_message_bytes}")
     if header.kind == "JacobianReply":
         _check_reply_shapes(header)
+    elif header.samples:
+        raise WireError(f"only a JacobianReply carries a sample count, got {header.samples} on a {header.kind}")
     return sizes
 
 
@@ -103,3 +106,5 @@ def _check_reply_shapes(header: pb.MessageHeader) -> None:
     jacobian, logits, labels = (list(t.shape) for t in header.tensors)  # (N, C, p), (N, C), (N,)
     if logits != jacobian[:2] or labels != jacobian[:1]:
         raise WireError(f"JacobianReply shapes disagree: jacobian {jacobian}, logits {logits}, labels {labels}")
+    if 0 < header.samples < jacobian[0]:
+        raise WireError(f"JacobianReply of {jacobian[0]} rows cannot stand for only {header.samples} samples")

@@ -119,7 +119,8 @@ def assemble(stream: Iterable[bytes], max_message_bytes: int = DEFAULT_MAX_MESSA
     cls = KINDS[header.kind].cls
     if cls is JacobianReply:
         jacobian, logits, labels = values
-        return JacobianReply(header.sender, header.round, DenseJacobian(jacobian), logits, _labels(labels))
+        return JacobianReply(header.sender, header.round, DenseJacobian(jacobian), logits, _labels(labels),
+                             int(header.samples))
     return cls(header.sender, header.round, *values)
 
 

@@ -58,6 +58,19 @@ def test_wire_precisions_shrink_the_counted_bytes(tmp_path: Path) -> None:
     assert samples["low"] == samples["fp32"] and samples["low"].is_integer()
 
 
+def test_a_residual_share_sends_fewer_jacobian_rows_and_is_checked(tmp_path: Path) -> None:
+    sizes = {}
+    for share in ("1", "0.8"):
+        code, output = _simulate(tmp_path / share, "--algorithm", "spark", "--rounds", "1", "--solver", "euler",
+                                 "--residual-share", share)
+        assert code == 0, output
+        sizes[share] = json.loads((tmp_path / share / "out" / "rounds.jsonl").read_text())["bytes_by_kind"]
+    assert sizes["0.8"]["JacobianReply"] < sizes["1"]["JacobianReply"]
+    assert sizes["0.8"]["WeightsMessage"] == sizes["1"]["WeightsMessage"]
+    code, output = _simulate(tmp_path / "bad", "--residual-share", "0")
+    assert code == 2 and "Invalid value for '--residual-share'" in output and "Traceback" not in output
+
+
 def test_weights_precision_applies_to_the_baselines_too(tmp_path: Path) -> None:
     code, output = _simulate(tmp_path, "--algorithm", "dfedavg", "--rounds", "1", "--weights-precision", "int8")
     assert code == 0, output

@@ -6,10 +6,18 @@ import numpy as np
 import pytest
 
 from edge_agent.learning.algorithms.ntk_dfl import NTKDFLConfig
-from edge_agent.learning.algorithms.spark import SparkConfig, commit_with_momentum, soft_targets
+from edge_agent.learning.algorithms.spark import (
+    SparkConfig,
+    answer_jacobian_request,
+    commit_with_momentum,
+    propose_candidates,
+    residual_rows,
+    soft_targets,
+)
 from edge_agent.learning.codec import CodecConfig
-from edge_agent.learning.messages import CandidateRequest, CandidateScores, WireCodecs
-from edge_agent.learning.mlp import MLPSpec, init_weights, softmax
+from edge_agent.learning.jacobian import DenseJacobian
+from edge_agent.learning.messages import CandidateRequest, CandidateScores, JacobianReply, JacobianRequest, WireCodecs
+from edge_agent.learning.mlp import MLPSpec, forward, init_weights, one_hot, softmax
 from edge_agent.learning.ntk import EvolutionConfig
 from edge_agent.learning.projection import ProjectionConfig, make_projection
 from edge_agent.sim.network import InMemoryNetwork, TrafficLedger
@@ -117,7 +125,71 @@ def test_nesterov_commit_follows_spec_formula() -> None:
     np.testing.assert_allclose(weights, anchor + step + 0.9 * (0.9 * velocity + step), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("bad", [{"stage_lambdas": (0.0, 1.5)}, {"temperature": 0.0}, {"beta": 1.0}])
+@pytest.mark.parametrize("bad", [{"stage_lambdas": (0.0, 1.5)}, {"temperature": 0.0}, {"beta": 1.0},
+                                 {"residual_share": 0.0}, {"residual_share": 1.01}])
 def test_invalid_spark_config_is_rejected(bad: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         SparkConfig(**bad)  # type: ignore[arg-type]
+
+
+def test_residual_rows_are_the_fewest_that_hold_the_share_of_the_squared_residual() -> None:
+    rng = np.random.default_rng(3)
+    logits, labels = 3 * rng.normal(size=(40, 3)), rng.integers(0, 3, size=40)
+    squared = np.sum((softmax(logits) - one_hot(labels, 3)) ** 2, axis=1)
+    for share in (0.3, 0.8, 0.95):
+        rows = residual_rows(logits, labels, share)
+        assert list(rows) == sorted(rows)
+        assert squared[rows].sum() >= share * squared.sum()
+        dropped = np.setdiff1d(np.arange(40), rows)
+        assert squared[dropped].max(initial=0.0) <= squared[rows].min()  # the largest residuals are kept
+        fewer = np.sort(squared[rows])[1:]  # without the smallest kept row the share is not reached
+        assert fewer.sum() < share * squared.sum()
+    assert len(residual_rows(logits, labels, 1.0)) == 40
+
+
+def test_a_reply_with_the_largest_residuals_sends_fewer_rows_and_stands_for_all_samples() -> None:
+    spec, clients, weights = _problem()
+    projection = make_projection(ProjectionConfig(family="tensorsketch", dim=16), spec, round_index=0)
+    request, client = JacobianRequest("c0", 0, weights[0]), clients[1]
+    full = answer_jacobian_request(spec, request, client.x, client.y, "c1", projection)
+    part = answer_jacobian_request(spec, request, client.x, client.y, "c1", projection, residual_share=0.6)
+    assert full.samples == 0 and full.represented_samples == 5
+    rows = residual_rows(forward(spec, weights[0], client.x), client.y, 0.6)
+    assert 0 < len(rows) < 5 and part.samples == part.represented_samples == 5
+    np.testing.assert_array_equal(part.labels, client.y[rows])
+    np.testing.assert_allclose(part.logits, full.logits[rows], rtol=1e-6)
+    np.testing.assert_allclose(part.jacobian.values, full.jacobian.values[rows], rtol=1e-5, atol=1e-7)  # type: ignore[attr-defined]
+
+
+def test_rows_left_out_with_no_residual_and_no_coupling_leave_the_update_unchanged() -> None:
+    # Rows whose residual is zero and whose Jacobian is orthogonal to the others' never move in the evolution;
+    # the update without them, scaled by all the samples, is the update with them.
+    spec, rng = MLPSpec((4, 3)), np.random.default_rng(5)
+    jacobian = np.zeros((6, 3, 8), np.float32)
+    jacobian[:4, :, :4] = rng.normal(size=(4, 3, 4))
+    jacobian[4:, :, 4:] = rng.normal(size=(2, 3, 4))
+    logits = rng.normal(size=(6, 3)).astype(np.float32)
+    labels = np.array([0, 1, 2, 0, 1, 2])
+    logits[4:] = np.log(np.eye(3)[labels[4:]] * (1 - 3e-7) + 1e-7)  # softmax = its one-hot label to float32
+    config = SparkConfig(ntk=NTKDFLConfig(evolution=EvolutionConfig(taus=(2, 5), solver="euler")))
+    whole = JacobianReply("c1", 0, DenseJacobian(jacobian), logits, labels)
+    kept = JacobianReply("c1", 0, DenseJacobian(jacobian[:4]), logits[:4], labels[:4], samples=6)
+    full = propose_candidates(spec, [whole], 0.5, 0.0, config, "c0").updates
+    part = propose_candidates(spec, [kept], 0.5, 0.0, config, "c0").updates
+    np.testing.assert_allclose(part, full, rtol=1e-4, atol=1e-6)
+    unscaled = propose_candidates(spec, [replace(kept, samples=0)], 0.5, 0.0, config, "c0").updates
+    assert not np.allclose(unscaled, full, rtol=1e-2)
+
+
+def test_a_round_with_a_residual_share_sends_fewer_jacobian_rows() -> None:
+    spec, clients, weights = _problem()
+    base = SparkConfig(ntk=NTKDFLConfig(evolution=EvolutionConfig(solver="euler")),
+                       projection=ProjectionConfig(family="tensorsketch", dim=16))
+    replies = {}
+    for share in (1.0, 0.5):
+        network = InMemoryNetwork()
+        got = spark_round(spec, clients, weights, np.zeros_like(weights), GRAPH, network,
+                          replace(base, residual_share=share), 0, rounds=3)[0]
+        replies[share] = network.ledger.elements_by_kind["JacobianReply"]
+        assert np.all(np.isfinite(got))
+    assert replies[0.5] < replies[1.0]

@@ -89,6 +89,16 @@ def test_every_kind_round_trips_as_the_codec_decodes_it(kind: str, precision: Pr
             np.testing.assert_array_equal(got[name], value)
 
 
+def test_a_reply_of_some_rows_keeps_the_samples_they_stand_for() -> None:
+    message = make_message("JacobianReply")
+    assert isinstance(message, JacobianReply)
+    some = JacobianReply(message.sender, message.round, message.jacobian, message.logits, message.labels, samples=12)
+    received = round_trip(some, WireCodecs(), 64)
+    assert isinstance(received, JacobianReply) and received.samples == 12 and received.represented_samples == 12
+    every = round_trip(message, WireCodecs(), 64)
+    assert isinstance(every, JacobianReply) and every.samples == 0 and every.represented_samples == 5
+
+
 def test_factored_jacobian_travels_as_its_dense_tensor() -> None:
     spec = MLPSpec((6, 5, 3))
     x = np.random.default_rng(1).standard_normal((4, 6)).astype(np.float32)
@@ -241,6 +251,10 @@ MALFORMED = {
     "too few bytes": (valid_frames()[:-1], "ended after"),
     "NaN in a tensor": (nan_payload(), "NaN"),
     "fractional labels": (fractional_labels(), "labels"),
+    "a reply standing for fewer samples than its rows": (
+        edited(valid_frames(), lambda h: setattr(h, "samples", 4)), "cannot stand for only 4"),
+    "a sample count on another kind": (
+        edited(valid_frames("WeightsMessage"), lambda h: setattr(h, "samples", 9)), "only a JacobianReply"),
 }
 
 

@@ -2,7 +2,8 @@
 
 Every change has a switch; with the identity projection and both others off, a round equals NTK-DFL's.
 Tau is chosen by scoring wbar + P dz(tau) (neighbours cannot know the requester's momentum); momentum is
-applied when the chosen update is committed.
+applied when the chosen update is committed. Ours, beyond the paper: a neighbour may reply with only the rows
+of its samples that hold most of its squared residual (`residual_share`), scaled by all of its samples.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from edge_agent.learning.messages import (
     JacobianRequest,
     WireCodecs,
 )
-from edge_agent.learning.mlp import FloatArray, MLPSpec, one_hot, softmax
+from edge_agent.learning.mlp import FloatArray, MLPSpec, forward, one_hot, softmax
 from edge_agent.learning.ntk import candidate_updates
 from edge_agent.learning.projection import Projection, ProjectionConfig
 
@@ -41,6 +42,7 @@ class SparkConfig:
     momentum: bool = True
     beta: float = 0.9
     momentum_from_stage: int = 1
+    residual_share: float = 1.0  # of its squared residual a neighbour's Jacobian rows hold (1: every row)
 
     def __post_init__(self) -> None:
         if not self.stage_lambdas or not all(0.0 <= lam <= 1.0 for lam in self.stage_lambdas):
@@ -49,6 +51,8 @@ class SparkConfig:
             raise ValueError(f"soft-label temperature must be > 0, got {self.temperature}")
         if not 0.0 <= self.beta < 1.0:
             raise ValueError(f"momentum beta must lie in [0, 1), got {self.beta}")
+        if not 0.0 < self.residual_share <= 1.0:
+            raise ValueError(f"residual share must lie in (0, 1], got {self.residual_share}")
 
     def stage(self, round_index: int, rounds: int) -> int:
         """Which of the equal stages over `rounds` the round falls in."""
@@ -70,11 +74,34 @@ def wire_codecs_for(algorithm: str, config: SparkConfig, weights: CodecConfig) -
     return WireCodecs(config.codec if algorithm == "spark" else FP32, weights)
 
 
+def residual_rows(logits: FloatArray, labels: np.ndarray, share: float) -> np.ndarray:
+    """Indices (ascending) of the fewest samples whose squared residuals |softmax(f0) - Y|^2 hold `share` of the
+    total. The soft-label target only scales the residual by (1 - lambda), so the hard labels rank the rows."""
+    probabilities = softmax(logits.astype(np.float64))
+    squared = np.sum((probabilities - one_hot(labels, probabilities.shape[1])) ** 2, axis=1)
+    order = np.argsort(-squared, kind="stable")
+    held = np.cumsum(squared[order])
+    count = min(len(order), int(np.searchsorted(held, share * held[-1])) + 1)
+    return np.sort(order[:count])
+
+
+def rows_to_send(spec: MLPSpec, weights: FloatArray, x: FloatArray, y: np.ndarray, share: float
+                 ) -> tuple[FloatArray, np.ndarray, int]:
+    """The samples a neighbour answers for at the requester's `weights` and the count they stand for in the
+    reply (0: all of them): every row, or those that hold `share` of the squared residual."""
+    if share >= 1.0:
+        return x, y, 0
+    rows = residual_rows(forward(spec, weights, x), y, share)
+    return x[rows], y[rows], len(y) if len(rows) < len(y) else 0
+
+
 def answer_jacobian_request(spec: MLPSpec, request: JacobianRequest, x: FloatArray, y: np.ndarray, sender: str,
-                            projection: Projection) -> JacobianReply:
-    """Neighbour side: J P of our data at the requester's average (the wire's codec is applied in transit)."""
+                            projection: Projection, residual_share: float = 1.0) -> JacobianReply:
+    """Neighbour side: J P of our data at the requester's average (the wire's codec is applied in transit),
+    for the rows that hold `residual_share` of our squared residual."""
+    x, y, samples = rows_to_send(spec, request.weights, x, y, residual_share)
     jacobian, logits = mlp_jacobian(spec, request.weights, x)
-    return JacobianReply(sender, request.round, DenseJacobian(projection.project(jacobian)), logits, y)
+    return JacobianReply(sender, request.round, DenseJacobian(projection.project(jacobian)), logits, y, samples)
 
 
 def soft_targets(logits: FloatArray, labels: np.ndarray, weight: float, temperature: float,
@@ -95,7 +122,8 @@ def propose_candidates(spec: MLPSpec, replies: Sequence[JacobianReply], eta: flo
     logits = np.concatenate([reply.logits for reply in replies]).astype(np.float64)
     labels = np.concatenate([reply.labels for reply in replies])
     targets = soft_targets(logits, labels, soft_weight, config.temperature, spec.num_classes)
-    updates = candidate_updates(StackedJacobian(parts), logits, targets, eta, config.ntk.evolution)
+    samples = sum(reply.represented_samples for reply in replies)
+    updates = candidate_updates(StackedJacobian(parts), logits, targets, eta, config.ntk.evolution, samples)
     return CandidateRequest(sender, replies[0].round, updates)
 
 
