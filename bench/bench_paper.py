@@ -31,7 +31,7 @@ from edge_agent.sim.run_dir import RunDirectory, read_records
 
 DEFAULT_SPLIT = Path(__file__).resolve().parents[2] / "shared" / "data" / "fmnist300-alpha0.1-split0.npz"
 # name -> (algorithm, overrides: SPARK's projection family/dim/rank, Jacobian precision, momentum, distill,
-# residual share; every algorithm's weights precision)
+# residual share and tail rate; every algorithm's weights precision)
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "ntk-dfl": ("ntk-dfl", {}),
     "dfedavg": ("dfedavg", {}),
@@ -56,6 +56,10 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "spark-r95": ("spark", {"residual_share": 0.95}),
     "spark-int4-w8-r95": ("spark", {"precision": "int4", "weights_precision": "int8", "residual_share": 0.95}),
     "spark-int4-w8-r90": ("spark", {"precision": "int4", "weights_precision": "int8", "residual_share": 0.9}),
+    "spark-int4-w8-r90-t25": ("spark", {"precision": "int4", "weights_precision": "int8", "residual_share": 0.9,
+                                        "tail_rate": 0.25}),
+    "spark-int4-w8-r50-t25": ("spark", {"precision": "int4", "weights_precision": "int8", "residual_share": 0.5,
+                                        "tail_rate": 0.25}),
 }
 
 
@@ -73,7 +77,7 @@ def variant_config(name: str, args: argparse.Namespace) -> SimulationConfig:
                                   rank=overrides.get("rank", spark.projection.rank), seed=args.seed)
     spark = replace(spark, projection=projection, codec=CodecConfig(overrides.get("precision", "fp32")),
                     momentum=overrides.get("momentum", True), distill=overrides.get("distill", True),
-                    residual_share=overrides.get("residual_share", 1.0))
+                    residual_share=overrides.get("residual_share", 1.0), tail_rate=overrides.get("tail_rate", 0.0))
     weights_codec = CodecConfig(overrides.get("weights_precision", "fp32"))
     return replace(config, ntk=ntk, spark=spark, weights_codec=weights_codec)
 

@@ -50,6 +50,9 @@ _METHOD_OPTIONS = (
     click.option("--residual-share", type=click.FloatRange(min=0.0, max=1.0, min_open=True), default=1.0,
                  show_default=True, help="SPARK: each neighbour sends the Jacobian rows of its samples with the "
                  "largest residuals, as many as hold this share of its squared residual (1: every row, as published)."),
+    click.option("--tail-rate", type=click.FloatRange(min=0.0, max=1.0), default=0.0, show_default=True,
+                 help="SPARK, with --residual-share below 1: the share of the other rows still sent, drawn at random, "
+                 "each standing for an equal part of them."),
 )
 
 
@@ -62,12 +65,13 @@ def method_options(command: F) -> F:
 
 def method_configs(seed: int, solver: str, eta0: float, gamma: float, taus: tuple[int, ...], projection: str,
                    proj_dim: int, proj_rank: int, precision: str, weights_precision: str, no_momentum: bool,
-                   no_distill: bool, residual_share: float) -> tuple[NTKDFLConfig, SparkConfig, CodecConfig]:
+                   no_distill: bool, residual_share: float, tail_rate: float
+                   ) -> tuple[NTKDFLConfig, SparkConfig, CodecConfig]:
     """The NTK-DFL and SPARK configurations and the weights' codec the flags describe (ValueError when out of range)."""
     ntk = NTKDFLConfig(eta0=eta0, gamma=gamma, evolution=EvolutionConfig(taus=taus, solver=solver))  # type: ignore[arg-type]
     spark = SparkConfig(
         ntk=ntk, projection=ProjectionConfig(family=projection, dim=proj_dim, rank=proj_rank, seed=seed),  # type: ignore[arg-type]
         codec=CodecConfig(precision=precision), momentum=not no_momentum, distill=not no_distill,  # type: ignore[arg-type]
-        residual_share=residual_share,
+        residual_share=residual_share, tail_rate=tail_rate,
     )
     return ntk, spark, CodecConfig(precision=weights_precision)  # type: ignore[arg-type]

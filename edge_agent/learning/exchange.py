@@ -16,7 +16,6 @@ from typing import Protocol, TypeVar
 import numpy as np
 
 from edge_agent.learning.algorithms import ntk_dfl, spark
-from edge_agent.learning.jacobian import DenseJacobian
 from edge_agent.learning.messages import (
     CandidateRequest,
     CandidateScores,
@@ -116,12 +115,9 @@ class SparkMethod:
             return self._projections[round_index]
 
     def answer(self, request: JacobianRequest, x: FloatArray, y: np.ndarray, sender: str) -> JacobianReply:
-        projection, share = self.projection(request.round), self.config.residual_share
-        if self.kernels is None:
-            return spark.answer_jacobian_request(self.spec, request, x, y, sender, projection, share)
-        x, y, samples = spark.rows_to_send(self.spec, request.weights, x, y, share)
-        projected, logits = self.kernels.projected_jacobian(request.weights, x, projection)
-        return JacobianReply(sender, request.round, DenseJacobian(projected), logits, y, samples)
+        projection, kernels = self.projection(request.round), self.kernels
+        board = None if kernels is None else lambda w, xs: kernels.projected_jacobian(w, xs, projection)
+        return spark.answer_jacobian_request(self.spec, request, x, y, sender, projection, self.config, board)
 
     def score(self, anchor: FloatArray, request: CandidateRequest, x: FloatArray, y: np.ndarray,
               sender: str) -> CandidateScores:

@@ -48,7 +48,8 @@ class JacobianReply:
     """A neighbour's Jacobian of its own data at wbar_i, its logits f0 there and its labels.
 
     A SPARK neighbour may send only its rows with the largest residuals; `samples` then says how many local
-    samples they stand for, which the requester's 1/N uses (0: exactly the rows sent).
+    samples they stand for, which the requester's 1/N uses (0: exactly the rows sent). Its last `sampled_rows`
+    rows may be a random draw from the samples it did not send before them, each standing for an equal part.
     """
 
     sender: str
@@ -57,11 +58,21 @@ class JacobianReply:
     logits: FloatArray  # (N_j, C)
     labels: np.ndarray  # (N_j,)
     samples: int = 0
+    sampled_rows: int = 0
 
     @property
     def represented_samples(self) -> int:
         """The local samples these rows stand for in the requester's normalisation."""
         return self.samples or len(self.labels)
+
+    def row_weights(self) -> FloatArray:
+        """How many samples each row stands for: 1, except the sampled rows, which share the samples not sent."""
+        rows = len(self.labels)
+        weights = np.ones(rows)
+        if self.sampled_rows:
+            first = rows - self.sampled_rows
+            weights[first:] = (self.represented_samples - first) / self.sampled_rows
+        return weights
 
 
 @dataclass(frozen=True)

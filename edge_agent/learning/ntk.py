@@ -2,7 +2,8 @@
 
 SPEC section 3, steps 3-6: df/dt = -(1/N) H (softmax(f) - Y) from f(0) = f0, read at t_s = s * eta; the
 candidate update for tau is -(eta/N) sum_c J_c^T R_c with R = sum_{s<tau} (softmax(f(t_s)) - Y). N is the
-number of samples the rows stand for: the rows themselves, unless neighbours sent only their largest residuals.
+number of samples the rows stand for: the rows themselves, unless neighbours sent only some. A row that stands
+for several samples (`row_weights`) counts that many times in every sum over samples.
 """
 
 from __future__ import annotations
@@ -56,12 +57,14 @@ def softmax_residual(f: FloatArray, targets: FloatArray) -> FloatArray:
 
 
 def logit_path(kernel: FloatArray, f0: FloatArray, targets: FloatArray, eta: float, steps: int,
-               config: EvolutionConfig, samples: int | None = None) -> Iterator[FloatArray]:
-    """Yield f(t_s) (rows, C) for s = 0..steps-1, solving df/dt = -(1/N) H (softmax(f) - targets), N = `samples`
-    (default: the rows); nothing is kept."""
+               config: EvolutionConfig, samples: int | None = None, row_weights: FloatArray | None = None
+               ) -> Iterator[FloatArray]:
+    """Yield f(t_s) (rows, C) for s = 0..steps-1, solving df/dt = -(1/N) H W (softmax(f) - targets), N = `samples`
+    (default: the rows), W = diag(row_weights) (default: I); nothing is kept."""
     n, c = f0.shape
+    weighted = kernel if row_weights is None else kernel * row_weights[None, :]
     # float32 matvecs: the solver's state and error control stay float64
-    scaled = (kernel / (samples or n)).astype(np.float32)
+    scaled = (weighted / (samples or n)).astype(np.float32)
     targets32 = targets.astype(np.float32)
     start = f0.astype(np.float64)
     if config.solver == "euler":
@@ -80,13 +83,15 @@ def logit_path(kernel: FloatArray, f0: FloatArray, targets: FloatArray, eta: flo
 
 
 def residual_sums(kernel: FloatArray, f0: FloatArray, targets: FloatArray, eta: float,
-                  config: EvolutionConfig, samples: int | None = None) -> FloatArray:
+                  config: EvolutionConfig, samples: int | None = None, row_weights: FloatArray | None = None
+                  ) -> FloatArray:
     """R(tau) = sum_{s<tau} (softmax(f(t_s)) - targets) for each candidate tau: (T, N, C), summed as f streams."""
     sums = np.empty((len(config.taus), *f0.shape))
     running = np.zeros(f0.shape)
     targets32 = targets.astype(np.float32)
     taken = 0
-    for s, f in enumerate(logit_path(kernel, f0, targets, eta, max(config.taus), config, samples), start=1):
+    path = logit_path(kernel, f0, targets, eta, max(config.taus), config, samples, row_weights)
+    for s, f in enumerate(path, start=1):
         running += softmax_residual(f, targets32)
         if s == config.taus[taken]:
             sums[taken] = running
@@ -95,10 +100,13 @@ def residual_sums(kernel: FloatArray, f0: FloatArray, targets: FloatArray, eta: 
 
 
 def candidate_updates(jacobian: JacobianOperator, f0: FloatArray, targets: FloatArray, eta: float,
-                      config: EvolutionConfig, samples: int | None = None) -> FloatArray:
-    """Parameter updates -(eta/N) sum_c J_c^T R_c(tau), one row per candidate tau: (T, p) float32."""
+                      config: EvolutionConfig, samples: int | None = None, row_weights: FloatArray | None = None
+                      ) -> FloatArray:
+    """Parameter updates -(eta/N) sum_c J_c^T W R_c(tau), one row per candidate tau: (T, p) float32."""
     n = samples or f0.shape[0]
-    sums = residual_sums(jacobian.kernel(), f0, targets, eta, config, n)
+    sums = residual_sums(jacobian.kernel(), f0, targets, eta, config, n, row_weights)
+    if row_weights is not None:
+        sums = sums * row_weights[None, :, None]
     return (-(eta / n) * jacobian.pull_back(sums)).astype(np.float32)
 
 

@@ -23,7 +23,7 @@ from edge_agent.records import write_npz_atomic
 _ROUNDS_SHAPE_THE_SCHEDULE = ("spark",)
 # Settings added after runs were saved without them, with the value those runs used.
 _ADDED_LATER = {**{f"weights_codec.{key}": value for key, value in asdict(CodecConfig()).items()},
-                "spark.residual_share": SparkConfig().residual_share}
+                "spark.residual_share": SparkConfig().residual_share, "spark.tail_rate": SparkConfig().tail_rate}
 
 
 @dataclass(frozen=True)

@@ -51,8 +51,10 @@ def describe(message: Message, codecs: WireCodecs = ALL_FP32) -> pb.MessageHeade
     kind = type(message).__name__
     if kind not in KINDS:
         raise TypeError(f"{kind} is not a round message")
+    reply = isinstance(message, JacobianReply)
     header = pb.MessageHeader(kind=kind, sender=message.sender, round=message.round,
-                              samples=message.samples if isinstance(message, JacobianReply) else 0)
+                              samples=message.samples if reply else 0,  # type: ignore[union-attr]
+                              sampled_rows=message.sampled_rows if reply else 0)  # type: ignore[union-attr]
     for name, ndim in KINDS[kind].tensors:
         shape = tuple(int(s) for s in getattr(message, name).shape)
         if len(shape) != ndim:
@@ -81,8 +83,9 @@ def check_header(header: pb.MessageHeader, max_message_bytes: int) -> list[tuple
         raise WireError(f"{header.kind} of {total} payload bytes exceeds the limit of {max_message_bytes}")
     if header.kind == "JacobianReply":
         _check_reply_shapes(header)
-    elif header.samples:
-        raise WireError(f"only a JacobianReply carries a sample count, got {header.samples} on a {header.kind}")
+    elif header.samples or header.sampled_rows:
+        raise WireError(f"only a JacobianReply carries sample counts, got {header.samples} and "
+                        f"{header.sampled_rows} on a {header.kind}")
     return sizes
 
 
@@ -108,3 +111,6 @@ def _check_reply_shapes(header: pb.MessageHeader) -> None:
         raise WireError(f"JacobianReply shapes disagree: jacobian {jacobian}, logits {logits}, labels {labels}")
     if 0 < header.samples < jacobian[0]:
         raise WireError(f"JacobianReply of {jacobian[0]} rows cannot stand for only {header.samples} samples")
+    if header.sampled_rows and (header.sampled_rows > jacobian[0] or not header.samples):
+        raise WireError(f"JacobianReply of {jacobian[0]} rows standing for {header.samples} samples cannot have "
+                        f"{header.sampled_rows} sampled rows")

@@ -120,7 +120,7 @@ def assemble(stream: Iterable[bytes], max_message_bytes: int = DEFAULT_MAX_MESSA
     if cls is JacobianReply:
         jacobian, logits, labels = values
         return JacobianReply(header.sender, header.round, DenseJacobian(jacobian), logits, _labels(labels),
-                             int(header.samples))
+                             int(header.samples), int(header.sampled_rows))
     return cls(header.sender, header.round, *values)
 
 

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x65\x64ge_agent/v1/agent.proto\x12\redge_agent.v1\"v\n\nTensorInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x64type\x18\x02 \x01(\t\x12\r\n\x05shape\x18\x03 \x03(\x04\x12\x12\n\nblock_size\x18\x04 \x01(\r\x12\x12\n\ndata_bytes\x18\x05 \x01(\x04\x12\x14\n\x0cscales_bytes\x18\x06 \x01(\x04\"y\n\rMessageHeader\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0e\n\x06sender\x18\x02 \x01(\t\x12\r\n\x05round\x18\x03 \x01(\r\x12*\n\x07tensors\x18\x04 \x03(\x0b\x32\x19.edge_agent.v1.TensorInfo\x12\x0f\n\x07samples\x18\x05 \x01(\x04\"P\n\x05\x46rame\x12.\n\x06header\x18\x01 \x01(\x0b\x32\x1c.edge_agent.v1.MessageHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04\x62ody\"\x11\n\x0fPeerInfoRequest\"\xa1\x01\n\rPeerInfoReply\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x18\n\x10protocol_version\x18\x02 \x01(\t\x12\x11\n\talgorithm\x18\x03 \x01(\t\x12\x0f\n\x07setting\x18\x04 \x01(\t\x12\r\n\x05round\x18\x05 \x01(\r\x12\x0f\n\x07samples\x18\x06 \x01(\x04\x12\x0f\n\x07profile\x18\x07 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x08 \x01(\t\"\x0f\n\rStatusRequest\"\x84\x01\n\x0bStatusReply\x12\r\n\x05round\x18\x01 \x01(\r\x12\r\n\x05state\x18\x02 \x01(\t\x12\x0f\n\x07members\x18\x03 \x03(\t\x12\x12\n\nbytes_sent\x18\x04 \x01(\x04\x12\x16\n\x0e\x62ytes_received\x18\x05 \x01(\x04\x12\x1a\n\x12last_round_seconds\x18\x06 \x01(\x01\x32\xcd\x01\n\x05\x41gent\x12\x36\n\x04\x43\x61ll\x12\x14.edge_agent.v1.Frame\x1a\x14.edge_agent.v1.Frame(\x01\x30\x01\x12H\n\x08PeerInfo\x12\x1e.edge_agent.v1.PeerInfoRequest\x1a\x1c.edge_agent.v1.PeerInfoReply\x12\x42\n\x06Status\x12\x1c.edge_agent.v1.StatusRequest\x1a\x1a.edge_agent.v1.StatusReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x65\x64ge_agent/v1/agent.proto\x12\redge_agent.v1\"v\n\nTensorInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x64type\x18\x02 \x01(\t\x12\r\n\x05shape\x18\x03 \x03(\x04\x12\x12\n\nblock_size\x18\x04 \x01(\r\x12\x12\n\ndata_bytes\x18\x05 \x01(\x04\x12\x14\n\x0cscales_bytes\x18\x06 \x01(\x04\"\x8f\x01\n\rMessageHeader\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0e\n\x06sender\x18\x02 \x01(\t\x12\r\n\x05round\x18\x03 \x01(\r\x12*\n\x07tensors\x18\x04 \x03(\x0b\x32\x19.edge_agent.v1.TensorInfo\x12\x0f\n\x07samples\x18\x05 \x01(\x04\x12\x14\n\x0csampled_rows\x18\x06 \x01(\x04\"P\n\x05\x46rame\x12.\n\x06header\x18\x01 \x01(\x0b\x32\x1c.edge_agent.v1.MessageHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04\x62ody\"\x11\n\x0fPeerInfoRequest\"\xa1\x01\n\rPeerInfoReply\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x18\n\x10protocol_version\x18\x02 \x01(\t\x12\x11\n\talgorithm\x18\x03 \x01(\t\x12\x0f\n\x07setting\x18\x04 \x01(\t\x12\r\n\x05round\x18\x05 \x01(\r\x12\x0f\n\x07samples\x18\x06 \x01(\x04\x12\x0f\n\x07profile\x18\x07 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x08 \x01(\t\"\x0f\n\rStatusRequest\"\x84\x01\n\x0bStatusReply\x12\r\n\x05round\x18\x01 \x01(\r\x12\r\n\x05state\x18\x02 \x01(\t\x12\x0f\n\x07members\x18\x03 \x03(\t\x12\x12\n\nbytes_sent\x18\x04 \x01(\x04\x12\x16\n\x0e\x62ytes_received\x18\x05 \x01(\x04\x12\x1a\n\x12last_round_seconds\x18\x06 \x01(\x01\x32\xcd\x01\n\x05\x41gent\x12\x36\n\x04\x43\x61ll\x12\x14.edge_agent.v1.Frame\x1a\x14.edge_agent.v1.Frame(\x01\x30\x01\x12H\n\x08PeerInfo\x12\x1e.edge_agent.v1.PeerInfoRequest\x1a\x1c.edge_agent.v1.PeerInfoReply\x12\x42\n\x06Status\x12\x1c.edge_agent.v1.StatusRequest\x1a\x1a.edge_agent.v1.StatusReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,18 +33,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_TENSORINFO']._serialized_start=44
   _globals['_TENSORINFO']._serialized_end=162
-  _globals['_MESSAGEHEADER']._serialized_start=164
-  _globals['_MESSAGEHEADER']._serialized_end=285
-  _globals['_FRAME']._serialized_start=287
-  _globals['_FRAME']._serialized_end=367
-  _globals['_PEERINFOREQUEST']._serialized_start=369
-  _globals['_PEERINFOREQUEST']._serialized_end=386
-  _globals['_PEERINFOREPLY']._serialized_start=389
-  _globals['_PEERINFOREPLY']._serialized_end=550
-  _globals['_STATUSREQUEST']._serialized_start=552
-  _globals['_STATUSREQUEST']._serialized_end=567
-  _globals['_STATUSREPLY']._serialized_start=570
-  _globals['_STATUSREPLY']._serialized_end=702
-  _globals['_AGENT']._serialized_start=705
-  _globals['_AGENT']._serialized_end=910
+  _globals['_MESSAGEHEADER']._serialized_start=165
+  _globals['_MESSAGEHEADER']._serialized_end=308
+  _globals['_FRAME']._serialized_start=310
+  _globals['_FRAME']._serialized_end=390
+  _globals['_PEERINFOREQUEST']._serialized_start=392
+  _globals['_PEERINFOREQUEST']._serialized_end=409
+  _globals['_PEERINFOREPLY']._serialized_start=412
+  _globals['_PEERINFOREPLY']._serialized_end=573
+  _globals['_STATUSREQUEST']._serialized_start=575
+  _globals['_STATUSREQUEST']._serialized_end=590
+  _globals['_STATUSREPLY']._serialized_start=593
+  _globals['_STATUSREPLY']._serialized_end=725
+  _globals['_AGENT']._serialized_start=728
+  _globals['_AGENT']._serialized_end=933
 # @@protoc_insertion_point(module_scope)

@@ -23,18 +23,20 @@ class TensorInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., dtype: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ..., block_size: _Optional[int] = ..., data_bytes: _Optional[int] = ..., scales_bytes: _Optional[int] = ...) -> None: ...
 
 class MessageHeader(_message.Message):
-    __slots__ = ("kind", "sender", "round", "tensors", "samples")
+    __slots__ = ("kind", "sender", "round", "tensors", "samples", "sampled_rows")
     KIND_FIELD_NUMBER: _ClassVar[int]
     SENDER_FIELD_NUMBER: _ClassVar[int]
     ROUND_FIELD_NUMBER: _ClassVar[int]
     TENSORS_FIELD_NUMBER: _ClassVar[int]
     SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    SAMPLED_ROWS_FIELD_NUMBER: _ClassVar[int]
     kind: str
     sender: str
     round: int
     tensors: _containers.RepeatedCompositeFieldContainer[TensorInfo]
     samples: int
-    def __init__(self, kind: _Optional[str] = ..., sender: _Optional[str] = ..., round: _Optional[int] = ..., tensors: _Optional[_Iterable[_Union[TensorInfo, _Mapping]]] = ..., samples: _Optional[int] = ...) -> None: ...
+    sampled_rows: int
+    def __init__(self, kind: _Optional[str] = ..., sender: _Optional[str] = ..., round: _Optional[int] = ..., tensors: _Optional[_Iterable[_Union[TensorInfo, _Mapping]]] = ..., samples: _Optional[int] = ..., sampled_rows: _Optional[int] = ...) -> None: ...
 
 class Frame(_message.Message):
     __slots__ = ("header", "chunk")

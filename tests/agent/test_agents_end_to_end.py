@@ -2,9 +2,9 @@
 weights and payload bytes as the in-process simulator for the same seed and members.
 
 Run twice: fp32 on the wire with every Jacobian row, and int4 Jacobians with int8 weights where neighbours send
-only the rows that hold 90% of their squared residual. Lossy codecs turn the last-bit differences between an
-agent's chunked Jacobians and the simulator's into whole quantisation steps now and then, so there the weights
-agree to 2% rather than 1e-5; the payload bytes agree exactly either way."""
+the rows that hold 90% of their squared residual and a random quarter of the others. Lossy codecs turn the
+last-bit differences between an agent's chunked Jacobians and the simulator's into whole quantisation steps now
+and then, so there the weights agree to 2% rather than 1e-5; the payload bytes agree exactly either way."""
 
 import json
 import os
@@ -26,8 +26,8 @@ from edge_agent.sim.engine import Simulation
 
 RunAgents = Callable[[list[list[str]], dict[str, str]], list[str]]  # the run_agents fixture
 AGENTS, ROUNDS = 4, 3
-# (Jacobians' precision, weights' precision, residual share)
-WIRES = {"fp32": ("fp32", "fp32", 1.0), "int4-int8-r90": ("int4", "int8", 0.9)}
+# (Jacobians' precision, weights' precision, residual share, tail rate)
+WIRES = {"fp32": ("fp32", "fp32", 1.0, 0.0), "int4-int8-r90": ("int4", "int8", 0.9, 0.25)}
 WEIGHTS_RTOL = {"fp32": 1e-5, "int4-int8-r90": 0.02}
 PHASES = {"average", "jacobian", "transfer", "evolve", "score", "total"}
 
@@ -37,12 +37,13 @@ def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         run_agents: RunAgents) -> tuple[Path, str]:
     """Start the agents and wait for all of them (the run_agents fixture always stops them); (run dir, wire)."""
     out = tmp_path_factory.mktemp(f"agents-{request.param}")
-    jacobians, weights, share = WIRES[request.param]
+    jacobians, weights, share, tail = WIRES[request.param]
     service = f"_ea-{uuid.uuid4().hex[:8]}._tcp.local."
     run_agents([
         [sys.executable, "-m", "edge_agent", "run", "--shard", f"{i}/{AGENTS}", "--setting", "smoke",
          "--rounds", str(ROUNDS), "--solver", "euler", "--service-type", service, "--wait-peers", "60",
          "--backend", "numpy", "--precision", jacobians, "--weights-precision", weights, "--residual-share", str(share),
+         "--tail-rate", str(tail),
          "--metrics", str(out / f"agent-{i}.jsonl"),
          "--checkpoint-dir", str(out / "checkpoints"), "--quiet"] for i in range(AGENTS)],
         {**os.environ, "OPENBLAS_NUM_THREADS": "1"})
@@ -77,9 +78,9 @@ def test_agents_match_the_simulator_in_weights_and_payload_bytes(run: tuple[Path
     train, test = load_fashion_mnist()
     config = SimulationConfig.from_setting("smoke", "spark", clients=AGENTS, rounds=ROUNDS)
     euler = EvolutionConfig(solver="euler")
-    jacobians, weights, share = WIRES[name]
+    jacobians, weights, share, tail = WIRES[name]
     spark = replace(config.spark, ntk=replace(config.spark.ntk, evolution=euler), codec=CodecConfig(jacobians),
-                    residual_share=share)
+                    residual_share=share, tail_rate=tail)
     config = replace(config, spark=spark, weights_codec=CodecConfig(weights))
     simulation = Simulation(config, train, test)
     records = list(simulation.run())

@@ -60,13 +60,15 @@ def test_wire_precisions_shrink_the_counted_bytes(tmp_path: Path) -> None:
 
 def test_a_residual_share_sends_fewer_jacobian_rows_and_is_checked(tmp_path: Path) -> None:
     sizes = {}
-    for share in ("1", "0.8"):
-        code, output = _simulate(tmp_path / share, "--algorithm", "spark", "--rounds", "1", "--solver", "euler",
-                                 "--residual-share", share)
+    for share, tail in (("1", "0"), ("0.8", "0"), ("0.8", "0.5")):
+        out = tmp_path / f"{share}-{tail}"
+        code, output = _simulate(out, "--algorithm", "spark", "--rounds", "1", "--solver", "euler",
+                                 "--residual-share", share, "--tail-rate", tail)
         assert code == 0, output
-        sizes[share] = json.loads((tmp_path / share / "out" / "rounds.jsonl").read_text())["bytes_by_kind"]
-    assert sizes["0.8"]["JacobianReply"] < sizes["1"]["JacobianReply"]
-    assert sizes["0.8"]["WeightsMessage"] == sizes["1"]["WeightsMessage"]
+        sizes[share, tail] = json.loads((out / "out" / "rounds.jsonl").read_text())["bytes_by_kind"]
+    replies = [sizes[key]["JacobianReply"] for key in (("0.8", "0"), ("0.8", "0.5"), ("1", "0"))]
+    assert replies == sorted(replies) and len(set(replies)) == 3  # a tail adds rows back, never all of them
+    assert sizes["0.8", "0"]["WeightsMessage"] == sizes["1", "0"]["WeightsMessage"]
     code, output = _simulate(tmp_path / "bad", "--residual-share", "0")
     assert code == 2 and "Invalid value for '--residual-share'" in output and "Traceback" not in output
 

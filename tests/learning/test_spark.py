@@ -12,6 +12,7 @@ from edge_agent.learning.algorithms.spark import (
     commit_with_momentum,
     propose_candidates,
     residual_rows,
+    rows_to_send,
     soft_targets,
 )
 from edge_agent.learning.codec import CodecConfig
@@ -126,7 +127,7 @@ def test_nesterov_commit_follows_spec_formula() -> None:
 
 
 @pytest.mark.parametrize("bad", [{"stage_lambdas": (0.0, 1.5)}, {"temperature": 0.0}, {"beta": 1.0},
-                                 {"residual_share": 0.0}, {"residual_share": 1.01}])
+                                 {"residual_share": 0.0}, {"residual_share": 1.01}, {"tail_rate": -0.1}])
 def test_invalid_spark_config_is_rejected(bad: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         SparkConfig(**bad)  # type: ignore[arg-type]
@@ -152,7 +153,7 @@ def test_a_reply_with_the_largest_residuals_sends_fewer_rows_and_stands_for_all_
     projection = make_projection(ProjectionConfig(family="tensorsketch", dim=16), spec, round_index=0)
     request, client = JacobianRequest("c0", 0, weights[0]), clients[1]
     full = answer_jacobian_request(spec, request, client.x, client.y, "c1", projection)
-    part = answer_jacobian_request(spec, request, client.x, client.y, "c1", projection, residual_share=0.6)
+    part = answer_jacobian_request(spec, request, client.x, client.y, "c1", projection, SparkConfig(residual_share=0.6))
     assert full.samples == 0 and full.represented_samples == 5
     rows = residual_rows(forward(spec, weights[0], client.x), client.y, 0.6)
     assert 0 < len(rows) < 5 and part.samples == part.represented_samples == 5
@@ -193,3 +194,39 @@ def test_a_round_with_a_residual_share_sends_fewer_jacobian_rows() -> None:
         replies[share] = network.ledger.elements_by_kind["JacobianReply"]
         assert np.all(np.isfinite(got))
     assert replies[0.5] < replies[1.0]
+
+
+def test_a_random_tail_of_the_other_rows_is_drawn_reproducibly_and_stands_for_all_of_them() -> None:
+    rng = np.random.default_rng(4)
+    spec = MLPSpec((8, 6, 3))
+    x, y, weights = rng.normal(size=(40, 8)).astype(np.float32), rng.integers(0, 3, size=40), init_weights(spec, 1)
+    config = SparkConfig(residual_share=0.5, tail_rate=0.25)
+    chosen = rows_to_send(spec, weights, x, y, config, (0, 3, 1, 2))
+    assert chosen is not None
+    top = residual_rows(forward(spec, weights, x), y, 0.5)
+    rest = len(y) - len(top)
+    assert chosen.samples == 40 and chosen.sampled == -(-rest // 4)
+    assert list(chosen.rows[:len(top)]) == list(top) and not set(chosen.rows[len(top):]) & set(top)
+    again = rows_to_send(spec, weights, x, y, config, (0, 3, 1, 2))
+    other = rows_to_send(spec, weights, x, y, config, (0, 3, 2, 1))
+    assert again is not None and other is not None
+    assert np.array_equal(again.rows, chosen.rows) and not np.array_equal(other.rows, chosen.rows)
+    assert rows_to_send(spec, weights, x, y, replace(config, tail_rate=1.0), (0, 3, 1, 2)) is None  # every row
+    reply = JacobianReply("c1", 0, DenseJacobian(np.zeros((len(chosen.rows), 3, 4), np.float32)),
+                          np.zeros((len(chosen.rows), 3)), y[chosen.rows], chosen.samples, chosen.sampled)
+    row_weights = reply.row_weights()
+    assert row_weights.sum() == pytest.approx(40) and set(row_weights[:len(top)]) == {1.0}
+
+
+def test_a_row_weighted_twice_evolves_as_two_identical_samples() -> None:
+    spec, rng = MLPSpec((4, 3)), np.random.default_rng(6)
+    jacobian = rng.normal(size=(6, 3, 8)).astype(np.float32)
+    logits, labels = rng.normal(size=(6, 3)).astype(np.float32), np.array([0, 1, 2, 0, 1, 1])
+    jacobian[5], logits[5] = jacobian[4], logits[4]  # sample 5 is sample 4 again
+    config = SparkConfig(ntk=NTKDFLConfig(evolution=EvolutionConfig(taus=(2, 5), solver="euler")))
+    every = JacobianReply("c1", 0, DenseJacobian(jacobian), logits, labels)
+    once = JacobianReply("c1", 0, DenseJacobian(jacobian[:5]), logits[:5], labels[:5], samples=6, sampled_rows=1)
+    np.testing.assert_array_equal(once.row_weights(), [1, 1, 1, 1, 2])
+    full = propose_candidates(spec, [every], 0.5, 0.3, config, "c0").updates
+    weighted = propose_candidates(spec, [once], 0.5, 0.3, config, "c0").updates
+    np.testing.assert_allclose(weighted, full, rtol=1e-4, atol=1e-6)

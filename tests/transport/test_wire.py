@@ -92,9 +92,11 @@ def test_every_kind_round_trips_as_the_codec_decodes_it(kind: str, precision: Pr
 def test_a_reply_of_some_rows_keeps_the_samples_they_stand_for() -> None:
     message = make_message("JacobianReply")
     assert isinstance(message, JacobianReply)
-    some = JacobianReply(message.sender, message.round, message.jacobian, message.logits, message.labels, samples=12)
+    some = JacobianReply(message.sender, message.round, message.jacobian, message.logits, message.labels,
+                         samples=12, sampled_rows=2)
     received = round_trip(some, WireCodecs(), 64)
     assert isinstance(received, JacobianReply) and received.samples == 12 and received.represented_samples == 12
+    np.testing.assert_array_equal(received.row_weights(), [1, 1, 1, 4.5, 4.5])
     every = round_trip(message, WireCodecs(), 64)
     assert isinstance(every, JacobianReply) and every.samples == 0 and every.represented_samples == 5
 
@@ -255,6 +257,10 @@ MALFORMED = {
         edited(valid_frames(), lambda h: setattr(h, "samples", 4)), "cannot stand for only 4"),
     "a sample count on another kind": (
         edited(valid_frames("WeightsMessage"), lambda h: setattr(h, "samples", 9)), "only a JacobianReply"),
+    "more sampled rows than rows": (
+        edited(valid_frames(), lambda h: (setattr(h, "samples", 9), setattr(h, "sampled_rows", 6))), "sampled rows"),
+    "sampled rows standing for no count": (
+        edited(valid_frames(), lambda h: setattr(h, "sampled_rows", 2)), "sampled rows"),
 }
 
 

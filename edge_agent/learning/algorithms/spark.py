@@ -3,13 +3,16 @@
 Every change has a switch; with the identity projection and both others off, a round equals NTK-DFL's.
 Tau is chosen by scoring wbar + P dz(tau) (neighbours cannot know the requester's momentum); momentum is
 applied when the chosen update is committed. Ours, beyond the paper: a neighbour may reply with only the rows
-of its samples that hold most of its squared residual (`residual_share`), scaled by all of its samples.
+of its samples that hold most of its squared residual (`residual_share`), scaled by all of its samples, plus a
+random draw from the rest (`tail_rate`) whose rows stand for all of the rest.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+import math
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -43,6 +46,7 @@ class SparkConfig:
     beta: float = 0.9
     momentum_from_stage: int = 1
     residual_share: float = 1.0  # of its squared residual a neighbour's Jacobian rows hold (1: every row)
+    tail_rate: float = 0.0  # of the other rows, the share still sent, drawn at random and weighted
 
     def __post_init__(self) -> None:
         if not self.stage_lambdas or not all(0.0 <= lam <= 1.0 for lam in self.stage_lambdas):
@@ -53,6 +57,8 @@ class SparkConfig:
             raise ValueError(f"momentum beta must lie in [0, 1), got {self.beta}")
         if not 0.0 < self.residual_share <= 1.0:
             raise ValueError(f"residual share must lie in (0, 1], got {self.residual_share}")
+        if not 0.0 <= self.tail_rate <= 1.0:
+            raise ValueError(f"tail rate must lie in [0, 1], got {self.tail_rate}")
 
     def stage(self, round_index: int, rounds: int) -> int:
         """Which of the equal stages over `rounds` the round falls in."""
@@ -85,23 +91,55 @@ def residual_rows(logits: FloatArray, labels: np.ndarray, share: float) -> np.nd
     return np.sort(order[:count])
 
 
-def rows_to_send(spec: MLPSpec, weights: FloatArray, x: FloatArray, y: np.ndarray, share: float
-                 ) -> tuple[FloatArray, np.ndarray, int]:
-    """The samples a neighbour answers for at the requester's `weights` and the count they stand for in the
-    reply (0: all of them): every row, or those that hold `share` of the squared residual."""
-    if share >= 1.0:
-        return x, y, 0
-    rows = residual_rows(forward(spec, weights, x), y, share)
-    return x[rows], y[rows], len(y) if len(rows) < len(y) else 0
+ProjectedJacobian = Callable[[FloatArray, FloatArray], tuple[FloatArray, FloatArray]]
+"""(w, x) -> (J P (N, C, m), logits (N, C)): a kernel backend's neighbour-side Jacobian."""
+
+
+@dataclass(frozen=True)
+class ReplyRows:
+    """The samples a neighbour's reply carries: `rows` of its data, of which the last `sampled` are a random draw
+    standing for every sample not in the rows before them; `samples` counts all (0: the rows are all of them)."""
+
+    rows: np.ndarray
+    samples: int
+    sampled: int
+
+
+def rows_to_send(spec: MLPSpec, weights: FloatArray, x: FloatArray, y: np.ndarray, config: SparkConfig,
+                 draw: Sequence[int]) -> ReplyRows | None:
+    """Which rows to answer with at the requester's `weights`: None for every row; else those that hold
+    `residual_share` of the squared residual, then `tail_rate` of the others drawn with the seed `draw`."""
+    if config.residual_share >= 1.0:
+        return None
+    top = residual_rows(forward(spec, weights, x), y, config.residual_share)
+    rest = np.setdiff1d(np.arange(len(y)), top)
+    count = min(len(rest), math.ceil(config.tail_rate * len(rest)))
+    tail = np.sort(np.random.default_rng(list(draw)).choice(rest, count, replace=False))
+    if len(top) + count == len(y):
+        return None
+    return ReplyRows(np.concatenate([top, tail]), len(y), count)
 
 
 def answer_jacobian_request(spec: MLPSpec, request: JacobianRequest, x: FloatArray, y: np.ndarray, sender: str,
-                            projection: Projection, residual_share: float = 1.0) -> JacobianReply:
+                            projection: Projection, config: SparkConfig | None = None,
+                            projected_jacobian: ProjectedJacobian | None = None) -> JacobianReply:
     """Neighbour side: J P of our data at the requester's average (the wire's codec is applied in transit),
-    for the rows that hold `residual_share` of our squared residual."""
-    x, y, samples = rows_to_send(spec, request.weights, x, y, residual_share)
-    jacobian, logits = mlp_jacobian(spec, request.weights, x)
-    return JacobianReply(sender, request.round, DenseJacobian(projection.project(jacobian)), logits, y, samples)
+    for the rows `config` selects (every row by default), computed by `projected_jacobian` (default: numpy)."""
+    chosen = rows_to_send(spec, request.weights, x, y, config, reply_draw(config, request, sender)) if config else None
+    if chosen is not None:
+        x, y = x[chosen.rows], y[chosen.rows]
+    if projected_jacobian is None:
+        jacobian, logits = mlp_jacobian(spec, request.weights, x)
+        projected = projection.project(jacobian)
+    else:
+        projected, logits = projected_jacobian(request.weights, x)
+    reply = JacobianReply(sender, request.round, DenseJacobian(projected), logits, y)
+    return reply if chosen is None else replace(reply, samples=chosen.samples, sampled_rows=chosen.sampled)
+
+
+def reply_draw(config: SparkConfig, request: JacobianRequest, sender: str) -> tuple[int, ...]:
+    """The seed of a reply's random rows: the run's seed, the round and both ends, so agents and simulator agree."""
+    return (config.projection.seed, request.round, zlib.crc32(request.sender.encode()), zlib.crc32(sender.encode()))
 
 
 def soft_targets(logits: FloatArray, labels: np.ndarray, weight: float, temperature: float,
@@ -123,7 +161,10 @@ def propose_candidates(spec: MLPSpec, replies: Sequence[JacobianReply], eta: flo
     labels = np.concatenate([reply.labels for reply in replies])
     targets = soft_targets(logits, labels, soft_weight, config.temperature, spec.num_classes)
     samples = sum(reply.represented_samples for reply in replies)
-    updates = candidate_updates(StackedJacobian(parts), logits, targets, eta, config.ntk.evolution, samples)
+    weighted = any(reply.sampled_rows for reply in replies)
+    row_weights = np.concatenate([reply.row_weights() for reply in replies]) if weighted else None
+    updates = candidate_updates(StackedJacobian(parts), logits, targets, eta, config.ntk.evolution, samples,
+                                row_weights)
     return CandidateRequest(sender, replies[0].round, updates)
 
 
