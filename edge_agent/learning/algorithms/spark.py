@@ -97,8 +97,8 @@ ProjectedJacobian = Callable[[FloatArray, FloatArray], tuple[FloatArray, FloatAr
 
 @dataclass(frozen=True)
 class ReplyRows:
-    """The samples a neighbour's reply carries: `rows` of its data, of which the last `sampled` are a random draw
-    standing for every sample not in the rows before them; `samples` counts all (0: the rows are all of them)."""
+    """The samples a neighbour's reply carries when it sends only some: `rows` of its data, of which the last
+    `sampled` are a random draw standing for every sample not in the rows before them, out of `samples`."""
 
     rows: np.ndarray
     samples: int
