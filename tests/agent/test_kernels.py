@@ -7,13 +7,15 @@ import numpy as np
 import pytest
 
 from edge_agent.agent.config import AgentConfig
-from edge_agent.agent.kernels import ChunkedReferenceKernels
+from edge_agent.agent.kernels import BackendKernels, ChunkedReferenceKernels
 from edge_agent.agent.runtime import make_method
 from edge_agent.learning.algorithms.spark import SparkConfig
 from edge_agent.learning.exchange import SparkMethod
 from edge_agent.learning.jacobian import mlp_jacobian
+from edge_agent.learning.messages import JacobianRequest
 from edge_agent.learning.mlp import MLPSpec, cross_entropy_sum, forward, init_weights
 from edge_agent.learning.projection import ProjectionConfig, make_projection
+from edge_agent.runtime.backend import NumpyBackend
 
 SPEC = MLPSpec()
 
@@ -57,3 +59,19 @@ def test_a_numpy_agent_without_a_chunk_or_with_a_dense_projection_answers_on_the
 def test_chunked_reference_kernels_refuse_a_chunk_below_one() -> None:
     with pytest.raises(ValueError, match="chunk"):
         ChunkedReferenceKernels(SPEC, 0)
+
+
+def test_a_board_backend_answers_with_the_same_residual_rows_as_the_reference() -> None:
+    rng = np.random.default_rng(9)
+    w = init_weights(SPEC, 1) + rng.normal(0, 0.05, SPEC.num_params).astype(np.float32)
+    x, y = rng.normal(size=(60, 784)).astype(np.float32), rng.integers(0, 10, 60)
+    config = SparkConfig(projection=ProjectionConfig("tensorsketch", 256, seed=0), residual_share=0.7, tail_rate=0.3)
+    request = JacobianRequest("client-1", 2, w)
+    reference = SparkMethod(SPEC, config, rounds=4).answer(request, x, y, "client-0")
+    board = SparkMethod(SPEC, config, rounds=4, kernels=BackendKernels(NumpyBackend(SPEC))).answer(
+        request, x, y, "client-0")
+    assert (board.samples, board.sampled_rows) == (reference.samples, reference.sampled_rows)
+    assert reference.samples == 60
+    assert 0 < reference.sampled_rows < len(reference.labels) < 60
+    np.testing.assert_array_equal(board.labels, reference.labels)
+    np.testing.assert_allclose(board.jacobian.values, reference.jacobian.values, rtol=1e-4, atol=1e-5)  # type: ignore[attr-defined]
