@@ -53,12 +53,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "spark-int4": ("spark", {"precision": "int4"}),
     "spark-int4-w8": ("spark", {"precision": "int4", "weights_precision": "int8"}),
     "spark-int4-w16": ("spark", {"precision": "int4", "weights_precision": "fp16"}),
-    "spark-r95": ("spark", {"residual_share": 0.95}),
-    "spark-int4-w8-r95": ("spark", {"precision": "int4", "weights_precision": "int8", "residual_share": 0.95}),
     "spark-int4-w8-r90": ("spark", {"precision": "int4", "weights_precision": "int8", "residual_share": 0.9}),
     "spark-int4-w8-r90-t25": ("spark", {"precision": "int4", "weights_precision": "int8", "residual_share": 0.9,
-                                        "tail_rate": 0.25}),
-    "spark-int4-w8-r50-t25": ("spark", {"precision": "int4", "weights_precision": "int8", "residual_share": 0.5,
                                         "tail_rate": 0.25}),
 }
 
@@ -75,9 +71,9 @@ def variant_config(name: str, args: argparse.Namespace) -> SimulationConfig:
     projection = ProjectionConfig(family=overrides.get("family", spark.projection.family),
                                   dim=overrides.get("dim", spark.projection.dim),
                                   rank=overrides.get("rank", spark.projection.rank), seed=args.seed)
-    spark = replace(spark, projection=projection, codec=CodecConfig(overrides.get("precision", "fp32")),
-                    momentum=overrides.get("momentum", True), distill=overrides.get("distill", True),
-                    residual_share=overrides.get("residual_share", 1.0), tail_rate=overrides.get("tail_rate", 0.0))
+    switches = {key: value for key, value in overrides.items()
+                if key in ("momentum", "distill", "residual_share", "tail_rate")}
+    spark = replace(spark, projection=projection, codec=CodecConfig(overrides.get("precision", "fp32")), **switches)
     weights_codec = CodecConfig(overrides.get("weights_precision", "fp32"))
     return replace(config, ntk=ntk, spark=spark, weights_codec=weights_codec)
 

@@ -51,10 +51,9 @@ def describe(message: Message, codecs: WireCodecs = ALL_FP32) -> pb.MessageHeade
     kind = type(message).__name__
     if kind not in KINDS:
         raise TypeError(f"{kind} is not a round message")
-    reply = isinstance(message, JacobianReply)
-    header = pb.MessageHeader(kind=kind, sender=message.sender, round=message.round,
-                              samples=message.samples if reply else 0,  # type: ignore[union-attr]
-                              sampled_rows=message.sampled_rows if reply else 0)  # type: ignore[union-attr]
+    samples, sampled = (message.samples, message.sampled_rows) if isinstance(message, JacobianReply) else (0, 0)
+    header = pb.MessageHeader(kind=kind, sender=message.sender, round=message.round, samples=samples,
+                              sampled_rows=sampled)
     for name, ndim in KINDS[kind].tensors:
         shape = tuple(int(s) for s in getattr(message, name).shape)
         if len(shape) != ndim:
