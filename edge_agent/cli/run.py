@@ -71,7 +71,7 @@ def parse_shard(text: str) -> tuple[int, int]:
 @click.option("--threads", type=click.IntRange(min=1),
               help="Intra-op threads of the kernel backend (default: the profile's).")
 @click.option("--profile", "profile_name", default="generic", show_default=True,
-              help="Board profile (see `edge-agent profiles list`): default links, projection, precision. "
+              help="Board profile (see `edge-agent profiles list`): default links, projection, precision, rows. "
                    "Flags given explicitly win over the profile.")
 @click.option("--quiet", is_flag=True, help="Only warnings and errors.")
 @click.pass_context
@@ -95,7 +95,8 @@ def run(ctx: click.Context, /, backend: str | None, threads: int | None, profile
         latency = _unless_given(ctx, "latency", latency, profile.link.latency)
         for key, value in (("projection", profile.spark.projection), ("proj_dim", profile.spark.proj_dim),
                            ("precision", profile.spark.precision),
-                           ("weights_precision", profile.spark.weights_precision)):
+                           ("weights_precision", profile.spark.weights_precision),
+                           ("residual_share", profile.spark.residual_share), ("tail_rate", profile.spark.tail_rate)):
             method[key] = _unless_given(ctx, key, method[key], value)
         ntk, spark, weights_codec = method_configs(**method)
         config = AgentConfig(

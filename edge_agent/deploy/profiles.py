@@ -75,19 +75,26 @@ class RuntimeSettings:
 
 @dataclass(frozen=True)
 class SparkSettings:
-    """What SPARK sends: projection family and dimension (shared by all peers) and the element types on the wire
-    of the projected Jacobians and of the weights (each board may choose its own; a receiver decodes any)."""
+    """What SPARK sends: projection family and dimension (shared by all peers), the element types on the wire of the
+    projected Jacobians and of the weights, and which Jacobian rows a reply carries (residual share and tail rate).
+    Everything but the projection is the board's own choice: a receiver decodes any precision and any rows."""
 
     projection: Family
     proj_dim: int
     precision: Precision
     weights_precision: Precision
+    residual_share: float  # the fewest rows holding this share of the squared residual ...
+    tail_rate: float  # ... plus this seeded fraction of the others, weighted to stand for all of them
 
     def __post_init__(self) -> None:
         _choice("spark", "projection", self.projection, PROJECTIONS)
         _positive("spark", "proj_dim", self.proj_dim)
         _choice("spark", "precision", self.precision, get_args(Precision))
         _choice("spark", "weights_precision", self.weights_precision, get_args(Precision))
+        if not 0.0 < self.residual_share <= 1.0:
+            raise ValueError(f"[spark] residual_share: must be in (0, 1], got {self.residual_share}")
+        if not 0.0 <= self.tail_rate <= 1.0:
+            raise ValueError(f"[spark] tail_rate: must be in [0, 1], got {self.tail_rate}")
 
 
 @dataclass(frozen=True)
@@ -147,7 +154,8 @@ _SECTIONS: dict[str, type[Board | RuntimeSettings | SparkSettings | LinkSettings
 
 
 def _typed(section: str, key: str, value: Any, hint: Any) -> Any:
-    """`value` checked against the TOML form of `hint` (Literal and str: string, int: integer, tuple: list)."""
+    """`value` checked against the TOML form of `hint` (Literal and str: string, int: integer, float: number,
+    tuple: list)."""
     if get_origin(hint) is tuple:
         if isinstance(value, list) and value and all(isinstance(item, str) and item for item in value):
             return tuple(value)
@@ -156,6 +164,10 @@ def _typed(section: str, key: str, value: Any, hint: Any) -> Any:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
         expected = "an integer"
+    elif hint is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        expected = "a number"
     elif isinstance(value, str):
         return value
     else:

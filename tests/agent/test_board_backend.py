@@ -28,7 +28,7 @@ def test_onnxruntime_agents_without_torch_match_the_simulator(tmp_path: Path, on
         [*board_cli, "run", "--shard", f"{i}/{AGENTS}", "--setting", "smoke", "--rounds",
          str(ROUNDS), "--solver", "euler", "--backend", "onnxruntime", "--profile", "rpi-zero-2w",
          "--uplink", "unlimited", "--downlink", "unlimited", "--latency", "0", "--precision", "fp32",
-         "--weights-precision", "fp32",
+         "--weights-precision", "fp32", "--residual-share", "1", "--tail-rate", "0",
          "--service-type", service, "--wait-peers", "60", "--checkpoint-dir", str(tmp_path / "ck"), "--quiet"]
         for i in range(AGENTS)],
         {**os.environ, "OPENBLAS_NUM_THREADS": "1", "XDG_CACHE_HOME": str(onnx_cache)})

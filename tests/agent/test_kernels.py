@@ -1,7 +1,8 @@
 """The agent's neighbour-side kernels: the numpy reference run in the profile's chunks gives the reference's answers,
-and a numpy agent with a Jacobian chunk really runs through it."""
+a numpy agent with a Jacobian chunk really runs through it, and board backends send the reference's residual rows."""
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from edge_agent.learning.jacobian import mlp_jacobian
 from edge_agent.learning.messages import JacobianRequest
 from edge_agent.learning.mlp import MLPSpec, cross_entropy_sum, forward, init_weights
 from edge_agent.learning.projection import ProjectionConfig, make_projection
-from edge_agent.runtime.backend import NumpyBackend
+from edge_agent.runtime.backend import BackendName, make_backend
 
 SPEC = MLPSpec()
 
@@ -61,14 +62,17 @@ def test_chunked_reference_kernels_refuse_a_chunk_below_one() -> None:
         ChunkedReferenceKernels(SPEC, 0)
 
 
-def test_a_board_backend_answers_with_the_same_residual_rows_as_the_reference() -> None:
+@pytest.mark.parametrize("backend", ["numpy", "onnxruntime"])
+def test_a_board_backend_answers_with_the_same_residual_rows_as_the_reference(
+        backend: BackendName, onnx_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(onnx_cache))  # the kernels a board is shipped, exported for m = 1024
     rng = np.random.default_rng(9)
     w = init_weights(SPEC, 1) + rng.normal(0, 0.05, SPEC.num_params).astype(np.float32)
     x, y = rng.normal(size=(60, 784)).astype(np.float32), rng.integers(0, 10, 60)
-    config = SparkConfig(projection=ProjectionConfig("tensorsketch", 256, seed=0), residual_share=0.7, tail_rate=0.3)
+    config = SparkConfig(projection=ProjectionConfig("tensorsketch", 1024, seed=0), residual_share=0.7, tail_rate=0.3)
     request = JacobianRequest("client-1", 2, w)
     reference = SparkMethod(SPEC, config, rounds=4).answer(request, x, y, "client-0")
-    board = SparkMethod(SPEC, config, rounds=4, kernels=BackendKernels(NumpyBackend(SPEC))).answer(
+    board = SparkMethod(SPEC, config, rounds=4, kernels=BackendKernels(make_backend(backend, SPEC, threads=1))).answer(
         request, x, y, "client-0")
     assert (board.samples, board.sampled_rows) == (reference.samples, reference.sampled_rows)
     assert reference.samples == 60

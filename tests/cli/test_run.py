@@ -1,8 +1,13 @@
 """`edge-agent run` turns user mistakes into one clear line before it starts anything."""
 
+from pathlib import Path
+from typing import Any
+
 import pytest
 from click.testing import CliRunner
 
+import edge_agent.cli.run as run_command
+from edge_agent.agent.config import AgentConfig
 from edge_agent.cli.main import cli
 from edge_agent.cli.run import kernel_providers
 from edge_agent.deploy.profiles import find_profile
@@ -35,3 +40,22 @@ def test_a_backend_other_than_the_profiles_does_not_get_the_profiles_execution_p
     zero = find_profile("rpi-zero-2w")  # onnxruntime on CPUExecutionProvider, not a torch device
     assert kernel_providers(zero, None) == kernel_providers(zero, "onnxruntime") == ("CPUExecutionProvider",)
     assert kernel_providers(zero, "torch") == kernel_providers(zero, "numpy") == ()
+
+
+@pytest.mark.parametrize(("flags", "expected"), [
+    ([], ("int4", "int8", 0.9, 0.25)),
+    (["--precision", "fp16", "--residual-share", "0.5", "--tail-rate", "0"], ("fp16", "int8", 0.5, 0.0)),
+])
+def test_the_profile_sets_what_spark_sends_unless_a_flag_says_otherwise(
+        monkeypatch: pytest.MonkeyPatch, flags: list[str], expected: tuple[Any, ...]) -> None:
+    seen: list[AgentConfig] = []
+
+    def stop_before_the_data(config: AgentConfig, data_dir: Path | None) -> None:
+        seen.append(config)
+        raise ValueError("stopped before loading data")
+
+    monkeypatch.setattr(run_command, "load_shard", stop_before_the_data)
+    result = CliRunner().invoke(cli, ["run", "--shard", "0/4", "--profile", "rpi-zero-2w", *flags])
+    assert result.exit_code == 1 and "stopped before loading data" in result.output
+    spark = seen[0].spark
+    assert (spark.codec.precision, seen[0].weights_codec.precision, spark.residual_share, spark.tail_rate) == expected

@@ -27,6 +27,8 @@ projection = "tensorsketch"
 proj_dim = 1024
 precision = "fp16"
 weights_precision = "fp32"
+residual_share = 1
+tail_rate = 0.0
 
 [link]
 uplink = "2mbit"
@@ -65,6 +67,9 @@ def test_board_facts_match_the_hardware() -> None:
     zero, orin, nano = find_profile("rpi-zero-2w"), find_profile("jetson-orin-nano"), find_profile("jetson-nano")
     assert (zero.board.memory_mb, zero.board.cores) == (512, 4)
     assert (zero.spark.precision, zero.spark.weights_precision) == ("int4", "int8")  # a 4 Mbit/s WiFi uplink
+    assert (zero.spark.residual_share, zero.spark.tail_rate) == (0.9, 0.25)  # and fewer Jacobian rows
+    wired = [p for p in list_profiles() if p.name != "rpi-zero-2w"]
+    assert all((p.spark.residual_share, p.spark.tail_rate) == (1.0, 0.0) for p in wired)  # every row
     assert zero.link.uplink_bps < 10e6 and zero.runtime.memory_budget_mb <= 300
     assert (orin.board.cores, orin.board.memory_mb) == (6, 8192)
     assert nano.runtime.execution_providers == (
@@ -76,6 +81,8 @@ def test_valid_file_loads_into_typed_fields(tmp_path: Path) -> None:
     profile = load_profile(_write(tmp_path, "test", VALID))
     assert profile.name == "test" and profile.board.memory_mb == 2048
     assert profile.runtime.execution_providers == ("CPUExecutionProvider",)
+    assert (profile.spark.residual_share, profile.spark.tail_rate) == (1.0, 0.0)
+    assert isinstance(profile.spark.residual_share, float)
     assert (profile.link.uplink_bps, profile.link.downlink_bps, profile.link.latency_s) == (2e6, 10e6, 0.02)
 
 
@@ -93,6 +100,12 @@ def test_valid_file_loads_into_typed_fields(tmp_path: Path) -> None:
     ("proj_dim = 1024", "proj_dim = 0", "[spark] proj_dim: must be a positive integer"),
     ('"fp16"', '"fp8"', "[spark] precision: expected one of fp32, fp16, int8, int4"),
     ('weights_precision = "fp32"', 'weights_precision = "int2"', "[spark] weights_precision: expected one of fp32"),
+    ("residual_share = 1", "residual_share = 0", "[spark] residual_share: must be in (0, 1], got 0.0"),
+    ("residual_share = 1", "residual_share = 1.5", "[spark] residual_share: must be in (0, 1]"),
+    ("residual_share = 1", 'residual_share = "0.9"', "[spark] residual_share: expected a number"),
+    ("tail_rate = 0.0", "tail_rate = true", "[spark] tail_rate: expected a number"),
+    ("tail_rate = 0.0", "tail_rate = -0.25", "[spark] tail_rate: must be in [0, 1], got -0.25"),
+    ("tail_rate = 0.0\n", "", "[spark] tail_rate: missing key"),
     ('"onnxruntime"', '"tensorflow"', "[runtime] backend: expected one of onnxruntime, torch"),
     ('["CPUExecutionProvider"]', '["CUDA"]', "[runtime] execution_providers: 'CUDA'"),
     ('["CPUExecutionProvider"]', "[]", "[runtime] execution_providers: expected a non-empty list"),
