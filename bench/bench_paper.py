@@ -78,7 +78,8 @@ def variant_config(name: str, args: argparse.Namespace) -> SimulationConfig:
                                   rank=overrides.get("rank", spark.projection.rank), seed=args.seed)
     switches = {key: value for key, value in overrides.items()
                 if key in ("momentum", "distill", "residual_share", "tail_rate")}
-    spark = replace(spark, projection=projection, codec=CodecConfig(overrides.get("precision", "fp32")), **switches)
+    spark = replace(spark, projection=projection, codec=CodecConfig(overrides.get("precision", "fp32")),
+                    schedule_rounds=args.schedule_rounds, **switches)
     weights_codec = CodecConfig(overrides.get("weights_precision", "fp32"))
     return replace(config, ntk=ntk, spark=spark, weights_codec=weights_codec)
 
@@ -154,6 +155,9 @@ def main() -> None:
     parser.add_argument("--table-only", action="store_true", help="print the table of the runs already in --out")
     parser.add_argument("--resume", action="store_true", help="continue each variant's saved run in --out")
     parser.add_argument("--pause-after", type=int, help="stop once a run has this many rounds (continue with --resume)")
+    parser.add_argument("--schedule-rounds", type=int, default=0,
+                        help="SPARK: rounds its stages are spread over (0: --rounds); a saved run continued for more "
+                        "rounds with --resume keeps its schedule with this")
     parser.add_argument("--fork-from", type=Path, help="start each variant without a run of its own from this run's "
                         "saved rounds (only switches that have not acted there may differ)")
     args = parser.parse_args()

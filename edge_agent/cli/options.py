@@ -53,6 +53,9 @@ _METHOD_OPTIONS = (
     click.option("--tail-rate", type=click.FloatRange(min=0.0, max=1.0), default=0.0, show_default=True,
                  help="SPARK, with --residual-share below 1: the share of the other rows still sent, drawn at random, "
                  "each standing for an equal part of them."),
+    click.option("--schedule-rounds", type=click.IntRange(min=0), default=0, show_default=True,
+                 help="SPARK: rounds its stages (soft-label weights, momentum) are spread over; 0: --rounds. "
+                 "Rounds after them stay in the last stage, so a run can go on past its schedule."),
 )
 
 
@@ -65,13 +68,13 @@ def method_options(command: F) -> F:
 
 def method_configs(seed: int, solver: str, eta0: float, gamma: float, taus: tuple[int, ...], projection: str,
                    proj_dim: int, proj_rank: int, precision: str, weights_precision: str, no_momentum: bool,
-                   no_distill: bool, residual_share: float, tail_rate: float
+                   no_distill: bool, residual_share: float, tail_rate: float, schedule_rounds: int
                    ) -> tuple[NTKDFLConfig, SparkConfig, CodecConfig]:
     """The NTK-DFL and SPARK configurations and the weights' codec the flags describe (ValueError when out of range)."""
     ntk = NTKDFLConfig(eta0=eta0, gamma=gamma, evolution=EvolutionConfig(taus=taus, solver=solver))  # type: ignore[arg-type]
     spark = SparkConfig(
         ntk=ntk, projection=ProjectionConfig(family=projection, dim=proj_dim, rank=proj_rank, seed=seed),  # type: ignore[arg-type]
         codec=CodecConfig(precision=precision), momentum=not no_momentum, distill=not no_distill,  # type: ignore[arg-type]
-        residual_share=residual_share, tail_rate=tail_rate,
+        residual_share=residual_share, tail_rate=tail_rate, schedule_rounds=schedule_rounds,
     )
     return ntk, spark, CodecConfig(precision=weights_precision)  # type: ignore[arg-type]

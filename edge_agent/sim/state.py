@@ -19,11 +19,10 @@ from edge_agent.learning.codec import CodecConfig
 from edge_agent.learning.mlp import FloatArray
 from edge_agent.records import write_npz_atomic
 
-# The stage schedule of these algorithms is spread over the run's rounds, so a longer run is a different run.
-_ROUNDS_SHAPE_THE_SCHEDULE = ("spark",)
 # Settings added after runs were saved without them, with the value those runs used.
 _ADDED_LATER = {**{f"weights_codec.{key}": value for key, value in asdict(CodecConfig()).items()},
-                "spark.residual_share": SparkConfig().residual_share, "spark.tail_rate": SparkConfig().tail_rate}
+                "spark.residual_share": SparkConfig().residual_share, "spark.tail_rate": SparkConfig().tail_rate,
+                "spark.schedule_rounds": SparkConfig().schedule_rounds}
 
 
 @dataclass(frozen=True)
@@ -67,6 +66,9 @@ def load_state(path: Path, config: dict[str, Any], fork: bool = False) -> Simula
     if differences:
         hint = ("a fork may differ only in switches that have not acted yet" if fork
                 else "use another output directory or the same settings")
+        saved_schedule = _with_schedule(_flatten(saved_config)).get("spark.schedule_rounds")
+        if any(line.startswith("spark.schedule_rounds:") for line in differences) and saved_schedule:
+            hint += f" (--schedule-rounds {saved_schedule} keeps its stage schedule over more rounds)"
         raise ValueError(f"{path} belongs to a run with other settings ({'; '.join(differences)}); {hint}")
     if state.rounds_done > config["rounds"]:
         raise ValueError(f"{path} has {state.rounds_done} rounds done, more than the {config['rounds']} asked for")
@@ -74,12 +76,19 @@ def load_state(path: Path, config: dict[str, Any], fork: bool = False) -> Simula
 
 
 def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """'key: saved -> current' for each setting that differs; rounds may grow unless they shape the schedule."""
-    after = _flatten(json.loads(json.dumps(current)))
-    before = {**{key: value for key, value in _ADDED_LATER.items() if key in after}, **_flatten(saved)}
-    ignored = set() if current.get("algorithm") in _ROUNDS_SHAPE_THE_SCHEDULE else {"rounds"}
-    keys = sorted((set(before) | set(after)) - ignored)
+    """'key: saved -> current' for each setting that differs. Rounds may grow: SPARK's stage schedule is compared
+    as the rounds it is spread over, so a longer run on the same schedule is the same run continued."""
+    after = _with_schedule(_flatten(json.loads(json.dumps(current))))
+    before = _with_schedule({**{key: value for key, value in _ADDED_LATER.items() if key in after}, **_flatten(saved)})
+    keys = sorted((set(before) | set(after)) - {"rounds"})
     return [f"{key}: {before.get(key)!r} -> {after.get(key)!r}" for key in keys if before.get(key) != after.get(key)]
+
+
+def _with_schedule(flat: dict[str, Any]) -> dict[str, Any]:
+    """SPARK's spark.schedule_rounds resolved (0 means the run's rounds), so equal schedules compare equal."""
+    if flat.get("algorithm") == "spark" and not flat.get("spark.schedule_rounds"):
+        return {**flat, "spark.schedule_rounds": flat.get("rounds")}
+    return flat
 
 
 def dormant_switches(config: dict[str, Any], rounds_done: int) -> set[str]:
@@ -87,7 +96,8 @@ def dormant_switches(config: dict[str, Any], rounds_done: int) -> set[str]:
     if config.get("algorithm") != "spark":
         return set()
     stages = SparkConfig(stage_lambdas=tuple(config["spark"]["stage_lambdas"]),
-                         momentum_from_stage=config["spark"]["momentum_from_stage"])
+                         momentum_from_stage=config["spark"]["momentum_from_stage"],
+                         schedule_rounds=config["spark"].get("schedule_rounds", 0))
     rounds = range(rounds_done)
     dormant = set()
     if all(stages.momentum_beta(r, config["rounds"]) == 0.0 for r in rounds):

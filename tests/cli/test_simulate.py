@@ -133,3 +133,17 @@ def test_resume_continues_a_saved_run_and_refuses_other_settings_in_one_line(tmp
     code, output = _simulate(tmp_path, "--algorithm", "dfedavg", "--rounds", "2", "--alpha", "0.5", "--resume")
     assert code == 1
     assert output.startswith("Error: ") and "alpha: 0.1 -> 0.5" in output and len(output.strip().splitlines()) == 1
+
+
+def test_a_spark_run_goes_on_past_its_schedule_as_if_it_had_been_asked_for_from_the_start(tmp_path: Path) -> None:
+    base = ("--algorithm", "spark", "--solver", "euler", "--proj-dim", "64")
+    assert _simulate(tmp_path / "whole", *base, "--rounds", "3", "--schedule-rounds", "2")[0] == 0
+    assert _simulate(tmp_path / "parts", *base, "--rounds", "2")[0] == 0
+    code, output = _simulate(tmp_path / "parts", *base, "--rounds", "3", "--resume")
+    assert code == 1 and "--schedule-rounds 2 keeps its stage schedule" in output
+    code, output = _simulate(tmp_path / "parts", *base, "--rounds", "3", "--schedule-rounds", "2", "--resume")
+    assert code == 0, output
+    whole, parts = ((tmp_path / run / "out" / "rounds.jsonl").read_text().splitlines() for run in ("whole", "parts"))
+    fields = ("round", "agg_accuracy", "mean_client_accuracy", "cumulative_bytes_per_client", "tau")
+    assert [[json.loads(line)[key] for key in fields] for line in parts] == [
+        [json.loads(line)[key] for key in fields] for line in whole]

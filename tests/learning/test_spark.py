@@ -102,6 +102,14 @@ def test_stage_schedule_anneals_lambda_and_switches_momentum_on_from_stage_two()
     assert off.soft_label_weight(25, 30) == 0.0 and off.momentum_beta(25, 30) == 0.0
 
 
+def test_a_fixed_schedule_spreads_the_stages_over_its_own_rounds_and_later_rounds_stay_in_the_last() -> None:
+    config = SparkConfig(schedule_rounds=20)
+    assert [config.soft_label_weight(k, 25) for k in (0, 6, 7, 13, 14, 19, 24)] == [0.0, 0.0, 0.3, 0.3, 0.5, 0.5, 0.5]
+    assert [config.momentum_beta(k, 25) for k in (6, 7, 24)] == [0.0, 0.9, 0.9]
+    with pytest.raises(ValueError, match="schedule rounds"):
+        SparkConfig(schedule_rounds=-1)
+
+
 def test_soft_targets_mix_one_hot_and_tempered_predictions() -> None:
     logits = np.array([[2.0, 0.0, -1.0], [0.5, 0.5, 3.0]])
     labels = np.array([1, 0])

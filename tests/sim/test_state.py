@@ -23,12 +23,25 @@ def test_a_saved_state_loads_back_for_the_same_settings(tmp_path: Path) -> None:
     assert load_state(tmp_path / "missing.npz", CONFIG) is None
 
 
-def test_differences_name_the_nested_setting_and_more_rounds_are_allowed_only_without_a_schedule() -> None:
+def test_differences_name_the_nested_setting_and_more_rounds_are_allowed_on_the_same_schedule() -> None:
     other = {**CONFIG, "rounds": 20, "spark": {"projection": {"dim": 512}}}
     assert config_differences(CONFIG, other) == ["spark.projection.dim: 1024 -> 512"]
     spark_before, spark_after = {**CONFIG, "algorithm": "spark"}, {**CONFIG, "algorithm": "spark", "rounds": 20}
-    assert config_differences(spark_before, spark_after) == ["rounds: 10 -> 20"]
+    assert config_differences(spark_before, spark_after) == ["spark.schedule_rounds: 10 -> 20"]
+    kept = {**spark_after, "spark": {"projection": {"dim": 1024}, "schedule_rounds": 10}}
+    assert config_differences(spark_before, kept) == []  # saved before the setting existed: its schedule was 10
+    assert config_differences(kept, {**kept, "rounds": 30}) == []
     assert config_differences(CONFIG, {**CONFIG, "taus": (1, 2)}) == ["taus: None -> [1, 2]"]
+
+
+def test_a_longer_spark_run_is_refused_with_the_flag_that_keeps_its_schedule(tmp_path: Path) -> None:
+    save_state(tmp_path / "state.npz", _state(rounds_done=9), _spark())
+    with pytest.raises(ValueError, match=r"schedule_rounds: 9 -> 12.*--schedule-rounds 9 keeps its stage schedule"):
+        load_state(tmp_path / "state.npz", _spark(rounds=12))
+    longer = _spark(rounds=12)
+    longer["spark"] = {**longer["spark"], "schedule_rounds": 9}  # type: ignore[dict-item]
+    loaded = load_state(tmp_path / "state.npz", longer)
+    assert loaded is not None and loaded.rounds_done == 9
 
 
 def test_fewer_rounds_than_already_done_is_refused(tmp_path: Path) -> None:
@@ -63,7 +76,7 @@ def test_a_fork_may_differ_from_its_source_only_in_dormant_switches(tmp_path: Pa
         load_state(tmp_path / "state.npz", _spark(momentum=False))
     assert load_state(tmp_path / "state.npz", _spark(momentum=False), fork=True) is not None
     assert load_state(tmp_path / "state.npz", _spark(distill=False), fork=True) is not None
-    with pytest.raises(ValueError, match=r"rounds: 9 -> 12"):
+    with pytest.raises(ValueError, match=r"schedule_rounds: 9 -> 12"):
         load_state(tmp_path / "state.npz", _spark(rounds=12, momentum=False), fork=True)
     save_state(tmp_path / "state.npz", _state(rounds_done=4), _spark())
     with pytest.raises(ValueError, match=r"spark\.distill: True -> False"):

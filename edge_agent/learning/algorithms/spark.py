@@ -47,6 +47,7 @@ class SparkConfig:
     momentum_from_stage: int = 1
     residual_share: float = 1.0  # of its squared residual a neighbour's Jacobian rows hold (1: every row)
     tail_rate: float = 0.0  # of the other rows, the share still sent, drawn at random and weighted
+    schedule_rounds: int = 0  # rounds the stages are spread over (0: the run's); later rounds stay in the last
 
     def __post_init__(self) -> None:
         if not self.stage_lambdas or not all(0.0 <= lam <= 1.0 for lam in self.stage_lambdas):
@@ -59,10 +60,13 @@ class SparkConfig:
             raise ValueError(f"residual share must lie in (0, 1], got {self.residual_share}")
         if not 0.0 <= self.tail_rate <= 1.0:
             raise ValueError(f"tail rate must lie in [0, 1], got {self.tail_rate}")
+        if self.schedule_rounds < 0:
+            raise ValueError(f"schedule rounds must be >= 0 (0: the run's rounds), got {self.schedule_rounds}")
 
     def stage(self, round_index: int, rounds: int) -> int:
-        """Which of the equal stages over `rounds` the round falls in."""
-        return min(len(self.stage_lambdas) - 1, round_index * len(self.stage_lambdas) // max(rounds, 1))
+        """Which of the equal stages over `schedule_rounds` (0: the run's `rounds`) the round falls in."""
+        span = self.schedule_rounds or rounds
+        return min(len(self.stage_lambdas) - 1, round_index * len(self.stage_lambdas) // max(span, 1))
 
     def soft_label_weight(self, round_index: int, rounds: int) -> float:
         """lambda_k of the annealed target (0 when the regulariser is switched off)."""
