@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from types import FrameType
 from typing import Any, TypeVar
@@ -93,10 +94,7 @@ def run(ctx: click.Context, /, backend: str | None, threads: int | None, profile
         uplink = _unless_given(ctx, "uplink", uplink, profile.link.uplink)
         downlink = _unless_given(ctx, "downlink", downlink, profile.link.downlink)
         latency = _unless_given(ctx, "latency", latency, profile.link.latency)
-        for key, value in (("projection", profile.spark.projection), ("proj_dim", profile.spark.proj_dim),
-                           ("precision", profile.spark.precision),
-                           ("weights_precision", profile.spark.weights_precision),
-                           ("residual_share", profile.spark.residual_share), ("tail_rate", profile.spark.tail_rate)):
+        for key, value in asdict(profile.spark).items():  # each [spark] key is the method flag of its name
             method[key] = _unless_given(ctx, key, method[key], value)
         ntk, spark, weights_codec = method_configs(**method)
         config = AgentConfig(
