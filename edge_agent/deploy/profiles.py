@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
+from edge_agent.learning.algorithms.spark import check_row_selection
 from edge_agent.learning.codec import Precision
 from edge_agent.learning.projection import FAMILIES, Family
 from edge_agent.transport.rates import parse_bitrate, parse_duration
@@ -91,10 +92,10 @@ class SparkSettings:
         _positive("spark", "proj_dim", self.proj_dim)
         _choice("spark", "precision", self.precision, get_args(Precision))
         _choice("spark", "weights_precision", self.weights_precision, get_args(Precision))
-        if not 0.0 < self.residual_share <= 1.0:
-            raise ValueError(f"[spark] residual_share: must be in (0, 1], got {self.residual_share}")
-        if not 0.0 <= self.tail_rate <= 1.0:
-            raise ValueError(f"[spark] tail_rate: must be in [0, 1], got {self.tail_rate}")
+        try:
+            check_row_selection(self.residual_share, self.tail_rate)
+        except ValueError as error:
+            raise ValueError(f"[spark] {error}") from None
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,14 @@ from edge_agent.learning.ntk import candidate_updates
 from edge_agent.learning.projection import Projection, ProjectionConfig
 
 
+def check_row_selection(residual_share: float, tail_rate: float) -> None:
+    """Refuse a residual share outside (0, 1] or a tail rate outside [0, 1]; the message starts with the key."""
+    if not 0.0 < residual_share <= 1.0:
+        raise ValueError(f"residual_share: must lie in (0, 1], got {residual_share}")
+    if not 0.0 <= tail_rate <= 1.0:
+        raise ValueError(f"tail_rate: must lie in [0, 1], got {tail_rate}")
+
+
 @dataclass(frozen=True)
 class SparkConfig:
     """SPARK's switches and constants; the defaults are ours (SPEC section 4 names them flags)."""
@@ -56,10 +64,7 @@ class SparkConfig:
             raise ValueError(f"soft-label temperature must be > 0, got {self.temperature}")
         if not 0.0 <= self.beta < 1.0:
             raise ValueError(f"momentum beta must lie in [0, 1), got {self.beta}")
-        if not 0.0 < self.residual_share <= 1.0:
-            raise ValueError(f"residual share must lie in (0, 1], got {self.residual_share}")
-        if not 0.0 <= self.tail_rate <= 1.0:
-            raise ValueError(f"tail rate must lie in [0, 1], got {self.tail_rate}")
+        check_row_selection(self.residual_share, self.tail_rate)
         if self.schedule_rounds < 0:
             raise ValueError(f"schedule rounds must be >= 0 (0: the run's rounds), got {self.schedule_rounds}")
 
