@@ -2,7 +2,8 @@
 
 A round's record is appended before its state is saved, so after a crash the log holds every round the state
 has (and at most one more, which a resumed run drops and runs again). A run can also start from another run's
-saved rounds when the two differ only in switches that had not acted yet (an ablation forked from a shared start).
+saved rounds when the two differ only in SPARK switches and schedule that had not acted yet (an ablation forked from
+a shared start).
 """
 
 from __future__ import annotations

@@ -24,6 +24,11 @@ _ADDED_LATER = {**{f"weights_codec.{key}": value for key, value in asdict(CodecC
                 "spark.residual_share": SparkConfig().residual_share, "spark.tail_rate": SparkConfig().tail_rate,
                 "spark.schedule_rounds": SparkConfig().schedule_rounds}
 
+# SPARK's settings that act only through its per-round coefficients: a fork may differ in them while those agree.
+_SCHEDULE_FIELDS = ("distill", "stage_lambdas", "temperature", "momentum", "beta", "momentum_from_stage",
+                    "schedule_rounds")
+_SCHEDULE_KEYS = {f"spark.{key}" for key in _SCHEDULE_FIELDS}
+
 
 @dataclass(frozen=True)
 class SimulationState:
@@ -47,8 +52,8 @@ def save_state(path: Path, state: SimulationState, config: dict[str, Any]) -> No
 def load_state(path: Path, config: dict[str, Any], fork: bool = False) -> SimulationState | None:
     """The state saved at `path` if there is one; a state of another configuration or a broken file is an error.
 
-    With `fork`, the state may also come from a run whose settings differ only in switches that have not acted
-    yet in its saved rounds (`dormant_switches`): up to there the two runs are the same run.
+    With `fork`, the state may also come from a run whose settings differ only in SPARK's schedule and ablation
+    switches, where those gave its saved rounds the same coefficients (`same_schedule_so_far`).
     """
     if not path.exists():
         return None
@@ -60,11 +65,10 @@ def load_state(path: Path, config: dict[str, Any], fork: bool = False) -> Simula
     except (OSError, KeyError, ValueError) as error:
         raise ValueError(f"saved state {path} is unreadable ({error}); remove it to start the run afresh") from error
     differences = config_differences(saved_config, config)
-    if fork:
-        dormant = dormant_switches(saved_config, state.rounds_done)
-        differences = [line for line in differences if line.split(":")[0] not in dormant]
+    if fork and same_schedule_so_far(saved_config, config, state.rounds_done):
+        differences = [line for line in differences if line.split(":")[0] not in _SCHEDULE_KEYS]
     if differences:
-        hint = ("a fork may differ only in switches that have not acted yet" if fork
+        hint = ("a fork may differ only in schedule and switches that have not acted yet" if fork
                 else "use another output directory or the same settings")
         saved_schedule = _with_schedule(_flatten(saved_config)).get("spark.schedule_rounds")
         if any(line.startswith("spark.schedule_rounds:") for line in differences) and saved_schedule:
@@ -91,20 +95,22 @@ def _with_schedule(flat: dict[str, Any]) -> dict[str, Any]:
     return flat
 
 
-def dormant_switches(config: dict[str, Any], rounds_done: int) -> set[str]:
-    """SPARK's ablation switches (momentum, the soft-label target) that did nothing in a run's first rounds."""
-    if config.get("algorithm") != "spark":
-        return set()
-    stages = SparkConfig(stage_lambdas=tuple(config["spark"]["stage_lambdas"]),
-                         momentum_from_stage=config["spark"]["momentum_from_stage"],
-                         schedule_rounds=config["spark"].get("schedule_rounds", 0))
-    rounds = range(rounds_done)
-    dormant = set()
-    if all(stages.momentum_beta(r, config["rounds"]) == 0.0 for r in rounds):
-        dormant.add("spark.momentum")
-    if all(stages.soft_label_weight(r, config["rounds"]) == 0.0 for r in rounds):
-        dormant.add("spark.distill")
-    return dormant
+def same_schedule_so_far(saved: dict[str, Any], current: dict[str, Any], rounds_done: int) -> bool:
+    """Whether SPARK's per-round coefficients (soft-label weight and temperature, momentum beta) agree in the saved
+    rounds: then schedule and ablation switches that differ have not acted yet, and the two runs are one run so far."""
+    if saved.get("algorithm") != "spark" or current.get("algorithm") != "spark":
+        return False
+    return all(_coefficients(saved, k) == _coefficients(current, k) for k in range(rounds_done))
+
+
+def _coefficients(config: dict[str, Any], round_index: int) -> tuple[float, float, float]:
+    """(lambda_k, its temperature where lambda_k > 0, beta_k) of a saved SPARK configuration."""
+    spark = config.get("spark", {})
+    settings: dict[str, Any] = {key: tuple(spark[key]) if key == "stage_lambdas" else spark[key]
+                                for key in _SCHEDULE_FIELDS if key in spark}
+    stages = SparkConfig(**settings)
+    lam = stages.soft_label_weight(round_index, config["rounds"])
+    return lam, stages.temperature if lam > 0 else 0.0, stages.momentum_beta(round_index, config["rounds"])
 
 
 def _flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_agent.sim.state import SimulationState, config_differences, dormant_switches, load_state, save_state
+from edge_agent.sim.state import SimulationState, config_differences, load_state, same_schedule_so_far, save_state
 
 CONFIG = {"algorithm": "dfedavg", "rounds": 10, "alpha": 0.1, "spark": {"projection": {"dim": 1024}}}
 
@@ -38,8 +38,7 @@ def test_a_longer_spark_run_is_refused_with_the_flag_that_keeps_its_schedule(tmp
     save_state(tmp_path / "state.npz", _state(rounds_done=9), _spark())
     with pytest.raises(ValueError, match=r"schedule_rounds: 9 -> 12.*--schedule-rounds 9 keeps its stage schedule"):
         load_state(tmp_path / "state.npz", _spark(rounds=12))
-    longer = _spark(rounds=12)
-    longer["spark"] = {**longer["spark"], "schedule_rounds": 9}  # type: ignore[dict-item]
+    longer = _spark(rounds=12, schedule_rounds=9)
     loaded = load_state(tmp_path / "state.npz", longer)
     assert loaded is not None and loaded.rounds_done == 9
 
@@ -56,31 +55,38 @@ def test_an_unreadable_state_file_says_how_to_start_afresh(tmp_path: Path) -> No
         load_state(tmp_path / "state.npz", CONFIG)
 
 
-def _spark(rounds: int = 9, **switches: bool) -> dict[str, object]:
+def _spark(rounds: int = 9, **settings: object) -> dict[str, object]:
     spark = {"stage_lambdas": [0.0, 0.3, 0.5], "momentum_from_stage": 1, "momentum": True, "distill": True}
-    return {"algorithm": "spark", "rounds": rounds, "spark": {**spark, **switches}}
+    return {"algorithm": "spark", "rounds": rounds, "alpha": 0.1, "spark": {**spark, **settings}}
 
 
-def test_switches_are_dormant_only_while_their_stage_has_not_begun() -> None:
-    assert dormant_switches(_spark(), 3) == {"spark.momentum", "spark.distill"}  # rounds 1-3: stage 0
-    assert dormant_switches(_spark(), 4) == set()
-    late_distill = _spark()
-    late_distill["spark"] = {**late_distill["spark"], "stage_lambdas": [0.0, 0.0, 0.5]}  # type: ignore[dict-item]
-    assert dormant_switches(late_distill, 6) == {"spark.distill"}
-    assert dormant_switches(CONFIG, 3) == set()
+def test_the_schedule_agrees_while_the_saved_rounds_got_the_same_coefficients() -> None:
+    assert same_schedule_so_far(_spark(), _spark(momentum=False, distill=False), 3)  # rounds 1-3: stage 0
+    assert not same_schedule_so_far(_spark(), _spark(momentum=False), 4)
+    late_distill = _spark(stage_lambdas=[0.0, 0.0, 0.5])
+    assert same_schedule_so_far(late_distill, _spark(stage_lambdas=[0.0, 0.0, 0.5], distill=False), 6)
+    assert not same_schedule_so_far(late_distill, _spark(stage_lambdas=[0.0, 0.0, 0.5], distill=False), 7)
+    assert same_schedule_so_far(_spark(), _spark(rounds=12), 3)  # 9 or 12 rounds: both still in stage 0
+    assert not same_schedule_so_far(_spark(), _spark(rounds=12), 4)  # round 4 is in stage 1 of 9, stage 0 of 12
+    assert same_schedule_so_far(_spark(), _spark(temperature=2.0), 3)  # no soft labels yet: no temperature
+    assert not same_schedule_so_far(_spark(), _spark(beta=0.5), 4)
+    assert not same_schedule_so_far(CONFIG, CONFIG, 3)
 
 
-def test_a_fork_may_differ_from_its_source_only_in_dormant_switches(tmp_path: Path) -> None:
+def test_a_fork_may_differ_from_its_source_only_in_schedule_and_switches_that_have_not_acted(tmp_path: Path) -> None:
     save_state(tmp_path / "state.npz", _state(rounds_done=3), _spark())
     with pytest.raises(ValueError, match=r"spark\.momentum: True -> False"):
         load_state(tmp_path / "state.npz", _spark(momentum=False))
     assert load_state(tmp_path / "state.npz", _spark(momentum=False), fork=True) is not None
     assert load_state(tmp_path / "state.npz", _spark(distill=False), fork=True) is not None
-    with pytest.raises(ValueError, match=r"schedule_rounds: 9 -> 12"):
-        load_state(tmp_path / "state.npz", _spark(rounds=12, momentum=False), fork=True)
+    assert load_state(tmp_path / "state.npz", _spark(rounds=12, momentum=False), fork=True) is not None
+    with pytest.raises(ValueError, match=r"alpha: 0\.1 -> 0\.3"):
+        load_state(tmp_path / "state.npz", {**_spark(momentum=False), "alpha": 0.3}, fork=True)
     save_state(tmp_path / "state.npz", _state(rounds_done=4), _spark())
     with pytest.raises(ValueError, match=r"spark\.distill: True -> False"):
         load_state(tmp_path / "state.npz", _spark(distill=False), fork=True)
+    with pytest.raises(ValueError, match=r"schedule_rounds: 9 -> 12"):
+        load_state(tmp_path / "state.npz", _spark(rounds=12), fork=True)
 
 
 def test_a_run_saved_before_a_setting_existed_continues_under_the_value_it_used() -> None:
