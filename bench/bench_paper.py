@@ -159,7 +159,7 @@ def main() -> None:
                         help="SPARK: rounds its stages are spread over (0: --rounds); a saved run continued for more "
                         "rounds with --resume keeps its schedule with this")
     parser.add_argument("--fork-from", type=Path, help="start each variant without a run of its own from this run's "
-                        "saved rounds (only switches that have not acted there may differ)")
+                        "saved rounds (only SPARK switches and schedule that have not acted there may differ)")
     args = parser.parse_args()
     if args.table_only:
         print(table_from_runs(args.out))
