@@ -300,10 +300,6 @@ class SparseProjection:
     def dim(self) -> int:
         return self._dim
 
-    @property
-    def nnz(self) -> int:
-        return len(self._values)
-
     def project(self, jac: FactoredJacobian) -> FloatArray:
         _check_spec(jac, self.spec)
         n, c, _ = jac.shape
