@@ -100,17 +100,18 @@ def same_schedule_so_far(saved: dict[str, Any], current: dict[str, Any], rounds_
     rounds: then schedule and ablation switches that differ have not acted yet, and the two runs are one run so far."""
     if saved.get("algorithm") != "spark" or current.get("algorithm") != "spark":
         return False
-    return all(_coefficients(saved, k) == _coefficients(current, k) for k in range(rounds_done))
+    return _coefficients(saved, rounds_done) == _coefficients(current, rounds_done)
 
 
-def _coefficients(config: dict[str, Any], round_index: int) -> tuple[float, float, float]:
-    """(lambda_k, its temperature where lambda_k > 0, beta_k) of a saved SPARK configuration."""
+def _coefficients(config: dict[str, Any], rounds_done: int) -> list[tuple[float, float, float]]:
+    """(lambda_k, its temperature where lambda_k > 0, beta_k) for each saved round of a SPARK configuration."""
     spark = config.get("spark", {})
     settings: dict[str, Any] = {key: tuple(spark[key]) if key == "stage_lambdas" else spark[key]
                                 for key in _SCHEDULE_FIELDS if key in spark}
-    stages = SparkConfig(**settings)
-    lam = stages.soft_label_weight(round_index, config["rounds"])
-    return lam, stages.temperature if lam > 0 else 0.0, stages.momentum_beta(round_index, config["rounds"])
+    stages, rounds = SparkConfig(**settings), config["rounds"]
+    lambdas = [stages.soft_label_weight(k, rounds) for k in range(rounds_done)]
+    return [(lam, stages.temperature if lam > 0 else 0.0, stages.momentum_beta(k, rounds))
+            for k, lam in enumerate(lambdas)]
 
 
 def _flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
