@@ -3,7 +3,8 @@
 Usage: python bench/bench_paper.py --variants ntk-dfl,dfedavg,spark [--clients 300] [--rounds 50] [--out DIR]
 Each run stops once it reaches the target (unless --full); records go to OUT/VARIANT/rounds.jsonl and a
 markdown table to OUT/table.md. `--clients M` runs the first M clients of the published split (SPEC section 2).
-The `-lean` variants put another projection family on the lean wire of `spark-int4-w8-r90-t25`.
+The `-lean` variants put another projection family on the lean wire of `spark-int4-w8-r90-t25`; `spark-lean-c8`
+and `spark-lean-c4` send its candidate updates in int8 and int4.
 Ablations share SPARK's first stage: run `spark` with `--pause-after 7`, then start `spark-no-momentum` and
 `spark-no-distill` with `--fork-from OUT/spark` instead of running those 7 rounds again.
 """
@@ -33,8 +34,8 @@ from edge_agent.sim.run_dir import RunDirectory, read_records
 DEFAULT_SPLIT = Path(__file__).resolve().parents[2] / "shared" / "data" / "fmnist300-alpha0.1-split0.npz"
 # The lean wire: int4 Jacobians, int8 weights, the rows holding 90% of the squared residual plus a weighted 25% tail.
 LEAN: dict[str, Any] = {"precision": "int4", "weights_precision": "int8", "residual_share": 0.9, "tail_rate": 0.25}
-# name -> (algorithm, overrides: SPARK's projection family/dim/rank, Jacobian precision, momentum, distill,
-# residual share and tail rate; every algorithm's weights precision)
+# name -> (algorithm, overrides: SPARK's projection family/dim/rank, Jacobian and candidate precisions, momentum,
+# distill, residual share and tail rate; every algorithm's weights precision)
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "ntk-dfl": ("ntk-dfl", {}),
     "dfedavg": ("dfedavg", {}),
@@ -61,6 +62,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "spark-sparse-lean": ("spark", {**LEAN, "family": "sparse"}),
     "spark-kron-lean": ("spark", {**LEAN, "family": "kron"}),
     "spark-kron4-lean": ("spark", {**LEAN, "family": "kron", "rank": 4}),
+    "spark-lean-c8": ("spark", {**LEAN, "candidates_precision": "int8"}),
+    "spark-lean-c4": ("spark", {**LEAN, "candidates_precision": "int4"}),
 }
 
 
@@ -79,6 +82,7 @@ def variant_config(name: str, args: argparse.Namespace) -> SimulationConfig:
     switches = {key: value for key, value in overrides.items()
                 if key in ("momentum", "distill", "residual_share", "tail_rate")}
     spark = replace(spark, projection=projection, codec=CodecConfig(overrides.get("precision", "fp32")),
+                    candidates_codec=CodecConfig(overrides.get("candidates_precision", "fp32")),
                     schedule_rounds=args.schedule_rounds, **switches)
     weights_codec = CodecConfig(overrides.get("weights_precision", "fp32"))
     return replace(config, ntk=ntk, spark=spark, weights_codec=weights_codec)

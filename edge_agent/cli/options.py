@@ -43,6 +43,9 @@ _METHOD_OPTIONS = (
                  help="SPARK: rank-one terms per column of the kron projection."),
     click.option("--precision", type=click.Choice(get_args(Precision)), default="fp32", show_default=True,
                  help="SPARK: element type of projected Jacobians on the wire (int8 and int4 use per-block scales)."),
+    click.option("--candidates-precision", type=click.Choice(get_args(Precision)), default="fp32", show_default=True,
+                 help="SPARK: element type on the wire of the candidate updates (one per tau, in R^m) a client sends "
+                 "its neighbours to score."),
     click.option("--weights-precision", type=click.Choice(get_args(Precision)), default="fp32", show_default=True,
                  help="Every algorithm: element type of the weights on the wire (exchange, Jacobian request)."),
     click.option("--no-momentum", is_flag=True, help="SPARK: switch Nesterov momentum off."),
@@ -67,14 +70,15 @@ def method_options(command: F) -> F:
 
 
 def method_configs(seed: int, solver: str, eta0: float, gamma: float, taus: tuple[int, ...], projection: str,
-                   proj_dim: int, proj_rank: int, precision: str, weights_precision: str, no_momentum: bool,
-                   no_distill: bool, residual_share: float, tail_rate: float, schedule_rounds: int
+                   proj_dim: int, proj_rank: int, precision: str, candidates_precision: str, weights_precision: str,
+                   no_momentum: bool, no_distill: bool, residual_share: float, tail_rate: float, schedule_rounds: int
                    ) -> tuple[NTKDFLConfig, SparkConfig, CodecConfig]:
     """The NTK-DFL and SPARK configurations and the weights' codec the flags describe (ValueError when out of range)."""
     ntk = NTKDFLConfig(eta0=eta0, gamma=gamma, evolution=EvolutionConfig(taus=taus, solver=solver))  # type: ignore[arg-type]
     spark = SparkConfig(
         ntk=ntk, projection=ProjectionConfig(family=projection, dim=proj_dim, rank=proj_rank, seed=seed),  # type: ignore[arg-type]
-        codec=CodecConfig(precision=precision), momentum=not no_momentum, distill=not no_distill,  # type: ignore[arg-type]
+        codec=CodecConfig(precision=precision), candidates_codec=CodecConfig(precision=candidates_precision),  # type: ignore[arg-type]
+        momentum=not no_momentum, distill=not no_distill,
         residual_share=residual_share, tail_rate=tail_rate, schedule_rounds=schedule_rounds,
     )
     return ntk, spark, CodecConfig(precision=weights_precision)  # type: ignore[arg-type]

@@ -77,12 +77,14 @@ class RuntimeSettings:
 @dataclass(frozen=True)
 class SparkSettings:
     """What SPARK sends: projection family and dimension (shared by all peers), the element types on the wire of the
-    projected Jacobians and of the weights, and which Jacobian rows a reply carries (residual share and tail rate).
+    projected Jacobians, the candidate updates and the weights, and which Jacobian rows a reply carries (residual
+    share and tail rate).
     Everything but the projection is the board's own choice: a receiver decodes any precision and any rows."""
 
     projection: Family
     proj_dim: int
     precision: Precision
+    candidates_precision: Precision
     weights_precision: Precision
     residual_share: float  # the fewest rows holding this share of the squared residual ...
     tail_rate: float  # ... plus this seeded fraction of the others, weighted to stand for all of them
@@ -91,6 +93,7 @@ class SparkSettings:
         _choice("spark", "projection", self.projection, PROJECTIONS)
         _positive("spark", "proj_dim", self.proj_dim)
         _choice("spark", "precision", self.precision, get_args(Precision))
+        _choice("spark", "candidates_precision", self.candidates_precision, get_args(Precision))
         _choice("spark", "weights_precision", self.weights_precision, get_args(Precision))
         try:
             check_row_selection(self.residual_share, self.tail_rate)

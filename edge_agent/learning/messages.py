@@ -104,14 +104,15 @@ def payload_elements(message: Message) -> int:
 @dataclass(frozen=True)
 class WireCodecs:
     """The precision of each tensor on the wire: the reply's Jacobian, the weights of both weight messages
-    (the exchange and the Jacobian request); every other tensor is fp32."""
+    (the exchange and the Jacobian request), the candidate request's updates; every other tensor is fp32."""
 
     jacobian: CodecConfig = FP32
     weights: CodecConfig = FP32
+    updates: CodecConfig = FP32
 
     def of(self, tensor: str) -> CodecConfig:
         """The codec of a message field by its name."""
-        return {"jacobian": self.jacobian, "weights": self.weights}.get(tensor, FP32)
+        return {"jacobian": self.jacobian, "weights": self.weights, "updates": self.updates}.get(tensor, FP32)
 
 
 ALL_FP32 = WireCodecs()

@@ -114,8 +114,8 @@ def ntk_dfl_round(spec: MLPSpec, clients: Sequence[Client], weights: FloatArray,
                   network: InMemoryNetwork, config: NTKDFLConfig, round_index: int,
                   mapper: RequesterMap | None = None) -> tuple[FloatArray, list[int]]:
     """SPEC section 3 for every client in lockstep; returns the committed weights and each client's tau."""
-    if network.ledger.codecs.jacobian != FP32:
-        raise ValueError("NTK-DFL sends its Jacobians in fp32")
+    if (network.ledger.codecs.jacobian, network.ledger.codecs.updates) != (FP32, FP32):
+        raise ValueError("NTK-DFL sends its Jacobians and candidate updates in fp32")
     averaged = exchange_and_average(clients, weights, graph, network, round_index)
     step = NeighbourhoodStep(NTKDFLMethod(spec, config), round_index, network.ledger.codecs)
     results = run_requesters(step, clients, averaged, None, graph, network, mapper or map_in_process(clients))
@@ -126,10 +126,12 @@ def spark_round(spec: MLPSpec, clients: Sequence[Client], weights: FloatArray, v
                 network: InMemoryNetwork, config: spark.SparkConfig, round_index: int, rounds: int,
                 mapper: RequesterMap | None = None) -> tuple[FloatArray, FloatArray, list[int]]:
     """SPEC section 4 for every client in lockstep; returns weights, momentum velocities and each client's tau."""
-    if network.ledger.codecs.jacobian != config.codec:
-        raise ValueError(f"the network's Jacobian codec {network.ledger.codecs.jacobian} is not SPARK's {config.codec}")
+    codecs = network.ledger.codecs
+    if (codecs.jacobian, codecs.updates) != (config.codec, config.candidates_codec):
+        raise ValueError(f"the network's Jacobian and candidate codecs ({codecs.jacobian}, {codecs.updates}) are not "
+                         f"SPARK's ({config.codec}, {config.candidates_codec})")
     averaged = exchange_and_average(clients, weights, graph, network, round_index)
-    step = NeighbourhoodStep(SparkMethod(spec, config, rounds), round_index, network.ledger.codecs)
+    step = NeighbourhoodStep(SparkMethod(spec, config, rounds), round_index, codecs)
     results = run_requesters(step, clients, averaged, velocity, graph, network, mapper or map_in_process(clients))
     velocities = np.stack([r.velocity for r in results])
     return (np.stack([r.weights for r in results]), velocities,

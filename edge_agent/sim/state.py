@@ -20,7 +20,8 @@ from edge_agent.learning.mlp import FloatArray
 from edge_agent.records import write_npz_atomic
 
 # Settings added after runs were saved without them, with the value those runs used.
-_ADDED_LATER = {**{f"weights_codec.{key}": value for key, value in asdict(CodecConfig()).items()},
+_ADDED_LATER = {**{f"{codec}.{key}": value for codec in ("weights_codec", "spark.candidates_codec")
+                   for key, value in asdict(CodecConfig()).items()},
                 "spark.residual_share": SparkConfig().residual_share, "spark.tail_rate": SparkConfig().tail_rate,
                 "spark.schedule_rounds": SparkConfig().schedule_rounds}
 

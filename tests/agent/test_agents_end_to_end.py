@@ -27,8 +27,8 @@ from edge_agent.sim.engine import Simulation
 
 RunAgents = Callable[[list[list[str]], dict[str, str]], list[str]]  # the run_agents fixture
 AGENTS, ROUNDS = 4, 3
-# (Jacobians' precision, weights' precision, residual share, tail rate)
-WIRES = {"fp32-r90-t25": ("fp32", "fp32", 0.9, 0.25), "int4-int8": ("int4", "int8", 1.0, 0.0)}
+# (Jacobians' precision, candidates' precision, weights' precision, residual share, tail rate)
+WIRES = {"fp32-r90-t25": ("fp32", "fp32", "fp32", 0.9, 0.25), "int4-int8": ("int4", "int8", "int8", 1.0, 0.0)}
 WEIGHTS_RTOL = {"fp32-r90-t25": 1e-5, "int4-int8": 0.02}
 PHASES = {"average", "jacobian", "transfer", "evolve", "score", "total"}
 
@@ -38,13 +38,13 @@ def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         run_agents: RunAgents) -> tuple[Path, str]:
     """Start the agents and wait for all of them (the run_agents fixture always stops them); (run dir, wire)."""
     out = tmp_path_factory.mktemp(f"agents-{request.param}")
-    jacobians, weights, share, tail = WIRES[request.param]
+    jacobians, candidates, weights, share, tail = WIRES[request.param]
     service = f"_ea-{uuid.uuid4().hex[:8]}._tcp.local."
     run_agents([
         [sys.executable, "-m", "edge_agent", "run", "--shard", f"{i}/{AGENTS}", "--setting", "smoke",
          "--rounds", str(ROUNDS), "--solver", "euler", "--service-type", service, "--wait-peers", "60",
-         "--backend", "numpy", "--precision", jacobians, "--weights-precision", weights, "--residual-share", str(share),
-         "--tail-rate", str(tail),
+         "--backend", "numpy", "--precision", jacobians, "--candidates-precision", candidates,
+         "--weights-precision", weights, "--residual-share", str(share), "--tail-rate", str(tail),
          "--metrics", str(out / f"agent-{i}.jsonl"),
          "--checkpoint-dir", str(out / "checkpoints"), "--quiet"] for i in range(AGENTS)],
         {**os.environ, "OPENBLAS_NUM_THREADS": "1"})
@@ -79,9 +79,9 @@ def test_agents_match_the_simulator_in_weights_and_payload_bytes(run: tuple[Path
     train, test = load_fashion_mnist()
     config = SimulationConfig.from_setting("smoke", "spark", clients=AGENTS, rounds=ROUNDS)
     euler = EvolutionConfig(solver="euler")
-    jacobians, weights, share, tail = WIRES[name]
+    jacobians, candidates, weights, share, tail = WIRES[name]
     spark = replace(config.spark, ntk=replace(config.spark.ntk, evolution=euler), codec=CodecConfig(jacobians),
-                    residual_share=share, tail_rate=tail)
+                    candidates_codec=CodecConfig(candidates), residual_share=share, tail_rate=tail)
     config = replace(config, spark=spark, weights_codec=CodecConfig(weights))
     simulation = Simulation(config, train, test)
     records = list(simulation.run())

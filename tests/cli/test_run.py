@@ -43,8 +43,9 @@ def test_a_backend_other_than_the_profiles_does_not_get_the_profiles_execution_p
 
 
 @pytest.mark.parametrize(("flags", "expected"), [
-    ([], ("int4", "int8", 0.9, 0.25)),
-    (["--precision", "fp16", "--residual-share", "0.5", "--tail-rate", "0"], ("fp16", "int8", 0.5, 0.0)),
+    ([], ("int4", "fp32", "int8", 0.9, 0.25)),
+    (["--precision", "fp16", "--candidates-precision", "int8", "--residual-share", "0.5", "--tail-rate", "0"],
+     ("fp16", "int8", "int8", 0.5, 0.0)),
 ])
 def test_the_profile_sets_what_spark_sends_unless_a_flag_says_otherwise(
         monkeypatch: pytest.MonkeyPatch, flags: list[str], expected: tuple[Any, ...]) -> None:
@@ -58,4 +59,5 @@ def test_the_profile_sets_what_spark_sends_unless_a_flag_says_otherwise(
     result = CliRunner().invoke(cli, ["run", "--shard", "0/4", "--profile", "rpi-zero-2w", *flags])
     assert result.exit_code == 1 and "stopped before loading data" in result.output
     spark = seen[0].spark
-    assert (spark.codec.precision, seen[0].weights_codec.precision, spark.residual_share, spark.tail_rate) == expected
+    assert (spark.codec.precision, spark.candidates_codec.precision, seen[0].weights_codec.precision,
+            spark.residual_share, spark.tail_rate) == expected

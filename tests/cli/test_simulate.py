@@ -45,12 +45,15 @@ def test_spark_traffic_is_a_fraction_of_ntk_dfl(tmp_path: Path) -> None:
 
 def test_wire_precisions_shrink_the_counted_bytes(tmp_path: Path) -> None:
     sizes = {}
-    for name, flags in (("fp32", ()), ("low", ("--precision", "int4", "--weights-precision", "fp16"))):
+    low = ("--precision", "int4", "--weights-precision", "fp16", "--candidates-precision", "int8")
+    for name, flags in (("fp32", ()), ("low", low)):
         code, output = _simulate(tmp_path / name, "--algorithm", "spark", "--rounds", "1", "--solver", "euler", *flags)
         assert code == 0, output
         sizes[name] = json.loads((tmp_path / name / "out" / "rounds.jsonl").read_text())["bytes_by_kind"]
     for kind in ("WeightsMessage", "JacobianRequest"):
         assert sizes["low"][kind] * 2 == sizes["fp32"][kind]
+    # A candidate request of T = 4 taus in R^m, m = 1024: a byte each and a float32 scale per 256, against 4 bytes.
+    assert sizes["low"]["CandidateRequest"] * 4 * 4 * 1024 == sizes["fp32"]["CandidateRequest"] * (4 * 1024 + 4 * 16)
     # A reply of N samples: N * C * m = 10,240 N Jacobian elements (half a byte each, a float32 scale per 256)
     # and N * C + N = 11 N float32 logits and labels.
     per_sample = {"fp32": 4 * 10_240 + 4 * 11, "low": 10_240 // 2 + 4 * 10_240 // 256 + 4 * 11}

@@ -26,6 +26,7 @@ jacobian_chunk = 128
 projection = "tensorsketch"
 proj_dim = 1024
 precision = "fp16"
+candidates_precision = "int8"
 weights_precision = "fp32"
 residual_share = 1
 tail_rate = 0.0
@@ -100,6 +101,7 @@ def test_valid_file_loads_into_typed_fields(tmp_path: Path) -> None:
     ("proj_dim = 1024", "proj_dim = 0", "[spark] proj_dim: must be a positive integer"),
     ('"fp16"', '"fp8"', "[spark] precision: expected one of fp32, fp16, int8, int4"),
     ('weights_precision = "fp32"', 'weights_precision = "int2"', "[spark] weights_precision: expected one of fp32"),
+    ('candidates_precision = "int8"', 'candidates_precision = "int3"', "[spark] candidates_precision: expected one of"),
     ("residual_share = 1", "residual_share = 0", "[spark] residual_share: must lie in (0, 1], got 0.0"),
     ("residual_share = 1", "residual_share = 1.5", "[spark] residual_share: must lie in (0, 1]"),
     ("residual_share = 1", 'residual_share = "0.9"', "[spark] residual_share: expected a number"),

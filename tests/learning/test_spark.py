@@ -68,15 +68,17 @@ def test_wire_precisions_are_counted_and_what_arrives_is_what_the_codecs_decode(
     spec, clients, weights = _problem()
     base = SparkConfig(ntk=NTKDFLConfig(evolution=EvolutionConfig(solver="euler")),
                        projection=ProjectionConfig(family="tensorsketch", dim=16))
-    low = replace(base, codec=CodecConfig("int4", block_size=32))
+    low = replace(base, codec=CodecConfig("int4", block_size=32), candidates_codec=CodecConfig("int8", block_size=8))
     results = {}
     for name, config, codecs in (("fp32", base, WireCodecs()),
-                                 ("low", low, WireCodecs(low.codec, CodecConfig("int8", block_size=32)))):
+                                 ("low", low, WireCodecs(low.codec, CodecConfig("int8", block_size=32),
+                                                         low.candidates_codec))):
         network = InMemoryNetwork(TrafficLedger(codecs))
         results[name] = spark_round(spec, clients, weights, np.zeros_like(weights), GRAPH, network, config, 0,
                                     rounds=3)[0]
         kinds = network.ledger.bytes_by_kind
-    members, kappa, n, c, d = 4, 2, 5, 3, spec.num_params
+    members, kappa, n, c, d, taus = 4, 2, 5, 3, spec.num_params, 4
+    assert kinds["CandidateRequest"] == members * kappa * (taus * 16 + 4 * taus * 16 // 8)
     assert kinds["WeightsMessage"] == kinds["JacobianRequest"] == members * kappa * (d + 4 * -(-d // 32))
     assert kinds["JacobianReply"] == members * kappa * (n * c * 16 // 2 + 4 * -(-n * c * 16 // 32) + 4 * (n * c + n))
     assert np.all(np.isfinite(results["low"])) and not np.array_equal(results["low"], results["fp32"])
@@ -87,11 +89,11 @@ def test_wire_precisions_are_counted_and_what_arrives_is_what_the_codecs_decode(
     np.testing.assert_allclose(got, results["fp32"], atol=2e-3)  # fp16 rounding moves the round only slightly
 
 
-def test_a_network_whose_jacobian_codec_is_not_sparks_is_refused() -> None:
+def test_a_network_whose_jacobian_or_candidate_codec_is_not_sparks_is_refused() -> None:
     spec, clients, weights = _problem()
-    int8 = SparkConfig(codec=CodecConfig("int8"))
-    with pytest.raises(ValueError, match="Jacobian codec"):
-        spark_round(spec, clients, weights, np.zeros_like(weights), GRAPH, InMemoryNetwork(), int8, 0, rounds=3)
+    for config in (SparkConfig(codec=CodecConfig("int8")), SparkConfig(candidates_codec=CodecConfig("int8"))):
+        with pytest.raises(ValueError, match="Jacobian and candidate codecs"):
+            spark_round(spec, clients, weights, np.zeros_like(weights), GRAPH, InMemoryNetwork(), config, 0, rounds=3)
 
 
 def test_stage_schedule_anneals_lambda_and_switches_momentum_on_from_stage_two() -> None:

@@ -90,7 +90,8 @@ def test_a_fork_may_differ_from_its_source_only_in_schedule_and_switches_that_ha
 
 
 def test_a_run_saved_before_a_setting_existed_continues_under_the_value_it_used() -> None:
-    current = {**CONFIG, "weights_codec": {"precision": "fp32", "block_size": 256}}
+    codec = {"precision": "fp32", "block_size": 256}
+    current = {**CONFIG, "weights_codec": codec, "spark": {**CONFIG["spark"], "candidates_codec": codec}}
     assert config_differences(CONFIG, current) == []
     assert config_differences(CONFIG, {**CONFIG, "weights_codec": {"precision": "int8"}}) == [
         "weights_codec.precision: 'fp32' -> 'int8'"]

@@ -70,14 +70,14 @@ def round_trip(message: Message, codecs: WireCodecs, chunk_size: int) -> Message
 def test_every_kind_round_trips_as_the_codec_decodes_it(kind: str, precision: Precision, chunk_size: int) -> None:
     codec = CodecConfig(precision, block_size=16)
     message = make_message(kind)
-    received = round_trip(message, WireCodecs(jacobian=codec, weights=codec), chunk_size)
+    received = round_trip(message, WireCodecs(jacobian=codec, weights=codec, updates=codec), chunk_size)
     assert type(received) is type(message)
     assert (received.sender, received.round) == (message.sender, message.round)
     sent, got = tensors(message), tensors(received)
     assert sent.keys() == got.keys()
     for name, value in sent.items():
         assert got[name].shape == value.shape
-        if name in ("jacobian", "weights"):  # at the configured precision: what the codec gives, close to the input
+        if name in ("jacobian", "weights", "updates"):  # what the codec gives, close to the input
             np.testing.assert_array_equal(got[name], decode(encode(value, codec)))
             atol = {"fp32": 0, "fp16": 4e-3, "int8": 0.02, "int4": 0.3}[precision]
             np.testing.assert_allclose(got[name], value, atol=atol)

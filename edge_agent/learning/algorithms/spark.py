@@ -47,6 +47,7 @@ class SparkConfig:
     ntk: NTKDFLConfig = field(default_factory=NTKDFLConfig)
     projection: ProjectionConfig = field(default_factory=ProjectionConfig)
     codec: CodecConfig = field(default_factory=CodecConfig)  # the projected Jacobians' on the wire
+    candidates_codec: CodecConfig = field(default_factory=CodecConfig)  # the candidate updates' (in R^m) on the wire
     distill: bool = True
     stage_lambdas: tuple[float, ...] = (0.0, 0.3, 0.5)
     temperature: float = 1.0
@@ -84,9 +85,11 @@ class SparkConfig:
 
 
 def wire_codecs_for(algorithm: str, config: SparkConfig, weights: CodecConfig) -> WireCodecs:
-    """What a run of `algorithm` puts on the wire: SPARK's Jacobians in its codec (NTK-DFL's in fp32), the weights
-    in `weights` whatever the algorithm."""
-    return WireCodecs(config.codec if algorithm == "spark" else FP32, weights)
+    """What a run of `algorithm` puts on the wire: SPARK's Jacobians and candidate updates in its codecs (NTK-DFL's
+    in fp32), the weights in `weights` whatever the algorithm."""
+    if algorithm != "spark":
+        return WireCodecs(FP32, weights)
+    return WireCodecs(config.codec, weights, config.candidates_codec)
 
 
 def residual_rows(logits: FloatArray, labels: np.ndarray, share: float) -> np.ndarray:
