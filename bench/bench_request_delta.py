@@ -15,8 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_agent.learning.algorithms.ntk_dfl import average_weights
 from edge_agent.learning.codec import CodecConfig, decode, encode
-from edge_agent.learning.topology import TopologyConfig, client_ids, neighbourhood, neighbours
+from edge_agent.learning.messages import WeightsMessage
+from edge_agent.learning.topology import TopologyConfig, client_ids, neighbours
 
 
 def decoded(values: np.ndarray, codec: CodecConfig) -> np.ndarray:
@@ -35,12 +37,13 @@ def main() -> None:
         rounds_done = int(data["rounds_done"])
     weights_codec = CodecConfig(**config.get("weights_codec", {}))
     ids = client_ids(len(weights))
-    graph = neighbours(TopologyConfig(degree=config["kappa"], seed=config["seed"]), ids, rounds_done)
+    topology = TopologyConfig(kind=config["topology"], degree=config["kappa"], seed=config["seed"])
+    graph = neighbours(topology, ids, rounds_done)
     exchanged = {member: decoded(weights[k], weights_codec) for k, member in enumerate(ids)}
     errors: dict[str, list[float]] = {"int8 whole": [], "int4 delta": [], "int8 delta": []}
     spread = []
     for k, member in enumerate(ids[:args.requesters]):
-        wbar = np.mean([weights[k] if j == member else exchanged[j] for j in neighbourhood(graph, member)], axis=0)
+        wbar = average_weights(weights[k], [WeightsMessage(j, rounds_done, exchanged[j]) for j in graph[member]])
         delta, norm = wbar - exchanged[member], float(np.linalg.norm(wbar))
         spread.append(float(np.linalg.norm(delta)) / norm)
         errors["int8 whole"].append(float(np.linalg.norm(decoded(wbar, CodecConfig("int8")) - wbar)) / norm)
