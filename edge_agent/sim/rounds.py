@@ -14,6 +14,7 @@ import numpy as np
 from edge_agent.learning.algorithms import spark
 from edge_agent.learning.algorithms.baselines import LocalSGDConfig, local_sgd
 from edge_agent.learning.algorithms.ntk_dfl import NTKDFLConfig, average_weights
+from edge_agent.learning.codec import CodecConfig
 from edge_agent.learning.exchange import NTKDFLMethod, NTKMethod, Responder, SparkMethod, run_neighbourhood
 from edge_agent.learning.messages import FP32, Message, WeightsMessage, WireCodecs
 from edge_agent.learning.mlp import FloatArray, MLPSpec
@@ -110,12 +111,19 @@ def run_requesters(step: RequesterStep, clients: Sequence[Client], averaged: Flo
     return results
 
 
+def _require_codecs(codecs: WireCodecs, jacobian: CodecConfig, updates: CodecConfig, method: str) -> None:
+    """Refuse a network that would put the Jacobians or candidate updates on the wire in another codec than the
+    method's own."""
+    if (codecs.jacobian, codecs.updates) != (jacobian, updates):
+        raise ValueError(f"the network's Jacobian and candidate codecs ({codecs.jacobian}, {codecs.updates}) are not "
+                         f"{method}'s ({jacobian}, {updates})")
+
+
 def ntk_dfl_round(spec: MLPSpec, clients: Sequence[Client], weights: FloatArray, graph: Graph,
                   network: InMemoryNetwork, config: NTKDFLConfig, round_index: int,
                   mapper: RequesterMap | None = None) -> tuple[FloatArray, list[int]]:
     """SPEC section 3 for every client in lockstep; returns the committed weights and each client's tau."""
-    if (network.ledger.codecs.jacobian, network.ledger.codecs.updates) != (FP32, FP32):
-        raise ValueError("NTK-DFL sends its Jacobians and candidate updates in fp32")
+    _require_codecs(network.ledger.codecs, FP32, FP32, "NTK-DFL")
     averaged = exchange_and_average(clients, weights, graph, network, round_index)
     step = NeighbourhoodStep(NTKDFLMethod(spec, config), round_index, network.ledger.codecs)
     results = run_requesters(step, clients, averaged, None, graph, network, mapper or map_in_process(clients))
@@ -126,12 +134,9 @@ def spark_round(spec: MLPSpec, clients: Sequence[Client], weights: FloatArray, v
                 network: InMemoryNetwork, config: spark.SparkConfig, round_index: int, rounds: int,
                 mapper: RequesterMap | None = None) -> tuple[FloatArray, FloatArray, list[int]]:
     """SPEC section 4 for every client in lockstep; returns weights, momentum velocities and each client's tau."""
-    codecs = network.ledger.codecs
-    if (codecs.jacobian, codecs.updates) != (config.codec, config.candidates_codec):
-        raise ValueError(f"the network's Jacobian and candidate codecs ({codecs.jacobian}, {codecs.updates}) are not "
-                         f"SPARK's ({config.codec}, {config.candidates_codec})")
+    _require_codecs(network.ledger.codecs, config.codec, config.candidates_codec, "SPARK")
     averaged = exchange_and_average(clients, weights, graph, network, round_index)
-    step = NeighbourhoodStep(SparkMethod(spec, config, rounds), round_index, codecs)
+    step = NeighbourhoodStep(SparkMethod(spec, config, rounds), round_index, network.ledger.codecs)
     results = run_requesters(step, clients, averaged, velocity, graph, network, mapper or map_in_process(clients))
     velocities = np.stack([r.velocity for r in results])
     return (np.stack([r.weights for r in results]), velocities,
