@@ -59,6 +59,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "spark-int4-w16": ("spark", {"precision": "int4", "weights_precision": "fp16"}),
     "spark-int4-w8-r90": ("spark", {"precision": "int4", "weights_precision": "int8", "residual_share": 0.9}),
     "spark-int4-w8-r90-t25": ("spark", LEAN),
+    "spark-gaussian-lean": ("spark", {**LEAN, "family": "gaussian"}),
     "spark-sparse-lean": ("spark", {**LEAN, "family": "sparse"}),
     "spark-kron-lean": ("spark", {**LEAN, "family": "kron"}),
     "spark-kron4-lean": ("spark", {**LEAN, "family": "kron", "rank": 4}),

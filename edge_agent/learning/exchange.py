@@ -90,11 +90,12 @@ class SparkMethod:
     """
 
     def __init__(self, spec: MLPSpec, config: spark.SparkConfig, rounds: int,
-                 kernels: BoardKernels | None = None) -> None:
+                 kernels: BoardKernels | None = None, keep_drawn: bool = False) -> None:
         if kernels is not None and config.projection.family != "tensorsketch":
             raise ValueError(f"board kernel backends implement the tensorsketch projection, "
                              f"not {config.projection.family}")
         self.spec, self.config, self.rounds, self.kernels = spec, config, rounds, kernels
+        self.keep_drawn = keep_drawn  # a dense gaussian P_k kept whole once drawn (the simulator; not a board)
         self._projections: dict[int, Projection] = {}
         self._lock = threading.Lock()
 
@@ -102,16 +103,18 @@ class SparkMethod:
         """Pickles (to worker processes) without the lock or cached projections; both are rebuilt there."""
         if self.kernels is not None:
             raise TypeError("a SparkMethod with a kernel backend stays in its process")
-        return {"spec": self.spec, "config": self.config, "rounds": self.rounds}
+        return {"spec": self.spec, "config": self.config, "rounds": self.rounds, "keep_drawn": self.keep_drawn}
 
     def __setstate__(self, state: dict[str, object]) -> None:
-        self.__init__(state["spec"], state["config"], state["rounds"])  # type: ignore[misc]
+        self.__init__(state["spec"], state["config"], state["rounds"],  # type: ignore[misc]
+                      keep_drawn=state["keep_drawn"])
 
     def projection(self, round_index: int) -> Projection:
         """P_k, derived once per round and shared by the requester and responder sides."""
         with self._lock:
             if round_index not in self._projections:
-                self._projections = {round_index: make_projection(self.config.projection, self.spec, round_index)}
+                self._projections = {round_index: make_projection(self.config.projection, self.spec, round_index,
+                                                                  self.keep_drawn)}
             return self._projections[round_index]
 
     def answer(self, request: JacobianRequest, x: FloatArray, y: np.ndarray, sender: str) -> JacobianReply:

@@ -73,15 +73,19 @@ class Projection(Protocol):
         ...
 
 
-def make_projection(config: ProjectionConfig, spec: MLPSpec, round_index: int) -> Projection:
-    """P_k for round `round_index`: a pure function of (config, spec, round_index)."""
+def make_projection(config: ProjectionConfig, spec: MLPSpec, round_index: int, keep_drawn: bool = False) -> Projection:
+    """P_k for round `round_index`: a pure function of (config, spec, round_index).
+
+    `keep_drawn`: a dense `gaussian` P keeps its blocks once drawn (see GaussianProjection); the structured
+    families hold their few MB of state anyway.
+    """
     if round_index < 0:
         raise ValueError(f"round index must be >= 0, got {round_index}")
     seed = (config.seed, round_index, _FAMILY_TAGS[config.family])
     if config.family == "identity":
         return IdentityProjection(spec)
     if config.family == "gaussian":
-        return GaussianProjection(spec, config.dim, seed)
+        return GaussianProjection(spec, config.dim, seed, keep_drawn)
     if config.family == "sparse":
         return SparseProjection(spec, config.dim, seed)
     if config.family == "kron":
@@ -172,11 +176,14 @@ class GaussianProjection:
     """Dense N(0, 1/m) entries, regenerated block by block from child seeds and never stored (slow reference).
 
     Block b of layer l covers output units [b * rows, (b + 1) * rows) and is drawn as an (in + 1, rows, m) array
-    from default_rng([seed, round, tag, l, b]), so any block can be regenerated on its own.
+    from default_rng([seed, round, tag, l, b]), so any block can be regenerated on its own. With `keep`, the
+    blocks drawn on first use are kept (4 d m bytes, 0.33 GB at m = 1024): the same numbers, for a simulator
+    whose every client answers with one round's P; drawing them takes most of a request's time.
     """
 
-    def __init__(self, spec: MLPSpec, dim: int, seed: tuple[int, ...]) -> None:
-        self.spec, self._dim, self._seed = spec, dim, seed
+    def __init__(self, spec: MLPSpec, dim: int, seed: tuple[int, ...], keep: bool = False) -> None:
+        self.spec, self._dim, self._seed, self._keep = spec, dim, seed, keep
+        self._kept: list[tuple[int, int, int, FloatArray]] | None = None
 
     @property
     def dim(self) -> int:
@@ -184,6 +191,13 @@ class GaussianProjection:
 
     def _blocks(self) -> Iterator[tuple[int, int, int, FloatArray]]:
         """(layer, o0, o1, P block (in + 1, o1 - o0, m)) over the whole matrix."""
+        if not self._keep:
+            return self._draw_blocks()
+        if self._kept is None:
+            self._kept = list(self._draw_blocks())
+        return iter(self._kept)
+
+    def _draw_blocks(self) -> Iterator[tuple[int, int, int, FloatArray]]:
         m = self._dim
         for layer, (fan_out, width) in enumerate(_layer_shapes(self.spec)):
             rows = max(1, _GAUSSIAN_BLOCK_FLOATS // (width * m))

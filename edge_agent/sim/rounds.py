@@ -136,7 +136,7 @@ def spark_round(spec: MLPSpec, clients: Sequence[Client], weights: FloatArray, v
     """SPEC section 4 for every client in lockstep; returns weights, momentum velocities and each client's tau."""
     _require_codecs(network.ledger.codecs, config.codec, config.candidates_codec, "SPARK")
     averaged = exchange_and_average(clients, weights, graph, network, round_index)
-    step = NeighbourhoodStep(SparkMethod(spec, config, rounds), round_index, network.ledger.codecs)
+    step = NeighbourhoodStep(SparkMethod(spec, config, rounds, keep_drawn=True), round_index, network.ledger.codecs)
     results = run_requesters(step, clients, averaged, velocity, graph, network, mapper or map_in_process(clients))
     velocities = np.stack([r.velocity for r in results])
     return (np.stack([r.weights for r in results]), velocities,

@@ -127,6 +127,19 @@ def test_matrix_is_a_pure_function_of_seed_and_round(family: str, rank: int) -> 
     assert not np.allclose(first, dense_matrix(_small(family, rank, seed=4, round_index=7), SMALL))
 
 
+@pytest.mark.usefixtures("chunking")
+def test_a_gaussian_that_keeps_its_drawn_blocks_is_the_same_matrix() -> None:
+    config = ProjectionConfig("gaussian", M_SMALL, 1, 3)
+    kept = make_projection(config, SMALL, 7, keep_drawn=True)
+    drawn = make_projection(config, SMALL, 7)
+    jac = _small_jacobian()
+    z = np.random.default_rng(2).normal(size=(3, M_SMALL)).astype(np.float32)
+    for _ in range(2):  # the first call draws and keeps the blocks, the second reuses them
+        np.testing.assert_array_equal(kept.project(jac), drawn.project(jac))
+        np.testing.assert_array_equal(kept.lift(z), drawn.lift(z))
+    assert kept._kept is not None and drawn._kept is None  # type: ignore[attr-defined]
+
+
 @pytest.mark.parametrize(("family", "rank"), RANDOM_CASES)
 def test_p_times_p_transpose_is_the_identity_in_expectation(family: str, rank: int) -> None:
     draws, d = 600, SMALL.num_params
