@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from edge_agent import __version__
+from edge_agent.cli.data import data
 from edge_agent.cli.demo import demo
 from edge_agent.cli.profiles import profiles
 from edge_agent.cli.run import run
@@ -24,3 +25,4 @@ cli.add_command(simulate)
 cli.add_command(run)
 cli.add_command(demo)
 cli.add_command(profiles)
+cli.add_command(data)

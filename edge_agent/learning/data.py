@@ -9,7 +9,7 @@ import os
 import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -234,25 +234,33 @@ def verify_dir(directory: Path) -> dict[str, bool]:
     result = {}
     for name in FILE_NAMES:
         path = data_file(directory, name)
-        result[name] = path is not None and content_sha256(path) == CONTENT_SHA256[name]
+        result[name] = path is not None and _content_matches(path, name)
     return result
 
 
-def download_dataset(dest: Path) -> Path:
-    """Fetch the four official archives into `dest` (kept if already valid), checking content SHA-256; `dest`."""
+def download_dataset(dest: Path, progress: Callable[[str, bool], None] | None = None) -> Path:
+    """Fetch the four official archives into `dest` (kept if already valid), checking content SHA-256; `dest`.
+
+    `progress(name, fetched)` is called before each file is fetched (True) or after it is found valid (False).
+    """
     dest.mkdir(parents=True, exist_ok=True)
     for name in FILE_NAMES:
         target = dest / f"{name}.gz"
         if target.is_file() and _content_matches(target, name):
+            if progress:
+                progress(name, False)
             continue
+        if progress:
+            progress(name, True)
         _download_verified(name, target)
     return dest
 
 
 def _content_matches(path: Path, name: str) -> bool:
+    """Does `path` hold the official content of `name`? False, not an error, if it is broken or unreadable."""
     try:
         return content_sha256(path) == CONTENT_SHA256[name]
-    except ValueError:
+    except (ValueError, OSError):
         return False
 
 
