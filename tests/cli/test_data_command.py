@@ -96,3 +96,11 @@ def test_check_of_an_empty_place_says_how_to_get_the_data(tmp_path: Path) -> Non
     result = CliRunner().invoke(data, ["check", "--dir", str(tmp_path)])
     assert result.exit_code == 1
     assert "none of the files" in result.output and "dataset-fashion-mnist" in result.output
+
+
+def test_a_destination_that_cannot_be_a_directory_is_one_error_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    result = CliRunner().invoke(data, ["download", "--dest", str(blocker / "data")])
+    assert result.exit_code == 1
+    assert f"cannot write the dataset to {blocker / 'data'}" in result.output and "Traceback" not in result.output
