@@ -30,6 +30,9 @@ FAMILIES: tuple[str, ...] = get_args(Family)
 _FAMILY_TAGS = {"identity": 0, "gaussian": 1, "sparse": 2, "kron": 3, "tensorsketch": 4}
 # Working-set budgets in float32 elements (4 bytes each): one dense Gaussian block, one chunk of sparse work.
 _GAUSSIAN_BLOCK_FLOATS = 1 << 22
+# The most a kept dense Gaussian P may hold (2 GiB per process: m up to 6,752 at d = 79,510); a larger one is
+# drawn per use.
+_GAUSSIAN_KEEP_FLOATS = 1 << 29
 _SPARSE_CHUNK_FLOATS = 1 << 22
 # tensorsketch: output units per block (see TensorSketchProjection).
 _UNITS_PER_BLOCK = 25
@@ -177,12 +180,14 @@ class GaussianProjection:
 
     Block b of layer l covers output units [b * rows, (b + 1) * rows) and is drawn as an (in + 1, rows, m) array
     from default_rng([seed, round, tag, l, b]), so any block can be regenerated on its own. With `keep`, the
-    blocks drawn on first use are kept (4 d m bytes, 0.33 GB at m = 1024): the same numbers, for a simulator
-    whose every client answers with one round's P; drawing them takes most of a request's time.
+    blocks drawn on first use are kept (4 d m bytes, 0.33 GB at m = 1024; not beyond _GAUSSIAN_KEEP_FLOATS): the
+    same numbers, for a simulator whose every client answers with one round's P; drawing them takes most of a
+    request's time.
     """
 
     def __init__(self, spec: MLPSpec, dim: int, seed: tuple[int, ...], keep: bool = False) -> None:
-        self.spec, self._dim, self._seed, self._keep = spec, dim, seed, keep
+        self.spec, self._dim, self._seed = spec, dim, seed
+        self._keep = keep and spec.num_params * dim <= _GAUSSIAN_KEEP_FLOATS
         self._kept: list[tuple[int, int, int, FloatArray]] | None = None
 
     @property

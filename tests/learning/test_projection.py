@@ -140,6 +140,15 @@ def test_a_gaussian_that_keeps_its_drawn_blocks_is_the_same_matrix() -> None:
     assert kept._kept is not None and drawn._kept is None  # type: ignore[attr-defined]
 
 
+def test_a_gaussian_too_large_to_keep_is_drawn_per_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(projection_module, "_GAUSSIAN_KEEP_FLOATS", SMALL.num_params * M_SMALL - 1)
+    config = ProjectionConfig("gaussian", M_SMALL, 1, 3)
+    large = make_projection(config, SMALL, 7, keep_drawn=True)
+    np.testing.assert_array_equal(large.project(_small_jacobian()), make_projection(config, SMALL, 7).project(
+        _small_jacobian()))
+    assert large._kept is None  # type: ignore[attr-defined]
+
+
 @pytest.mark.parametrize(("family", "rank"), RANDOM_CASES)
 def test_p_times_p_transpose_is_the_identity_in_expectation(family: str, rank: int) -> None:
     draws, d = 600, SMALL.num_params
