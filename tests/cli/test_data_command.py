@@ -13,8 +13,11 @@ from edge_agent.cli.main import cli
 from edge_agent.learning import data as data_module
 from edge_agent.learning.data import FILE_NAMES, SYSTEM_DATA_DIR, data_file
 
-pytestmark = pytest.mark.skipif(not data_module.has_all_files(SYSTEM_DATA_DIR),
-                                reason=f"Fashion-MNIST not installed in {SYSTEM_DATA_DIR}")
+# As in tests/learning/test_data.py: only the tests that copy or expect the installed package need it.
+needs_installed_data = pytest.mark.skipif(
+    not data_module.has_all_files(SYSTEM_DATA_DIR),
+    reason=f"Fashion-MNIST not installed in {SYSTEM_DATA_DIR} (sudo apt-get install dataset-fashion-mnist)",
+)
 
 
 def _copy_dataset(dest: Path) -> Path:
@@ -26,7 +29,7 @@ def _copy_dataset(dest: Path) -> Path:
     return dest
 
 
-def _mirror_of_the_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def _mirror_of_the_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A file:// mirror serving the official .gz archives, in place of the real mirrors."""
     mirror = tmp_path / "mirror"
     mirror.mkdir()
@@ -36,7 +39,6 @@ def _mirror_of_the_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> P
         content = source.read_bytes()
         (mirror / f"{name}.gz").write_bytes(content if source.suffix == ".gz" else gzip.compress(content))
     monkeypatch.setattr(data_module, "MIRRORS", (mirror.as_uri() + "/",))
-    return mirror
 
 
 def test_the_command_the_not_found_message_names_exists() -> None:
@@ -45,6 +47,7 @@ def test_the_command_the_not_found_message_names_exists() -> None:
     assert "SHA-256" in result.output
 
 
+@needs_installed_data
 def test_download_reports_each_file_and_verifies_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _mirror_of_the_dataset(tmp_path, monkeypatch)
     dest = tmp_path / "fresh"
@@ -56,6 +59,7 @@ def test_download_reports_each_file_and_verifies_it(tmp_path: Path, monkeypatch:
     assert all(data_module.verify_dir(dest).values())
 
 
+@needs_installed_data
 def test_download_keeps_valid_files_and_fetches_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(data_module, "MIRRORS", ((tmp_path / "nowhere").as_uri() + "/",))  # would fail if asked
     dest = _copy_dataset(tmp_path / "have")
@@ -73,6 +77,7 @@ def test_a_failed_download_is_one_error_line(tmp_path: Path, monkeypatch: pytest
     assert "Error: could not download" in result.output and "Traceback" not in result.output
 
 
+@needs_installed_data
 def test_check_finds_the_data_where_the_agents_look(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("EDGE_AGENT_DATA", raising=False)
     result = CliRunner().invoke(data, ["check"])
@@ -81,6 +86,7 @@ def test_check_finds_the_data_where_the_agents_look(monkeypatch: pytest.MonkeyPa
     assert result.output.count(": ok") == 4 and f"in {SYSTEM_DATA_DIR} is intact" in result.output
 
 
+@needs_installed_data
 def test_check_rejects_a_file_that_is_not_the_official_content(tmp_path: Path) -> None:
     dest = _copy_dataset(tmp_path / "tampered")
     victim = data_file(dest, FILE_NAMES[1])

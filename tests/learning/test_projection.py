@@ -144,8 +144,8 @@ def test_a_gaussian_too_large_to_keep_is_drawn_per_use(monkeypatch: pytest.Monke
     monkeypatch.setattr(projection_module, "_GAUSSIAN_KEEP_FLOATS", SMALL.num_params * M_SMALL - 1)
     config = ProjectionConfig("gaussian", M_SMALL, 1, 3)
     large = make_projection(config, SMALL, 7, keep_drawn=True)
-    np.testing.assert_array_equal(large.project(_small_jacobian()), make_projection(config, SMALL, 7).project(
-        _small_jacobian()))
+    jac = _small_jacobian()
+    np.testing.assert_array_equal(large.project(jac), make_projection(config, SMALL, 7).project(jac))
     assert large._kept is None  # type: ignore[attr-defined]
 
 
