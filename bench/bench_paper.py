@@ -151,8 +151,7 @@ def main() -> None:
     parser.add_argument("--taus", type=lambda text: tuple(int(t) for t in text.split(",")),
                         default=EvolutionConfig().taus, help="candidate horizons, comma-separated")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--partition", type=Path, default=DEFAULT_SPLIT if DEFAULT_SPLIT.exists() else None,
-                        help="npz split (default: the published split beside the project, if present)")
+    parser.add_argument("--partition", type=Path, help=f"npz split (default: the published split, {DEFAULT_SPLIT})")
     parser.add_argument("--generated-split", action="store_true", help="use the seeded generator, not the file")
     parser.add_argument("--full", action="store_true", help="run all rounds even after reaching the target")
     parser.add_argument("--stop-at", type=float, help="stop at this aggregated accuracy instead of 85%%")
@@ -171,6 +170,13 @@ def main() -> None:
         return
     if args.generated_split:
         args.partition = None
+    elif args.partition is None:
+        if not DEFAULT_SPLIT.exists():  # never fall back to another split silently: its numbers would differ
+            parser.error(f"the published split {DEFAULT_SPLIT} is not there; "
+                         "pass --partition FILE or --generated-split")
+        args.partition = DEFAULT_SPLIT
+    generated = f"seeded Dirichlet generator (alpha {args.alpha or 'of the setting'}, seed {args.seed})"
+    print(f"split: {args.partition or generated}", file=sys.stderr, flush=True)
     unknown = [name for name in args.variants.split(",") if name not in VARIANTS]
     if unknown:
         parser.error(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
