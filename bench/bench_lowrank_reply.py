@@ -16,19 +16,14 @@ import json
 from pathlib import Path
 
 import numpy as np
+from bench_paper import DEFAULT_SPLIT
+from bench_projection import kernel_error
 
 from edge_agent.learning.data import load_fashion_mnist
-from edge_agent.learning.jacobian import DenseJacobian, mlp_jacobian
+from edge_agent.learning.jacobian import mlp_jacobian
 from edge_agent.learning.mlp import MLPSpec, init_weights
 from edge_agent.learning.partition import load_partition
 from edge_agent.learning.projection import ProjectionConfig, make_projection
-
-PUBLISHED_SPLIT = Path(__file__).resolve().parents[2] / "shared" / "data" / "fmnist300-alpha0.1-split0.npz"
-
-
-def relative_error(kernel: np.ndarray, exact: np.ndarray) -> float:
-    """Relative Frobenius error of `kernel` against `exact`."""
-    return float(np.linalg.norm(kernel - exact) / np.linalg.norm(exact))
 
 
 def main() -> None:
@@ -37,7 +32,7 @@ def main() -> None:
     parser.add_argument("--ranks", default="64,128,256,512")
     parser.add_argument("--proj-dim", type=int, default=1024)
     parser.add_argument("--projection", default="tensorsketch", choices=("gaussian", "sparse", "kron", "tensorsketch"))
-    parser.add_argument("--partition", type=Path, default=PUBLISHED_SPLIT)
+    parser.add_argument("--partition", type=Path, default=DEFAULT_SPLIT)
     parser.add_argument("--state", type=Path, help="state.npz of a simulate or bench_paper run (its clients' weights)")
     args = parser.parse_args()
     if not args.partition.exists():
@@ -61,12 +56,12 @@ def main() -> None:
         projected = projection.project(jac)
         n, c, m = projected.shape
         rows_total += n * c
-        projected_errors.append(relative_error(DenseJacobian(projected).kernel(), exact))
+        projected_errors.append(kernel_error(projected, exact))
         u, s, vt = np.linalg.svd(projected.reshape(n * c, m), full_matrices=False)
         energy = np.cumsum(s**2) / np.sum(s**2)
         for r in ranks:
             low = (u[:, :r] * s[:r]) @ vt[:r]
-            truncated[r][0].append(relative_error(DenseJacobian(low.reshape(n, c, m)).kernel(), exact))
+            truncated[r][0].append(kernel_error(low.reshape(n, c, m), exact))
             truncated[r][1].append(float(energy[min(r, len(energy)) - 1]))
     rows = rows_total / args.clients
     print(f"{args.clients} clients of {args.partition.name}, {label}; {args.projection}, m = {args.proj_dim}; "
