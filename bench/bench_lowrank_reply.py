@@ -19,6 +19,7 @@ import numpy as np
 from bench_paper import DEFAULT_SPLIT
 from bench_projection import kernel_error
 
+from edge_agent.deploy.profiles import PROJECTIONS
 from edge_agent.learning.data import load_fashion_mnist
 from edge_agent.learning.jacobian import mlp_jacobian
 from edge_agent.learning.mlp import MLPSpec, init_weights
@@ -31,7 +32,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=6, help="first clients of the split to measure")
     parser.add_argument("--ranks", default="64,128,256,512")
     parser.add_argument("--proj-dim", type=int, default=1024)
-    parser.add_argument("--projection", default="tensorsketch", choices=("gaussian", "sparse", "kron", "tensorsketch"))
+    parser.add_argument("--projection", default="tensorsketch", choices=PROJECTIONS)
     parser.add_argument("--partition", type=Path, default=DEFAULT_SPLIT)
     parser.add_argument("--state", type=Path, help="state.npz of a simulate or bench_paper run (its clients' weights)")
     args = parser.parse_args()
