@@ -13,11 +13,15 @@ from edge_agent.records import write_npz_atomic
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """The state after `round` completed: the next round to run is round + 1."""
+    """The state after `round` completed (the next round to run is round + 1), the run it belongs to, and how
+    long the metrics file was once that round's line was in it (so a restart drops any later, uncommitted line)."""
 
     round: int
     weights: FloatArray  # (d,)
     velocity: FloatArray  # (d,)
+    run: str = ""
+    fingerprint: str = ""
+    metrics_bytes: int = -1  # -1: no metrics file
 
 
 def checkpoint_path(directory: Path, agent_id: str) -> Path:
@@ -28,7 +32,9 @@ def save_checkpoint(directory: Path, agent_id: str, checkpoint: Checkpoint) -> P
     """Replace the agent's checkpoint atomically: a crash leaves the old one or the new one, never a torn file."""
     target = checkpoint_path(directory, agent_id)
     write_npz_atomic(target, {"round": np.int64(checkpoint.round), "weights": checkpoint.weights,
-                              "velocity": checkpoint.velocity})
+                              "velocity": checkpoint.velocity, "run": np.str_(checkpoint.run),
+                              "fingerprint": np.str_(checkpoint.fingerprint),
+                              "metrics_bytes": np.int64(checkpoint.metrics_bytes)})
     return target
 
 
@@ -40,7 +46,10 @@ def load_checkpoint(directory: Path, agent_id: str, num_params: int) -> Checkpoi
     try:
         with np.load(path) as data:
             checkpoint = Checkpoint(int(data["round"]), data["weights"].astype(np.float32),
-                                    data["velocity"].astype(np.float32))
+                                    data["velocity"].astype(np.float32),
+                                    str(data["run"]) if "run" in data else "",
+                                    str(data["fingerprint"]) if "fingerprint" in data else "",
+                                    int(data["metrics_bytes"]) if "metrics_bytes" in data else -1)
     except (OSError, KeyError, ValueError) as error:
         raise ValueError(f"checkpoint {path} is unreadable ({error}); move it away to start fresh") from error
     if checkpoint.weights.shape != (num_params,) or checkpoint.velocity.shape != (num_params,):

@@ -10,6 +10,9 @@ from edge_agent.learning.algorithms.ntk_dfl import NTKDFLConfig
 from edge_agent.learning.algorithms.spark import SparkConfig, wire_codecs_for
 from edge_agent.learning.codec import CodecConfig
 from edge_agent.learning.messages import FP32, WireCodecs
+from edge_agent.learning.topology import TopologyConfig
+from edge_agent.run_identity import RunIdentity, agreed_settings, run_identity
+from edge_agent.transport.contract import PROTOCOL_VERSION
 from edge_agent.transport.throttle import LinkModel
 
 AGENT_ALGORITHMS = ("spark", "ntk-dfl")
@@ -24,11 +27,14 @@ class AgentConfig:
     clients: int  # M
     setting: str
     algorithm: str
-    rounds: int
+    rounds: int  # 0: train until stopped
     samples_per_client: int
     alpha: float
     kappa: int
     seed: int = 0
+    schedule_rounds: int = 0  # SPARK's stages, when --rounds is 0 and --schedule-rounds is not given: the setting's
+    run_name: str | None = None  # --run; default: the fingerprint of the agreed settings
+    stall_s: float = 20.0  # a transfer or a neighbour that shows no progress this long is cut and counted missing
     partition_file: Path | None = None
     host: str = "127.0.0.1"
     port: int = 0
@@ -53,13 +59,38 @@ class AgentConfig:
     def wire_codecs(self) -> WireCodecs:
         return wire_codecs_for(self.algorithm, self.spark, self.weights_codec)
 
+    @property
+    def schedule_span(self) -> int:
+        """The rounds SPARK's stages are spread over: the run's rounds, or for an open-ended run the setting's."""
+        return self.rounds or self.schedule_rounds
+
+    @property
+    def identity(self) -> RunIdentity:
+        """This agent's run: only agents with the same identity are members and may call it."""
+        settings = agreed_settings(
+            protocol=PROTOCOL_VERSION, algorithm=self.algorithm, setting=self.setting, clients=self.clients,
+            samples_per_client=self.samples_per_client, alpha=self.alpha, kappa=self.kappa, seed=self.seed,
+            rounds=self.schedule_span, ntk=self.ntk, spark=self.spark, partition_file=self.partition_file)
+        return run_identity(settings, self.run_name)
+
+    @property
+    def topology(self) -> TopologyConfig:
+        return TopologyConfig(degree=self.kappa, seed=self.seed)
+
     def __post_init__(self) -> None:
         if self.algorithm not in AGENT_ALGORITHMS:
             raise ValueError(f"the agent runs {' or '.join(AGENT_ALGORITHMS)}, not {self.algorithm!r} "
                              "(baselines run in `edge-agent simulate`)")
         if not 0 <= self.shard < self.clients:
             raise ValueError(f"shard {self.shard}/{self.clients} is out of range: use i/M with 0 <= i < M")
-        if self.rounds < 1:
-            raise ValueError(f"rounds must be at least 1, got {self.rounds}")
+        if self.rounds < 0 or (self.rounds == 0 and self.schedule_rounds < 1):
+            raise ValueError(f"rounds must be at least 0 (0: until stopped, with a schedule span), got {self.rounds}")
+        try:
+            self.topology.validate(self.clients)  # the graph is drawn over all M shards, present or not
+        except ValueError as error:
+            raise ValueError(f"{self.clients} agents cannot form the {self.setting} setting's round graphs "
+                             f"(kappa {self.kappa}): {error}") from None
+        if self.stall_s <= 0:
+            raise ValueError(f"the stall window must be positive, got {self.stall_s} s")
         if not self.mdns and not self.peers:
             raise ValueError("with --no-mdns the agent needs --peers host:port,... to find its neighbours")

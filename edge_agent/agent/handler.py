@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 from edge_agent.agent.inbox import WeightsInbox
 from edge_agent.agent.traffic import RoundTraffic
@@ -13,14 +14,18 @@ from edge_agent.learning.messages import Message, WeightsMessage
 class AgentHandler:
     """The transport's MessageHandler for one agent."""
 
-    def __init__(self, responder: Responder, inbox: WeightsInbox, traffic: RoundTraffic) -> None:
+    def __init__(self, responder: Responder, inbox: WeightsInbox, traffic: RoundTraffic,
+                 on_message: Callable[[str], None] | None = None) -> None:
         self.responder = responder
         self.inbox = inbox
         self.traffic = traffic
+        self._on_message = on_message  # hears each sender: a peer that calls us is alive
         self._answering = threading.Lock()
 
     def handle(self, message: Message, peer: str) -> Message | None:
         self.traffic.received(message)
+        if self._on_message is not None:
+            self._on_message(message.sender)
         if isinstance(message, WeightsMessage):
             if message.weights.shape != (self.responder.method.spec.num_params,):
                 raise ValueError(f"weights of shape {message.weights.shape} do not fit this model")

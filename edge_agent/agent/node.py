@@ -21,6 +21,7 @@ from edge_agent.transport.client import PeerPool
 from edge_agent.transport.contract import PROTOCOL_VERSION, AgentStatus, PeerInfo, TransportError
 from edge_agent.transport.ledger import TransportLedger
 from edge_agent.transport.server import AgentServer, ServerConfig
+from edge_agent.transport.stall import StallPolicy
 from edge_agent.transport.throttle import LinkShaper
 from edge_agent.transport.wire import WireConfig
 
@@ -32,18 +33,26 @@ class Node:
 
     def __init__(self, config: AgentConfig, data: Dataset, test: EvaluationImages) -> None:
         self.config = config
+        self.identity = config.identity
         self.ledger = TransportLedger()
         shaper = LinkShaper(config.link)
         wire = WireConfig(codecs=config.wire_codecs, chunk_size=config.chunk_size)
-        self.pool = PeerPool(wire=wire, shaper=shaper, ledger=self.ledger)
-        self.membership = Membership()
+        self.pool = PeerPool(wire=wire, shaper=shaper, ledger=self.ledger, run=self.identity,
+                             stall=StallPolicy(config.stall_s))
+        self.conflicts: dict[str, str] = {}  # agents of our run that claim our shard: id -> address
+        self.membership = Membership(admit=self._admit)
         self.agent = Agent(config, data, test, self.membership, self.pool, self.ledger)
-        self.server = AgentServer(ServerConfig(config.agent_id, config.host, config.port, wire), self.agent.handler,
-                                  peer_info=self.peer_info, status=self.status, shaper=shaper, ledger=self.ledger)
+        self.server = AgentServer(ServerConfig(config.agent_id, config.host, config.port, wire, run=self.identity),
+                                  self.agent.handler, peer_info=self.peer_info, status=self.status, shaper=shaper,
+                                  ledger=self.ledger)
         self._discovery: list[Any] = []
 
     def start(self) -> int:
-        """Serve on the configured port (0: any) and start finding peers; returns the bound port."""
+        """Open the metrics file and checkpoint, bind the port (0: any), then start finding peers.
+
+        Everything an operator can get wrong fails here, before the agent advertises: OSError or ValueError.
+        """
+        self.agent.prepare()
         port = self.server.start()
         record = self.peer_record()
         if self.config.mdns:
@@ -60,13 +69,18 @@ class Node:
         return port
 
     def run(self, on_round: Callable[[dict[str, Any]], None] | None = None) -> None:
+        """Train until the rounds are done or `stop()`; ValueError if another agent of the run holds our shard."""
         def advertise(record: dict[str, Any]) -> None:
             for discovery in self._discovery:
                 if isinstance(discovery, MdnsDiscovery):
                     discovery.update(round=record["round"] + 1)
             if on_round is not None:
                 on_round(record)
-        self.agent.run(advertise)
+        self.agent.run(advertise, before_first_round=self._refuse_conflicts)
+
+    def stop(self) -> None:
+        """Ask the agent to stop at its next check; `run` then returns."""
+        self.agent.stop()
 
     def close(self) -> None:
         """Leave the network (mDNS goodbye), finish calls in flight and stop serving; idempotent."""
@@ -80,18 +94,44 @@ class Node:
     def peer_record(self) -> PeerRecord:
         return PeerRecord(agent_id=self.config.agent_id, host=self.config.host, port=self.server.port,
                           protocol=PROTOCOL_VERSION, algorithm=self.config.algorithm, setting=self.config.setting,
-                          round=self.agent.next_round, samples=len(self.agent.data), profile=self.config.profile)
+                          round=self.agent.next_round, samples=len(self.agent.data), profile=self.config.profile,
+                          run=self.identity.run_id, fingerprint=self.identity.fingerprint, shard=self.config.shard)
 
     def peer_info(self) -> PeerInfo:
         record = self.peer_record()
         return PeerInfo(record.agent_id, record.protocol, record.algorithm, record.setting, record.round,
-                        record.samples, record.profile, self.server.address)
+                        record.samples, record.profile, self.server.address, record.run, record.fingerprint,
+                        record.shard)
 
     def status(self) -> AgentStatus:
         totals = self.ledger.totals()
         return AgentStatus(round=self.agent.next_round, state=self.agent.state,
                            members=tuple(self.agent.members()), bytes_sent=totals.wire_sent,
-                           bytes_received=totals.wire_received)
+                           bytes_received=totals.wire_received, last_round_seconds=self.agent.last_round_seconds,
+                           run=self.identity.run_id)
+
+    def _admit(self, record: PeerRecord) -> str | None:
+        """Why an advertised agent is not a member of our run, or None (then it is a hint until it answers)."""
+        if record.protocol != PROTOCOL_VERSION:
+            return f"it speaks {record.protocol}, this agent {PROTOCOL_VERSION}"
+        claimed = record.identity
+        if claimed is None:
+            return f"its run {record.run!r:.40} is garbled"
+        mismatch = self.identity.mismatch(claimed)
+        if mismatch is not None:
+            return mismatch
+        if record.shard >= self.config.clients:
+            return f"its shard {record.shard} is outside this run's {self.config.clients}"
+        if record.shard == self.config.shard:
+            self.conflicts[record.agent_id] = record.address
+            return f"it claims shard {record.shard}/{self.config.clients}, this agent's"
+        return None
+
+    def _refuse_conflicts(self) -> None:
+        if self.conflicts:
+            agent_id, address = sorted(self.conflicts.items())[0]
+            raise ValueError(f"shard {self.config.shard}/{self.config.clients} is already served by {agent_id} at "
+                             f"{address}; give each agent its own i of i/M")
 
     def _fetch_record(self, host: str, port: int) -> PeerRecord | None:
         try:
@@ -100,4 +140,5 @@ class Node:
             return None
         return PeerRecord(agent_id=info.agent_id, host=host, port=port, protocol=info.protocol_version,
                           algorithm=info.algorithm, setting=info.setting, round=info.round, samples=info.samples,
-                          profile=info.profile or "generic")
+                          profile=info.profile or "generic", run=info.run, fingerprint=info.fingerprint,
+                          shard=info.shard)

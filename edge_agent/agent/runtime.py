@@ -1,4 +1,9 @@
-"""The agent process: serve neighbours, find members, and run synchronous NTK-DFL/SPARK rounds over the wire."""
+"""The agent process: serve neighbours, find members, and run synchronous NTK-DFL/SPARK rounds over the wire.
+
+Rounds stay synchronous but never wait without bound: a neighbour that is gone, stalls or sends no weights within
+the stall window is left out of the round (recorded in the round's `missing`), and an agent that finds itself
+behind the fleet (restarted, paused) adopts the fleet's round, recording the rounds it skipped.
+"""
 
 from __future__ import annotations
 
@@ -6,33 +11,34 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from edge_agent.agent.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from edge_agent.agent.config import AgentConfig
-from edge_agent.agent.deadlines import call_timeout
 from edge_agent.agent.handler import AgentHandler
 from edge_agent.agent.inbox import WeightsInbox
 from edge_agent.agent.kernels import BackendKernels, ChunkedReferenceKernels
+from edge_agent.agent.lifecycle import AgentStopped, RoundJournal
+from edge_agent.agent.liveness import Liveness
 from edge_agent.agent.memory import peak_rss_mb, release_free_memory
 from edge_agent.agent.shard import EvaluationImages
 from edge_agent.agent.traffic import RoundTraffic
-from edge_agent.discovery.membership import Membership
+from edge_agent.discovery.membership import Membership, PeerChange
+from edge_agent.discovery.peers import PeerRecord
 from edge_agent.learning.algorithms.ntk_dfl import average_weights
 from edge_agent.learning.data import Dataset
 from edge_agent.learning.exchange import Gather, NTKDFLMethod, NTKMethod, Responder, SparkMethod, run_neighbourhood
-from edge_agent.learning.messages import Message, WeightsMessage, payload_bytes
+from edge_agent.learning.messages import Message, WeightsMessage
 from edge_agent.learning.mlp import FloatArray, MLPSpec, init_weights
-from edge_agent.learning.topology import TopologyConfig, neighbours
-from edge_agent.records import JsonLinesLog
+from edge_agent.learning.topology import neighbours
 from edge_agent.runtime.backend import make_backend
 from edge_agent.transport.client import PeerPool
 from edge_agent.transport.contract import TransportError
 from edge_agent.transport.ledger import LinkCounters, TransportLedger
+from edge_agent.transport.schema import WireError
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +49,12 @@ def make_method(config: AgentConfig, spec: MLPSpec) -> NTKMethod:
         return NTKDFLMethod(spec, config.ntk)
     if config.backend == "numpy":  # the simulator's reference path, chunked where the profile asks and it can be
         if config.jacobian_chunk is None or config.spark.projection.family != "tensorsketch":
-            return SparkMethod(spec, config.spark, config.rounds)
-        return SparkMethod(spec, config.spark, config.rounds, ChunkedReferenceKernels(spec, config.jacobian_chunk))
+            return SparkMethod(spec, config.spark, config.schedule_span)
+        return SparkMethod(spec, config.spark, config.schedule_span,
+                           ChunkedReferenceKernels(spec, config.jacobian_chunk))
     backend = make_backend(config.backend, spec, config.providers or None, config.threads,  # type: ignore[arg-type]
                            dim=config.spark.projection.dim, chunk=config.jacobian_chunk)
-    return SparkMethod(spec, config.spark, config.rounds, BackendKernels(backend))
+    return SparkMethod(spec, config.spark, config.schedule_span, BackendKernels(backend))
 
 
 @dataclass
@@ -61,6 +68,10 @@ class RoundClock:
         self.seconds[phase] += seconds
 
 
+RETRY_PAUSE_S = 0.5  # before the one retry of a call that failed at once (connection refused or reset)
+WAIT_SLICE_S = 0.2  # waits wake this often to notice a stop request
+
+
 class Agent:
     """One board's learner: local shard, weights and momentum, and the round loop over its peers."""
 
@@ -71,44 +82,55 @@ class Agent:
         self.spec = spec or MLPSpec()
         self.method = make_method(config, self.spec)
         self._reply_width = config.spark.projection.dim if config.algorithm == "spark" else self.spec.num_params
-        self.topology = TopologyConfig(degree=config.kappa, seed=config.seed)
+        self.liveness = Liveness(config.clients, config.shard)
+        self.journal = RoundJournal(config.metrics, config.checkpoint_dir, config.agent_id, config.identity,
+                                    self.spec.num_params)
         self.inbox = WeightsInbox()
         self.traffic = RoundTraffic(config.wire_codecs)
-        self.handler = AgentHandler(Responder(config.agent_id, data.x, data.y, self.method), self.inbox, self.traffic)
+        self.handler = AgentHandler(Responder(config.agent_id, data.x, data.y, self.method), self.inbox, self.traffic,
+                                    on_message=self.liveness.mark_up)
         self.weights = init_weights(self.spec, config.seed)
         self.velocity = np.zeros_like(self.weights)
         self.next_round = 0
         self.state = "starting"
-        self._executor = ThreadPoolExecutor(max(4, config.kappa + 1), thread_name_prefix=f"{config.agent_id}-call")
-        self._stop = threading.Event()
-        self._resume()
+        self.last_round_seconds = 0.0
+        self._missing: dict[str, str] = {}  # this round's left-out neighbours and why
+        self._executor = ThreadPoolExecutor(max(4, 2 * config.kappa + 1),
+                                            thread_name_prefix=f"{config.agent_id}-call")
+        self.stopping = threading.Event()
+        membership.add_listener(self._on_member_change)
 
-    def _resume(self) -> None:
-        if self.config.checkpoint_dir is None:
-            return
-        checkpoint = load_checkpoint(self.config.checkpoint_dir, self.config.agent_id, self.spec.num_params)
+    def prepare(self) -> None:
+        """Open the metrics file and the checkpoint (OSError, ValueError: the operator's to fix) and resume."""
+        checkpoint = self.journal.open()
         if checkpoint is not None:
             self.weights, self.velocity, self.next_round = checkpoint.weights, checkpoint.velocity, checkpoint.round + 1
             log.info("resuming %s at round %d from its checkpoint", self.config.agent_id, self.next_round)
 
     def stop(self) -> None:
-        """Ask the round loop to stop after the current phase."""
-        self._stop.set()
+        """Ask the round loop to stop at its next check (between phases, or within a wait)."""
+        self.stopping.set()
+
+    @property
+    def finished(self) -> bool:
+        return bool(self.config.rounds) and self.next_round >= self.config.rounds
 
     def wait_for_members(self) -> list[str]:
-        """Block until all M agents of the run are known (or the wait runs out); returns the sorted member ids."""
+        """Wait until all M agents of the run are known, or the wait runs out (then go on with those known)."""
         self.state = "discovering"
         expected = self.config.clients - 1
-        if not self.membership.wait_for(expected, self.config.wait_peers_s):
-            raise TimeoutError(f"{self.config.agent_id} saw {len(self.membership)} of {expected} peers after "
-                               f"{self.config.wait_peers_s:.0f} s; check multicast, --peers, and the other agents")
+        if not self._wait(lambda: len(self.membership) >= expected, self.config.wait_peers_s):
+            log.warning("%s saw %d of %d peers after %.0f s; starting with those (check multicast, --peers and "
+                        "the other agents)", self.config.agent_id, len(self.membership), expected,
+                        self.config.wait_peers_s)
         return self.members()
 
     def wait_for_peers_to_finish(self) -> bool:
-        """Keep serving until every member advertises that it finished the last round (they may still need us)."""
-        done = self.membership.wait_until(
-            lambda peers: all(record.round >= self.config.rounds for record in peers.values()),
-            self.config.wait_peers_s)
+        """Keep serving until every live member advertises that it finished the last round (they may need us)."""
+        def all_done() -> bool:
+            down = self.liveness.down()
+            return all(r.round >= self.config.rounds for a, r in self.membership.snapshot().items() if a not in down)
+        done = self._wait(all_done, self.config.wait_peers_s)
         if not done:
             log.warning("%s stops before all peers finished", self.config.agent_id)
         return done
@@ -124,30 +146,38 @@ class Agent:
     def members(self) -> list[str]:
         return sorted({self.config.agent_id, *self.membership.snapshot()})
 
-    def run(self, on_round: Callable[[dict[str, Any]], None] | None = None) -> None:
-        """Run the remaining rounds, writing one record and one checkpoint per round."""
-        self.wait_for_members()
-        metrics = JsonLinesLog(self.config.metrics, append=self.next_round > 0) if self.config.metrics else None
+    def run(self, on_round: Callable[[dict[str, Any]], None] | None = None,
+            before_first_round: Callable[[], None] | None = None) -> None:
+        """Run the remaining rounds (all of them for --rounds 0) until stopped, committing each round's record
+        with its checkpoint; on a stop request the round in progress is abandoned. `before_first_round` runs
+        once the members are known (and may refuse to go on by raising)."""
         try:
-            while self.next_round < self.config.rounds and not self._stop.is_set():
+            if self.finished:
+                log.info("%s already finished its %d rounds", self.config.agent_id, self.config.rounds)
+                return
+            self.wait_for_members()
+            if before_first_round is not None:
+                before_first_round()
+            while not self.finished and not self.stopping.is_set():
+                self._catch_up()
+                if self.finished:
+                    break
                 record = self.run_round(self.next_round)
-                if metrics is not None:
-                    metrics.append(record)
-                if self.config.checkpoint_dir is not None:
-                    save_checkpoint(self.config.checkpoint_dir, self.config.agent_id,
-                                    Checkpoint(self.next_round, self.weights, self.velocity))
+                self.journal.commit(record, self.next_round, self.weights, self.velocity)
                 self.next_round += 1
                 release_free_memory()  # the round's buffers, so the next round starts from the same footprint
                 if on_round is not None:
                     on_round(record)
-            self.state = "finishing"
-            self.wait_for_peers_to_finish()
-            if metrics is not None:
-                metrics.append(self.summary())
+            if not self.stopping.is_set():
+                self.state = "finishing"
+                self.wait_for_peers_to_finish()
+                self.journal.append(self.summary())
             self.state = "done"
+        except AgentStopped:
+            self.state = "stopped"
+            log.info("%s stopped; round %d was abandoned", self.config.agent_id, self.next_round)
         finally:
-            if metrics is not None:
-                metrics.close()
+            self.journal.close()
             self._executor.shutdown(wait=False, cancel_futures=True)
 
     def run_round(self, round_index: int) -> dict[str, Any]:
@@ -155,34 +185,61 @@ class Agent:
         self.state = f"round {round_index}"
         start = time.perf_counter()
         before = {peer: _copy(c) for peer, c in self.ledger.links().items()}
-        members = self.members()
-        graph = neighbours(self.topology, members, round_index)
-        mine = graph[self.config.agent_id]
+        graph = neighbours(self.config.topology, self.liveness.roster, round_index)
+        picked = self.liveness.neighbours(graph[self.liveness.slot], self.membership.snapshot())
+        self._missing = dict(picked.missing)
         clock = RoundClock()
-        anchor = self._average(round_index, mine, clock)
+        anchor, mine = self._average(round_index, picked.live, clock)
         s_i = sorted((self.config.agent_id, *mine))
         result = run_neighbourhood(self.method, self.config.agent_id, anchor, self.velocity, s_i,
                                    self._caller(), round_index, self._gatherer(clock), clock.add)
         self.weights, self.velocity = result.weights, result.velocity
-        clock.seconds["total"] = time.perf_counter() - start
+        clock.seconds["total"] = self.last_round_seconds = time.perf_counter() - start
         self.inbox.forget_before(round_index)
-        return self._record(round_index, mine, members, clock, result.tau_index, before)
+        return self._record(round_index, picked.live, clock, result.tau_index, before)
 
-    def _average(self, round_index: int, mine: Sequence[str], clock: RoundClock) -> FloatArray:
+    def _catch_up(self) -> None:
+        """Adopt the fleet's round when most live members are past ours, recording the rounds skipped."""
+        fleet = self.liveness.fleet_round(self.membership.snapshot())
+        if fleet is None or fleet <= self.next_round:
+            return
+        if self.config.rounds:
+            fleet = min(fleet, self.config.rounds)
+        log.warning("%s is behind the fleet: skipping rounds %d..%d to join it at round %d", self.config.agent_id,
+                    self.next_round, fleet - 1, fleet)
+        for skipped in range(self.next_round, fleet):
+            record = {"round": skipped, "agent": self.config.agent_id, "algorithm": self.config.algorithm,
+                      "status": "skipped", "reason": f"behind the fleet; joined it at round {fleet}"}
+            self.journal.commit(record, skipped, self.weights, self.velocity)
+        self.next_round = fleet
+
+    def _average(self, round_index: int, live: Sequence[str], clock: RoundClock) -> tuple[FloatArray, list[str]]:
+        """wbar_i over the neighbours whose weights came within the stall window; those are the round's S_i."""
         start = time.perf_counter()
         message = WeightsMessage(self.config.agent_id, round_index, self.weights)
-        sent = list(self._executor.map(lambda peer: self._send(message, peer), mine))
-        reachable = [peer for peer, ok in zip(mine, sent, strict=True) if ok]
-        received = self.inbox.wait_for(round_index, reachable, self._weights_wait(len(mine)))
-        missing = sorted(set(mine) - set(received))
-        if missing:
-            log.warning("round %d: no weights from %s; averaging without them", round_index, ", ".join(missing))
-        anchor = average_weights(self.weights, [received[s] for s in sorted(received)])
+        sent = list(self._executor.map(lambda peer: self._send(message, peer), live))
+        reachable = [peer for peer, ok in zip(live, sent, strict=True) if ok]
+        received = self._wait_for_weights(round_index, reachable)
+        for peer in sorted(set(reachable) - set(received)):
+            reason = f"no weights within the {self.config.stall_s:.0f} s stall window"
+            self._missing[peer] = reason
+            self.liveness.mark_down(peer, reason)
+        if self._missing:
+            log.warning("round %d: without %s", round_index,
+                        ", ".join(f"{peer} ({why})" for peer, why in sorted(self._missing.items())))
+        mine = sorted(received)
+        anchor = average_weights(self.weights, [received[s] for s in mine])
         clock.add("average", time.perf_counter() - start)
-        return anchor
+        return anchor, mine
 
-    def _weights_wait(self, count: int) -> float:
-        return call_timeout(self.config.link, count * self.spec.num_params * 4) + self.config.wait_peers_s
+    def _wait_for_weights(self, round_index: int, senders: Sequence[str]) -> dict[str, WeightsMessage]:
+        deadline = time.monotonic() + self.config.stall_s
+        while True:
+            self._check_stop()
+            left = deadline - time.monotonic()
+            received = self.inbox.wait_for(round_index, senders, max(0.0, min(WAIT_SLICE_S, left)))
+            if len(received) == len(senders) or left <= 0:
+                return received
 
     def _send(self, message: Message, peer: str) -> bool:
         return self._call_remote(message, peer) is not _FAILED
@@ -198,46 +255,85 @@ class Agent:
     def _gatherer(self, clock: RoundClock) -> Gather:
         """Ask remote members concurrently and ourselves in this thread; the wait beyond our own work is transfer."""
         def gather(ask: Callable[[str], Message | None], members: Sequence[str]) -> list[Message | None]:
+            self._check_stop()
             started = time.perf_counter()
             futures = {m: self._executor.submit(ask, m) for m in members if m != self.config.agent_id}
             local = {m: ask(m) for m in members if m == self.config.agent_id}
             local_seconds = time.perf_counter() - started
+            pending = set(futures.values())
+            while pending:
+                self._check_stop()
+                pending = wait(pending, timeout=WAIT_SLICE_S).not_done
             answers = [local[m] if m in local else futures[m].result() for m in members]
             clock.add("transfer", time.perf_counter() - started - local_seconds)
             return answers
         return gather
 
     def _call_remote(self, message: Message, peer: str) -> Any:
-        record = self.membership.snapshot().get(peer)
-        if record is None:
-            log.warning("%s left before round %d", peer, message.round)
-            return _FAILED
-        samples = record.samples
-        try:
-            client = self.pool.get(record.address, peer)
-            expected = _expected_bytes(message, samples, self.spec.num_classes, self._reply_width)
-            reply = client.call(message, timeout=call_timeout(self.config.link, expected))
-            self.traffic.sent(message)
-            self.traffic.received(reply)
-            return reply
-        except TransportError as error:
-            log.warning("round %d: %s to %s failed: %s", message.round, type(message).__name__, peer, error)
-            return _FAILED
+        """The peer's reply, or _FAILED (recorded as missing, the peer marked down) after at most one retry."""
+        for attempt in range(2):
+            record = self.membership.get(peer)
+            if record is None:
+                return self._failed(peer, "left the fleet")
+            started = time.monotonic()
+            try:
+                client = self.pool.get(record.address, peer)
+                reply = client.call(message)
+                self.traffic.sent(message)
+                self.traffic.received(reply)
+                return reply
+            except (TransportError, WireError) as error:
+                reason = error.reason if isinstance(error, TransportError) else "rejected"
+                quick = time.monotonic() - started < self.config.stall_s / 2
+                if attempt == 0 and quick and reason in ("unavailable", "failed") and not self.stopping.is_set():
+                    time.sleep(RETRY_PAUSE_S)  # a transient failure (refused, reset) is retried once
+                    continue
+                log.warning("round %d: %s to %s failed: %s", message.round, type(message).__name__, peer, error)
+                return self._failed(peer, reason)
+        raise AssertionError("unreachable")
 
-    def _record(self, round_index: int, mine: Sequence[str], members: Sequence[str], clock: RoundClock,
-                tau_index: int, before: dict[str, LinkCounters]) -> dict[str, Any]:
+    def _failed(self, peer: str, reason: str) -> Any:
+        self._missing[peer] = reason
+        self.liveness.mark_down(peer, reason)
+        return _FAILED
+
+    def _check_stop(self) -> None:
+        if self.stopping.is_set():
+            raise AgentStopped
+
+    def _wait(self, condition: Callable[[], bool], timeout: float) -> bool:
+        """Wait until `condition()` holds (True) or `timeout` passes (False); AgentStopped on a stop request."""
+        deadline = time.monotonic() + timeout
+        while not condition():
+            self._check_stop()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self.stopping.wait(min(WAIT_SLICE_S, left))
+        return True
+
+    def _on_member_change(self, change: PeerChange, record: PeerRecord) -> None:
+        """A member that advertises something new is alive; one that left frees its channel."""
+        if change is PeerChange.REMOVED:
+            self.pool.discard(record.address)
+        else:
+            self.liveness.mark_up(record.agent_id)
+
+    def _record(self, round_index: int, mine: Sequence[str], clock: RoundClock, tau_index: int,
+                before: dict[str, LinkCounters]) -> dict[str, Any]:
         links = {peer: _delta(counters, before.get(peer)) for peer, counters in self.ledger.links().items()}
         links = {peer: c for peer, c in links.items() if any(c.values())}
         totals = {key: sum(c[key] for c in links.values()) for key in _COUNTER_KEYS}
         spark = self.config.spark
         return {
             "round": round_index, "agent": self.config.agent_id, "algorithm": self.config.algorithm,
-            "members": len(members), "neighbours": list(mine),
+            "status": "trained", "members": len(self.members()), "neighbours": list(mine),
+            "missing": dict(sorted(self._missing.items())),
             **{f"{key}_bytes": value for key, value in totals.items()},
             "links": links, "seconds": clock.seconds,
             "tau": self.method_taus()[tau_index],
-            "lambda": spark.soft_label_weight(round_index, self.config.rounds) if self.config.algorithm == "spark"
-            else 0.0,
+            "lambda": spark.soft_label_weight(round_index, self.config.schedule_span)
+            if self.config.algorithm == "spark" else 0.0,
             "test_accuracy": self.test.accuracy(self.spec, self.weights),
             "peak_rss_mb": peak_rss_mb(),
         }
@@ -258,7 +354,3 @@ def _copy(counters: LinkCounters) -> LinkCounters:
 def _delta(now: LinkCounters, before: LinkCounters | None) -> dict[str, int]:
     return {key: getattr(now, key) - (getattr(before, key) if before else 0) for key in _COUNTER_KEYS}
 
-
-def _expected_bytes(message: Message, peer_samples: int, classes: int, reply_width: int) -> int:
-    """Payload of the message plus the largest reply it can draw: a Jacobian reply of (N, C, width) floats."""
-    return payload_bytes(message) + max(peer_samples, 1) * classes * (reply_width + 2) * 4

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from pathlib import Path
 from typing import Any, get_args
 
@@ -37,8 +38,9 @@ def demo(setting: str, agents: int | None, rounds: int | None, uplink: str, down
         _, test = load_fashion_mnist()
     except DataNotFoundError as error:
         raise click.ClickException(str(error)) from error
+    # A run of its own each time: checkpoints a finished demo left in `out` belong to another run and are not resumed.
     args = ["--setting", setting, "--rounds", str(total_rounds), "--uplink", uplink, "--downlink", downlink,
-            "--latency", latency, "--precision", precision, "--quiet"]
+            "--latency", latency, "--precision", precision, "--run", f"demo-{uuid.uuid4().hex[:8]}", "--quiet"]
     click.echo(f"starting {count} agents ({setting}, {total_rounds} rounds, links {uplink} up / {downlink} down, "
                f"{latency}); logs and metrics in {out}", err=True)
     run = launch_local_agents(count, out, args)
@@ -67,11 +69,11 @@ def _follow(run: LocalRun, expected: int) -> None:
 
 
 def _table(records: list[list[dict[str, Any]]]) -> str:
-    rounds = min(len(r) for r in records)
+    trained = [r for agent in records for r in agent if r.get("status") == "trained"]
     lines = ["round  mean test acc  MB sent/agent  seconds  peak RSS MB",
              "-----  -------------  -------------  -------  -----------"]
-    for k in range(rounds):
-        row = [agent[k] for agent in records]
+    for k in sorted({r["round"] for r in trained}):
+        row = [r for r in trained if r["round"] == k]
         acc = np.mean([r["test_accuracy"] for r in row])
         mb = np.mean([r["payload_sent_bytes"] for r in row]) / 1e6
         seconds = max(r["seconds"]["total"] for r in row)

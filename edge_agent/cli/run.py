@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
-import signal
-import sys
 from dataclasses import asdict
 from pathlib import Path
-from types import FrameType
 from typing import Any, TypeVar
 
 import click
 from click.core import ParameterSource
 
 from edge_agent.agent.config import AGENT_ALGORITHMS, AgentConfig
+from edge_agent.agent.lifecycle import StopSignals
 from edge_agent.agent.memory import bound_malloc
 from edge_agent.agent.node import Node
 from edge_agent.agent.shard import load_shard
+from edge_agent.cli.errors import OperatorError
 from edge_agent.cli.options import method_configs, method_options
 from edge_agent.deploy.profiles import BoardProfile, find_profile
 from edge_agent.discovery.mdns import SERVICE_TYPE
-from edge_agent.discovery.peers import parse_peer_list
+from edge_agent.discovery.peers import AGENT_ID_PATTERN, parse_peer_list
 from edge_agent.learning.data import DataNotFoundError
 from edge_agent.learning.settings import SETTINGS
 from edge_agent.learning.topology import client_ids
@@ -28,6 +28,7 @@ from edge_agent.runtime.backend import BackendUnavailableError
 from edge_agent.transport.throttle import LinkModel
 
 T = TypeVar("T")
+MAX_CLIENTS = 4096  # a run's split is drawn for all M shards at start-up: 3.5 s at 4096, minutes past 50,000
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -35,10 +36,31 @@ def parse_shard(text: str) -> tuple[int, int]:
     try:
         index, total = (int(part) for part in text.split("/"))
     except ValueError:
-        raise click.BadParameter(f"expected i/M (e.g. 0/8), got {text!r}") from None
+        raise OperatorError(f"--shard: expected i/M (e.g. 0/8), got {text!r}") from None
     if total < 2 or not 0 <= index < total:
-        raise click.BadParameter(f"need M >= 2 and 0 <= i < M, got {text!r}")
+        raise OperatorError(f"--shard: need M >= 2 and 0 <= i < M, got {text!r}")
+    if total > MAX_CLIENTS:
+        raise OperatorError(f"--shard: a run has at most {MAX_CLIENTS} agents, got M = {total}")
     return index, total
+
+
+def check_agent_id(agent_id: str) -> str:
+    if not AGENT_ID_PATTERN.fullmatch(agent_id):
+        raise OperatorError(f"--id: {agent_id!r:.60} must be 1-48 letters, digits, '-' or '_', starting with a "
+                            "letter or digit")
+    return agent_id
+
+
+def check_host(host: str) -> str:
+    """An IP address (mDNS advertises addresses, not names); whether this machine has it, binding tells."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        raise OperatorError(f"--host: {host!r:.60} is not an IP address (give this machine's address on the "
+                            "network its peers share, e.g. 192.168.1.23)") from None
+    if address.is_unspecified or address.is_multicast:
+        raise OperatorError(f"--host: {host} cannot be advertised to peers; give one of this machine's addresses")
+    return host
 
 
 @click.command()
@@ -47,7 +69,10 @@ def parse_shard(text: str) -> tuple[int, int]:
 @click.option("--setting", type=click.Choice(list(SETTINGS)), default="edge", show_default=True,
               help="Named setting: samples per client, alpha, kappa, rounds (M comes from --shard).")
 @click.option("--algorithm", type=click.Choice(list(AGENT_ALGORITHMS)), default="spark", show_default=True)
-@click.option("--rounds", type=click.IntRange(min=1), help="Rounds to run (default: the setting's).")
+@click.option("--rounds", type=click.IntRange(min=0),
+              help="Rounds to run (default: the setting's); 0 trains until stopped (SIGTERM or Ctrl-C).")
+@click.option("--run", "run_name", help="Run name shared by every agent of the run (default: a hash of the settings "
+              "that must agree). Agents of other runs are never members, and their calls are refused.")
 @click.option("--partition", "partition_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Read the split from an npz file instead of generating it.")
 @method_options
@@ -62,7 +87,10 @@ def parse_shard(text: str) -> tuple[int, int]:
 @click.option("--no-mdns", is_flag=True, help="Do not advertise or browse with mDNS.")
 @click.option("--service-type", default=SERVICE_TYPE, show_default=True, hidden=True)
 @click.option("--wait-peers", type=click.FloatRange(min=0), default=120.0, show_default=True,
-              help="Seconds to wait for all M agents before the first round.")
+              help="Seconds to wait for all M agents before the first round (then it starts with those it found).")
+@click.option("--stall-window", type=click.FloatRange(min=0.5), default=20.0, show_default=True,
+              help="Seconds a transfer may move nothing, or a neighbour send no weights, before it is left out of "
+                   "the round (a slow transfer that keeps moving is never cut).")
 @click.option("--metrics", type=click.Path(dir_okay=False, path_type=Path), help="Per-round JSON lines file.")
 @click.option("--checkpoint-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write weights and momentum each round; resume from them on restart.")
@@ -77,17 +105,21 @@ def parse_shard(text: str) -> tuple[int, int]:
 @click.option("--quiet", is_flag=True, help="Only warnings and errors.")
 @click.pass_context
 def run(ctx: click.Context, /, backend: str | None, threads: int | None, profile_name: str, shard: str,
-        agent_id: str | None, setting: str, algorithm: str, rounds: int | None, partition_file: Path | None, host: str,
-        port: int, uplink: str, downlink: str, latency: str, chunk_size: int, peers: str, no_mdns: bool,
-        service_type: str, wait_peers: float, metrics: Path | None, checkpoint_dir: Path | None, data_dir: Path | None,
-        quiet: bool, **method: Any) -> None:
+        agent_id: str | None, setting: str, algorithm: str, rounds: int | None, run_name: str | None,
+        partition_file: Path | None, host: str, port: int, uplink: str, downlink: str, latency: str, chunk_size: int,
+        peers: str, no_mdns: bool, service_type: str, wait_peers: float, stall_window: float, metrics: Path | None,
+        checkpoint_dir: Path | None, data_dir: Path | None, quiet: bool, **method: Any) -> None:
     """Run one agent: find its neighbours, exchange projected Jacobians over throttled gRPC links, train.
 
-    Every agent of a run needs the same --setting, --seed, method flags and M; each gets its own i.
+    Every agent of a run needs the same --setting, --seed, method flags and M; each gets its own i. A neighbour
+    that leaves, stalls or restarts is left out of the rounds it misses; a restarted agent resumes from its
+    checkpoint and joins the fleet's round. SIGTERM or Ctrl-C stops it cleanly (exit status 0).
+    Mistakes in the arguments, paths or address give one line and exit status 2.
     """
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(asctime)s %(name)s %(message)s")
     bound_malloc()  # before the data and the server threads: a board's peak RSS stays flat round after round
     index, total = parse_shard(shard)
+    check_host(host)
     base = SETTINGS[setting]
     try:
         profile = find_profile(profile_name)
@@ -98,9 +130,11 @@ def run(ctx: click.Context, /, backend: str | None, threads: int | None, profile
             method[key] = _unless_given(ctx, key, method[key], value)
         ntk, spark, weights_codec = method_configs(**method)
         config = AgentConfig(
-            agent_id=agent_id or client_ids(total)[index], shard=index, clients=total, setting=setting,
-            algorithm=algorithm, rounds=rounds or base.rounds, samples_per_client=base.samples_per_client,
-            alpha=base.alpha, kappa=base.kappa, seed=method["seed"], partition_file=partition_file, host=host,
+            agent_id=check_agent_id(agent_id) if agent_id is not None else client_ids(total)[index], shard=index,
+            clients=total, setting=setting, algorithm=algorithm, rounds=base.rounds if rounds is None else rounds,
+            schedule_rounds=base.rounds, run_name=run_name, stall_s=stall_window,
+            samples_per_client=base.samples_per_client, alpha=base.alpha, kappa=base.kappa, seed=method["seed"],
+            partition_file=partition_file, host=host,
             port=port, link=LinkModel.parse(uplink, downlink, latency), chunk_size=chunk_size,
             peers=tuple(parse_peer_list(peers)) if peers else (), mdns=not no_mdns, service_type=service_type,
             wait_peers_s=wait_peers, metrics=metrics, checkpoint_dir=checkpoint_dir, profile=profile.name, ntk=ntk,
@@ -108,23 +142,29 @@ def run(ctx: click.Context, /, backend: str | None, threads: int | None, profile
             providers=kernel_providers(profile, backend), threads=threads or profile.runtime.threads,
             jacobian_chunk=profile.runtime.jacobian_chunk,
         )
+    except ValueError as error:
+        raise OperatorError(str(error)) from error
+    try:
         data, test = load_shard(config, data_dir)
         node = Node(config, data, test)
     except (ValueError, DataNotFoundError, BackendUnavailableError) as error:
         raise click.ClickException(str(error)) from error
-    signal.signal(signal.SIGTERM, _interrupt)
+    signals = StopSignals(node.stop)
+    signals.install()
     try:
         bound = node.start()
-        click.echo(f"{config.agent_id} serving on {host}:{bound}, {len(data)} samples, waiting for "
-                   f"{total - 1} peers", err=True)
+        click.echo(f"{config.agent_id} serving on {host}:{bound} in run {node.identity.run_id}, {len(data)} samples, "
+                   f"waiting for {total - 1} peers", err=True)
         node.run(lambda record: click.echo(_progress(record, config.rounds), err=True))
-    except TimeoutError as error:
-        raise click.ClickException(str(error)) from error
-    except KeyboardInterrupt:
-        click.echo(f"{config.agent_id} interrupted after round {node.agent.next_round}", err=True)
-        sys.exit(130)
+    except (OSError, ValueError, RuntimeError) as error:
+        raise OperatorError(str(error)) from error
+    except KeyboardInterrupt:  # a second signal: stop without waiting for the phase
+        raise click.ClickException(f"{config.agent_id} stopped at once by a second signal") from None
     finally:
         node.close()
+    if signals.received is not None:
+        click.echo(f"{config.agent_id} stopped by {signals.received} after round {node.agent.next_round}; "
+                   "checkpoint kept", err=True)
 
 
 def kernel_providers(profile: BoardProfile, backend: str | None) -> tuple[str, ...]:
@@ -138,11 +178,8 @@ def _unless_given(ctx: click.Context, name: str, given: T, from_profile: T) -> T
     return from_profile if ctx.get_parameter_source(name) == ParameterSource.DEFAULT else given
 
 
-def _interrupt(_signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
 def _progress(record: dict[str, Any], rounds: int) -> str:
     mb = (record["payload_sent_bytes"] + record["payload_received_bytes"]) / 1e6
-    return (f"{record['agent']} round {record['round'] + 1}/{rounds}: test acc {record['test_accuracy']:.4f}, "
+    of = f"/{rounds}" if rounds else ""
+    return (f"{record['agent']} round {record['round'] + 1}{of}: test acc {record['test_accuracy']:.4f}, "
             f"{mb:.1f} MB moved, {record['seconds']['total']:.1f} s")

@@ -31,8 +31,13 @@ InterfacesType = InterfaceChoice | Sequence[str | int]  # zeroconf's choice or a
 LOOPBACK_ONLY: InterfacesType = ["127.0.0.1"]
 
 
+def instance_name(record: PeerRecord) -> str:
+    """The DNS-SD instance an agent registers: its id qualified by its run, so two runs may share ids."""
+    return f"{record.agent_id}@{record.run}"
+
+
 class MdnsDiscovery:
-    """Advertises `record` as `<agent_id>.<service_type>` and keeps `membership` equal to the other services.
+    """Advertises `record` as `<agent_id>@<run>.<service_type>` and keeps `membership` equal to the other services.
 
     `interfaces` is zeroconf's choice (default: every IPv4 interface; `LOOPBACK_ONLY` for one host).
     `record.host` must be an IP address the peers can reach; it is what the A record says.
@@ -57,14 +62,14 @@ class MdnsDiscovery:
         self._type = service_type
         self._interfaces = interfaces
         self._resolve_timeout_ms = resolve_timeout_ms
-        self._name = f"{record.agent_id}.{service_type}"
+        self._name = f"{instance_name(record)}.{service_type}"
         self._lock = threading.Lock()
         self._zc: Zeroconf | None = None
         self._browser: ServiceBrowser | None = None
         self._registered = False
         self._announcing: asyncio.Future[None] | None = None  # the latest update's announcement, on zc.loop
         self._stopped = threading.Event()
-        self._ids_by_name: dict[str, str] = {}  # only touched on the browser thread
+        self._ids_by_name: dict[str, tuple[str, str]] = {}  # name -> (id, address); only on the browser thread
 
     @property
     def record(self) -> PeerRecord:
@@ -90,7 +95,8 @@ class MdnsDiscovery:
                 self._stopped.set()
                 self._shutdown()
                 if isinstance(error, NonUniqueNameException):
-                    raise RuntimeError(f"agent id {self._record.agent_id!r} is already advertised") from None
+                    raise RuntimeError(f"agent id {self._record.agent_id!r} is already advertised in run "
+                                       f"{self._record.run!r} on this network") from None
                 raise
 
     def update(
@@ -165,7 +171,7 @@ class MdnsDiscovery:
             self._name,
             port=record.port,
             properties=record.to_txt(),
-            server=f"edge-agent-{record.agent_id}.local.",
+            server=f"edge-agent-{record.agent_id}-{record.run}.local.",
             parsed_addresses=[record.host],
         )
 
@@ -196,13 +202,20 @@ class MdnsDiscovery:
             log.warning("ignoring mDNS service %s: %s", name, error)
             self._forget(name)  # a peer whose record turned invalid is no longer a usable peer
             return
-        if f"{record.agent_id}.{service_type}".lower() != name.lower() or record.agent_id == self._record.agent_id:
-            log.warning("ignoring mDNS service %s: it claims agent id %r", name, record.agent_id)
+        if f"{instance_name(record)}.{service_type}".lower() != name.lower():
+            log.warning("ignoring mDNS service %s: it claims agent id %r in run %r", name, record.agent_id, record.run)
             return
-        self._ids_by_name[name.lower()] = record.agent_id
+        if record.agent_id == self._record.agent_id:
+            return  # this agent's id in another run (a same-run twin cannot register the same name)
+        self._ids_by_name[name.lower()] = (record.agent_id, record.address)
         self._membership.upsert(record)
 
     def _forget(self, name: str) -> None:
-        agent_id = self._ids_by_name.pop(name.lower(), None)
-        if agent_id is not None:
+        """Forget the member this service stood for, unless the member is now known at another address."""
+        known = self._ids_by_name.pop(name.lower(), None)
+        if known is None:
+            return
+        agent_id, address = known
+        current = self._membership.get(agent_id)
+        if current is not None and current.address == address:
             self._membership.remove(agent_id)

@@ -22,6 +22,8 @@ class PeerChange(enum.Enum):
 
 
 Listener = Callable[[PeerChange, PeerRecord], None]
+Admission = Callable[[PeerRecord], str | None]
+"""Why a record may not be a member (one line), or None to admit it."""
 
 
 class Membership:
@@ -29,17 +31,29 @@ class Membership:
 
     Listeners run on the thread that made the change, after the map is updated and outside the map's lock
     (so they may call `snapshot()`), one change at a time in the order the changes were made. A listener that
-    raises is logged and does not stop the others.
+    raises is logged and does not stop the others. A record `admit` refuses is logged once and never becomes a member
+    (one already known under its id leaves): discovery is a hint, the run decides who takes part.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, admit: Admission | None = None) -> None:
+        self._admit = admit
+        self._refused: set[tuple[str, str]] = set()  # (agent id, reason) already logged
         self._peers: dict[str, PeerRecord] = {}
         self._changed = threading.Condition()
         self._notifying = threading.RLock()  # serialises notifications; re-entrant for listeners that write
         self._listeners: list[Listener] = []
 
     def upsert(self, record: PeerRecord) -> PeerChange | None:
-        """Adds or replaces the peer's record; returns the change, or None when the record was already known."""
+        """Adds or replaces the peer's record; returns the change, or None when it was known or is refused."""
+        reason = self._admit(record) if self._admit is not None else None
+        if reason is not None:
+            if (record.agent_id, reason) not in self._refused:
+                self._refused.add((record.agent_id, reason))
+                log.warning("ignoring agent %s at %s: %s", record.agent_id, record.address, reason)
+            known = self.get(record.agent_id)
+            if known is not None and known.address == record.address:  # the member itself changed runs
+                self.remove(record.agent_id)
+            return None
         with self._notifying:
             with self._changed:
                 previous = self._peers.get(record.agent_id)

@@ -7,6 +7,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from edge_agent.run_identity import RunIdentity
+
 # Short instance names: one DNS label with room for a prefix; no dots, so names split unambiguously.
 AGENT_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,47}")
 _HOST_PATTERN = re.compile(r"[A-Za-z0-9._:%-]{1,253}")
@@ -23,6 +25,9 @@ TXT_KEYS = {
     "round": "round",
     "samples": "samples",
     "profile": "profile",
+    "run": "run",
+    "fingerprint": "cfg",
+    "shard": "shard",
 }
 
 
@@ -39,6 +44,9 @@ class PeerRecord:
     round: int
     samples: int
     profile: str
+    run: str  # the run id: agents of other runs are never members (edge_agent.run_identity)
+    fingerprint: str  # hash of the run's agreed settings
+    shard: int  # i of i/M: the slot of the round graphs this agent fills
 
     def __post_init__(self) -> None:
         if not isinstance(self.agent_id, str) or not AGENT_ID_PATTERN.fullmatch(self.agent_id):
@@ -47,12 +55,20 @@ class PeerRecord:
             raise ValueError(f"host {self.host!r:.60} is not a host name or IP address")
         if not isinstance(self.port, int) or isinstance(self.port, bool) or not 1 <= self.port <= 65535:
             raise ValueError(f"port {self.port!r:.20} is not in 1..65535")
-        for name in ("protocol", "algorithm", "setting", "profile"):
+        for name in ("protocol", "algorithm", "setting", "profile", "run", "fingerprint"):
             _check_text(name, getattr(self, name))
-        for name in ("round", "samples"):
+        for name in ("round", "samples", "shard"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= _MAX_UINT:
                 raise ValueError(f"{name} {value!r:.30} is not a non-negative integer")
+
+    @property
+    def identity(self) -> RunIdentity | None:
+        """The run it claims to be in, or None when the claim is garbled."""
+        try:
+            return RunIdentity(self.run, self.fingerprint)
+        except ValueError:
+            return None
 
     @property
     def address(self) -> str:
@@ -84,6 +100,9 @@ class PeerRecord:
             round=_parse_uint("round", values["round"]),
             samples=_parse_uint("samples", values["samples"]),
             profile=values["profile"],
+            run=values["run"],
+            fingerprint=values["cfg"],
+            shard=_parse_uint("shard", values["shard"]),
         )
 
 

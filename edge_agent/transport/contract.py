@@ -11,7 +11,15 @@ PROTOCOL_VERSION = "edge_agent.v1"
 
 
 class TransportError(RuntimeError):
-    """A call to a peer failed: unreachable, deadline exceeded, or the peer rejected the message."""
+    """A call to a peer failed; `reason` says how, in one word the agent's records use.
+
+    "stalled": no progress for the stall window; "unavailable": the peer could not be reached; "refused": the peer
+    is in another run; "rejected": the peer found the message invalid; "failed": anything else.
+    """
+
+    def __init__(self, message: str, reason: str = "failed") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class MessageHandler(Protocol):
@@ -34,6 +42,9 @@ class PeerInfo:
     samples: int = 0
     profile: str = ""
     address: str = ""
+    run: str = ""
+    fingerprint: str = ""
+    shard: int = 0
 
 
 @dataclass(frozen=True)
@@ -46,6 +57,7 @@ class AgentStatus:
     bytes_sent: int = 0
     bytes_received: int = 0
     last_round_seconds: float = 0.0
+    run: str = ""
 
 
 class PeerLink(Protocol):

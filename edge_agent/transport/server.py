@@ -12,9 +12,11 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
 from grpc_reflection.v1alpha import reflection  # type: ignore[import-untyped]
 
+from edge_agent.run_identity import METADATA_KEY, RunIdentity
 from edge_agent.transport.contract import AgentStatus, MessageHandler, PeerInfo
 from edge_agent.transport.ledger import TransportLedger
 from edge_agent.transport.link import LinkMeter
+from edge_agent.transport.stall import SERVER_KEEPALIVE_OPTIONS
 from edge_agent.transport.throttle import LinkShaper
 from edge_agent.transport.wire import WireConfig, WireError, assemble, encode_ack, encode_message, frames
 from edge_agent.v1 import agent_pb2 as pb
@@ -28,13 +30,15 @@ GRPC_OPTIONS = (("grpc.max_send_message_length", -1), ("grpc.max_receive_message
 
 @dataclass(frozen=True)
 class ServerConfig:
-    """Who answers (the id in Ack replies), where it listens (port 0: any free port), how it frames messages."""
+    """Who answers (the id in Ack replies), where it listens (port 0: any free port), how it frames messages,
+    and which run's calls it takes (None: any, for tools and tests)."""
 
     agent_id: str
     host: str = "127.0.0.1"
     port: int = 0
     wire: WireConfig = field(default_factory=WireConfig)
     max_workers: int = 16
+    run: RunIdentity | None = None
 
 
 class AgentServer:
@@ -51,6 +55,7 @@ class AgentServer:
         self._status = status or self._ledger_status
         self._health = health.HealthServicer()
         self._server: Any = None
+        self._refused: set[tuple[str, str]] = set()  # (caller, reason) already logged
         self.port = 0
 
     @property
@@ -60,7 +65,8 @@ class AgentServer:
 
     def start(self) -> int:
         """Bind, start serving, and return the bound port."""
-        server = grpc.server(futures.ThreadPoolExecutor(self.config.max_workers), options=GRPC_OPTIONS)
+        server = grpc.server(futures.ThreadPoolExecutor(self.config.max_workers),
+                             options=GRPC_OPTIONS + SERVER_KEEPALIVE_OPTIONS)
         server.add_generic_rpc_handlers((_handlers(_Servicer(self)),))
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
@@ -90,6 +96,23 @@ class AgentServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def run_mismatch(self, metadata: Any, caller: str) -> str | None:
+        """Why a call with this metadata is not of our run (logged once per caller and reason), or None."""
+        if self.config.run is None:
+            return None
+        token = next((value for key, value in metadata or () if key == METADATA_KEY), None)
+        try:
+            reason = "it names no run" if token is None else self.config.run.mismatch(RunIdentity.from_token(token))
+        except ValueError as error:
+            reason = str(error)
+        host = caller.rpartition(":")[0] or caller  # gRPC's peer string ends in the caller's ephemeral port
+        if reason is not None and (host, reason) not in self._refused:
+            if len(self._refused) > 1024:  # a stranger must not grow it without bound
+                self._refused.clear()
+            self._refused.add((host, reason))
+            log.warning("refusing calls from %s: %s", host, reason)
+        return reason
+
     def _ledger_status(self) -> AgentStatus:
         totals = self.ledger.totals()
         return AgentStatus(state="serving", bytes_sent=totals.wire_sent, bytes_received=totals.wire_received)
@@ -114,6 +137,9 @@ class _Servicer:
 
     def Call(self, request_iterator: Iterator[bytes], context: Any) -> Iterator[bytes]:  # noqa: N802
         owner, wire = self._owner, self._owner.config.wire
+        refused = owner.run_mismatch(context.invocation_metadata(), context.peer())
+        if refused is not None:
+            _abort(context, grpc.StatusCode.FAILED_PRECONDITION, f"not a call of this agent's run: {refused}")
         try:
             incoming = LinkMeter(owner.shaper, owner.ledger, sending=False)
             message = assemble(request_iterator, wire.max_message_bytes, incoming)
@@ -142,12 +168,13 @@ class _Servicer:
         info = self._owner._peer_info()
         return pb.PeerInfoReply(agent_id=info.agent_id, protocol_version=info.protocol_version,
                                 algorithm=info.algorithm, setting=info.setting, round=info.round,
-                                samples=info.samples, profile=info.profile, address=info.address)
+                                samples=info.samples, profile=info.profile, address=info.address, run=info.run,
+                                fingerprint=info.fingerprint, shard=info.shard)
 
     def Status(self, request: pb.StatusRequest, context: Any) -> pb.StatusReply:  # noqa: N802
         s = self._owner._status()
         return pb.StatusReply(round=s.round, state=s.state, members=s.members, bytes_sent=s.bytes_sent,
-                              bytes_received=s.bytes_received, last_round_seconds=s.last_round_seconds)
+                              bytes_received=s.bytes_received, last_round_seconds=s.last_round_seconds, run=s.run)
 
 
 def _abort(context: Any, code: grpc.StatusCode, details: str) -> NoReturn:

@@ -51,7 +51,7 @@ class PeerInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class PeerInfoReply(_message.Message):
-    __slots__ = ("agent_id", "protocol_version", "algorithm", "setting", "round", "samples", "profile", "address")
+    __slots__ = ("agent_id", "protocol_version", "algorithm", "setting", "round", "samples", "profile", "address", "run", "fingerprint", "shard")
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
     ALGORITHM_FIELD_NUMBER: _ClassVar[int]
@@ -60,6 +60,9 @@ class PeerInfoReply(_message.Message):
     SAMPLES_FIELD_NUMBER: _ClassVar[int]
     PROFILE_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    SHARD_FIELD_NUMBER: _ClassVar[int]
     agent_id: str
     protocol_version: str
     algorithm: str
@@ -68,24 +71,29 @@ class PeerInfoReply(_message.Message):
     samples: int
     profile: str
     address: str
-    def __init__(self, agent_id: _Optional[str] = ..., protocol_version: _Optional[str] = ..., algorithm: _Optional[str] = ..., setting: _Optional[str] = ..., round: _Optional[int] = ..., samples: _Optional[int] = ..., profile: _Optional[str] = ..., address: _Optional[str] = ...) -> None: ...
+    run: str
+    fingerprint: str
+    shard: int
+    def __init__(self, agent_id: _Optional[str] = ..., protocol_version: _Optional[str] = ..., algorithm: _Optional[str] = ..., setting: _Optional[str] = ..., round: _Optional[int] = ..., samples: _Optional[int] = ..., profile: _Optional[str] = ..., address: _Optional[str] = ..., run: _Optional[str] = ..., fingerprint: _Optional[str] = ..., shard: _Optional[int] = ...) -> None: ...
 
 class StatusRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class StatusReply(_message.Message):
-    __slots__ = ("round", "state", "members", "bytes_sent", "bytes_received", "last_round_seconds")
+    __slots__ = ("round", "state", "members", "bytes_sent", "bytes_received", "last_round_seconds", "run")
     ROUND_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     MEMBERS_FIELD_NUMBER: _ClassVar[int]
     BYTES_SENT_FIELD_NUMBER: _ClassVar[int]
     BYTES_RECEIVED_FIELD_NUMBER: _ClassVar[int]
     LAST_ROUND_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    RUN_FIELD_NUMBER: _ClassVar[int]
     round: int
     state: str
     members: _containers.RepeatedScalarFieldContainer[str]
     bytes_sent: int
     bytes_received: int
     last_round_seconds: float
-    def __init__(self, round: _Optional[int] = ..., state: _Optional[str] = ..., members: _Optional[_Iterable[str]] = ..., bytes_sent: _Optional[int] = ..., bytes_received: _Optional[int] = ..., last_round_seconds: _Optional[float] = ...) -> None: ...
+    run: str
+    def __init__(self, round: _Optional[int] = ..., state: _Optional[str] = ..., members: _Optional[_Iterable[str]] = ..., bytes_sent: _Optional[int] = ..., bytes_received: _Optional[int] = ..., last_round_seconds: _Optional[float] = ..., run: _Optional[str] = ...) -> None: ...

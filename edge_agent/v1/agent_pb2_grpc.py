@@ -27,6 +27,7 @@ if _version_not_supported:
 
 class AgentStub(object):
     """What every agent serves, alongside grpc.health.v1.Health and server reflection.
+    Every Call carries the caller's run as metadata "edge-agent-run: <run id>/<fingerprint>".
     """
 
     def __init__(self, channel):
@@ -54,6 +55,7 @@ class AgentStub(object):
 
 class AgentServicer(object):
     """What every agent serves, alongside grpc.health.v1.Health and server reflection.
+    Every Call carries the caller's run as metadata "edge-agent-run: <run id>/<fingerprint>".
     """
 
     def Call(self, request_iterator, context):
@@ -105,6 +107,7 @@ def add_AgentServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class Agent(object):
     """What every agent serves, alongside grpc.health.v1.Health and server reflection.
+    Every Call carries the caller's run as metadata "edge-agent-run: <run id>/<fingerprint>".
     """
 
     @staticmethod

@@ -58,7 +58,7 @@ def test_a_board_without_what_its_backend_needs_gets_one_line(tmp_path: Path, bo
                                                              cache: str | None, message: str) -> None:
     (tmp_path / "empty").mkdir()
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / (cache or "empty"))}
-    result = subprocess.run([*board_cli, "run", "--shard", "0/2", "--setting", "smoke", "--backend", backend,
+    result = subprocess.run([*board_cli, "run", "--shard", "0/3", "--setting", "smoke", "--backend", backend,
                              "--no-mdns", "--peers", "127.0.0.1:9", "--port", "0", "--host", "127.0.0.1"],
                             capture_output=True, text=True, env=env, timeout=120, check=False)
     assert result.returncode == 1

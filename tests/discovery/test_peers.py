@@ -18,6 +18,9 @@ def _record(**changes: object) -> PeerRecord:
         "round": 7,
         "samples": 1200,
         "profile": "rpi4",
+        "run": "lab",
+        "fingerprint": "0123456789ab",
+        "shard": 3,
     }
     fields.update(changes)
     return PeerRecord(**fields)  # type: ignore[arg-type]
@@ -34,6 +37,9 @@ def test_txt_round_trip_gives_back_the_record() -> None:
         "round": "7",
         "samples": "1200",
         "profile": "rpi4",
+        "run": "lab",
+        "cfg": "0123456789ab",
+        "shard": "3",
     }
     assert PeerRecord.from_txt(txt, host=record.host, port=record.port) == record
 

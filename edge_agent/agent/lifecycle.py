@@ -1,0 +1,106 @@
+"""An agent as a service: its round record and checkpoint committed together, and a clean stop on a signal.
+
+A round commits in two durable steps: its metrics line is appended and fsynced, then the checkpoint, which names
+the metrics file's length, replaces the old one atomically. A restart truncates the file to the length the
+checkpoint names, so a line written after the last checkpoint (its round will run again) is dropped: no restart
+repeats or loses a line. A checkpoint of another run is ignored, so a finished run never blocks a new one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from edge_agent.agent.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from edge_agent.learning.mlp import FloatArray
+from edge_agent.run_identity import RunIdentity
+
+log = logging.getLogger(__name__)
+
+
+class AgentStopped(Exception):  # noqa: N818 (a request, not a failure)
+    """The agent was asked to stop; the round in progress is abandoned, the last committed one stands."""
+
+
+class RoundJournal:
+    """The metrics file and the checkpoint of one agent, opened (checked) before it advertises."""
+
+    def __init__(self, metrics: Path | None, checkpoint_dir: Path | None, agent_id: str, run: RunIdentity,
+                 num_params: int) -> None:
+        self.metrics_path, self.checkpoint_dir = metrics, checkpoint_dir
+        self.agent_id, self.run, self.num_params = agent_id, run, num_params
+        self._file: Any = None
+
+    def open(self) -> Checkpoint | None:
+        """Check both paths can be written, and return the checkpoint to resume from (None: start fresh).
+
+        OSError, with the path, when either cannot be written; ValueError when the checkpoint is unreadable.
+        """
+        resume = None
+        if self.checkpoint_dir is not None:
+            _check_writable_directory(self.checkpoint_dir)
+            resume = load_checkpoint(self.checkpoint_dir, self.agent_id, self.num_params)
+            if resume is not None and (resume.run, resume.fingerprint) != (self.run.run_id, self.run.fingerprint):
+                log.info("checkpoint of %s belongs to run %r, not %r: starting fresh", self.agent_id,
+                         resume.run or "(unnamed)", self.run.run_id)
+                resume = None
+        if self.metrics_path is not None:
+            self.metrics_path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = self.metrics_path.open("a+b")
+            keep = resume.metrics_bytes if resume is not None and resume.metrics_bytes >= 0 else 0
+            self._file.truncate(min(keep, self._file.seek(0, os.SEEK_END)))
+            self._file.seek(0, os.SEEK_END)
+        return resume
+
+    def commit(self, record: dict[str, Any], round_index: int, weights: FloatArray, velocity: FloatArray) -> None:
+        """Append the round's line, then the checkpoint that names the file's new length."""
+        size = self.append(record)
+        if self.checkpoint_dir is not None:
+            save_checkpoint(self.checkpoint_dir, self.agent_id,
+                            Checkpoint(round_index, weights, velocity, self.run.run_id, self.run.fingerprint, size))
+
+    def append(self, record: dict[str, Any]) -> int:
+        """Append one line, fsynced; the file's length after it (-1 without a metrics file)."""
+        if self._file is None:
+            return -1
+        self._file.write((json.dumps(record) + "\n").encode())
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        return int(self._file.tell())
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def _check_writable_directory(directory: Path) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile(dir=directory):
+        pass
+
+
+class StopSignals:
+    """SIGTERM and SIGINT call `stop` (the round loop ends at its next check, the agent exits 0); a second
+    signal raises KeyboardInterrupt, to stop at once."""
+
+    def __init__(self, stop: Callable[[], None]) -> None:
+        self._stop = stop
+        self.received: str | None = None
+
+    def install(self) -> None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._on_signal)
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        if self.received is not None:
+            raise KeyboardInterrupt
+        self.received = signal.Signals(signum).name
+        self._stop()
