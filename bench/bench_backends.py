@@ -120,7 +120,8 @@ def agent_round(backend: str, args: argparse.Namespace, cache: Path, out: Path) 
     started = time.perf_counter()
     processes = [subprocess.Popen(
         [sys.executable, "-c", "import sys\n" + cli, "run", "--shard", f"{i}/{args.agents}", "--setting", args.setting,
-         "--rounds", str(args.rounds), "--profile", args.profile, "--backend", backend, *threads,
+         "--rounds", str(args.rounds), "--profile", args.profile, "--proj-dim", str(args.dim), "--backend", backend,
+         *threads,
          "--port", str(port), "--no-mdns", "--peers", peers, "--uplink", "unlimited", "--downlink", "unlimited",
          "--latency", "0", "--wait-peers", "120", "--metrics", str(out / f"agent-{i}.jsonl"), "--quiet"],
         stdout=(out / f"agent-{i}.log").open("wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
@@ -174,7 +175,8 @@ def round_table(results: dict[str, dict[str, Any]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=200, help="samples per Jacobian request")
-    parser.add_argument("--dim", type=int, default=1024, help="projection dimension m")
+    parser.add_argument("--dim", type=int, default=1024,
+                        help="projection dimension m (requests, and the agents' --proj-dim)")
     parser.add_argument("--candidates", type=int, default=4, help="candidates T to score")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None, help="intra-op threads (default: the library's)")
