@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from edge_agent.transport.kernel_link import namespaces, unavailable_reason
+
 REPO = Path(__file__).resolve().parents[2]
 # The published split, where bench_paper.py looks for it (beside the checkout); tests/learning/test_partition.py
 # reads it from there too.
@@ -108,6 +110,21 @@ def test_bench_link_prints_goodput_exact_wire_overhead_and_loopback_rates() -> N
                                     "(goal: gRPC >= 50% of raw TCP)")
     assert len(loopback) == 4 and loopback["raw TCP socket copy"][-2:] == ["100%", "100%"]
     assert all(cells[0] == "8.20 MB" and number(cells[1]) > 0 for cells in loopback.values())
+
+
+def test_bench_link_kernel_tc_adds_the_tc_shaped_columns_and_leaves_no_namespace() -> None:
+    reason = unavailable_reason()  # root with ip, tc, veth, ifb, tbf: as in tests/transport/test_kernel_link.py
+    if reason is not None:
+        pytest.skip(reason)
+    before = namespaces()
+    goodput = aligned_rows(stdout_of("bench_link.py", "--kernel-tc", "--seconds", "0.2", "--repeats", "1"),
+                           "Goodput on a throttled link (goal >= 95% of the rate)")
+    assert list(goodput) == ["1 Mbit/s", "10 Mbit/s", "100 Mbit/s"]
+    for link, (_, _, _, tc_seconds, tc_share, of_tcp_max) in goodput.items():
+        assert number(tc_seconds) > 0 and number(tc_share) > 0.3 and number(of_tcp_max) > number(tc_share)
+        # The 16 KiB tbf burst is most of 0.2 s at 1 Mbit/s (bench/results/link.md), a sliver of it at 100.
+        assert link != "100 Mbit/s" or number(tc_share) < 1.2
+    assert namespaces() == before
 
 
 def test_bench_paper_writes_records_summaries_and_table_of_each_variant(paper_run: tuple[Path, str]) -> None:
