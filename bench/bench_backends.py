@@ -109,6 +109,12 @@ def _python(script: str, what: str, **env: str) -> str:
     return done.stdout
 
 
+def timed_rounds(rounds: int) -> range:
+    """The rounds whose medians are reported: round 0 creates sessions and warms caches, so it is left out unless
+    it is the only one."""
+    return range(1 if rounds > 1 else 0, rounds)
+
+
 def agent_round(backend: str, args: argparse.Namespace, cache: Path, out: Path) -> dict[str, Any]:
     """`agents` agents on `backend` for `rounds` rounds; per-round medians and the largest peak from their records."""
     out.mkdir(parents=True)
@@ -120,7 +126,8 @@ def agent_round(backend: str, args: argparse.Namespace, cache: Path, out: Path) 
     started = time.perf_counter()
     processes = [subprocess.Popen(
         [sys.executable, "-c", "import sys\n" + cli, "run", "--shard", f"{i}/{args.agents}", "--setting", args.setting,
-         "--rounds", str(args.rounds), "--profile", args.profile, "--backend", backend, *threads,
+         "--rounds", str(args.rounds), "--profile", args.profile, "--proj-dim", str(args.dim), "--backend", backend,
+         *threads,
          "--port", str(port), "--no-mdns", "--peers", peers, "--uplink", "unlimited", "--downlink", "unlimited",
          "--latency", "0", "--wait-peers", "120", "--metrics", str(out / f"agent-{i}.jsonl"), "--quiet"],
         stdout=(out / f"agent-{i}.log").open("wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
@@ -135,7 +142,7 @@ def agent_round(backend: str, args: argparse.Namespace, cache: Path, out: Path) 
         failed = run.failed()[0]
         raise RuntimeError(f"{backend} agent {failed} failed:\n{(out / f'agent-{failed}.log').read_text()[-3000:]}")
     records = run.records()
-    timed = range(1 if args.rounds > 1 else 0, args.rounds)  # round 0 creates sessions and warms caches
+    timed = timed_rounds(args.rounds)
     phases = {phase: statistics.median(statistics.median(agent[k]["seconds"][phase] for agent in records)
                                        for k in timed) for phase in PHASES}
     return {"round_s": phases["total"], "phases": phases, "wall_s": time.perf_counter() - started,
@@ -174,7 +181,8 @@ def round_table(results: dict[str, dict[str, Any]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=200, help="samples per Jacobian request")
-    parser.add_argument("--dim", type=int, default=1024, help="projection dimension m")
+    parser.add_argument("--dim", type=int, default=1024,
+                        help="projection dimension m (requests, and the agents' --proj-dim)")
     parser.add_argument("--candidates", type=int, default=4, help="candidates T to score")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None, help="intra-op threads (default: the library's)")
@@ -209,9 +217,10 @@ def main() -> None:
         if args.only != "requests":
             rounds = {name: agent_round(name, args, cache, Path(scratch) / f"agents-{name}")
                       for name in args.round_backends.split(",")}
+            timed = timed_rounds(args.rounds)
             print(f"\nOne agent round: {args.agents} agents, setting {args.setting}, profile {args.profile}, threads "
-                  f"{args.agent_threads or 'profile'}, median of rounds 1..{args.rounds - 1} of the per-round median "
-                  f"over agents; peak = largest agent; wall: "
+                  f"{args.agent_threads or 'profile'}, median of rounds "
+                  f"{timed.start}..{timed.stop - 1} of the per-round median over agents; peak = largest agent; wall: "
                   + ", ".join(f"{name} {row['wall_s']:.0f} s" for name, row in rounds.items()))
             print(round_table(rounds))
 

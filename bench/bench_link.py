@@ -28,12 +28,14 @@ import numpy as np
 from edge_agent.learning.codec import CodecConfig
 from edge_agent.learning.jacobian import DenseJacobian
 from edge_agent.learning.messages import (
+    ALL_FP32,
     CandidateRequest,
     CandidateScores,
     JacobianReply,
     JacobianRequest,
     Message,
     WeightsMessage,
+    WireCodecs,
     payload_bytes,
 )
 from edge_agent.transport.client import PeerClient
@@ -98,20 +100,21 @@ def kernel_transfer(mbit: float, seconds: float) -> tuple[int, float]:
 def overhead_rows() -> list[Row]:
     """wire / payload - 1 of every round message at the SPEC's sizes, from 1 MiB chunks and 16 KiB frames."""
     zeros = np.broadcast_to(np.float32(0), (N, C, D))  # a stand-in: only the shape is read
-    messages: list[tuple[str, Message, CodecConfig]] = [
-        ("weights (d)", WeightsMessage("a", 0, np.zeros(D, np.float32)), CodecConfig()),
-        ("Jacobian request (d)", JacobianRequest("a", 0, np.zeros(D, np.float32)), CodecConfig()),
-        ("SPARK reply (N,C,m) fp32", spark_reply(), CodecConfig()),
-        ("SPARK reply (N,C,m) int8", spark_reply(), CodecConfig("int8")),
+    int8_jacobian = WireCodecs(jacobian=CodecConfig("int8"))
+    messages: list[tuple[str, Message, WireCodecs]] = [
+        ("weights (d)", WeightsMessage("a", 0, np.zeros(D, np.float32)), ALL_FP32),
+        ("Jacobian request (d)", JacobianRequest("a", 0, np.zeros(D, np.float32)), ALL_FP32),
+        ("SPARK reply (N,C,m) fp32", spark_reply(), ALL_FP32),
+        ("SPARK reply (N,C,m) int8", spark_reply(), int8_jacobian),
         ("NTK-DFL reply (N,C,d) fp32", JacobianReply("a", 0, DenseJacobian(zeros), zeros[:, :, 0],
-                                                     np.zeros(N, np.int64)), CodecConfig()),
-        ("candidates (T,d)", CandidateRequest("a", 0, np.zeros((TAUS, D), np.float32)), CodecConfig()),
-        ("scores (T)", CandidateScores("a", 0, np.zeros(TAUS, np.float32)), CodecConfig()),
+                                                     np.zeros(N, np.int64)), ALL_FP32),
+        ("candidates (T,d)", CandidateRequest("a", 0, np.zeros((TAUS, D), np.float32)), ALL_FP32),
+        ("scores (T)", CandidateScores("a", 0, np.zeros(TAUS, np.float32)), ALL_FP32),
     ]
     rows: list[Row] = []
-    for name, message, codec in messages:
-        payload = payload_bytes(message, codec)
-        header = describe(message, codec)
+    for name, message, codecs in messages:
+        payload = payload_bytes(message, codecs)
+        header = describe(message, codecs)
         big, small = (predicted_wire_bytes(header, chunk) for chunk in (DEFAULT_CHUNK_SIZE, 16 * 1024))
         rows.append((name, f"{payload:,}", f"{big:,}", f"{big / payload - 1:.4%}", f"{small / payload - 1:.4%}"))
     return rows

@@ -1,13 +1,15 @@
 """Plot aggregated test accuracy against rounds and against megabytes per client for benchmark runs.
 
 Usage: python bench/plot_curves.py RUN_DIR [RUN_DIR ...] --out curves.png
-Each RUN_DIR holds VARIANT/rounds.jsonl files (as written by bench_paper.py or `edge-agent simulate`).
+Each RUN_DIR holds VARIANT/rounds.jsonl files (as written by bench_paper.py or `edge-agent simulate`); a RUN_DIR
+with no records in them is an error, so a mistyped or unfinished run never becomes a silently empty plot.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -33,8 +35,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("curves.png"))
     parser.add_argument("--target", type=float, default=0.85)
     args = parser.parse_args()
+    per_directory = {directory: curves([directory]) for directory in args.runs}
+    empty = [str(directory) for directory, found in per_directory.items() if not found]
+    if empty:
+        sys.exit(f"plot_curves: no records in any VARIANT/rounds.jsonl under {', '.join(empty)}; nothing to plot")
+    plotted = {label: records for found in per_directory.values() for label, records in found.items()}
     figure, (by_round, by_bytes) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for label, records in curves(args.runs).items():
+    for label, records in plotted.items():
         accuracy = [r["agg_accuracy"] for r in records]
         by_round.plot([r["round"] + 1 for r in records], accuracy, label=label)
         by_bytes.plot([r["cumulative_bytes_per_client"] / 1e6 for r in records], accuracy, label=label)

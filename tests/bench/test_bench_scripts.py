@@ -1,0 +1,242 @@
+"""Every script under bench/, run as a user runs it with its smallest arguments, so none can silently rot.
+
+The scripts are not part of the package (the wheel does not ship them), so each runs as a subprocess from the
+repository root with this checkout first on PYTHONPATH, and each test asserts on the values the script promises:
+its tables, records and plots.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edge_agent.transport.kernel_link import namespaces, unavailable_reason
+
+REPO = Path(__file__).resolve().parents[2]
+# The published split, where bench_paper.py looks for it (beside the checkout); tests/learning/test_partition.py
+# reads it from there too.
+SPLIT = REPO.parent / "shared" / "data" / "fmnist300-alpha0.1-split0.npz"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+D = 79_510  # MLP parameters (SPEC)
+KAPPA = 5  # the paper setting's degree
+PAPER_CLIENTS = 8  # the fewest that leave a degree-5 graph incomplete, so neighbourhoods differ
+LEAN = "spark-int4-w8-r90-t25"  # int4 Jacobians, int8 weights, residual rows and a tail: most of SPARK's switches
+
+
+def run_script(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`python bench/SCRIPT ARGS` from the repository root, one BLAS thread, this checkout's edge_agent first."""
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "PYTHONPATH": path, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, f"bench/{script}", *args], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=300, check=False)
+
+
+def stdout_of(script: str, *args: str) -> str:
+    """The script's stdout, after checking that it exited 0 (its stderr in the failure message otherwise)."""
+    done = run_script(script, *args)
+    assert done.returncode == 0, f"bench/{script} exited {done.returncode}:\n{done.stderr[-4000:]}"
+    return done.stdout
+
+
+def markdown_tables(text: str) -> list[list[list[str]]]:
+    """Each markdown table in `text`, in order, as its rows of cells (header and rule left out)."""
+    tables: list[list[list[str]]] = []
+    previous = ""
+    for line in text.splitlines():
+        if line.startswith("|") and not set(line) <= set("|-: "):
+            cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+            if previous.startswith("|"):
+                tables[-1].append(cells)
+            else:
+                tables.append([])  # its header
+        previous = line
+    return tables
+
+
+def keyed(rows: list[list[str]]) -> dict[str, list[str]]:
+    """First cell -> the other cells, for a table whose first cells differ."""
+    assert len({row[0] for row in rows}) == len(rows), rows
+    return {row[0]: row[1:] for row in rows}
+
+
+def aligned_rows(text: str, title: str) -> dict[str, list[str]]:
+    """Rows of the space-aligned table under `title` (bench_link.py's format): first cell -> the other cells."""
+    lines = text.split(f"\n{title}\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    return {cells[0]: cells[1:] for cells in (re.split(r"\s{2,}", line.strip()) for line in lines[2:])}
+
+
+def number(cell: str) -> float:
+    """The number a cell shows, without its unit, thousands separators or per cent sign (then as a fraction)."""
+    value = float(cell.split()[0].replace(",", "").rstrip("%"))
+    return value / 100 if cell.endswith("%") else value
+
+
+@pytest.fixture(scope="module")
+def paper_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """bench_paper.py's output directory and stdout after one round of DFedAvg and lean SPARK on 8 clients."""
+    out = tmp_path_factory.mktemp("bench-paper")
+    stdout = stdout_of("bench_paper.py", "--variants", f"dfedavg,{LEAN}", "--clients", str(PAPER_CLIENTS),
+                       "--rounds", "1", "--workers", "1", "--partition", str(SPLIT), "--out", str(out))
+    return out, stdout
+
+
+def test_bench_link_prints_goodput_exact_wire_overhead_and_loopback_rates() -> None:
+    output = stdout_of("bench_link.py", "--seconds", "0.2", "--repeats", "1")
+    goodput = aligned_rows(output, "Goodput on a throttled link (goal >= 95% of the rate)")
+    assert list(goodput) == ["1 Mbit/s", "10 Mbit/s", "100 Mbit/s"]
+    for link, (payload, seconds, share) in goodput.items():
+        assert number(payload) == pytest.approx(number(link) * 0.2 / 8, abs=0.005)  # MB in 0.2 s at the rate
+        assert number(seconds) > 0
+        assert 0.3 < number(share) < 1.2  # the throttle holds the rate; it never lets far more through
+    overhead = aligned_rows(output, "Wire overhead = wire / payload - 1 (goal < 1%)")
+    fp32_reply = 4 * (200 * 10 * 1024 + 200 * 10 + 200)  # (N, C, m) Jacobian, (N, C) logits, (N,) labels
+    int8_reply = 200 * 10 * 1024 + 4 * (200 * 10 * 1024 // 256) + 4 * (200 * 10 + 200)
+    payloads = {"weights (d)": 4 * D, "Jacobian request (d)": 4 * D, "SPARK reply (N,C,m) fp32": fp32_reply,
+                "SPARK reply (N,C,m) int8": int8_reply, "NTK-DFL reply (N,C,d) fp32": 4 * (200 * 10 * D + 200 * 11),
+                "candidates (T,d)": 4 * 4 * D, "scores (T)": 16, "SPARK reply via gRPC (counted)": fp32_reply}
+    assert {name: int(number(cells[0])) for name, cells in overhead.items()} == payloads
+    for name, (_, wire, ratio, _) in overhead.items():
+        assert number(wire) > payloads[name]
+        assert name == "scores (T)" or number(ratio) < 0.01
+    assert overhead["SPARK reply via gRPC (counted)"][-1] == "= predicted"
+    loopback = aligned_rows(output, "8 MB projected Jacobian reply, unthrottled loopback "
+                                    "(goal: gRPC >= 50% of raw TCP)")
+    assert len(loopback) == 4 and loopback["raw TCP socket copy"][-2:] == ["100%", "100%"]
+    assert all(cells[0] == "8.20 MB" and number(cells[1]) > 0 for cells in loopback.values())
+
+
+def test_bench_link_kernel_tc_adds_the_tc_shaped_columns_and_leaves_no_namespace() -> None:
+    reason = unavailable_reason()  # root with ip, tc, veth, ifb, tbf: as in tests/transport/test_kernel_link.py
+    if reason is not None:
+        pytest.skip(reason)
+    before = namespaces()
+    goodput = aligned_rows(stdout_of("bench_link.py", "--kernel-tc", "--seconds", "0.2", "--repeats", "1"),
+                           "Goodput on a throttled link (goal >= 95% of the rate)")
+    assert list(goodput) == ["1 Mbit/s", "10 Mbit/s", "100 Mbit/s"]
+    for link, (_, _, _, tc_seconds, tc_share, of_tcp_max) in goodput.items():
+        assert number(tc_seconds) > 0 and number(tc_share) > 0.3 and number(of_tcp_max) > number(tc_share)
+        # The 16 KiB tbf burst is most of 0.2 s at 1 Mbit/s (bench/results/link.md), a sliver of it at 100.
+        assert link != "100 Mbit/s" or number(tc_share) < 1.2
+    assert namespaces() == before
+
+
+def test_bench_paper_writes_records_summaries_and_table_of_each_variant(paper_run: tuple[Path, str]) -> None:
+    out, stdout = paper_run
+    summaries = json.loads((out / "summaries.json").read_text())
+    assert list(summaries) == ["dfedavg", LEAN]
+    for name, summary in summaries.items():
+        records = [json.loads(line) for line in (out / name / "rounds.jsonl").read_text().splitlines()]
+        assert [r["round"] for r in records] == [0] and summary["rounds_run"] == 1
+        assert (out / name / "state.npz").stat().st_size > 0
+        assert summary["config"]["partition_file"] == str(SPLIT)
+        assert 0.2 < summary["best_agg_accuracy"] <= 1  # one round from chance (0.1)
+        assert summary["total_bytes_per_client"] == records[-1]["cumulative_bytes_per_client"]
+    assert summaries["dfedavg"]["total_bytes_per_client"] == KAPPA * 4 * D  # fp32 weights to each neighbour
+    lean = json.loads((out / LEAN / "rounds.jsonl").read_text())
+    int8_weights = D + 4 * math.ceil(D / 256)  # a byte each, a float32 scale per 256
+    assert lean["bytes_by_kind"]["WeightsMessage"] == PAPER_CLIENTS * KAPPA * int8_weights
+    table = (out / "table.md").read_text()
+    assert stdout.strip() == table.strip()
+    assert [[row[0] for row in rows] for rows in markdown_tables(table)] == [["dfedavg", LEAN]]
+
+
+def test_bench_paper_table_only_rebuilds_the_table_from_the_saved_runs(paper_run: tuple[Path, str]) -> None:
+    out, _ = paper_run
+    table = stdout_of("bench_paper.py", "--table-only", "--out", str(out))
+    assert table.strip() == (out / "table.md").read_text().strip()
+
+
+def test_bench_request_delta_measures_the_deltas_of_a_saved_run(paper_run: tuple[Path, str]) -> None:
+    out, _ = paper_run
+    output = stdout_of("bench_request_delta.py", str(out / LEAN / "state.npz"), "--requesters", str(PAPER_CLIENTS))
+    assert f"round 2, {PAPER_CLIENTS} requesters, weights in int8" in output  # the run's weights codec, read back
+    values = {name: float(value) for name, value in (line.strip().rsplit(": ", 1) for line in output.splitlines()[1:])}
+    assert 0 < values["|wbar_i - w_i| / |wbar_i|"] < 1  # an incomplete graph: neighbourhoods differ
+    errors = {name.removeprefix("relative error of wbar_i sent as "): value for name, value in values.items()
+              if name.startswith("relative error")}
+    assert set(errors) == {"int8 whole", "int4 delta", "int8 delta"}
+    assert all(0 < error < 0.1 for error in errors.values())
+    assert errors["int8 delta"] < errors["int4 delta"]  # the same delta, finer steps
+
+
+def test_bench_lowrank_reply_full_rank_keeps_the_projected_kernel_error() -> None:
+    output = stdout_of("bench_lowrank_reply.py", "--clients", "2", "--ranks", "4,16", "--proj-dim", "16",
+                       "--partition", str(SPLIT))
+    assert f"2 clients of {SPLIT.name}, initial weights; tensorsketch, m = 16" in output
+    rows = keyed(*markdown_tables(output))
+    projected = number(rows["projected, every value"][0])
+    assert 0 < projected < 1
+    assert rows["rank 16"][:2] == [f"{projected:.4f}", "1.000"]  # rank m: nothing truncated, all energy kept
+    assert 0 < number(rows["rank 4"][1]) < 1 and number(rows["rank 4"][2]) == pytest.approx(0.25, abs=0.01)
+
+
+def test_bench_lowrank_reply_reads_the_weights_of_a_saved_run(paper_run: tuple[Path, str]) -> None:
+    out, _ = paper_run
+    output = stdout_of("bench_lowrank_reply.py", "--clients", "2", "--ranks", "4", "--proj-dim", "16",
+                       "--partition", str(SPLIT), "--state", str(out / LEAN / "state.npz"))
+    assert "weights after round 1 of spark" in output
+    assert 0 < number(keyed(*markdown_tables(output))["rank 4"][0]) < 2
+
+
+def test_bench_projection_prints_kernel_errors_and_exact_reply_bytes() -> None:
+    output = stdout_of("bench_projection.py", "--dims", "16", "--samples", "20", "--seeds", "1", "--repeats", "1",
+                       "--precisions", "fp32,int8")
+    first, wire = markdown_tables(output)
+    fidelity = keyed(first)
+    assert list(fidelity) == ["gaussian", "sparse", "kron r=1", "kron r=4", "tensorsketch"]
+    assert fidelity["gaussian"][3] == "1.000" and fidelity["gaussian"][5] == "1.00"  # ratios to itself
+    assert all(cells[0] == "16" and 0 < number(cells[1]) < 1 for cells in fidelity.values())
+    assert [(name, precision) for name, _, precision, _, _ in wire] == [
+        (name, precision) for name in fidelity for precision in ("fp32", "int8")]
+    n_values = 20 * 10 * 16  # (N, C, m)
+    expected_bytes = {"fp32": 4 * n_values, "int8": n_values + 4 * math.ceil(n_values / 256)}
+    for name, m, precision, error, size in wire:
+        assert m == "16" and number(size) == expected_bytes[precision]
+        assert 0 < number(error) < 1
+        if precision == "fp32":
+            assert error == fidelity[name][1]  # fp32 is lossless on the wire
+
+
+def test_bench_backends_times_requests_and_an_agent_round_torch_free() -> None:
+    output = stdout_of("bench_backends.py", "--n", "20", "--dim", "16", "--candidates", "2", "--repeats", "1",
+                       "--backends", "numpy,torch,onnxruntime@8", "--round-backends", "onnxruntime", "--agents", "3",
+                       "--setting", "smoke", "--rounds", "1")
+    assert "onnxruntime processes torch-free: True" in output
+    requests, rounds = (keyed(rows) for rows in markdown_tables(output))
+    assert list(requests) == ["numpy", "torch", "onnxruntime@8"]
+    for jacobian_ms, _, scoring_ms, _, rss_mb, _ in requests.values():
+        assert number(jacobian_ms) > 0 and number(scoring_ms) > 0 and number(rss_mb) > 10
+    assert requests["torch"][1::2] == ["1.00", "1.00", "1.00"]  # ratios to itself
+    assert "3 agents, setting smoke, profile rpi-zero-2w" in output and "median of rounds 0..0" in output
+    assert list(rounds) == ["onnxruntime"]
+    round_s, *_, peak_mb, _, accuracy = rounds["onnxruntime"]
+    assert number(round_s) > 0 and number(peak_mb) > 10 and 0 <= number(accuracy) <= 1
+
+
+def test_plot_curves_writes_a_png_of_the_runs(paper_run: tuple[Path, str], tmp_path: Path) -> None:
+    out, _ = paper_run
+    png = tmp_path / "curves.png"
+    assert stdout_of("plot_curves.py", str(out), "--out", str(png)).strip() == f"wrote {png}"
+    data = png.read_bytes()
+    assert data.startswith(PNG_SIGNATURE) and len(data) > 10_000
+
+
+@pytest.mark.parametrize("contents", ["nothing", "an empty rounds.jsonl"])
+def test_plot_curves_refuses_a_run_directory_without_records(tmp_path: Path, contents: str) -> None:
+    runs = tmp_path / "runs"
+    (runs / "spark").mkdir(parents=True)
+    if contents != "nothing":
+        (runs / "spark" / "rounds.jsonl").write_text("")
+    png = tmp_path / "curves.png"
+    done = run_script("plot_curves.py", str(runs), "--out", str(png))
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"plot_curves: no records in any VARIANT/rounds.jsonl under {runs}; nothing to plot"]
+    assert not png.exists()
