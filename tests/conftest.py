@@ -1,9 +1,11 @@
-"""Fixtures shared by test packages: the kernels exported for ONNX Runtime, once per session."""
+"""Fixtures shared by test packages: the kernels exported for ONNX Runtime, once per session; free loopback ports."""
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from edge_agent.agent.launcher import free_loopback_ports
 from edge_agent.learning.mlp import MLPSpec
 from edge_agent.runtime.onnx_backend import cache_directory
 from edge_agent.runtime.onnx_export import export_kernels
@@ -17,3 +19,9 @@ def onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
         patch.setenv("XDG_CACHE_HOME", str(root))
         export_kernels(MLPSpec(), cache_directory(MLPSpec(), 1024))
     return root
+
+
+@pytest.fixture
+def free_ports() -> Callable[[int], list[int]]:
+    """`count` loopback ports that were free a moment ago (held together, so all distinct)."""
+    return free_loopback_ports

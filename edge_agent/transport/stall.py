@@ -34,8 +34,8 @@ def keepalive_options(policy: StallPolicy) -> tuple[tuple[str, int], ...]:
     half_ms = max(500, int(policy.stall_s * 500))
     return (("grpc.keepalive_time_ms", half_ms), ("grpc.keepalive_timeout_ms", half_ms),
             ("grpc.keepalive_permit_without_calls", 0), ("grpc.http2.max_pings_without_data", 0),
-            ("grpc.http2.min_time_between_pings_ms", half_ms), ("grpc.http2.min_ping_interval_without_data_ms", half_ms),
-            ("grpc.http2.ping_timeout_ms", half_ms))
+            ("grpc.http2.min_time_between_pings_ms", half_ms),
+            ("grpc.http2.min_ping_interval_without_data_ms", half_ms), ("grpc.http2.ping_timeout_ms", half_ms))
 
 
 # What a server must allow so that its peers' keepalive pings are not answered with GOAWAY (too_many_pings).

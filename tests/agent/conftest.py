@@ -7,8 +7,6 @@ from collections.abc import Callable, Iterator
 import pytest
 from board_python import REFUSE_TORCH_AND_SCIPY
 
-from edge_agent.agent.launcher import free_loopback_ports
-
 RunAgents = Callable[[list[list[str]], dict[str, str]], list[str]]
 BOARD_CLI = REFUSE_TORCH_AND_SCIPY + """
 from edge_agent.cli.main import cli
@@ -41,9 +39,3 @@ def run_agents() -> Iterator[RunAgents]:
 def board_cli() -> list[str]:
     """The argv prefix of `edge-agent` as a board runs it: a Python whose imports refuse torch and scipy."""
     return [sys.executable, "-c", BOARD_CLI]
-
-
-@pytest.fixture
-def free_ports() -> Callable[[int], list[int]]:
-    """`count` loopback ports that were free a moment ago (held together, so all distinct)."""
-    return free_loopback_ports

@@ -22,7 +22,8 @@ SEEN_S = 10.0  # a peer is seen about 1.5 s after start (registration probing); 
 
 
 def _record(agent_id: str, port: int, round_: int = 0) -> PeerRecord:
-    return PeerRecord(agent_id, "127.0.0.1", port, "edge_agent.v1", "ntk-dfl", "edge", round_, 100 + port, "rpi4", "lab", "0123456789ab", 0)
+    return PeerRecord(agent_id, "127.0.0.1", port, "edge_agent.v1", "ntk-dfl", "edge", round_, 100 + port, "rpi4",
+                      "lab", "0123456789ab", 0)
 
 
 @pytest.fixture
@@ -123,7 +124,8 @@ def test_peer_in_another_process_is_discovered_and_removed_when_it_stops(
         from edge_agent.discovery.mdns import LOOPBACK_ONLY, MdnsDiscovery
         from edge_agent.discovery.membership import Membership
         from edge_agent.discovery.peers import PeerRecord
-        record = PeerRecord("far", "127.0.0.1", 6000, "edge_agent.v1", "spark", "edge", 9, 500, "jetson", "lab", "0123456789ab", 3)
+        record = PeerRecord("far", "127.0.0.1", 6000, "edge_agent.v1", "spark", "edge", 9, 500, "jetson",
+                            "lab", "0123456789ab", 3)
         discovery = MdnsDiscovery(record, Membership(), {service_type!r}, LOOPBACK_ONLY)
         discovery.start()
         sys.stdin.read()  # until the test closes our stdin
@@ -135,7 +137,8 @@ def test_peer_in_another_process_is_discovered_and_removed_when_it_stops(
         ((_, members),) = start_agents(_record("near", 5001))
         assert members.wait_for(1, timeout=SEEN_S)
         assert members.snapshot() == {
-            "far": PeerRecord("far", "127.0.0.1", 6000, "edge_agent.v1", "spark", "edge", 9, 500, "jetson", "lab", "0123456789ab", 3)
+            "far": PeerRecord("far", "127.0.0.1", 6000, "edge_agent.v1", "spark", "edge", 9, 500, "jetson",
+                            "lab", "0123456789ab", 3)
         }
         assert child.stdin is not None
         child.stdin.close()

@@ -8,7 +8,8 @@ from edge_agent.discovery.peers import PeerRecord
 
 
 def _record(agent_id: str, round_: int = 0) -> PeerRecord:
-    return PeerRecord(agent_id, "10.0.0.1", 50051, "edge_agent.v1", "ntk-dfl", "edge", round_, 100, "rpi4", "lab", "0123456789ab", 0)
+    return PeerRecord(agent_id, "10.0.0.1", 50051, "edge_agent.v1", "ntk-dfl", "edge", round_, 100, "rpi4",
+                      "lab", "0123456789ab", 0)
 
 
 def test_upsert_and_remove_report_what_changed() -> None:

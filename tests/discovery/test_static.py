@@ -15,7 +15,8 @@ FAST = PollConfig(interval_s=0.02, backoff_initial_s=0.02, backoff_max_s=0.16, m
 
 
 def _record(agent_id: str, round_: int = 0, host: str = "0.0.0.0", port: int = 9) -> PeerRecord:
-    return PeerRecord(agent_id, host, port, "edge_agent.v1", "ntk-dfl", "edge", round_, 100, "rpi4", "lab", "0123456789ab", 0)
+    return PeerRecord(agent_id, host, port, "edge_agent.v1", "ntk-dfl", "edge", round_, 100, "rpi4",
+                      "lab", "0123456789ab", 0)
 
 
 class FakeNetwork:

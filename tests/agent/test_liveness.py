@@ -1,0 +1,38 @@
+"""The roster: round graphs over all M slots, neighbours filled by the members that hold them, the dead skipped."""
+
+from edge_agent.agent.liveness import Liveness
+from edge_agent.discovery.peers import PeerRecord
+from edge_agent.learning.topology import TopologyConfig, neighbours
+
+
+def _member(agent_id: str, shard: int, round_: int = 0) -> PeerRecord:
+    return PeerRecord(agent_id, "127.0.0.1", 5000 + shard, "edge_agent.v1", "spark", "smoke", round_, 100, "generic",
+                      "lab", "0123456789ab", shard)
+
+
+def test_neighbours_come_from_the_roster_and_absent_or_down_slots_are_recorded_missing() -> None:
+    liveness = Liveness(clients=6, shard=0)
+    slots = neighbours(TopologyConfig(degree=3, seed=0), liveness.roster, 4)[liveness.slot]
+    members = {f"client-{i}": _member(f"client-{i}", i) for i in range(1, 6) if f"client-{i}" != slots[0]}
+    liveness.mark_down(slots[1], "stalled")
+    picked = liveness.neighbours(slots, members)
+    assert picked.live == (slots[2],)
+    assert picked.missing == {slots[0]: "absent", slots[1]: "down: stalled"}
+    liveness.mark_up(slots[1])  # it showed life again
+    assert liveness.neighbours(slots, members).live == (slots[1], slots[2])
+
+
+def test_a_member_with_its_own_id_fills_the_slot_of_its_shard() -> None:
+    liveness = Liveness(clients=3, shard=0)
+    picked = liveness.neighbours(["client-1", "client-2"], {"pi-kitchen": _member("pi-kitchen", 2)})
+    assert picked.live == ("pi-kitchen",) and picked.missing == {"client-1": "absent"}
+
+
+def test_the_fleet_round_is_the_median_of_live_members_so_one_straggler_or_racer_does_not_move_it() -> None:
+    liveness = Liveness(clients=5, shard=0)
+    members = {f"client-{i}": _member(f"client-{i}", i, r) for i, r in ((1, 7), (2, 7), (3, 8), (4, 30))}
+    assert liveness.fleet_round(members) == 7
+    liveness.mark_down("client-1", "unavailable")
+    liveness.mark_down("client-2", "unavailable")
+    assert liveness.fleet_round(members) == 8
+    assert liveness.fleet_round({}) is None
