@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +27,9 @@ from edge_agent.transport.throttle import LinkShaper
 from edge_agent.transport.wire import WireConfig
 
 log = logging.getLogger(__name__)
+# An agent of our run that already holds our shard answers our first browse within this window: we are the
+# duplicate and refuse to start. One that appears later is the duplicate; it is ignored here and refuses itself.
+CONFLICT_WINDOW_S = 5.0
 
 
 class Node:
@@ -39,7 +43,8 @@ class Node:
         wire = WireConfig(codecs=config.wire_codecs, chunk_size=config.chunk_size)
         self.pool = PeerPool(wire=wire, shaper=shaper, ledger=self.ledger, run=self.identity,
                              stall=StallPolicy(config.stall_s))
-        self.conflicts: dict[str, str] = {}  # agents of our run that claim our shard: id -> address
+        self.conflicts: dict[str, str] = {}  # agents of our run that held our shard when we started: id -> address
+        self._started = time.monotonic()  # reset when it starts advertising
         self.membership = Membership(admit=self._admit)
         self.agent = Agent(config, data, test, self.membership, self.pool, self.ledger)
         self.server = AgentServer(ServerConfig(config.agent_id, config.host, config.port, wire, run=self.identity),
@@ -54,6 +59,7 @@ class Node:
         """
         self.agent.prepare()
         port = self.server.start()
+        self._started = time.monotonic()
         record = self.peer_record()
         if self.config.mdns:
             loopback = ipaddress.ip_address(self.config.host).is_loopback
@@ -76,7 +82,7 @@ class Node:
                     discovery.update(round=record["round"] + 1)
             if on_round is not None:
                 on_round(record)
-        self.agent.run(advertise, before_first_round=self._refuse_conflicts)
+        self.agent.run(advertise, while_discovering=self._refuse_conflicts)
 
     def stop(self) -> None:
         """Ask the agent to stop at its next check; `run` then returns."""
@@ -123,11 +129,13 @@ class Node:
         if record.shard >= self.config.clients:
             return f"its shard {record.shard} is outside this run's {self.config.clients}"
         if record.shard == self.config.shard:
-            self.conflicts[record.agent_id] = record.address
+            if time.monotonic() - self._started < CONFLICT_WINDOW_S:  # it was there first: we are the duplicate
+                self.conflicts[record.agent_id] = record.address
             return f"it claims shard {record.shard}/{self.config.clients}, this agent's"
         return None
 
     def _refuse_conflicts(self) -> None:
+        """ValueError when another agent of our run held our shard before we started."""
         if self.conflicts:
             agent_id, address = sorted(self.conflicts.items())[0]
             raise ValueError(f"shard {self.config.shard}/{self.config.clients} is already served by {agent_id} at "

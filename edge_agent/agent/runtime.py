@@ -115,14 +115,22 @@ class Agent:
     def finished(self) -> bool:
         return bool(self.config.rounds) and self.next_round >= self.config.rounds
 
-    def wait_for_members(self) -> list[str]:
-        """Wait until all M agents of the run are known, or the wait runs out (then go on with those known)."""
+    def wait_for_members(self, check: Callable[[], None] | None = None) -> list[str]:
+        """Wait until all M agents of the run are known, or the wait runs out (then go on with those known);
+        `check()` is called as they are awaited and may raise to refuse to start."""
         self.state = "discovering"
         expected = self.config.clients - 1
-        if not self._wait(lambda: len(self.membership) >= expected, self.config.wait_peers_s):
+
+        def found_all() -> bool:
+            if check is not None:
+                check()
+            return len(self.membership) >= expected
+        if not self._wait(found_all, self.config.wait_peers_s):
             log.warning("%s saw %d of %d peers after %.0f s; starting with those (check multicast, --peers and "
                         "the other agents)", self.config.agent_id, len(self.membership), expected,
                         self.config.wait_peers_s)
+        if check is not None:
+            check()
         return self.members()
 
     def wait_for_peers_to_finish(self) -> bool:
@@ -147,17 +155,15 @@ class Agent:
         return sorted({self.config.agent_id, *self.membership.snapshot()})
 
     def run(self, on_round: Callable[[dict[str, Any]], None] | None = None,
-            before_first_round: Callable[[], None] | None = None) -> None:
+            while_discovering: Callable[[], None] | None = None) -> None:
         """Run the remaining rounds (all of them for --rounds 0) until stopped, committing each round's record
-        with its checkpoint; on a stop request the round in progress is abandoned. `before_first_round` runs
-        once the members are known (and may refuse to go on by raising)."""
+        with its checkpoint; on a stop request the round in progress is abandoned. `while_discovering` is called
+        while the members are awaited and may refuse to go on by raising."""
         try:
             if self.finished:
                 log.info("%s already finished its %d rounds", self.config.agent_id, self.config.rounds)
                 return
-            self.wait_for_members()
-            if before_first_round is not None:
-                before_first_round()
+            self.wait_for_members(while_discovering)
             while not self.finished and not self.stopping.is_set():
                 self._catch_up()
                 if self.finished:
@@ -196,7 +202,7 @@ class Agent:
         self.weights, self.velocity = result.weights, result.velocity
         clock.seconds["total"] = self.last_round_seconds = time.perf_counter() - start
         self.inbox.forget_before(round_index)
-        return self._record(round_index, picked.live, clock, result.tau_index, before)
+        return self._record(round_index, mine, clock, result.tau_index, before)
 
     def _catch_up(self) -> None:
         """Adopt the fleet's round when most live members are past ours, recording the rounds skipped."""
@@ -327,7 +333,8 @@ class Agent:
         spark = self.config.spark
         return {
             "round": round_index, "agent": self.config.agent_id, "algorithm": self.config.algorithm,
-            "status": "trained", "members": len(self.members()), "neighbours": list(mine),
+            "status": "trained", "members": len(self.members()),
+            "neighbours": [peer for peer in mine if peer not in self._missing],  # took part in the whole round
             "missing": dict(sorted(self._missing.items())),
             **{f"{key}_bytes": value for key, value in totals.items()},
             "links": links, "seconds": clock.seconds,

@@ -1,0 +1,98 @@
+"""A fleet of real agent processes on 127.0.0.1 for fault tests: started, signalled, restarted, always stopped.
+
+Each fleet advertises under a service type and a run name of its own, so other agents on this host never mix in.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+BASE_ARGS = ("--setting", "smoke", "--solver", "euler", "--backend", "numpy", "--quiet")
+
+
+@dataclass
+class Fleet:
+    """Agent i runs `edge-agent run --shard i/M ... --metrics out/agent-i.jsonl`; logs go to out/agent-i.log."""
+
+    out: Path
+    size: int
+    args: Sequence[str]
+    service: str = field(default_factory=lambda: f"_ea-{uuid.uuid4().hex[:8]}._tcp.local.")
+    run: str = field(default_factory=lambda: f"t-{uuid.uuid4().hex[:8]}")
+    processes: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
+    started: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def command(self, index: int) -> list[str]:
+        return [sys.executable, "-m", "edge_agent", "run", "--shard", f"{index}/{self.size}", *BASE_ARGS,
+                "--service-type", self.service, "--run", self.run, "--metrics", str(self.metrics(index)),
+                "--checkpoint-dir", str(self.out / "checkpoints"), *self.args]
+
+    def start(self, index: int) -> subprocess.Popen[bytes]:
+        log = (self.out / f"agent-{index}.log").open("ab")
+        env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+        process = subprocess.Popen(self.command(index), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   env=env)
+        self.processes[index] = process
+        self.started.append(process)
+        return process
+
+    def start_all(self) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        for index in range(self.size):
+            self.start(index)
+
+    def metrics(self, index: int) -> Path:
+        return self.out / f"agent-{index}.jsonl"
+
+    def records(self, index: int) -> list[dict[str, Any]]:
+        """Agent i's round records so far (whole lines only; the summary excluded)."""
+        path = self.metrics(index)
+        text = path.read_text() if path.exists() else ""
+        lines = text.splitlines()[: text.count("\n")]
+        return [r for r in map(json.loads, lines) if not r.get("summary")]
+
+    def log(self, index: int) -> str:
+        return (self.out / f"agent-{index}.log").read_text(errors="replace")
+
+    def wait_until(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+            time.sleep(0.1)
+
+    def wait_for_rounds(self, index: int, rounds: int, timeout: float = 120) -> None:
+        self.wait_until(lambda: len(self.records(index)) >= rounds, timeout, f"agent {index} to record {rounds} rounds")
+
+    def signal(self, index: int, signum: int) -> None:
+        os.kill(self.processes[index].pid, signum)
+
+    def wait_all(self, timeout: float = 180) -> dict[int, int]:
+        """Exit status of every agent once all have exited."""
+        deadline = time.monotonic() + timeout
+        codes = {}
+        for index, process in self.processes.items():
+            codes[index] = process.wait(timeout=max(1.0, deadline - time.monotonic()))
+        return codes
+
+    def stop(self) -> None:
+        """Kill whatever still runs (a paused agent is continued first so the kill lands)."""
+        for process in self.started:
+            if process.poll() is None:
+                os.kill(process.pid, signal.SIGCONT)
+                process.kill()
+            process.wait()
+
+
+def rounds_of(records: list[dict[str, Any]]) -> list[int]:
+    return [int(r["round"]) for r in records]

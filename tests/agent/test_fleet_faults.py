@@ -1,0 +1,128 @@
+"""Real agent processes on loopback keep training while peers die, freeze, leave, restart or belong to another run.
+
+Every fleet has a service type and a run name of its own, and every test stops what it started (the fleet fixture).
+"""
+
+from __future__ import annotations
+
+import signal
+import statistics
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fleet import Fleet, rounds_of
+
+STALL_S = 3.0
+
+
+@pytest.fixture
+def fleets() -> Iterator[list[Fleet]]:
+    made: list[Fleet] = []
+    yield made
+    for fleet in made:
+        fleet.stop()
+
+
+def _fleet(fleets: list[Fleet], out: Path, size: int, *args: str) -> Fleet:
+    fleet = Fleet(out, size, ["--stall-window", str(STALL_S), "--wait-peers", "60", *args])
+    fleets.append(fleet)
+    fleet.start_all()
+    return fleet
+
+
+def _assert_contiguous(fleet: Fleet, rounds: int) -> None:
+    """Every metrics file parses and holds rounds 0..rounds-1 once each, in order."""
+    for index in range(fleet.size):
+        assert rounds_of(fleet.records(index)) == list(range(rounds)), fleet.log(index)
+
+
+def test_a_peer_killed_mid_transfer_is_left_out_then_rejoins_after_a_restart(tmp_path: Path,
+                                                                             fleets: list[Fleet]) -> None:
+    """Four agents, kappa 2. Each Jacobian reply (m = 256, fp32) takes about 2 s through a 4 Mbit/s uplink; agent 3
+    is SIGKILLed 1.5 s into its round 3, after the weights exchange, while its Jacobians are on the wire."""
+    rounds = 8
+    fleet = _fleet(fleets, tmp_path, 4, "--rounds", str(rounds), "--proj-dim", "256", "--uplink", "4mbit")
+    fleet.wait_for_rounds(3, 3)
+    time.sleep(1.5)
+    fleet.signal(3, signal.SIGKILL)
+    fleet.processes[3].wait()
+    time.sleep(2.0)
+    fleet_round = max(len(fleet.records(i)) for i in range(3))  # rounds the others completed by the restart
+    fleet.start(3)
+    codes = fleet.wait_all()
+    assert codes == {0: 0, 1: 0, 2: 0, 3: 0}, [fleet.log(i) for i in range(4)]
+    _assert_contiguous(fleet, rounds)
+    others = [fleet.records(i) for i in range(3)]
+    missed = [r["round"] for records in others for r in records if "client-3" in r["missing"]]
+    assert missed, "no survivor recorded the killed peer as missing"
+    back = [r["round"] for records in others for r in records if "client-3" in r["neighbours"] and r["round"] > 3]
+    victim = fleet.records(3)
+    trained_after = [r["round"] for r in victim if r["status"] == "trained" and r["round"] > 3]
+    assert trained_after and trained_after[0] <= fleet_round + 2  # it joins the fleet's round within two rounds
+    assert back and min(back) <= fleet_round + 2  # and its neighbours take it back
+    assert all(r["status"] == "trained" for records in others for r in records)
+    assert "Traceback" not in "".join(fleet.log(i) for i in range(4))
+
+
+def test_three_agents_keep_training_when_one_leaves_for_good(tmp_path: Path, fleets: list[Fleet]) -> None:
+    rounds = 6
+    fleet = _fleet(fleets, tmp_path, 3, "--rounds", str(rounds))
+    fleet.wait_for_rounds(2, 2)
+    fleet.signal(2, signal.SIGKILL)
+    codes = fleet.wait_all()
+    assert codes[0] == codes[1] == 0, fleet.log(0) + fleet.log(1)
+    for index in (0, 1):
+        records = fleet.records(index)
+        assert rounds_of(records) == list(range(rounds))
+        assert all(r["status"] == "trained" and r["test_accuracy"] > 0.1 for r in records)
+        assert "client-2" in records[-1]["missing"]  # the last round went on without it
+        assert records[-1]["neighbours"] == [f"client-{1 - index}"]
+        assert "ValueError" not in fleet.log(index)
+
+
+def test_a_paused_agent_costs_its_peers_at_most_a_stall_window_and_rejoins(tmp_path: Path,
+                                                                          fleets: list[Fleet]) -> None:
+    """Rounds of about 1.5 s (m = 256 through 8 Mbit/s), so the fleet is still training when the paused one wakes."""
+    rounds = 10
+    fleet = _fleet(fleets, tmp_path, 4, "--rounds", str(rounds), "--proj-dim", "256", "--uplink", "8mbit")
+    fleet.wait_for_rounds(3, 2)
+    fleet.signal(3, signal.SIGSTOP)
+    time.sleep(2 * STALL_S)
+    fleet.signal(3, signal.SIGCONT)
+    codes = fleet.wait_all()
+    assert codes == {0: 0, 1: 0, 2: 0, 3: 0}, [fleet.log(i) for i in range(4)]
+    _assert_contiguous(fleet, rounds)
+    totals = [r["seconds"]["total"] for i in range(3) for r in fleet.records(i)]
+    normal = statistics.median(totals)
+    assert max(totals) <= STALL_S + 2 * normal + 1.0, (max(totals), normal)  # window + one round (+ noise)
+    assert any("client-3" in r["missing"] for i in range(3) for r in fleet.records(i))
+    paused = fleet.records(3)
+    assert paused[-1]["status"] == "trained" and paused[-1]["neighbours"]  # back in the fleet by the end
+
+
+def test_sigterm_stops_cleanly_with_a_checkpoint_and_a_restart_repeats_no_line(tmp_path: Path,
+                                                                               fleets: list[Fleet]) -> None:
+    fleet = _fleet(fleets, tmp_path, 3, "--rounds", "0")  # until stopped
+    for index in range(3):
+        fleet.wait_for_rounds(index, 2)
+    for stint in (1, 2):
+        started = time.monotonic()
+        for index in range(3):
+            fleet.signal(index, signal.SIGTERM)
+        codes = fleet.wait_all(timeout=30)
+        assert codes == {0: 0, 1: 0, 2: 0}, [fleet.log(i) for i in range(3)]
+        assert time.monotonic() - started < 15
+        for index in range(3):
+            records = fleet.records(index)
+            assert rounds_of(records) == list(range(len(records)))  # nothing repeated, nothing lost
+            checkpoint = fleet.out / "checkpoints" / f"client-{index}.npz"
+            assert checkpoint.exists()
+            assert "stopped by SIGTERM" in fleet.log(index)
+        if stint == 1:
+            done = [len(fleet.records(i)) for i in range(3)]
+            for index in range(3):
+                fleet.start(index)
+            for index in range(3):
+                fleet.wait_for_rounds(index, done[index] + 2)
