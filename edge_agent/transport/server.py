@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Callable, Iterator
 from concurrent import futures
 from dataclasses import dataclass, field
@@ -71,6 +72,7 @@ class AgentServer:
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
         host = f"[{self.config.host}]" if ":" in self.config.host else self.config.host
+        _check_bindable(self.config.host, self.config.port)
         try:
             self.port = server.add_insecure_port(f"{host}:{self.config.port}")
         except RuntimeError as error:
@@ -116,6 +118,17 @@ class AgentServer:
     def _ledger_status(self) -> AgentStatus:
         totals = self.ledger.totals()
         return AgentStatus(state="serving", bytes_sent=totals.wire_sent, bytes_received=totals.wire_received)
+
+
+def _check_bindable(host: str, port: int) -> None:
+    """OSError with the reason (address not on this machine, port in use) before gRPC logs its own at length."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            shown = f"[{host}]" if ":" in host else host
+            raise OSError(f"cannot listen on {shown}:{port}: {error.strerror}") from None
 
 
 def _handlers(servicer: _Servicer) -> Any:

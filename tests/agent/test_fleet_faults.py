@@ -9,10 +9,17 @@ import signal
 import statistics
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fleet import Fleet, rounds_of
+
+from edge_agent.learning.data import load_fashion_mnist
+from edge_agent.learning.ntk import EvolutionConfig
+from edge_agent.sim.config import SimulationConfig
+from edge_agent.sim.engine import Simulation
 
 STALL_S = 3.0
 
@@ -126,3 +133,39 @@ def test_sigterm_stops_cleanly_with_a_checkpoint_and_a_restart_repeats_no_line(t
                 fleet.start(index)
             for index in range(3):
                 fleet.wait_for_rounds(index, done[index] + 2)
+
+
+def test_two_runs_on_one_host_never_mix_and_each_ends_where_it_would_alone(tmp_path: Path,
+                                                                          fleets: list[Fleet]) -> None:
+    """Two 3-agent runs with seeds 0 and 1 advertise under the same service type with their default run ids (the
+    hash of their settings): each agent counts only its own run's members, and each run's weights are the
+    in-process simulator's for its seed, as if the other run were not there."""
+    rounds = 3
+    runs = {}
+    for seed in (0, 1):
+        args = ["--rounds", str(rounds), "--seed", str(seed), "--wait-peers", "60"]
+        fleet = Fleet(tmp_path / f"seed-{seed}", 3, args, run=None)
+        fleets.append(fleet)
+        runs[seed] = fleet
+    runs[1].service = runs[0].service  # one service type: each run sees the other's adverts
+    for fleet in runs.values():
+        fleet.start_all()
+    for fleet in runs.values():
+        assert fleet.wait_all() == {0: 0, 1: 0, 2: 0}, [fleet.log(i) for i in range(3)]
+    train, test = load_fashion_mnist()
+    for seed, fleet in runs.items():
+        logs = "".join(fleet.log(i) for i in range(3))
+        assert "ignoring agent" in logs and "fingerprint" not in logs  # it saw the other run, and refused it
+        for index in range(3):
+            assert [r["members"] for r in fleet.records(index)] == [3] * rounds
+        config = SimulationConfig.from_setting("smoke", "spark", clients=3, rounds=rounds, seed=seed)
+        spark = config.spark
+        spark = replace(spark, ntk=replace(spark.ntk, evolution=EvolutionConfig(solver="euler")),
+                        projection=replace(spark.projection, seed=seed))
+        simulation = Simulation(replace(config, spark=spark), train, test)
+        list(simulation.run())
+        for index in range(3):
+            with np.load(fleet.out / "checkpoints" / f"client-{index}.npz") as checkpoint:
+                weights = checkpoint["weights"]
+            expected = simulation.weights[index]
+            assert np.linalg.norm(weights - expected) <= 1e-5 * np.linalg.norm(expected)
