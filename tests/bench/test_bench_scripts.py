@@ -240,3 +240,15 @@ def test_plot_curves_refuses_a_run_directory_without_records(tmp_path: Path, con
     assert done.stderr.strip().splitlines() == [
         f"plot_curves: no records in any VARIANT/rounds.jsonl under {runs}; nothing to plot"]
     assert not png.exists()
+
+
+def test_bench_soak_kills_and_restarts_an_agent_and_reports_every_round_once(tmp_path: Path) -> None:
+    out = stdout_of("bench_soak.py", "--agents", "3", "--rounds", "6", "--kill-every", "2", "--setting", "smoke",
+                    "--warmup", "1", "--stall-window", "5", "--out", str(tmp_path))
+    assert re.search(r"round \d+: killed agent \d; restarting it", out)
+    assert "3 agents, 6 rounds (smoke), 1 kills and restarts" in out or "2 kills and restarts" in out
+    assert re.search(r"round seconds: median [\d.]+, max [\d.]+ \(stuck above [\d.]+\)", out)
+    assert out.rstrip().endswith("RSS and fds within 10%") and "PASS" in out
+    for index in range(3):
+        lines = (tmp_path / f"agent-{index}.jsonl").read_text().splitlines()
+        assert [json.loads(line)["round"] for line in lines if '"summary"' not in line] == list(range(6))
