@@ -1,14 +1,25 @@
-"""Fixtures shared by test packages: the kernels exported for ONNX Runtime, once per session; free loopback ports."""
+"""Fixtures shared by test packages: the kernels exported for ONNX Runtime once per session, the `edge-agent` of a
+board (a Python that refuses torch and scipy), free loopback ports, and agent processes that are always stopped, even
+when the test fails."""
 
-from collections.abc import Callable
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from board_python import REFUSE_TORCH_AND_SCIPY
 
 from edge_agent.agent.launcher import free_loopback_ports
 from edge_agent.learning.mlp import MLPSpec
 from edge_agent.runtime.onnx_backend import cache_directory
 from edge_agent.runtime.onnx_export import export_kernels
+
+RunAgents = Callable[[list[list[str]], dict[str, str]], list[str]]
+BOARD_CLI = REFUSE_TORCH_AND_SCIPY + """
+from edge_agent.cli.main import cli
+cli()
+"""
 
 
 @pytest.fixture(scope="session")
@@ -19,6 +30,33 @@ def onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
         patch.setenv("XDG_CACHE_HOME", str(root))
         export_kernels(MLPSpec(), cache_directory(MLPSpec(), 1024))
     return root
+
+
+@pytest.fixture(scope="module")
+def run_agents() -> Iterator[RunAgents]:
+    """Start one process per command, wait for all, assert each exited 0, return their outputs."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def run(commands: list[list[str]], env: dict[str, str]) -> list[str]:
+        procs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.DEVNULL, env=env) for command in commands]
+        started.extend(procs)
+        outputs = [proc.communicate(timeout=240)[0].decode() for proc in procs]
+        for proc, output in zip(procs, outputs, strict=True):
+            assert proc.returncode == 0, output
+        return outputs
+
+    yield run
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="session")
+def board_cli() -> list[str]:
+    """The argv prefix of `edge-agent` as a board runs it: a Python whose imports refuse torch and scipy."""
+    return [sys.executable, "-c", BOARD_CLI]
 
 
 @pytest.fixture

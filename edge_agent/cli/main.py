@@ -7,6 +7,7 @@ import click
 from edge_agent import __version__
 from edge_agent.cli.data import data
 from edge_agent.cli.demo import demo
+from edge_agent.cli.export import export
 from edge_agent.cli.profiles import profiles
 from edge_agent.cli.run import run
 from edge_agent.cli.simulate import simulate
@@ -26,3 +27,4 @@ cli.add_command(run)
 cli.add_command(demo)
 cli.add_command(profiles)
 cli.add_command(data)
+cli.add_command(export)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import tomllib
 from dataclasses import dataclass, fields
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
@@ -213,10 +214,15 @@ def load_profile(path: Path) -> BoardProfile:
 
 
 def profile_dir() -> Path:
-    """$EDGE_AGENT_PROFILES if set, else the repository's firmware_profiles/."""
+    """$EDGE_AGENT_PROFILES if set; else the profiles an installed wheel carries (edge_agent/deploy/firmware_profiles,
+    mapped there by setup.py); else, in a source checkout or an editable install, the repository's firmware_profiles/.
+    """
     override = os.environ.get(PROFILES_ENV)
     if override:
         return Path(override).expanduser()
+    packaged = resources.files("edge_agent.deploy") / "firmware_profiles"
+    if isinstance(packaged, Path) and packaged.is_dir():
+        return packaged
     return Path(__file__).resolve().parents[2] / "firmware_profiles"
 
 

@@ -1,13 +1,15 @@
 """The ONNX Runtime backend: the board-side kernels from checked ONNX exports, with numpy and onnxruntime alone.
 
 Exports come from a directory given by the caller (copied to a board that has no torch), or from a per-spec cache
-(`$XDG_CACHE_HOME` or ~/.cache, then edge-agent/onnx/<hash of format version, sizes and m>) filled on first use
-when torch is importable. Without torch and without a valid export the backend refuses with one clear error.
+(`$XDG_CACHE_HOME` or ~/.cache, then edge-agent/onnx/<hash of format version, sizes and m>) that
+`edge-agent export` fills, and that the first agent fills itself when torch is importable, as quietly. Without torch
+and without a valid export the backend refuses with one line naming the command that makes one.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 import tempfile
@@ -19,16 +21,46 @@ import onnxruntime as ort  # type: ignore[import-untyped,unused-ignore]
 
 from edge_agent.learning.mlp import FloatArray, MLPSpec
 from edge_agent.runtime.backend import TORCH_EXTRA, BackendUnavailableError, SketchState
-from edge_agent.runtime.onnx_export import FORMAT_VERSION, KERNELS, Manifest, check_exports, export_kernels
+from edge_agent.runtime.onnx_export import (
+    EXPORT_COMMAND,
+    FORMAT_VERSION,
+    KERNELS,
+    Manifest,
+    check_exports,
+    export_kernels,
+)
 
 DEFAULT_PROVIDERS = ("CPUExecutionProvider",)
+log = logging.getLogger(__name__)
+
+
+def cache_subpath(spec: MLPSpec, dim: int) -> Path:
+    """The cache directory of (spec, dim) below the cache root: edge-agent/onnx/<16 hex digits>."""
+    key = hashlib.sha256(f"v{FORMAT_VERSION}:{','.join(map(str, spec.sizes))}:m{dim}".encode()).hexdigest()[:16]
+    return Path("edge-agent", "onnx", key)
 
 
 def cache_directory(spec: MLPSpec, dim: int) -> Path:
     """Where exports for (spec, dim) are cached: ~/.cache/edge-agent/onnx/<16 hex digits>."""
-    key = hashlib.sha256(f"v{FORMAT_VERSION}:{','.join(map(str, spec.sizes))}:m{dim}".encode()).hexdigest()[:16]
-    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return root / "edge-agent" / "onnx" / key
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / cache_subpath(spec, dim)
+
+
+def export_to_cache(spec: MLPSpec, dim: int) -> Path:
+    """The cache directory for (spec, dim), freshly exported there (needs torch); the swap is atomic, so agents
+    starting together never read half an export."""
+    directory = cache_directory(spec, dim)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=directory.parent))
+    try:
+        export_kernels(spec, staging, dim=dim)
+        shutil.rmtree(directory, ignore_errors=True)
+        staging.rename(directory)  # another process may have won the race; its export is as good as ours
+    except OSError:
+        pass
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    check_exports(directory, spec, dim)
+    return directory
 
 
 def ensure_exported(spec: MLPSpec, dim: int) -> Path:
@@ -43,21 +75,11 @@ def ensure_exported(spec: MLPSpec, dim: int) -> Path:
         import torch  # noqa: F401  (only to ask whether this machine can export)
     except ImportError:
         raise BackendUnavailableError(
-            f"no usable ONNX export of the kernels for MLP {spec.sizes}, m = {dim} ({reason}), and torch is not "
-            f"importable here to export one: on a machine with torch ({TORCH_EXTRA}) run one agent with "
-            f"--backend onnxruntime, or edge_agent.runtime.onnx_export.export_kernels, and copy the export to "
-            f"{directory}") from None
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=directory.parent))
-    try:
-        export_kernels(spec, staging, dim=dim)
-        shutil.rmtree(directory, ignore_errors=True)
-        staging.rename(directory)  # another process may have won the race; its export is as good as ours
-    except OSError:
-        pass
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    check_exports(directory, spec, dim)
+            f"no usable ONNX export of the board kernels for MLP {spec.sizes}, m = {dim} ({reason}), and torch is "
+            f"not importable here to make one: on a machine with torch ({TORCH_EXTRA}) run `{EXPORT_COMMAND} "
+            f"--out DIR` with this board's profile, and copy DIR to {directory}") from None
+    export_to_cache(spec, dim)
+    log.info("exported the board kernels for m = %d to %s (what `%s` does)", dim, directory, EXPORT_COMMAND)
     return directory
 
 

@@ -4,13 +4,17 @@
 axis N (and the candidate axis T) dynamic, and a manifest.json naming the format version, the MLP sizes, the
 projection dimension and sketch block layout the Jacobian graph is built for, every graph's input and output names,
 and the sha256 of every file. `check_exports` refuses a directory whose manifest or files do not match.
+The exporter's own logging and warnings (some 280 lines per export) are silenced: a user sees only the result.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +27,7 @@ FORMAT_VERSION = 1  # bump when a graph's inputs, outputs or semantics change: e
 DEFAULT_OPSET = 18  # ScatterND with reduction="add" needs >= 16
 MANIFEST = "manifest.json"
 KERNELS = ("logits", "projected_jacobian", "loss_sums")
+EXPORT_COMMAND = "edge-agent export --profile NAME"  # what makes the kernels, NAME a profile with the board's m
 
 
 @dataclass(frozen=True)
@@ -57,8 +62,27 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@contextmanager
+def exporter_silenced() -> Iterator[None]:
+    """No log record at WARNING or below and no Python warning while it lasts: torch.export, onnxscript and onnx_ir
+    log every pass they run (INFO) and every optional op they skip (WARNING), some 280 lines for three graphs."""
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logging.disable(previous)
+
+
 def export_kernels(spec: MLPSpec, directory: Path, opset: int = DEFAULT_OPSET, dim: int = 1024) -> dict[str, Path]:
-    """Export the three kernels for `spec` (Jacobian: tensorsketch of dimension `dim`) into `directory`."""
+    """Export the three kernels for `spec` (Jacobian: tensorsketch of dimension `dim`) into `directory`, quietly."""
+    with exporter_silenced():
+        return _export(spec, directory, opset, dim)
+
+
+def _export(spec: MLPSpec, directory: Path, opset: int, dim: int) -> dict[str, Path]:
     import torch
 
     from edge_agent.runtime.torch_kernels import Logits, LossSums, ProjectedJacobian
@@ -79,12 +103,9 @@ def export_kernels(spec: MLPSpec, directory: Path, opset: int = DEFAULT_OPSET, d
     paths, kernels = {}, {}
     for name, (module, args, dynamic, inputs, outputs) in plans.items():
         path = directory / f"{name}.onnx"
-        with warnings.catch_warnings():  # torch.export's internal deprecation and axis-renaming chatter
-            warnings.simplefilter("ignore", FutureWarning)
-            warnings.filterwarnings("ignore", message=".*axis name.*", category=UserWarning)
-            program = torch.onnx.export(module.eval(), args, dynamo=True, dynamic_shapes=dynamic, verbose=False,
-                                        input_names=list(inputs), output_names=list(outputs), opset_version=opset,
-                                        external_data=False)
+        program = torch.onnx.export(module.eval(), args, dynamo=True, dynamic_shapes=dynamic, verbose=False,
+                                    input_names=list(inputs), output_names=list(outputs), opset_version=opset,
+                                    external_data=False)
         if program is None:
             raise RuntimeError(f"torch.onnx.export returned no program for {name}")
         program.save(str(path), external_data=False)
@@ -126,7 +147,7 @@ def _block_layout(values: list[int]) -> BlockLayout:
 def check_exports(directory: Path, spec: MLPSpec, dim: int | None = None) -> Manifest:
     """The directory's manifest, if its version, spec, projection and file hashes all match; else a ValueError."""
     manifest = read_manifest(directory)
-    stale = "re-export it with edge_agent.runtime.onnx_export.export_kernels"
+    stale = f"re-export it with `{EXPORT_COMMAND}` (on a machine with torch)"
     if manifest.format_version != FORMAT_VERSION:
         raise ValueError(f"ONNX export in {directory} has format version {manifest.format_version}, this agent "
                          f"reads version {FORMAT_VERSION}: {stale}")
