@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import random
-import signal
 import statistics
 import subprocess
 import sys
@@ -139,8 +138,8 @@ def _report(args: argparse.Namespace, lives: list[Life], kills: list[tuple[int, 
         last = max(s[0] for s in life.samples)
         good = rss1 <= 1.10 * rss0 and fd1 <= 1.10 * fd0
         ok &= good
-        print(f"{life.index:5d}  {life.started_round:4d}..{last:<4d}     {rss0:7.1f} -> {rss1:7.1f}  ({rss1 / rss0:.3f})"
-              f"    {fd0:5.0f} -> {fd1:5.0f}  ({fd1 / fd0:.3f})  {'ok' if good else 'GREW'}")
+        print(f"{life.index:5d}  {life.started_round:4d}..{last:<4d}     {rss0:7.1f} -> {rss1:7.1f}  "
+              f"({rss1 / rss0:.3f})    {fd0:5.0f} -> {fd1:5.0f}  ({fd1 / fd0:.3f})  {'ok' if good else 'GREW'}")
     print(f"\n{'PASS' if ok else 'FAIL'}: no stuck round, every round recorded once, RSS and fds within 10%")
     sys.exit(0 if ok else 1)
 

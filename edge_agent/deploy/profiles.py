@@ -215,8 +215,8 @@ def load_profile(path: Path) -> BoardProfile:
 
 def profile_dir() -> Path:
     """$EDGE_AGENT_PROFILES if set; else the profiles an installed wheel carries (edge_agent/deploy/firmware_profiles,
-    mapped there by setup.py); else, in a source checkout or an editable install, the repository's firmware_profiles/.
-    """
+    mapped there by pyproject.toml); else, in a source checkout or an editable install, the top-level
+    firmware_profiles/."""
     override = os.environ.get(PROFILES_ENV)
     if override:
         return Path(override).expanduser()
