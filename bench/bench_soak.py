@@ -105,8 +105,8 @@ def _proc_sample(pid: int) -> tuple[float, int] | None:
         fds = len(os.listdir(f"/proc/{pid}/fd"))
     except OSError:
         return None
-    rss_kb = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
-    return rss_kb / 1024, fds
+    rss_kb = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), None)
+    return None if rss_kb is None else (rss_kb / 1024, fds)  # an exited, unreaped process has no VmRSS
 
 
 def _report(args: argparse.Namespace, lives: list[Life], kills: list[tuple[int, int]], seconds: float) -> None:

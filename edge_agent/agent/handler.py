@@ -15,21 +15,23 @@ class AgentHandler:
     """The transport's MessageHandler for one agent."""
 
     def __init__(self, responder: Responder, inbox: WeightsInbox, traffic: RoundTraffic,
-                 on_message: Callable[[str], None] | None = None) -> None:
+                 on_message: Callable[[Message], None] | None = None) -> None:
         self.responder = responder
         self.inbox = inbox
         self.traffic = traffic
-        self._on_message = on_message  # hears each sender: a peer that calls us is alive
+        self._on_message = on_message  # hears each message: a peer that calls us is alive
         self._answering = threading.Lock()
 
     def handle(self, message: Message, peer: str) -> Message | None:
         self.traffic.received(message)
-        if self._on_message is not None:
-            self._on_message(message.sender)
+        if self._on_message is not None and not isinstance(message, WeightsMessage):
+            self._on_message(message)
         if isinstance(message, WeightsMessage):
             if message.weights.shape != (self.responder.method.spec.num_params,):
                 raise ValueError(f"weights of shape {message.weights.shape} do not fit this model")
             self.inbox.put(message)
+            if self._on_message is not None:  # after the inbox has it
+                self._on_message(message)
             return None
         reply = self.answer(message)
         self.traffic.sent(reply)

@@ -7,6 +7,7 @@ behind the fleet (restarted, paused) adopts the fleet's round, recording the rou
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -68,7 +69,26 @@ class RoundClock:
         self.seconds[phase] += seconds
 
 
+@dataclass
+class WeightsExchange:
+    """One round's weights message, the members holding our graph neighbours' slots, and whom we sent it to.
+
+    A neighbour we thought down at the round's start was not sent our weights; when its own arrive for this round,
+    it is alive and waiting for ours, so it is sent them (once) instead of waiting out its stall window.
+    """
+
+    round: int
+    message: WeightsMessage
+    graph: frozenset[str]
+    sent_to: set[str]
+
+    def owes(self, incoming: WeightsMessage) -> bool:
+        return (incoming.round == self.round and incoming.sender in self.graph
+                and incoming.sender not in self.sent_to)
+
+
 RETRY_PAUSE_S = 0.5  # before the one retry of a call that failed at once (connection refused or reset)
+JOIN_GRACE_S = 1.0  # in the round an agent joins late, how long it waits for weights its neighbours may not send
 WAIT_SLICE_S = 0.2  # waits wake this often to notice a stop request
 
 
@@ -88,13 +108,15 @@ class Agent:
         self.inbox = WeightsInbox()
         self.traffic = RoundTraffic(config.wire_codecs)
         self.handler = AgentHandler(Responder(config.agent_id, data.x, data.y, self.method), self.inbox, self.traffic,
-                                    on_message=self.liveness.mark_up)
+                                    on_message=self._on_message)
         self.weights = init_weights(self.spec, config.seed)
         self.velocity = np.zeros_like(self.weights)
         self.next_round = 0
         self.state = "starting"
         self.last_round_seconds = 0.0
         self._missing: dict[str, str] = {}  # this round's left-out neighbours and why
+        self._exchange: WeightsExchange | None = None  # this round's weights: sent to whom, owed to whom
+        self._joined_late = False  # this round was adopted from the fleet: its neighbours started it without us
         self._executor = ThreadPoolExecutor(max(4, 2 * config.kappa + 1),
                                             thread_name_prefix=f"{config.agent_id}-call")
         self.stopping = threading.Event()
@@ -192,8 +214,13 @@ class Agent:
         start = time.perf_counter()
         before = {peer: _copy(c) for peer, c in self.ledger.links().items()}
         graph = neighbours(self.config.topology, self.liveness.roster, round_index)
-        picked = self.liveness.neighbours(graph[self.liveness.slot], self.membership.snapshot())
+        members = self.membership.snapshot()
+        picked = self.liveness.neighbours(graph[self.liveness.slot], members)
         self._missing = dict(picked.missing)
+        holders = self.liveness.holders(members)
+        self._exchange = WeightsExchange(round_index, WeightsMessage(self.config.agent_id, round_index, self.weights),
+                                         frozenset(holders[s] for s in graph[self.liveness.slot] if s in holders),
+                                         set(picked.live))
         clock = RoundClock()
         anchor, mine = self._average(round_index, picked.live, clock)
         s_i = sorted((self.config.agent_id, *mine))
@@ -202,6 +229,7 @@ class Agent:
         self.weights, self.velocity = result.weights, result.velocity
         clock.seconds["total"] = self.last_round_seconds = time.perf_counter() - start
         self.inbox.forget_before(round_index)
+        self._joined_late = False
         return self._record(round_index, mine, clock, result.tau_index, before)
 
     def _catch_up(self) -> None:
@@ -218,15 +246,21 @@ class Agent:
                       "status": "skipped", "reason": f"behind the fleet; joined it at round {fleet}"}
             self.journal.commit(record, skipped, self.weights, self.velocity)
         self.next_round = fleet
+        self._joined_late = True
 
     def _average(self, round_index: int, live: Sequence[str], clock: RoundClock) -> tuple[FloatArray, list[str]]:
         """wbar_i over the neighbours whose weights came within the stall window; those are the round's S_i."""
         start = time.perf_counter()
-        message = WeightsMessage(self.config.agent_id, round_index, self.weights)
+        assert self._exchange is not None
+        message = self._exchange.message
         sent = list(self._executor.map(lambda peer: self._send(message, peer), live))
         reachable = [peer for peer, ok in zip(live, sent, strict=True) if ok]
-        received = self._wait_for_weights(round_index, reachable)
+        window = JOIN_GRACE_S if self._joined_late else self.config.stall_s
+        received = self._wait_for_weights(round_index, reachable, window)
         for peer in sorted(set(reachable) - set(received)):
+            if self._joined_late:  # it began the round before we came back; it is not down
+                self._missing[peer] = "began the round without us (we joined late)"
+                continue
             reason = f"no weights within the {self.config.stall_s:.0f} s stall window"
             self._missing[peer] = reason
             self.liveness.mark_down(peer, reason)
@@ -238,8 +272,9 @@ class Agent:
         clock.add("average", time.perf_counter() - start)
         return anchor, mine
 
-    def _wait_for_weights(self, round_index: int, senders: Sequence[str]) -> dict[str, WeightsMessage]:
-        deadline = time.monotonic() + self.config.stall_s
+    def _wait_for_weights(self, round_index: int, senders: Sequence[str], window: float
+                          ) -> dict[str, WeightsMessage]:
+        deadline = time.monotonic() + window
         while True:
             self._check_stop()
             left = deadline - time.monotonic()
@@ -317,6 +352,15 @@ class Agent:
                 return False
             self.stopping.wait(min(WAIT_SLICE_S, left))
         return True
+
+    def _on_message(self, message: Message) -> None:
+        """Whoever calls us is alive; a neighbour we left out of this round that sends its weights gets ours."""
+        self.liveness.mark_up(message.sender)
+        exchange = self._exchange
+        if isinstance(message, WeightsMessage) and exchange is not None and exchange.owes(message):
+            exchange.sent_to.add(message.sender)
+            with contextlib.suppress(RuntimeError):  # RuntimeError: the agent is stopping
+                self._executor.submit(self._send, exchange.message, message.sender)
 
     def _on_member_change(self, change: PeerChange, record: PeerRecord) -> None:
         """A member that advertises something new is alive; one that left frees its channel."""

@@ -7,12 +7,13 @@ from click.testing import CliRunner
 from edge_agent.cli.main import cli
 
 
-def test_demo_runs_agents_and_prints_a_round_table(tmp_path: Path) -> None:
-    result = CliRunner().invoke(cli, ["demo", "--setting", "smoke", "--agents", "3", "--rounds", "2",
-                                      "--uplink", "200mbit", "--downlink", "200mbit", "--out", str(tmp_path)])
-    assert result.exit_code == 0, result.output
-    table = [line.split() for line in result.output.splitlines() if line.strip()[:1].isdigit()]
-    assert [int(row[0]) for row in table] == [1, 2]
+def test_demo_runs_agents_and_prints_a_round_table_again_and_again_into_one_folder(tmp_path: Path) -> None:
+    for _ in range(2):  # a finished demo's checkpoints belong to its own run: the next one starts fresh
+        result = CliRunner().invoke(cli, ["demo", "--setting", "smoke", "--agents", "3", "--rounds", "2",
+                                          "--uplink", "200mbit", "--downlink", "200mbit", "--out", str(tmp_path)])
+        assert result.exit_code == 0, result.output
+        table = [line.split() for line in result.output.splitlines() if line.strip()[:1].isdigit()]
+        assert [int(row[0]) for row in table] == [1, 2]
     assert all(0.1 < float(row[1]) <= 1.0 and float(row[2]) > 0 for row in table)
     assert all(50 < float(row[4]) < 8192 for row in table)  # peak RSS MB of the largest agent, under generic's budget
     assert "aggregated model" in result.output
