@@ -163,8 +163,8 @@ def run(ctx: click.Context, /, backend: str | None, threads: int | None, profile
     finally:
         node.close()
     if signals.received is not None:
-        click.echo(f"{config.agent_id} stopped by {signals.received} after round {node.agent.next_round}; "
-                   "checkpoint kept", err=True)
+        click.echo(f"{config.agent_id} stopped by {signals.received} before round {node.agent.next_round} "
+                   f"({node.agent.next_round} rounds done); checkpoint kept", err=True)
 
 
 def kernel_providers(profile: BoardProfile, backend: str | None) -> tuple[str, ...]:
@@ -179,7 +179,8 @@ def _unless_given(ctx: click.Context, name: str, given: T, from_profile: T) -> T
 
 
 def _progress(record: dict[str, Any], rounds: int) -> str:
+    """The console line of a finished round: its 0-based index, as in the record and docs/records.md."""
     mb = (record["payload_sent_bytes"] + record["payload_received_bytes"]) / 1e6
-    of = f"/{rounds}" if rounds else ""
-    return (f"{record['agent']} round {record['round'] + 1}{of}: test acc {record['test_accuracy']:.4f}, "
+    done = f" ({record['round'] + 1}/{rounds} done)" if rounds else ""
+    return (f"{record['agent']} finished round {record['round']}{done}: test acc {record['test_accuracy']:.4f}, "
             f"{mb:.1f} MB moved, {record['seconds']['total']:.1f} s")
