@@ -30,13 +30,15 @@ class Fleet:
     args: Sequence[str]
     service: str = field(default_factory=lambda: f"_ea-{uuid.uuid4().hex[:8]}._tcp.local.")
     run: str | None = field(default_factory=lambda: f"t-{uuid.uuid4().hex[:8]}")  # None: the settings' hash
+    per_agent: dict[int, Sequence[str]] = field(default_factory=dict)  # extra flags of agent i
     processes: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
     started: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def command(self, index: int) -> list[str]:
         return [sys.executable, "-m", "edge_agent", "run", "--shard", f"{index}/{self.size}", *BASE_ARGS,
                 "--service-type", self.service, *(("--run", self.run) if self.run else ()),
-                "--metrics", str(self.metrics(index)), "--checkpoint-dir", str(self.out / "checkpoints"), *self.args]
+                "--metrics", str(self.metrics(index)), "--checkpoint-dir", str(self.out / "checkpoints"), *self.args,
+                *self.per_agent.get(index, ())]
 
     def start(self, index: int) -> subprocess.Popen[bytes]:
         log = (self.out / f"agent-{index}.log").open("ab")
