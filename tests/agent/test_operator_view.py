@@ -1,30 +1,39 @@
 """The operator's view of three real agents on loopback (a service type and run of their own): `edge-agent peers`
-lists exactly them, `--watch` follows one that leaves, and mistakes give one line."""
+lists exactly them, `--watch` follows one that leaves, mistakes give one line, and a real Prometheus server scrapes
+two of them (the Debian package `prometheus`, started here on a free loopback port and always stopped)."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fleet import Fleet
 
+from edge_agent.agent.launcher import free_loopback_ports
 from edge_agent.transport.contract import PROTOCOL_VERSION
 
 AGENTS = 3
+PROMETHEUS = shutil.which("prometheus")
 
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Fleet, list[int]]]:
-    """Three agents training until stopped. Waits for a round of each."""
-    ports: list[int] = []
-    agents = Fleet(tmp_path_factory.mktemp("operator"), AGENTS, ["--rounds", "0", "--wait-peers", "60"])
+    """Three agents training until stopped; agents 0 and 1 serve Prometheus metrics. Waits for a round of each."""
+    ports = free_loopback_ports(2)
+    agents = Fleet(tmp_path_factory.mktemp("operator"), AGENTS, ["--rounds", "0", "--wait-peers", "60"],
+                   per_agent={i: ["--prometheus-port", str(port)] for i, port in enumerate(ports)})
     try:
         agents.start_all()
         for index in range(AGENTS):
@@ -86,6 +95,66 @@ def test_peers_mistakes_give_one_line(fleet: tuple[Fleet, list[int]], args: tupl
     assert last.startswith(message.format(service=agents.service)), done.stderr
     if code == 1:
         assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_prometheus_port_in_use_fails_fast_in_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = _cli("run", "--shard", "0/3", "--setting", "smoke", "--backend", "numpy", "--no-mdns",
+                    "--peers", "127.0.0.1:9", "--prometheus-port", str(port), "--quiet",
+                    "--metrics", str(tmp_path / "m.jsonl"))
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"Error: --prometheus-port {port}: cannot listen on 127.0.0.1:{port}: Address already in use"]
+
+
+@pytest.mark.skipif(PROMETHEUS is None, reason="the Debian package prometheus is not installed (`make test` "
+                    "installs it: apt-get install prometheus)")
+def test_a_real_prometheus_scrapes_bytes_and_round_of_two_agents(fleet: tuple[Fleet, list[int]],
+                                                                  tmp_path: Path) -> None:
+    agents, ports = fleet
+    before = {i: agents.records(i) for i in range(2)}  # written before Prometheus started
+    [web] = free_loopback_ports(1)
+    config = tmp_path / "prometheus.yml"
+    config.write_text("global: {scrape_interval: 1s, evaluation_interval: 1s}\nscrape_configs:\n"
+                      "  - job_name: edge-agent\n    static_configs:\n"
+                      f"      - targets: ['127.0.0.1:{ports[0]}', '127.0.0.1:{ports[1]}']\n")
+    log = (tmp_path / "prometheus.log").open("wb")
+    server = subprocess.Popen([str(PROMETHEUS), f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'data'}",
+                               f"--web.listen-address=127.0.0.1:{web}"], stdout=log, stderr=subprocess.STDOUT,
+                              stdin=subprocess.DEVNULL)
+    try:
+        def query(expression: str) -> dict[str, float]:
+            url = f"http://127.0.0.1:{web}/api/v1/query?" + urllib.parse.urlencode({"query": expression})
+            try:
+                with urllib.request.urlopen(url, timeout=5) as answer:
+                    body: dict[str, Any] = json.load(answer)
+            except OSError:
+                return {}
+            return {r["metric"]["agent"]: float(r["value"][1]) for r in body["data"]["result"]}
+
+        sent = 'sum by (agent) (edge_agent_bytes_sent_total{layer="wire", job="edge-agent"})'
+        deadline = time.monotonic() + 60
+        while len(query(sent)) < 2 or len(query("edge_agent_round")) < 2:
+            assert server.poll() is None, (tmp_path / "prometheus.log").read_text()[-2000:]
+            assert time.monotonic() < deadline, (tmp_path / "prometheus.log").read_text()[-2000:]
+            time.sleep(0.5)
+        wire_sent, rounds = query(sent), query("edge_agent_round")
+        for i in range(2):
+            agent = f"client-{i}"
+            assert wire_sent[agent] >= sum(r["wire_sent_bytes"] for r in before[i]) > 0
+            assert len(before[i]) <= rounds[agent] <= len(agents.records(i))
+        assert set(query('edge_agent_bytes_sent_total{layer="payload"}')) == {"client-0", "client-1"}
+        assert set(query('edge_agent_phase_seconds_count{phase="total"}')) == {"client-0", "client-1"}
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
 
 
 def test_peers_watch_shows_an_agent_that_leaves_as_offline_and_exits_0_on_ctrl_c(
