@@ -6,7 +6,7 @@ DATA_PKG_DIR := /usr/share/datasets/fashion-mnist
 # Pins every install (no unpinned torch can pull a multi-GB CUDA build).
 export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
 
-.PHONY: setup data test demo bench lint clean proto
+.PHONY: setup data prometheus test demo bench lint clean proto
 
 setup: $(VENV)/.installed data
 
@@ -24,7 +24,15 @@ data:
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq dataset-fashion-mnist; \
 	fi
 
-test: setup
+# The Debian package prometheus: tests/agent/test_operator_view.py starts a real server to scrape agents.
+prometheus:
+	@if ! command -v prometheus >/dev/null; then \
+		echo "installing Debian package prometheus"; \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus; \
+	fi
+
+test: setup prometheus
 	$(PY) -m pytest -q
 
 lint: setup

@@ -11,7 +11,6 @@ It checks what a fleet must keep doing while boards come and go:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import statistics
@@ -22,6 +21,8 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from edge_agent.round_records import AGENT_ROUND, read_jsonl, record_kind
 
 
 @dataclass
@@ -94,9 +95,7 @@ def main() -> None:
 
 
 def _records(out: Path, index: int) -> list[dict[str, Any]]:
-    path = out / f"agent-{index}.jsonl"
-    text = path.read_text() if path.exists() else ""
-    return [r for r in map(json.loads, text.splitlines()[: text.count("\n")]) if not r.get("summary")]
+    return [r for r in read_jsonl(out / f"agent-{index}.jsonl") if record_kind(r) == AGENT_ROUND]
 
 
 def _proc_sample(pid: int) -> tuple[float, int] | None:

@@ -1,14 +1,15 @@
-"""Plot aggregated test accuracy against rounds and against megabytes per client for benchmark runs.
+"""Plot test accuracy against rounds and against megabytes sent per client, for simulator and agent runs.
 
-Usage: python bench/plot_curves.py RUN_DIR [RUN_DIR ...] --out curves.png
-Each RUN_DIR holds VARIANT/rounds.jsonl files (as written by bench_paper.py or `edge-agent simulate`); a RUN_DIR
-with no records in them is an error, so a mistyped or unfinished run never becomes a silently empty plot.
+Usage: python bench/plot_curves.py RUN [RUN ...] --out curves.png
+A RUN is a directory holding VARIANT/rounds.jsonl files (bench_paper.py, `edge-agent simulate`), a simulation's own
+directory, a directory of agent metrics files (agent-N.jsonl, as `edge-agent demo` writes), or one such file.
+Simulator runs plot the aggregated model's accuracy; agent runs the agents' mean test accuracy and mean payload
+MB sent per agent (docs/records.md). A RUN with no round records is an error, never an empty plot.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -17,16 +18,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-
-def curves(directories: list[Path]) -> dict[str, list[dict[str, float]]]:
-    """label -> per-round records, for every rounds.jsonl under the given directories."""
-    found = {}
-    for directory in directories:
-        for path in sorted(directory.glob("*/rounds.jsonl")):
-            records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-            if records:
-                found[f"{path.parent.name} ({directory.name})"] = records
-    return found
+from edge_agent.round_records import find_curves
 
 
 def main() -> None:
@@ -35,21 +27,19 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("curves.png"))
     parser.add_argument("--target", type=float, default=0.85)
     args = parser.parse_args()
-    per_directory = {directory: curves([directory]) for directory in args.runs}
-    empty = [str(directory) for directory, found in per_directory.items() if not found]
+    per_run = {run: find_curves(run) for run in args.runs}
+    empty = [str(run) for run, found in per_run.items() if not found]
     if empty:
-        sys.exit(f"plot_curves: no records in any VARIANT/rounds.jsonl under {', '.join(empty)}; nothing to plot")
-    plotted = {label: records for found in per_directory.values() for label, records in found.items()}
+        sys.exit(f"plot_curves: no round records (simulator or agent) in {', '.join(empty)}; nothing to plot")
     figure, (by_round, by_bytes) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for label, records in plotted.items():
-        accuracy = [r["agg_accuracy"] for r in records]
-        by_round.plot([r["round"] + 1 for r in records], accuracy, label=label)
-        by_bytes.plot([r["cumulative_bytes_per_client"] / 1e6 for r in records], accuracy, label=label)
+    for curve in (curve for found in per_run.values() for curve in found):
+        by_round.plot(curve.rounds, curve.accuracy, label=curve.label)
+        by_bytes.plot(curve.megabytes, curve.accuracy, label=curve.label)
     for axis in (by_round, by_bytes):
         axis.axhline(args.target, color="grey", linestyle=":", linewidth=1)
-        axis.set_ylabel("aggregated test accuracy")
+        axis.set_ylabel("test accuracy (simulator: aggregated; agents: mean)")
         axis.grid(alpha=0.3)
-    by_round.set_xlabel("round")
+    by_round.set_xlabel("round (0-based)")
     by_bytes.set_xlabel("MB sent per client (cumulative, log scale)")
     by_bytes.set_xscale("log")
     by_round.legend(fontsize=8)

@@ -38,6 +38,7 @@ class AgentConfig:
     partition_file: Path | None = None
     host: str = "127.0.0.1"
     port: int = 0
+    prometheus_port: int | None = None  # serve Prometheus metrics on host:port (0: any free port); None: off
     link: LinkModel = field(default_factory=LinkModel)
     chunk_size: int = 1 << 20
     peers: tuple[tuple[str, int], ...] = ()

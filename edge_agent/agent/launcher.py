@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
@@ -12,6 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from edge_agent.round_records import AGENT_ROUND, read_jsonl, record_kind
 
 
 @dataclass
@@ -25,14 +26,9 @@ class LocalRun:
         return self.out / f"agent-{index}.jsonl"
 
     def records(self) -> list[list[dict[str, Any]]]:
-        """Per agent, the round records written so far (the closing summary line excluded)."""
-        result = []
-        for index in range(len(self.processes)):
-            path = self.metrics_path(index)
-            lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
-            parsed = [json.loads(line) for line in lines if line.strip()]
-            result.append([r for r in parsed if not r.get("summary")])
-        return result
+        """Per agent, the round records written so far (whole lines only)."""
+        return [[r for r in read_jsonl(self.metrics_path(index)) if record_kind(r) == AGENT_ROUND]
+                for index in range(len(self.processes))]
 
     def running(self) -> bool:
         return any(p.poll() is None for p in self.processes)

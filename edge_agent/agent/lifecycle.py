@@ -4,6 +4,7 @@ A round commits in two durable steps: its metrics line is appended and fsynced, 
 the metrics file's length, replaces the old one atomically. A restart truncates the file to the length the
 checkpoint names, so a line written after the last checkpoint (its round will run again) is dropped: no restart
 repeats or loses a line. A checkpoint of another run is ignored, so a finished run never blocks a new one.
+The metrics file holds round records only (docs/records.md); a finished agent's summary goes to a file beside it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from typing import Any
 
 from edge_agent.agent.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from edge_agent.learning.mlp import FloatArray
+from edge_agent.records import write_json_atomic
+from edge_agent.round_records import AGENT_SUMMARY, stamped
 from edge_agent.run_identity import RunIdentity
 
 log = logging.getLogger(__name__)
@@ -57,7 +60,19 @@ class RoundJournal:
             keep = resume.metrics_bytes if resume is not None and resume.metrics_bytes >= 0 else 0
             self._file.truncate(min(keep, self._file.seek(0, os.SEEK_END)))
             self._file.seek(0, os.SEEK_END)
+            if resume is None and self.summary_path is not None:  # a fresh start: an old summary is not ours
+                self.summary_path.unlink(missing_ok=True)
         return resume
+
+    @property
+    def summary_path(self) -> Path | None:
+        """Where the summary goes: beside the metrics file (agent-0.jsonl -> agent-0.summary.json)."""
+        return None if self.metrics_path is None else summary_path(self.metrics_path)
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        """Replace the summary file atomically with `summary` (an agent-summary record)."""
+        if self.summary_path is not None:
+            write_json_atomic(self.summary_path, stamped(AGENT_SUMMARY, summary))
 
     def commit(self, record: dict[str, Any], round_index: int, weights: FloatArray, velocity: FloatArray) -> None:
         """Append the round's line, then the checkpoint that names the file's new length."""
@@ -79,6 +94,11 @@ class RoundJournal:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+def summary_path(metrics: Path) -> Path:
+    """The summary file of a metrics file: its name with the suffix replaced by `.summary.json`."""
+    return metrics.with_name(f"{metrics.stem}.summary.json")
 
 
 def _check_writable_directory(directory: Path) -> None:

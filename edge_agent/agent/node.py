@@ -11,6 +11,7 @@ from typing import Any
 from zeroconf import InterfaceChoice
 
 from edge_agent.agent.config import AgentConfig
+from edge_agent.agent.prometheus import AgentMetrics
 from edge_agent.agent.runtime import Agent
 from edge_agent.agent.shard import EvaluationImages
 from edge_agent.discovery.mdns import MdnsDiscovery
@@ -51,6 +52,9 @@ class Node:
                                   self.agent.handler, peer_info=self.peer_info, status=self.status, shaper=shaper,
                                   ledger=self.ledger)
         self._discovery: list[Any] = []
+        self.metrics = AgentMetrics(config.agent_id, self.identity.run_id, self.ledger,
+                                    lambda: self.agent.next_round, lambda: len(self.agent.members()))
+        self.prometheus_port: int | None = None  # bound by start() with --prometheus-port
 
     def start(self) -> int:
         """Open the metrics file and checkpoint, bind the port (0: any), then start finding peers.
@@ -59,6 +63,8 @@ class Node:
         """
         self.agent.prepare()
         port = self.server.start()
+        if self.config.prometheus_port is not None:
+            self.prometheus_port = self.metrics.serve(self.config.host, self.config.prometheus_port)
         self._started = time.monotonic()
         record = self.peer_record()
         if self.config.mdns:
@@ -77,6 +83,7 @@ class Node:
     def run(self, on_round: Callable[[dict[str, Any]], None] | None = None) -> None:
         """Train until the rounds are done or `stop()`; ValueError if another agent of the run holds our shard."""
         def advertise(record: dict[str, Any]) -> None:
+            self.metrics.observe(record)
             for discovery in self._discovery:
                 if isinstance(discovery, MdnsDiscovery):
                     discovery.update(round=record["round"] + 1)
@@ -95,6 +102,7 @@ class Node:
             discovery.stop()
         self._discovery.clear()
         self.server.stop(grace=2.0)
+        self.metrics.close()
         self.pool.close()
 
     def peer_record(self) -> PeerRecord:

@@ -35,6 +35,7 @@ from edge_agent.learning.exchange import Gather, NTKDFLMethod, NTKMethod, Respon
 from edge_agent.learning.messages import Message, WeightsMessage
 from edge_agent.learning.mlp import FloatArray, MLPSpec, init_weights
 from edge_agent.learning.topology import neighbours
+from edge_agent.round_records import AGENT_ROUND, stamped
 from edge_agent.runtime.backend import make_backend
 from edge_agent.transport.client import PeerPool
 from edge_agent.transport.contract import TransportError
@@ -166,9 +167,9 @@ class Agent:
         return done
 
     def summary(self) -> dict[str, Any]:
-        """The closing metrics line: payload bytes attributed by message round, and wire totals."""
+        """The closing summary (its own file): payload bytes attributed by message round, and wire totals."""
         totals = self.ledger.totals()
-        return {"summary": True, "agent": self.config.agent_id, "rounds": self.next_round,
+        return {"agent": self.config.agent_id, "rounds": self.next_round,
                 "payload_by_round": {str(k): v for k, v in self.traffic.by_round().items()},
                 "wire_sent_bytes": totals.wire_sent, "wire_received_bytes": totals.wire_received,
                 "payload_sent_bytes": totals.payload_sent, "payload_received_bytes": totals.payload_received}
@@ -199,7 +200,7 @@ class Agent:
             if not self.stopping.is_set():
                 self.state = "finishing"
                 self.wait_for_peers_to_finish()
-                self.journal.append(self.summary())
+                self.journal.write_summary(self.summary())
             self.state = "done"
         except AgentStopped:
             self.state = "stopped"
@@ -242,8 +243,9 @@ class Agent:
         log.warning("%s is behind the fleet: skipping rounds %d..%d to join it at round %d", self.config.agent_id,
                     self.next_round, fleet - 1, fleet)
         for skipped in range(self.next_round, fleet):
-            record = {"round": skipped, "agent": self.config.agent_id, "algorithm": self.config.algorithm,
-                      "status": "skipped", "reason": f"behind the fleet; joined it at round {fleet}"}
+            record = stamped(AGENT_ROUND, {
+                "round": skipped, "agent": self.config.agent_id, "algorithm": self.config.algorithm,
+                "status": "skipped", "reason": f"behind the fleet; joined it at round {fleet}"})
             self.journal.commit(record, skipped, self.weights, self.velocity)
         self.next_round = fleet
         self._joined_late = True
@@ -375,7 +377,7 @@ class Agent:
         links = {peer: c for peer, c in links.items() if any(c.values())}
         totals = {key: sum(c[key] for c in links.values()) for key in _COUNTER_KEYS}
         spark = self.config.spark
-        return {
+        return stamped(AGENT_ROUND, {
             "round": round_index, "agent": self.config.agent_id, "algorithm": self.config.algorithm,
             "status": "trained", "members": len(self.members()),
             "neighbours": [peer for peer in mine if peer not in self._missing],  # took part in the whole round
@@ -387,7 +389,7 @@ class Agent:
             if self.config.algorithm == "spark" else 0.0,
             "test_accuracy": self.test.accuracy(self.spec, self.weights),
             "peak_rss_mb": peak_rss_mb(),
-        }
+        })
 
     def method_taus(self) -> tuple[int, ...]:
         ntk = self.config.spark.ntk if self.config.algorithm == "spark" else self.config.ntk

@@ -78,7 +78,7 @@ def _table(records: list[list[dict[str, Any]]]) -> str:
         mb = np.mean([r["payload_sent_bytes"] for r in row]) / 1e6
         seconds = max(r["seconds"]["total"] for r in row)
         peak = max(r["peak_rss_mb"] for r in row)
-        lines.append(f"{k + 1:5d}  {acc:13.4f}  {mb:13.2f}  {seconds:7.1f}  {peak:11.0f}")
+        lines.append(f"{k:5d}  {acc:13.4f}  {mb:13.2f}  {seconds:7.1f}  {peak:11.0f}")
     return "\n".join(lines)
 
 

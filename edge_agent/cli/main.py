@@ -8,6 +8,7 @@ from edge_agent import __version__
 from edge_agent.cli.data import data
 from edge_agent.cli.demo import demo
 from edge_agent.cli.export import export
+from edge_agent.cli.peers import peers
 from edge_agent.cli.profiles import profiles
 from edge_agent.cli.run import run
 from edge_agent.cli.simulate import simulate
@@ -28,3 +29,4 @@ cli.add_command(demo)
 cli.add_command(profiles)
 cli.add_command(data)
 cli.add_command(export)
+cli.add_command(peers)

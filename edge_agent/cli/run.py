@@ -78,6 +78,8 @@ def check_host(host: str) -> str:
 @method_options
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on and advertise.")
 @click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True, help="0 picks a free port.")
+@click.option("--prometheus-port", type=click.IntRange(0, 65535),
+              help="Serve Prometheus metrics at http://HOST:PORT/metrics (0 picks a free port; default: off).")
 @click.option("--uplink", default="unlimited", help="Uplink rate, e.g. 2mbit (default: the profile's).")
 @click.option("--downlink", default="unlimited", help="Downlink rate, e.g. 10mbit (default: the profile's).")
 @click.option("--latency", default="0", help="Added one-way latency, e.g. 20ms (default: the profile's).")
@@ -106,7 +108,8 @@ def check_host(host: str) -> str:
 @click.pass_context
 def run(ctx: click.Context, /, backend: str | None, threads: int | None, profile_name: str, shard: str,
         agent_id: str | None, setting: str, algorithm: str, rounds: int | None, run_name: str | None,
-        partition_file: Path | None, host: str, port: int, uplink: str, downlink: str, latency: str, chunk_size: int,
+        partition_file: Path | None, host: str, port: int, prometheus_port: int | None, uplink: str, downlink: str,
+        latency: str, chunk_size: int,
         peers: str, no_mdns: bool, service_type: str, wait_peers: float, stall_window: float, metrics: Path | None,
         checkpoint_dir: Path | None, data_dir: Path | None, quiet: bool, **method: Any) -> None:
     """Run one agent: find its neighbours, exchange projected Jacobians over throttled gRPC links, train.
@@ -134,8 +137,8 @@ def run(ctx: click.Context, /, backend: str | None, threads: int | None, profile
             clients=total, setting=setting, algorithm=algorithm, rounds=base.rounds if rounds is None else rounds,
             schedule_rounds=base.rounds, run_name=run_name, stall_s=stall_window,
             samples_per_client=base.samples_per_client, alpha=base.alpha, kappa=base.kappa, seed=method["seed"],
-            partition_file=partition_file, host=host,
-            port=port, link=LinkModel.parse(uplink, downlink, latency), chunk_size=chunk_size,
+            partition_file=partition_file, host=host, port=port, prometheus_port=prometheus_port,
+            link=LinkModel.parse(uplink, downlink, latency), chunk_size=chunk_size,
             peers=tuple(parse_peer_list(peers)) if peers else (), mdns=not no_mdns, service_type=service_type,
             wait_peers_s=wait_peers, metrics=metrics, checkpoint_dir=checkpoint_dir, profile=profile.name, ntk=ntk,
             spark=spark, weights_codec=weights_codec, backend=backend or profile.runtime.backend,
@@ -153,8 +156,9 @@ def run(ctx: click.Context, /, backend: str | None, threads: int | None, profile
     signals.install()
     try:
         bound = node.start()
-        click.echo(f"{config.agent_id} serving on {host}:{bound} in run {node.identity.run_id}, {len(data)} samples, "
-                   f"waiting for {total - 1} peers", err=True)
+        metrics_at = f", metrics on http://{host}:{node.prometheus_port}/metrics" if node.prometheus_port else ""
+        click.echo(f"{config.agent_id} serving on {host}:{bound} in run {node.identity.run_id}, {len(data)} samples"
+                   f"{metrics_at}, waiting for {total - 1} peers", err=True)
         node.run(lambda record: click.echo(_progress(record, config.rounds), err=True))
     except (OSError, ValueError, RuntimeError) as error:
         raise OperatorError(str(error)) from error
@@ -163,8 +167,8 @@ def run(ctx: click.Context, /, backend: str | None, threads: int | None, profile
     finally:
         node.close()
     if signals.received is not None:
-        click.echo(f"{config.agent_id} stopped by {signals.received} after round {node.agent.next_round}; "
-                   "checkpoint kept", err=True)
+        click.echo(f"{config.agent_id} stopped by {signals.received} before round {node.agent.next_round} "
+                   f"({node.agent.next_round} rounds done); checkpoint kept", err=True)
 
 
 def kernel_providers(profile: BoardProfile, backend: str | None) -> tuple[str, ...]:
@@ -179,7 +183,8 @@ def _unless_given(ctx: click.Context, name: str, given: T, from_profile: T) -> T
 
 
 def _progress(record: dict[str, Any], rounds: int) -> str:
+    """The console line of a finished round: its 0-based index, as in the record and docs/records.md."""
     mb = (record["payload_sent_bytes"] + record["payload_received_bytes"]) / 1e6
-    of = f"/{rounds}" if rounds else ""
-    return (f"{record['agent']} round {record['round'] + 1}{of}: test acc {record['test_accuracy']:.4f}, "
+    done = f" ({record['round'] + 1}/{rounds} done)" if rounds else ""
+    return (f"{record['agent']} finished round {record['round']}{done}: test acc {record['test_accuracy']:.4f}, "
             f"{mb:.1f} MB moved, {record['seconds']['total']:.1f} s")

@@ -63,7 +63,7 @@ def simulate(setting: str, algorithm: str, rounds: int | None, clients: int | No
     except (ValueError, DataNotFoundError) as error:
         raise click.ClickException(str(error)) from error
     if run.resumed_at:
-        click.echo(f"resuming {out} after round {run.resumed_at} of {config.rounds}", err=True)
+        click.echo(f"resuming {out} at round {run.resumed_at} ({run.resumed_at} of {config.rounds} done)", err=True)
     _run_with_progress(run)
     click.echo(_summary_line(run.finish()))
 
@@ -75,7 +75,7 @@ def _run_with_progress(run: RunDirectory) -> None:
                            item_show_func=lambda r: r) as bar:
         bar.update(run.resumed_at)
         for record in run.run():
-            bar.update(1, f"round {record.round + 1}: acc {record.agg_accuracy:.3f}")
+            bar.update(1, f"round {record.round}: acc {record.agg_accuracy:.3f}")
 
 
 def _summary_line(summary: dict[str, Any]) -> str:

@@ -6,6 +6,7 @@ import asyncio
 import ipaddress
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -219,3 +220,97 @@ class MdnsDiscovery:
         current = self._membership.get(agent_id)
         if current is not None and current.address == address:
             self._membership.remove(agent_id)
+
+
+class MdnsBrowser:
+    """Browse only: which agents answer on `service_type` now. It advertises nothing and feeds no Membership.
+
+    Each `sweep` opens zeroconf with an empty cache, so every agent found answered a query during the sweep (a
+    crashed agent's cached records cannot make it look alive), and closes it again. Between `start()` and `stop()`
+    a second, long-lived browser hears goodbyes at any moment, also between sweeps. `MdnsDiscovery` is the agent's
+    side: advertise and browse for members.
+    """
+
+    def __init__(self, service_type: str = SERVICE_TYPE, interfaces: InterfacesType = InterfaceChoice.All,
+                 resolve_timeout_ms: int = 1500) -> None:
+        self._type = service_type
+        self._interfaces = interfaces
+        self._resolve_timeout_ms = resolve_timeout_ms
+        self._lock = threading.Lock()
+        self._goodbyes: dict[str, float] = {}  # name -> monotonic time of its goodbye, until the next sweep
+        self._listener: tuple[Zeroconf, ServiceBrowser] | None = None
+
+    def start(self) -> None:
+        """Listen for goodbyes until `stop()`; OSError when the interfaces cannot be used."""
+        def on_change(zeroconf: Zeroconf, service_type: str, name: str, state_change: ServiceStateChange) -> None:
+            if state_change is ServiceStateChange.Removed:
+                with self._lock:
+                    self._goodbyes[name] = time.monotonic()
+
+        zc = Zeroconf(interfaces=self._interfaces, ip_version=IPVersion.V4Only)
+        self._listener = (zc, ServiceBrowser(zc, self._type, handlers=[on_change]))
+
+    def stop(self) -> None:
+        if self._listener is not None:
+            zc, browser = self._listener
+            self._listener = None
+            browser.cancel()
+            zc.close()
+
+    def sweep(self, seconds: float) -> dict[str, PeerRecord | None]:
+        """Listen for `seconds`: instance name -> the record it answered with, or None for one that said goodbye
+        (the later of the two wins). Raises OSError when the interfaces cannot be used."""
+        answered: dict[str, tuple[float, PeerRecord]] = {}
+        lock = threading.Lock()
+
+        def on_change(zeroconf: Zeroconf, service_type: str, name: str, state_change: ServiceStateChange) -> None:
+            try:
+                if state_change is ServiceStateChange.Removed:
+                    with self._lock:
+                        self._goodbyes[name] = time.monotonic()
+                    return
+                record = self._resolve(zeroconf, service_type, name)
+                if record is not None:
+                    with lock:
+                        answered[name] = (time.monotonic(), record)
+            except Exception:  # an exception would end zeroconf's browser thread
+                log.exception("mDNS %s of %s failed", state_change.name, name)
+
+        zc = Zeroconf(interfaces=self._interfaces, ip_version=IPVersion.V4Only)
+        try:
+            browser = ServiceBrowser(zc, self._type, handlers=[on_change])
+            threading.Event().wait(seconds)
+            browser.cancel()
+        finally:
+            zc.close()
+        with self._lock:
+            goodbyes, self._goodbyes = self._goodbyes, {}
+        with lock:
+            found: dict[str, PeerRecord | None] = {name: record for name, (_, record) in answered.items()}
+            for name, when in goodbyes.items():
+                if name not in answered or answered[name][0] < when:
+                    found[name] = None
+        return found
+
+    def __enter__(self) -> MdnsBrowser:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+    def _resolve(self, zeroconf: Zeroconf, service_type: str, name: str) -> PeerRecord | None:
+        info = zeroconf.get_service_info(service_type, name, timeout=self._resolve_timeout_ms)
+        if info is None or info.port is None:
+            return None
+        addresses = info.parsed_addresses(IPVersion.V4Only) or info.parsed_addresses()
+        if not addresses:
+            return None
+        try:
+            record = PeerRecord.from_txt(info.properties, host=addresses[0], port=info.port)
+        except ValueError as error:
+            log.warning("ignoring mDNS service %s: %s", name, error)
+            return None
+        if f"{instance_name(record)}.{service_type}".lower() != name.lower():
+            log.warning("ignoring mDNS service %s: it claims agent id %r in run %r", name, record.agent_id, record.run)
+            return None
+        return record

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent.records import JsonLinesLog, write_json_atomic, write_text_atomic
+from edge_agent.round_records import SIM_ROUND, read_jsonl, stamped, without_envelope
 from edge_agent.sim.engine import Simulation
 from edge_agent.sim.records import RoundRecord, summarize
 from edge_agent.sim.state import load_state, save_state
@@ -33,6 +34,7 @@ class RunDirectory:
         self.out, self.simulation = out, simulation
         self._config = simulation.config.to_json()
         self.records: list[RoundRecord] = []
+        self._times: dict[int, str] = {}  # round -> when its record was first written, kept across a resume
         state = load_state(out / STATE_FILE, self._config) if resume else None
         if resume and state is None and read_records(out / ROUNDS_FILE):
             raise ValueError(f"{out / ROUNDS_FILE} has rounds but {out / STATE_FILE} is missing, so the run cannot be "
@@ -49,6 +51,8 @@ class RunDirectory:
         else:
             simulation.restore(state)
             self.records = [r for r in read_records(source / ROUNDS_FILE) if r.round < state.rounds_done]
+            self._times = {int(line["round"]): line["time"] for line in read_jsonl(source / ROUNDS_FILE)
+                           if isinstance(line.get("time"), str) and "round" in line}
             if len(self.records) != state.rounds_done:
                 raise ValueError(f"{source / ROUNDS_FILE} holds {len(self.records)} of the {state.rounds_done} rounds "
                                  f"in {source / STATE_FILE}; remove both to start the run afresh")
@@ -67,7 +71,7 @@ class RunDirectory:
         log = JsonLinesLog(self.out / ROUNDS_FILE, append=True)
         try:
             for record in self.simulation.run():
-                log.append(asdict(record))
+                log.append(stamped(SIM_ROUND, asdict(record)))
                 save_state(self.out / STATE_FILE, self.simulation.state(), self._config)
                 self.records.append(record)
                 yield record
@@ -83,15 +87,18 @@ class RunDirectory:
     def _rewrite_log(self) -> None:
         """Replace rounds.jsonl atomically with the kept records (an empty file for a new run)."""
         self.out.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(self.out / ROUNDS_FILE, "".join(json.dumps(asdict(record)) + "\n" for record in self.records))
+        write_text_atomic(self.out / ROUNDS_FILE, "".join(
+            json.dumps(stamped(SIM_ROUND, asdict(record), self._times.get(record.round))) + "\n"
+            for record in self.records))
 
 
 def read_records(path: Path) -> list[RoundRecord]:
-    """The round records of a rounds.jsonl; a line cut short by a crash ends the list."""
+    """The round records of a rounds.jsonl (with or without the envelope of docs/records.md); a line cut short by
+    a crash ends the list."""
     records = []
-    for line in path.read_text(encoding="utf-8").splitlines() if path.exists() else []:
+    for line in read_jsonl(path):
         try:
-            records.append(RoundRecord(**json.loads(line)))
-        except (json.JSONDecodeError, TypeError):
+            records.append(RoundRecord(**without_envelope(line)))
+        except TypeError:
             break
     return records

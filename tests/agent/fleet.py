@@ -5,7 +5,6 @@ Each fleet advertises under a service type and a run name of its own, so other a
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -16,6 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from edge_agent.round_records import AGENT_ROUND, read_jsonl, record_kind
 
 BASE_ARGS = ("--setting", "smoke", "--solver", "euler", "--backend", "numpy", "--quiet")
 
@@ -29,13 +30,15 @@ class Fleet:
     args: Sequence[str]
     service: str = field(default_factory=lambda: f"_ea-{uuid.uuid4().hex[:8]}._tcp.local.")
     run: str | None = field(default_factory=lambda: f"t-{uuid.uuid4().hex[:8]}")  # None: the settings' hash
+    per_agent: dict[int, Sequence[str]] = field(default_factory=dict)  # extra flags of agent i
     processes: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
     started: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def command(self, index: int) -> list[str]:
         return [sys.executable, "-m", "edge_agent", "run", "--shard", f"{index}/{self.size}", *BASE_ARGS,
                 "--service-type", self.service, *(("--run", self.run) if self.run else ()),
-                "--metrics", str(self.metrics(index)), "--checkpoint-dir", str(self.out / "checkpoints"), *self.args]
+                "--metrics", str(self.metrics(index)), "--checkpoint-dir", str(self.out / "checkpoints"), *self.args,
+                *self.per_agent.get(index, ())]
 
     def start(self, index: int) -> subprocess.Popen[bytes]:
         log = (self.out / f"agent-{index}.log").open("ab")
@@ -55,11 +58,8 @@ class Fleet:
         return self.out / f"agent-{index}.jsonl"
 
     def records(self, index: int) -> list[dict[str, Any]]:
-        """Agent i's round records so far (whole lines only; the summary excluded)."""
-        path = self.metrics(index)
-        text = path.read_text() if path.exists() else ""
-        lines = text.splitlines()[: text.count("\n")]
-        return [r for r in map(json.loads, lines) if not r.get("summary")]
+        """Agent i's round records so far (whole lines only)."""
+        return [r for r in read_jsonl(self.metrics(index)) if record_kind(r) == AGENT_ROUND]
 
     def log(self, index: int) -> str:
         return (self.out / f"agent-{index}.log").read_text(errors="replace")

@@ -13,8 +13,10 @@ import sys
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -55,12 +57,20 @@ def _lines(run_dir: Path, i: int) -> list[dict[str, object]]:
     return [json.loads(line) for line in (run_dir / f"agent-{i}.jsonl").read_text().splitlines()]
 
 
+def _summary(run_dir: Path, i: int) -> dict[str, Any]:
+    summary: dict[str, Any] = json.loads((run_dir / f"agent-{i}.summary.json").read_text())
+    return summary
+
+
 def test_every_agent_records_every_round(run: tuple[Path, str]) -> None:
     run_dir, _ = run
     for i in range(AGENTS):
-        rounds, summary = _lines(run_dir, i)[:-1], _lines(run_dir, i)[-1]
+        rounds, summary = _lines(run_dir, i), _summary(run_dir, i)  # the metrics file holds round records only
         assert [r["round"] for r in rounds] == list(range(ROUNDS))
-        assert summary["summary"] is True and summary["rounds"] == ROUNDS
+        assert {(r["schema"], r["record"]) for r in rounds} == {(1, "agent-round")}
+        times = [datetime.fromisoformat(str(r["time"])) for r in rounds]
+        assert times == sorted(times) and all(t.utcoffset() == timedelta(0) for t in times)
+        assert (summary["schema"], summary["record"], summary["rounds"]) == (1, "agent-summary", ROUNDS)
         peaks = [record["peak_rss_mb"] for record in rounds]
         assert all(50 < peak < 8192 for peak in peaks)  # MiB
         assert all(later >= earlier - 1 for earlier, later in pairwise(peaks))  # a high-water mark (lazy RSS sync)
@@ -91,10 +101,10 @@ def test_agents_match_the_simulator_in_weights_and_payload_bytes(run: tuple[Path
             weights = checkpoint["weights"]
         error = np.linalg.norm(weights - simulation.weights[i])
         assert error <= WEIGHTS_RTOL[name] * np.linalg.norm(simulation.weights[i])
-    summaries = [_lines(run_dir, i)[-1]["payload_by_round"] for i in range(AGENTS)]
+    summaries = [_summary(run_dir, i)["payload_by_round"] for i in range(AGENTS)]
     for k, record in enumerate(records):
-        sent = sum(s[str(k)]["sent"] for s in summaries)  # type: ignore[index]
-        received = sum(s[str(k)]["received"] for s in summaries)  # type: ignore[index]
+        sent = sum(s[str(k)]["sent"] for s in summaries)
+        received = sum(s[str(k)]["received"] for s in summaries)
         assert sent == received == record.bytes_per_client * AGENTS
     if share < 1.0:  # the residual share did leave rows out
         every_row = Simulation(replace(config, spark=replace(spark, residual_share=1.0)), train, test)

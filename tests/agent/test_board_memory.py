@@ -32,7 +32,7 @@ def test_zero_2w_agents_keep_each_round_under_the_profile_memory_budget(
         {**os.environ, "OPENBLAS_NUM_THREADS": "1", "XDG_CACHE_HOME": str(onnx_cache)})
     for i in range(AGENTS):
         lines = [json.loads(line) for line in (tmp_path / f"agent-{i}.jsonl").read_text().splitlines()]
-        rounds = [line for line in lines if not line.get("summary")]
+        rounds = [line for line in lines if line["record"] == "agent-round"]
         assert [r["round"] for r in rounds] == list(range(ROUNDS))
         peaks = [r["peak_rss_mb"] for r in rounds]
         # a high-water mark (the kernel syncs per-thread RSS counters lazily: it may read a fraction of a MiB lower)

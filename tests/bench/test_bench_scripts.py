@@ -238,8 +238,28 @@ def test_plot_curves_refuses_a_run_directory_without_records(tmp_path: Path, con
     done = run_script("plot_curves.py", str(runs), "--out", str(png))
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [
-        f"plot_curves: no records in any VARIANT/rounds.jsonl under {runs}; nothing to plot"]
+        f"plot_curves: no round records (simulator or agent) in {runs}; nothing to plot"]
     assert not png.exists()
+
+
+def test_plot_curves_plots_agent_metrics_beside_a_simulation(paper_run: tuple[Path, str], tmp_path: Path) -> None:
+    """Agent records (two agents, three rounds, the envelope of docs/records.md) and simulator records in one plot;
+    an empty agent metrics file alone is refused."""
+    out, _ = paper_run
+    agents = tmp_path / "agents"
+    agents.mkdir()
+    for i in range(2):
+        lines = [{"schema": 1, "record": "agent-round", "time": "2026-12-03T19:40:00.000Z", "round": k,
+                  "agent": f"client-{i}", "status": "trained", "payload_sent_bytes": 2_000_000,
+                  "test_accuracy": 0.5 + 0.1 * k} for k in range(3)]
+        (agents / f"agent-{i}.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    png = tmp_path / "both.png"
+    assert stdout_of("plot_curves.py", str(out), str(agents), "--out", str(png)).strip() == f"wrote {png}"
+    assert png.read_bytes().startswith(PNG_SIGNATURE)
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    done = run_script("plot_curves.py", str(empty), "--out", str(tmp_path / "none.png"))
+    assert done.returncode == 1 and "nothing to plot" in done.stderr and not (tmp_path / "none.png").exists()
 
 
 def test_bench_soak_kills_and_restarts_an_agent_and_reports_every_round_once(tmp_path: Path) -> None:
@@ -255,4 +275,4 @@ def test_bench_soak_kills_and_restarts_an_agent_and_reports_every_round_once(tmp
     assert out.rstrip().endswith("PASS") == (done.returncode == 0)
     for index in range(3):
         lines = (tmp_path / f"agent-{index}.jsonl").read_text().splitlines()
-        assert [json.loads(line)["round"] for line in lines if '"summary"' not in line] == list(range(8))
+        assert [json.loads(line)["round"] for line in lines] == list(range(8))  # round records only

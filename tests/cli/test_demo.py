@@ -13,7 +13,7 @@ def test_demo_runs_agents_and_prints_a_round_table_again_and_again_into_one_fold
                                           "--uplink", "200mbit", "--downlink", "200mbit", "--out", str(tmp_path)])
         assert result.exit_code == 0, result.output
         table = [line.split() for line in result.output.splitlines() if line.strip()[:1].isdigit()]
-        assert [int(row[0]) for row in table] == [1, 2]
+        assert [int(row[0]) for row in table] == [0, 1]  # 0-based, as in the records
     assert all(0.1 < float(row[1]) <= 1.0 and float(row[2]) > 0 for row in table)
     assert all(50 < float(row[4]) < 8192 for row in table)  # peak RSS MB of the largest agent, under generic's budget
     assert "aggregated model" in result.output

@@ -128,7 +128,7 @@ def test_resume_continues_a_saved_run_and_refuses_other_settings_in_one_line(tmp
     assert code == 0, output
     code, output = _simulate(tmp_path, "--algorithm", "dfedavg", "--rounds", "2", "--resume")
     assert code == 0, output
-    assert "resuming" in output and "after round 1 of 2" in output
+    assert "resuming" in output and "at round 1 (1 of 2 done)" in output
     rounds = [json.loads(line)["round"] for line in (tmp_path / "out" / "rounds.jsonl").read_text().splitlines()]
     assert rounds == [0, 1]
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["rounds_run"] == 2

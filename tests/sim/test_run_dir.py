@@ -28,6 +28,10 @@ def _config(rounds: int = 3, algorithm: str = "spark", dim: int = 64) -> Simulat
     return replace(config, ntk=replace(config.ntk, evolution=euler), spark=spark)
 
 
+def _lines(path: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
 def _without_seconds(path: Path) -> list[dict[str, object]]:
     return [{k: v for k, v in asdict(r).items() if k != "seconds"} for r in read_records(path)]
 
@@ -41,10 +45,15 @@ def test_a_run_stopped_after_a_round_and_resumed_equals_an_uninterrupted_run(
     first = RunDirectory(tmp_path / "split", Simulation(_config(), *data))
     for _ in first.run():
         break  # the process dies after its first round
+    [written] = _lines(tmp_path / "split" / ROUNDS_FILE)
     resumed = RunDirectory(tmp_path / "split", Simulation(_config(), *data), resume=True)
     assert resumed.resumed_at == 1
     assert [r.round for r in resumed.run()] == [1, 2]
     summary = resumed.finish()
+    lines = _lines(tmp_path / "split" / ROUNDS_FILE)  # docs/records.md: the envelope, round 0's time kept
+    assert [(line["schema"], line["record"], line["round"]) for line in lines] == [
+        (1, "sim-round", k) for k in range(3)]
+    assert lines[0]["time"] == written["time"] and lines[0]["time"] <= lines[1]["time"] <= lines[2]["time"]
 
     np.testing.assert_array_equal(resumed.simulation.weights, whole.simulation.weights)
     np.testing.assert_array_equal(resumed.simulation.velocity, whole.simulation.velocity)
