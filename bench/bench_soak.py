@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edge_agent.round_records import AGENT_ROUND, read_jsonl, record_kind
+from edge_agent.round_records import agent_rounds
 
 
 @dataclass
@@ -95,7 +95,7 @@ def main() -> None:
 
 
 def _records(out: Path, index: int) -> list[dict[str, Any]]:
-    return [r for r in read_jsonl(out / f"agent-{index}.jsonl") if record_kind(r) == AGENT_ROUND]
+    return agent_rounds(out / f"agent-{index}.jsonl")
 
 
 def _proc_sample(pid: int) -> tuple[float, int] | None:

@@ -62,6 +62,11 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return records
 
 
+def agent_rounds(path: Path) -> list[dict[str, Any]]:
+    """An agent metrics file's round records written so far (whole lines only)."""
+    return [record for record in read_jsonl(path) if record_kind(record) == AGENT_ROUND]
+
+
 @dataclass(frozen=True)
 class Curve:
     """Test accuracy and cumulative megabytes sent per client (or per agent), by 0-based round."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from edge_agent.discovery.mdns import SERVICE_TYPE
@@ -65,9 +66,10 @@ class AgentConfig:
         """The rounds SPARK's stages are spread over: the run's rounds, or for an open-ended run the setting's."""
         return self.rounds or self.schedule_rounds
 
-    @property
+    @cached_property
     def identity(self) -> RunIdentity:
-        """This agent's run: only agents with the same identity are members and may call it."""
+        """This agent's run: only agents with the same identity are members and may call it (hashed once: it reads
+        the partition file)."""
         settings = agreed_settings(
             protocol=PROTOCOL_VERSION, algorithm=self.algorithm, setting=self.setting, clients=self.clients,
             samples_per_client=self.samples_per_client, alpha=self.alpha, kappa=self.kappa, seed=self.seed,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edge_agent.round_records import AGENT_ROUND, read_jsonl, record_kind
+from edge_agent.round_records import agent_rounds
 
 
 @dataclass
@@ -27,8 +27,7 @@ class LocalRun:
 
     def records(self) -> list[list[dict[str, Any]]]:
         """Per agent, the round records written so far (whole lines only)."""
-        return [[r for r in read_jsonl(self.metrics_path(index)) if record_kind(r) == AGENT_ROUND]
-                for index in range(len(self.processes))]
+        return [agent_rounds(self.metrics_path(index)) for index in range(len(self.processes))]
 
     def running(self) -> bool:
         return any(p.poll() is None for p in self.processes)

@@ -102,7 +102,6 @@ class Agent:
         self.pool, self.ledger = pool, ledger
         self.spec = spec or MLPSpec()
         self.method = make_method(config, self.spec)
-        self._reply_width = config.spark.projection.dim if config.algorithm == "spark" else self.spec.num_params
         self.liveness = Liveness(config.clients, config.shard)
         self.journal = RoundJournal(config.metrics, config.checkpoint_dir, config.agent_id, config.identity,
                                     self.spec.num_params)
@@ -152,8 +151,6 @@ class Agent:
             log.warning("%s saw %d of %d peers after %.0f s; starting with those (check multicast, --peers and "
                         "the other agents)", self.config.agent_id, len(self.membership), expected,
                         self.config.wait_peers_s)
-        if check is not None:
-            check()
         return self.members()
 
     def wait_for_peers_to_finish(self) -> bool:
@@ -214,14 +211,13 @@ class Agent:
         self.state = f"round {round_index}"
         start = time.perf_counter()
         before = {peer: _copy(c) for peer, c in self.ledger.links().items()}
-        graph = neighbours(self.config.topology, self.liveness.roster, round_index)
+        slots = neighbours(self.config.topology, self.liveness.roster, round_index)[self.liveness.slot]
         members = self.membership.snapshot()
-        picked = self.liveness.neighbours(graph[self.liveness.slot], members)
+        picked = self.liveness.neighbours(slots, members)
         self._missing = dict(picked.missing)
         holders = self.liveness.holders(members)
         self._exchange = WeightsExchange(round_index, WeightsMessage(self.config.agent_id, round_index, self.weights),
-                                         frozenset(holders[s] for s in graph[self.liveness.slot] if s in holders),
-                                         set(picked.live))
+                                         frozenset(holders[s] for s in slots if s in holders), set(picked.live))
         clock = RoundClock()
         anchor, mine = self._average(round_index, picked.live, clock)
         s_i = sorted((self.config.agent_id, *mine))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -64,9 +65,8 @@ class PeerClient:
         replies = self._invoke(lambda: self._call_frames(outgoing, timeout=timeout, metadata=self._metadata))
         try:
             incoming = _noting(LinkMeter(self.shaper, self.ledger, sending=False, peer=self.peer_id), progress)
-            if self.stall is None:
-                return assemble(replies, self.wire.max_message_bytes, incoming)
-            with self._watch.watch(progress, replies.cancel):
+            watching = self._watch.watch(progress, replies.cancel) if self.stall else contextlib.nullcontext()
+            with watching:
                 return assemble(replies, self.wire.max_message_bytes, incoming)
         except grpc.RpcError as error:
             if progress.stalled:

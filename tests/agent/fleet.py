@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edge_agent.round_records import AGENT_ROUND, read_jsonl, record_kind
+from edge_agent.round_records import agent_rounds
 
 BASE_ARGS = ("--setting", "smoke", "--solver", "euler", "--backend", "numpy", "--quiet")
 
@@ -59,7 +59,7 @@ class Fleet:
 
     def records(self, index: int) -> list[dict[str, Any]]:
         """Agent i's round records so far (whole lines only)."""
-        return [r for r in read_jsonl(self.metrics(index)) if record_kind(r) == AGENT_ROUND]
+        return agent_rounds(self.metrics(index))
 
     def log(self, index: int) -> str:
         return (self.out / f"agent-{index}.log").read_text(errors="replace")
