@@ -81,7 +81,7 @@ def check_host(host: str) -> str:
 @click.option("--uplink", default="unlimited", help="Uplink rate, e.g. 2mbit (default: the profile's).")
 @click.option("--downlink", default="unlimited", help="Downlink rate, e.g. 10mbit (default: the profile's).")
 @click.option("--latency", default="0", help="Added one-way latency, e.g. 20ms (default: the profile's).")
-@click.option("--chunk-size", type=click.IntRange(min=1024), default=1 << 20, show_default=True,
+@click.option("--chunk-size", type=click.IntRange(1024, 16 << 20), default=1 << 20, show_default=True,
               help="Bytes per streamed chunk.")
 @click.option("--peers", default="", help="Static peers host:port,... (for networks without multicast).")
 @click.option("--no-mdns", is_flag=True, help="Do not advertise or browse with mDNS.")

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from edge_agent.discovery.peers import AGENT_ID_PATTERN
+from edge_agent.transport.tls import IdentityError, read_revocation_list
 
 CA_NAME = "ca"
 CRL_NAME = "revoked.crl"
@@ -121,15 +122,10 @@ def revoked_serials(folder: Path) -> set[int]:
 
 def read_crl(path: Path, ca_cert: x509.Certificate) -> set[int]:
     """Serials on a CRL file the CA signed; an absent file revokes nothing; CertsError if it is not the CA's."""
-    if not path.exists():
-        return set()
     try:
-        crl = x509.load_pem_x509_crl(path.read_bytes())
-    except ValueError as error:
-        raise CertsError(f"{path} is not a PEM revocation list: {error}") from None
-    if crl.issuer != ca_cert.subject or not crl.is_signature_valid(ca_cert.public_key()):  # type: ignore[arg-type]
-        raise CertsError(f"{path} is not signed by this cluster's CA")
-    return {entry.serial_number for entry in crl}
+        return read_revocation_list(path, ca_cert)
+    except IdentityError as error:
+        raise CertsError(str(error)) from None
 
 
 def check_name(agent_id: str) -> str:
