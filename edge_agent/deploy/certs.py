@@ -128,6 +128,17 @@ def read_crl(path: Path, ca_cert: x509.Certificate) -> set[int]:
         raise CertsError(str(error)) from None
 
 
+def throwaway_cluster(folder: Path, agent_ids: list[str]) -> Path:
+    """A fresh CA and certificates for `agent_ids` in `folder` (emptied of earlier ones): for demos and tests."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in [*folder.glob("*.crt"), *folder.glob("*.key"), folder / CRL_NAME]:
+        old.unlink(missing_ok=True)
+    init_ca(folder, "edge-agent throwaway CA")
+    for agent_id in agent_ids:
+        issue(folder, agent_id)
+    return folder
+
+
 def check_name(agent_id: str) -> str:
     if not AGENT_ID_PATTERN.fullmatch(agent_id):
         raise CertsError(f"{agent_id!r:.60} is not an agent id: 1-48 letters, digits, '-' or '_', starting with a "

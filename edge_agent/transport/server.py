@@ -237,7 +237,8 @@ class _Servicer:
             if owner.config.limits is not None:
                 owner.config.limits.check(header)
         try:
-            incoming = LinkMeter(owner.shaper, owner.ledger, sending=False)
+            # Over mTLS the link is the proven caller: a header's made-up sender never opens a link or a bucket.
+            incoming = LinkMeter(owner.shaper, owner.ledger, sending=False, peer=caller if proven else None)
 
             def meter(wire_bytes: int, payload: int, header: Any) -> None:
                 incoming(wire_bytes, payload, header)
