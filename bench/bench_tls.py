@@ -1,9 +1,10 @@
 """What mutual TLS costs: the same fleet of real agents with --certs and with --insecure, one after the other.
 
 Prints, per mode, the mean round wall time (the agents' own `seconds.total`, round 0 left out as warm-up) and the
-bytes the agent processes wrote (`wchar` of /proc/PID/io: gRPC over TCP, TLS records included, plus a few KB of
-metrics lines; no checkpoints), then the ratios TLS / plaintext. The application's byte ledger counts frames before
-TLS, so it cannot show TLS's overhead; wchar does.
+TCP bytes the agent processes sent (`ss -tinp`: bytes_sent of every TCP connection an agent process owns, polled
+every 50 ms and kept at its largest, so TLS records and handshakes are included), then the ratios TLS / plaintext.
+The agents' own records count frames before TLS, so they cannot show TLS's overhead; the socket counters do.
+Needs `ss` (iproute2), and root to see the process that owns each socket.
 
     python bench/bench_tls.py --setting edge --agents 4 --rounds 4
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -38,14 +40,11 @@ def fleet(mode: str, args: argparse.Namespace, out: Path) -> tuple[float, int]:
          "--wait-peers", "60", "--metrics", str(folder / f"agent-{i}.jsonl"), "--quiet", *security],
         stdout=(folder / f"agent-{i}.log").open("wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         env={**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}) for i in range(args.agents)]
-    written = dict.fromkeys(range(args.agents), 0)
+    pids = {p.pid for p in processes}
+    sent: dict[str, int] = {}  # connection (local and peer address, owner) -> the most bytes_sent seen
     while any(p.poll() is None for p in processes):
-        for i, process in enumerate(processes):
-            try:
-                io = Path(f"/proc/{process.pid}/io").read_text()
-            except OSError:
-                continue  # exited (its last reading stands)
-            written[i] = int(next(line.split()[1] for line in io.splitlines() if line.startswith("wchar:")))
+        for key, value in tcp_bytes_sent(pids).items():
+            sent[key] = max(value, sent.get(key, 0))
         time.sleep(0.05)
     if any(p.returncode for p in processes):
         raise SystemExit(f"{mode}: an agent failed; see {folder}/agent-*.log")
@@ -56,7 +55,22 @@ def fleet(mode: str, args: argparse.Namespace, out: Path) -> tuple[float, int]:
         if any(r["missing"] for r in rounds):
             raise SystemExit(f"{mode}: agent {i} trained without some neighbours; see {folder}/agent-{i}.jsonl")
         seconds += [r["seconds"]["total"] for r in rounds if r["round"] > 0]
-    return statistics.mean(seconds), sum(written.values())
+    return statistics.mean(seconds), sum(sent.values())
+
+
+def tcp_bytes_sent(pids: set[int]) -> dict[str, int]:
+    """bytes_sent of each TCP connection owned by one of `pids`, by connection."""
+    lines = subprocess.run(["ss", "-tinpH"], capture_output=True, text=True, check=True).stdout.splitlines()
+    result, owner = {}, None
+    for line in lines:
+        if not line[:1].isspace():  # a socket line: state, two queues, local, peer, users:(("python",pid=N,...))
+            found = [int(pid) for pid in re.findall(r"pid=(\d+)", line)]
+            owner = " ".join(line.split()[3:5]) if any(pid in pids for pid in found) else None  # local, peer
+        elif owner is not None:
+            match = re.search(r"bytes_sent:(\d+)", line)
+            if match:
+                result[owner] = int(match.group(1))
+    return result
 
 
 def main() -> None:
@@ -69,7 +83,7 @@ def main() -> None:
     if args.rounds < 2:
         parser.error("--rounds must be >= 2 (round 0 is warm-up)")
     results = {mode: fleet(mode, args, args.out) for mode in ("insecure", "mtls")}
-    print(f"| mode | round wall time (s) | bytes written by the agents |  ({args.setting}, {args.agents} agents, "
+    print(f"| mode | round wall time (s) | TCP bytes sent by the agents |  ({args.setting}, {args.agents} agents, "
           f"{args.rounds} rounds, unlimited links)")
     print("|---|---|---|")
     for mode, (seconds, written) in results.items():
