@@ -125,7 +125,8 @@ def agent_round(backend: str, args: argparse.Namespace, cache: Path, out: Path) 
     env = _env(XDG_CACHE_HOME=str(cache), OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
     started = time.perf_counter()
     processes = [subprocess.Popen(
-        [sys.executable, "-c", "import sys\n" + cli, "run", "--shard", f"{i}/{args.agents}", "--setting", args.setting,
+        [sys.executable, "-c", "import sys\n" + cli, "run", "--insecure", "--shard", f"{i}/{args.agents}",
+         "--setting", args.setting,
          "--rounds", str(args.rounds), "--profile", args.profile, "--proj-dim", str(args.dim), "--backend", backend,
          *threads,
          "--port", str(port), "--no-mdns", "--peers", peers, "--uplink", "unlimited", "--downlink", "unlimited",

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edge_agent.deploy.certs import throwaway_cluster
+from edge_agent.learning.topology import client_ids
 from edge_agent.round_records import agent_rounds
 
 
@@ -49,8 +51,10 @@ def main() -> None:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     service, run = f"_ea-{uuid.uuid4().hex[:8]}._tcp.local.", f"soak-{uuid.uuid4().hex[:6]}"
+    certs = throwaway_cluster(args.out / "certs", list(client_ids(args.agents)))  # mutual TLS, as on boards
     command = [sys.executable, "-m", "edge_agent", "run", "--setting", args.setting, "--rounds", str(args.rounds),
-               "--service-type", service, "--run", run, "--stall-window", str(args.stall_window), "--quiet",
+               "--service-type", service, "--run", run, "--certs", str(certs),
+               "--stall-window", str(args.stall_window), "--quiet",
                "--checkpoint-dir", str(args.out / "checkpoints"), *args.agent_flags.split()]
 
     def start(index: int) -> Life:

@@ -11,6 +11,7 @@ import pytest
 from board_python import REFUSE_TORCH_AND_SCIPY
 
 from edge_agent.agent.launcher import free_loopback_ports
+from edge_agent.deploy import certs
 from edge_agent.learning.mlp import MLPSpec
 from edge_agent.runtime.onnx_backend import cache_directory
 from edge_agent.runtime.onnx_export import export_kernels
@@ -63,3 +64,23 @@ def board_cli() -> list[str]:
 def free_ports() -> Callable[[int], list[int]]:
     """`count` loopback ports that were free a moment ago (held together, so all distinct)."""
     return free_loopback_ports
+
+
+@pytest.fixture(scope="session")
+def cluster_certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A cluster CA with certificates for client-0..client-7; tests copy it before revoking anything."""
+    folder = tmp_path_factory.mktemp("cluster-certs")
+    certs.init_ca(folder)
+    for index in range(8):
+        certs.issue(folder, f"client-{index}")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def stranger_certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Another CA with certificates that claim the cluster's names (client-0..client-3)."""
+    folder = tmp_path_factory.mktemp("stranger-certs")
+    certs.init_ca(folder)
+    for index in range(4):
+        certs.issue(folder, f"client-{index}")
+    return folder

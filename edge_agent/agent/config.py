@@ -56,6 +56,7 @@ class AgentConfig:
     ntk: NTKDFLConfig = field(default_factory=NTKDFLConfig)
     spark: SparkConfig = field(default_factory=SparkConfig)
     weights_codec: CodecConfig = FP32  # the weights on the wire (exchange and Jacobian request)
+    certs: Path | None = None  # the cluster certs folder (mutual TLS); None: plaintext (--insecure)
 
     @property
     def wire_codecs(self) -> WireCodecs:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from zeroconf import InterfaceChoice
@@ -15,22 +18,27 @@ from edge_agent.agent.prometheus import AgentMetrics
 from edge_agent.agent.runtime import Agent
 from edge_agent.agent.shard import EvaluationImages
 from edge_agent.discovery.mdns import MdnsDiscovery
-from edge_agent.discovery.membership import Membership
+from edge_agent.discovery.membership import Membership, Pending
 from edge_agent.discovery.peers import PeerRecord
 from edge_agent.discovery.static import StaticDiscovery
 from edge_agent.learning.data import Dataset
+from edge_agent.learning.mlp import MLPSpec
 from edge_agent.transport.client import PeerPool
 from edge_agent.transport.contract import PROTOCOL_VERSION, AgentStatus, PeerInfo, TransportError
 from edge_agent.transport.ledger import TransportLedger
+from edge_agent.transport.limits import MessageLimits
 from edge_agent.transport.server import AgentServer, ServerConfig
 from edge_agent.transport.stall import StallPolicy
 from edge_agent.transport.throttle import LinkShaper
+from edge_agent.transport.tls import ClusterTls, IdentityError, TlsFiles
 from edge_agent.transport.wire import WireConfig
 
 log = logging.getLogger(__name__)
 # An agent of our run that already holds our shard answers our first browse within this window: we are the
 # duplicate and refuse to start. One that appears later is the duplicate; it is ignored here and refuses itself.
 CONFLICT_WINDOW_S = 5.0
+TRAINING_IMAGES = 60_000  # with --partition, a shard may hold up to all of Fashion-MNIST's training set
+PROBE_TIMEOUT_S = 3.0
 
 
 class Node:
@@ -40,21 +48,33 @@ class Node:
         self.config = config
         self.identity = config.identity
         self.ledger = TransportLedger()
+        self.tls = cluster_tls(config)
+        self.limits = run_limits(config, len(data))
         shaper = LinkShaper(config.link)
-        wire = WireConfig(codecs=config.wire_codecs, chunk_size=config.chunk_size)
+        wire = WireConfig(codecs=config.wire_codecs, chunk_size=config.chunk_size,
+                          max_message_bytes=self.limits.max_message_bytes)
         self.pool = PeerPool(wire=wire, shaper=shaper, ledger=self.ledger, run=self.identity,
-                             stall=StallPolicy(config.stall_s))
+                             stall=StallPolicy(config.stall_s), tls=self.tls, limits=self.limits)
         self.conflicts: dict[str, str] = {}  # agents of our run that held our shard when we started: id -> address
         self._started = time.monotonic()  # reset when it starts advertising
+        self._proven: set[tuple[str, str]] = set()  # (agent id, address) a TLS handshake proved
+        self._probing: set[tuple[str, str]] = set()
+        self._probe_lock = threading.Lock()
+        self._prober = ThreadPoolExecutor(2, thread_name_prefix=f"{config.agent_id}-probe")
         self.membership = Membership(admit=self._admit)
-        self.agent = Agent(config, data, test, self.membership, self.pool, self.ledger)
-        self.server = AgentServer(ServerConfig(config.agent_id, config.host, config.port, wire, run=self.identity),
+        self.agent = Agent(config, data, test, self.membership, self.pool, self.ledger, limits=self.limits)
+        self.server = AgentServer(ServerConfig(config.agent_id, config.host, config.port, wire, run=self.identity,
+                                               tls=self.tls, limits=self.limits, idle_s=config.stall_s),
                                   self.agent.handler, peer_info=self.peer_info, status=self.status, shaper=shaper,
                                   ledger=self.ledger)
         self._discovery: list[Any] = []
         self.metrics = AgentMetrics(config.agent_id, self.identity.run_id, self.ledger,
                                     lambda: self.agent.next_round, lambda: len(self.agent.members()))
         self.prometheus_port: int | None = None  # bound by start() with --prometheus-port
+
+    @property
+    def security(self) -> str:
+        return self.server.config.security
 
     def start(self) -> int:
         """Open the metrics file and checkpoint, bind the port (0: any), then start finding peers.
@@ -104,6 +124,7 @@ class Node:
         self.server.stop(grace=2.0)
         self.metrics.close()
         self.pool.close()
+        self._prober.shutdown(wait=False, cancel_futures=True)
 
     def peer_record(self) -> PeerRecord:
         return PeerRecord(agent_id=self.config.agent_id, host=self.config.host, port=self.server.port,
@@ -115,14 +136,14 @@ class Node:
         record = self.peer_record()
         return PeerInfo(record.agent_id, record.protocol, record.algorithm, record.setting, record.round,
                         record.samples, record.profile, self.server.address, record.run, record.fingerprint,
-                        record.shard)
+                        record.shard, self.security)
 
     def status(self) -> AgentStatus:
         totals = self.ledger.totals()
         return AgentStatus(round=self.agent.next_round, state=self.agent.state,
                            members=tuple(self.agent.members()), bytes_sent=totals.wire_sent,
                            bytes_received=totals.wire_received, last_round_seconds=self.agent.last_round_seconds,
-                           run=self.identity.run_id)
+                           run=self.identity.run_id, security=self.security)
 
     def _admit(self, record: PeerRecord) -> str | None:
         """Why an advertised agent is not a member of our run, or None (then it is a hint until it answers)."""
@@ -140,7 +161,39 @@ class Node:
             if time.monotonic() - self._started < CONFLICT_WINDOW_S:  # it was there first: we are the duplicate
                 self.conflicts[record.agent_id] = record.address
             return f"it claims shard {record.shard}/{self.config.clients}, this agent's"
-        return None
+        return self._unproven(record)
+
+    def _unproven(self, record: PeerRecord) -> str | None:
+        """Over mTLS, None once a handshake proved that the agent at the record's address holds a cluster
+        certificate naming its id; until then Pending (a probe runs in the background and re-offers the record)."""
+        if self.tls is None:
+            return None
+        key = (record.agent_id, record.address)
+        with self._probe_lock:
+            if key in self._proven:
+                return None
+            if key not in self._probing:
+                self._probing.add(key)
+                with contextlib.suppress(RuntimeError):  # closing
+                    self._prober.submit(self._prove, record)
+        return Pending("its identity is not yet proven by a TLS handshake")
+
+    def _prove(self, record: PeerRecord) -> None:
+        assert self.tls is not None
+        key = (record.agent_id, record.address)
+        try:
+            shown = self.tls.probe(record.host, record.port, PROBE_TIMEOUT_S)
+            if shown != record.agent_id:
+                raise IdentityError(f"its certificate names {shown!r:.60}")
+        except IdentityError as error:
+            log.warning("not a member: %s at %s advertises our run but %s", record.agent_id, record.address, error)
+            with self._probe_lock:
+                self._probing.discard(key)  # a later advert (new round) tries again
+            return
+        with self._probe_lock:
+            self._proven.add(key)
+            self._probing.discard(key)
+        self.membership.upsert(record)
 
     def _refuse_conflicts(self) -> None:
         """ValueError when another agent of our run held our shard before we started."""
@@ -151,10 +204,38 @@ class Node:
 
     def _fetch_record(self, host: str, port: int) -> PeerRecord | None:
         try:
-            info = self.pool.get(f"{host}:{port}").peer_info(timeout=2.0)
-        except TransportError:
+            proven = self.tls.probe(host, port, PROBE_TIMEOUT_S) if self.tls is not None else None
+            info = self.pool.get(f"{host}:{port}", proven).peer_info(timeout=2.0)
+        except (TransportError, IdentityError):
             return None
+        if proven is not None:
+            if info.agent_id != proven:
+                log.warning("%s:%d proves to be %s but says it is %s; ignored", host, port, proven, info.agent_id)
+                return None
+            with self._probe_lock:
+                self._proven.add((proven, f"{host}:{port}"))
         return PeerRecord(agent_id=info.agent_id, host=host, port=port, protocol=info.protocol_version,
                           algorithm=info.algorithm, setting=info.setting, round=info.round, samples=info.samples,
                           profile=info.profile or "generic", run=info.run, fingerprint=info.fingerprint,
                           shard=info.shard)
+
+
+def cluster_tls(config: AgentConfig) -> ClusterTls | None:
+    """This board's mTLS credentials from the certs folder (ValueError, one line, if they do not name it)."""
+    if config.certs is None:
+        return None
+    tls = ClusterTls(TlsFiles.in_folder(config.certs, config.agent_id))
+    if tls.identity != config.agent_id:
+        raise IdentityError(f"{tls.files.cert} names {tls.identity!r:.60}, not this agent ({config.agent_id})")
+    return tls
+
+
+def run_limits(config: AgentConfig, own_samples: int) -> MessageLimits:
+    """The largest messages any agent of this run sends: what this agent accepts before allocating."""
+    spec = MLPSpec()
+    spark = config.algorithm == "spark"
+    taus = (config.spark.ntk if spark else config.ntk).evolution.taus
+    samples = TRAINING_IMAGES if config.partition_file is not None else config.samples_per_client
+    width = config.spark.projection.dim if spark else spec.num_params
+    return MessageLimits(num_params=spec.num_params, max_samples=max(samples, own_samples),
+                         classes=spec.num_classes, reply_width=width, max_candidates=len(taus))

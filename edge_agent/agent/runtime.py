@@ -40,6 +40,7 @@ from edge_agent.runtime.backend import make_backend
 from edge_agent.transport.client import PeerPool
 from edge_agent.transport.contract import TransportError
 from edge_agent.transport.ledger import LinkCounters, TransportLedger
+from edge_agent.transport.limits import MessageLimits
 from edge_agent.transport.schema import WireError
 
 log = logging.getLogger(__name__)
@@ -91,13 +92,15 @@ class WeightsExchange:
 RETRY_PAUSE_S = 0.5  # before the one retry of a call that failed at once (connection refused or reset)
 JOIN_GRACE_S = 1.0  # in the round an agent joins late, how long it waits for weights its neighbours may not send
 WAIT_SLICE_S = 0.2  # waits wake this often to notice a stop request
+ROUND_SLACK = 2  # rounds a message may be before ours or past ours (or the fleet's): peers a little off
 
 
 class Agent:
     """One board's learner: local shard, weights and momentum, and the round loop over its peers."""
 
     def __init__(self, config: AgentConfig, data: Dataset, test: EvaluationImages, membership: Membership,
-                 pool: PeerPool, ledger: TransportLedger, spec: MLPSpec | None = None) -> None:
+                 pool: PeerPool, ledger: TransportLedger, spec: MLPSpec | None = None,
+                 limits: MessageLimits | None = None) -> None:
         self.config, self.data, self.test, self.membership = config, data, test, membership
         self.pool, self.ledger = pool, ledger
         self.spec = spec or MLPSpec()
@@ -108,7 +111,9 @@ class Agent:
         self.inbox = WeightsInbox()
         self.traffic = RoundTraffic(config.wire_codecs)
         self.handler = AgentHandler(Responder(config.agent_id, data.x, data.y, self.method), self.inbox, self.traffic,
-                                    on_message=self._on_message)
+                                    on_message=self._on_message,
+                                    is_member=lambda agent_id: membership.get(agent_id) is not None,
+                                    rounds=self.accepted_rounds, limits=limits)
         self.weights = init_weights(self.spec, config.seed)
         self.velocity = np.zeros_like(self.weights)
         self.next_round = 0
@@ -170,6 +175,11 @@ class Agent:
                 "payload_by_round": {str(k): v for k, v in self.traffic.by_round().items()},
                 "wire_sent_bytes": totals.wire_sent, "wire_received_bytes": totals.wire_received,
                 "payload_sent_bytes": totals.payload_sent, "payload_received_bytes": totals.payload_received}
+
+    def accepted_rounds(self) -> tuple[int, int]:
+        """The rounds a peer's message may be for now: a few either side of ours, or up to a few past the fleet's."""
+        fleet = self.liveness.fleet_round(self.membership.snapshot()) or 0
+        return max(0, self.next_round - ROUND_SLACK), max(self.next_round, fleet) + ROUND_SLACK
 
     def members(self) -> list[str]:
         return sorted({self.config.agent_id, *self.membership.snapshot()})

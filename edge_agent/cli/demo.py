@@ -11,10 +11,12 @@ import click
 import numpy as np
 
 from edge_agent.agent.launcher import LocalRun, launch_local_agents
+from edge_agent.deploy.certs import throwaway_cluster
 from edge_agent.learning.codec import Precision
 from edge_agent.learning.data import DataNotFoundError, load_fashion_mnist
 from edge_agent.learning.mlp import MLPSpec, accuracy, forward
 from edge_agent.learning.settings import SETTINGS
+from edge_agent.learning.topology import client_ids
 
 
 @click.command()
@@ -43,6 +45,8 @@ def demo(setting: str, agents: int | None, rounds: int | None, uplink: str, down
             "--latency", latency, "--precision", precision, "--run", f"demo-{uuid.uuid4().hex[:8]}", "--quiet"]
     click.echo(f"starting {count} agents ({setting}, {total_rounds} rounds, links {uplink} up / {downlink} down, "
                f"{latency}); logs and metrics in {out}", err=True)
+    # The secure path is the one exercised every day: mutual TLS with a throwaway CA made for this demo.
+    args += ["--certs", str(throwaway_cluster(out / "certs", list(client_ids(count))))]
     run = launch_local_agents(count, out, args)
     try:
         _follow(run, count * total_rounds)

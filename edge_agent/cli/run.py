@@ -14,7 +14,7 @@ from click.core import ParameterSource
 from edge_agent.agent.config import AGENT_ALGORITHMS, AgentConfig
 from edge_agent.agent.lifecycle import StopSignals
 from edge_agent.agent.memory import bound_malloc
-from edge_agent.agent.node import Node
+from edge_agent.agent.node import Node, cluster_tls
 from edge_agent.agent.shard import load_shard
 from edge_agent.cli.errors import OperatorError
 from edge_agent.cli.options import method_configs, method_options
@@ -83,7 +83,7 @@ def check_host(host: str) -> str:
 @click.option("--uplink", default="unlimited", help="Uplink rate, e.g. 2mbit (default: the profile's).")
 @click.option("--downlink", default="unlimited", help="Downlink rate, e.g. 10mbit (default: the profile's).")
 @click.option("--latency", default="0", help="Added one-way latency, e.g. 20ms (default: the profile's).")
-@click.option("--chunk-size", type=click.IntRange(min=1024), default=1 << 20, show_default=True,
+@click.option("--chunk-size", type=click.IntRange(1024, 16 << 20), default=1 << 20, show_default=True,
               help="Bytes per streamed chunk.")
 @click.option("--peers", default="", help="Static peers host:port,... (for networks without multicast).")
 @click.option("--no-mdns", is_flag=True, help="Do not advertise or browse with mDNS.")
@@ -104,9 +104,15 @@ def check_host(host: str) -> str:
 @click.option("--profile", "profile_name", default="generic", show_default=True,
               help="Board profile (see `edge-agent profiles list`): default links, projection, precision, rows. "
                    "Flags given explicitly win over the profile.")
+@click.option("--certs", "certs_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="The cluster's certs folder (`edge-agent certs`): ca.crt, this agent's <id>.crt and <id>.key, "
+                   "revoked.crl. Every connection is then mutual TLS and only the cluster's boards take part.")
+@click.option("--insecure", is_flag=True,
+              help="Plaintext, for labs: any host on the network can join the run and read its data.")
 @click.option("--quiet", is_flag=True, help="Only warnings and errors.")
 @click.pass_context
-def run(ctx: click.Context, /, backend: str | None, threads: int | None, profile_name: str, shard: str,
+def run(ctx: click.Context, /, certs_dir: Path | None, insecure: bool, backend: str | None, threads: int | None,
+        profile_name: str, shard: str,
         agent_id: str | None, setting: str, algorithm: str, rounds: int | None, run_name: str | None,
         partition_file: Path | None, host: str, port: int, prometheus_port: int | None, uplink: str, downlink: str,
         latency: str, chunk_size: int,
@@ -123,6 +129,7 @@ def run(ctx: click.Context, /, backend: str | None, threads: int | None, profile
     bound_malloc()  # before the data and the server threads: a board's peak RSS stays flat round after round
     index, total = parse_shard(shard)
     check_host(host)
+    check_security(certs_dir, insecure)
     base = SETTINGS[setting]
     try:
         profile = find_profile(profile_name)
@@ -143,8 +150,9 @@ def run(ctx: click.Context, /, backend: str | None, threads: int | None, profile
             wait_peers_s=wait_peers, metrics=metrics, checkpoint_dir=checkpoint_dir, profile=profile.name, ntk=ntk,
             spark=spark, weights_codec=weights_codec, backend=backend or profile.runtime.backend,
             providers=kernel_providers(profile, backend), threads=threads or profile.runtime.threads,
-            jacobian_chunk=profile.runtime.jacobian_chunk,
+            jacobian_chunk=profile.runtime.jacobian_chunk, certs=certs_dir,
         )
+        cluster_tls(config)  # this board's certificate and key, checked before the data is loaded
     except ValueError as error:
         raise OperatorError(str(error)) from error
     try:
@@ -157,8 +165,10 @@ def run(ctx: click.Context, /, backend: str | None, threads: int | None, profile
     try:
         bound = node.start()
         metrics_at = f", metrics on http://{host}:{node.prometheus_port}/metrics" if node.prometheus_port else ""
+        security = (f"mutual TLS with the certificates in {certs_dir}" if certs_dir is not None else
+                    "INSECURE: plaintext, any host on this network can join the run and read its data")
         click.echo(f"{config.agent_id} serving on {host}:{bound} in run {node.identity.run_id}, {len(data)} samples"
-                   f"{metrics_at}, waiting for {total - 1} peers", err=True)
+                   f"{metrics_at}, waiting for {total - 1} peers; {security}", err=True)
         node.run(lambda record: click.echo(_progress(record, config.rounds), err=True))
     except (OSError, ValueError, RuntimeError) as error:
         raise OperatorError(str(error)) from error
@@ -169,6 +179,17 @@ def run(ctx: click.Context, /, backend: str | None, threads: int | None, profile
     if signals.received is not None:
         click.echo(f"{config.agent_id} stopped by {signals.received} before round {node.agent.next_round} "
                    f"({node.agent.next_round} rounds done); checkpoint kept", err=True)
+
+
+def check_security(certs_dir: Path | None, insecure: bool) -> None:
+    """Exactly one of --certs DIR (mutual TLS) and --insecure (plaintext, said out loud)."""
+    if certs_dir is not None and insecure:
+        raise OperatorError("--certs and --insecure exclude each other: give one")
+    if certs_dir is None and not insecure:
+        raise OperatorError("give --certs DIR (the cluster's certificates, see `edge-agent certs --help`) or, on a "
+                            "lab network, --insecure")
+    if certs_dir is not None and not certs_dir.is_dir():
+        raise OperatorError(f"--certs: {certs_dir} is not a folder")
 
 
 def kernel_providers(profile: BoardProfile, backend: str | None) -> tuple[str, ...]:

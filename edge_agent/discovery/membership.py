@@ -26,6 +26,12 @@ Admission = Callable[[PeerRecord], str | None]
 """Why a record may not be a member (one line), or None to admit it."""
 
 
+class Pending(str):
+    """An admission's answer for a record not admitted yet (its identity is being proven): logged at debug only."""
+
+    __slots__ = ()
+
+
 class Membership:
     """Thread-safe map agent id -> PeerRecord with change listeners.
 
@@ -46,6 +52,9 @@ class Membership:
     def upsert(self, record: PeerRecord) -> PeerChange | None:
         """Adds or replaces the peer's record; returns the change, or None when it was known or is refused."""
         reason = self._admit(record) if self._admit is not None else None
+        if isinstance(reason, Pending):
+            log.debug("not yet a member: %s at %s: %s", record.agent_id, record.address, reason)
+            return None
         if reason is not None:
             if (record.agent_id, reason) not in self._refused:
                 self._refused.add((record.agent_id, reason))

@@ -8,6 +8,7 @@ from typing import Protocol
 from edge_agent.learning.messages import Message
 
 PROTOCOL_VERSION = "edge_agent.v1"
+PROVEN_PREFIX = "mtls:"  # a peer string that names the caller's certificate identity
 
 
 class TransportError(RuntimeError):
@@ -26,7 +27,8 @@ class MessageHandler(Protocol):
     """What an agent does with a round message from a peer: a reply message, or None for a one-way message."""
 
     def handle(self, message: Message, peer: str) -> Message | None:
-        """`peer` is where it came from: gRPC's peer string (`ipv4:127.0.0.1:53012`), or `memory`."""
+        """`peer` is where it came from: gRPC's peer string (`ipv4:127.0.0.1:53012`), `memory`, or, over mutual TLS,
+        `mtls:<agent id>`, the identity the caller's cluster certificate proves (and the message's sender)."""
         ...
 
 
@@ -45,6 +47,7 @@ class PeerInfo:
     run: str = ""
     fingerprint: str = ""
     shard: int = 0
+    security: str = ""  # "mtls" or "insecure"
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,7 @@ class AgentStatus:
     bytes_received: int = 0
     last_round_seconds: float = 0.0
     run: str = ""
+    security: str = ""  # "mtls" or "insecure"
 
 
 class PeerLink(Protocol):

@@ -4,29 +4,38 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 from collections.abc import Callable, Iterator
 from concurrent import futures
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 import grpc
+from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
 from grpc_reflection.v1alpha import reflection  # type: ignore[import-untyped]
 
 from edge_agent.run_identity import METADATA_KEY, RunIdentity
-from edge_agent.transport.contract import AgentStatus, MessageHandler, PeerInfo
+from edge_agent.transport.contract import PROVEN_PREFIX, AgentStatus, MessageHandler, PeerInfo
 from edge_agent.transport.ledger import TransportLedger
+from edge_agent.transport.limits import BusyError, CallGate, MessageLimits
 from edge_agent.transport.link import LinkMeter
-from edge_agent.transport.stall import SERVER_KEEPALIVE_OPTIONS
+from edge_agent.transport.stall import SERVER_KEEPALIVE_OPTIONS, CallProgress, StallPolicy, StallWatch
 from edge_agent.transport.throttle import LinkShaper
+from edge_agent.transport.tls import ClusterTls, IdentityError
 from edge_agent.transport.wire import WireConfig, WireError, assemble, encode_ack, encode_message, frames
 from edge_agent.v1 import agent_pb2 as pb
 
 log = logging.getLogger(__name__)
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Agent"].full_name
-# Chunking keeps every gRPC message small; these only make sure no 4 MB default ever caps a frame.
-GRPC_OPTIONS = (("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1),
-                ("grpc.so_reuseport", 0))
+# Chunking keeps every gRPC message small: no frame a sender makes exceeds MAX_CHUNK_BYTES plus its framing, so a
+# larger one is refused by gRPC before it is buffered whole (a 200 MB frame must not cost 200 MB).
+MAX_CHUNK_BYTES = 16 << 20
+MAX_FRAME_BYTES = MAX_CHUNK_BYTES + (64 << 10)
+GRPC_OPTIONS = (("grpc.max_send_message_length", MAX_FRAME_BYTES),
+                ("grpc.max_receive_message_length", MAX_FRAME_BYTES), ("grpc.so_reuseport", 0))
+REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
+LOG_EVERY_S = 10.0  # a caller's rejections of one kind are logged once per this many seconds
 
 
 @dataclass(frozen=True)
@@ -38,8 +47,17 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 0
     wire: WireConfig = field(default_factory=WireConfig)
-    max_workers: int = 16
+    max_workers: int = 24
     run: RunIdentity | None = None
+    tls: ClusterTls | None = None  # None: plaintext (--insecure)
+    limits: MessageLimits | None = None  # None: only the wire's own checks (tools and tests)
+    idle_s: float = 20.0  # an incoming stream that moves no frame for this long is cut
+    calls_per_caller: int = 4
+    reserved_workers: int = 4  # never taken by round calls: health checks, PeerInfo, Status
+
+    @property
+    def security(self) -> str:
+        return "insecure" if self.tls is None else "mtls"
 
 
 class AgentServer:
@@ -57,6 +75,10 @@ class AgentServer:
         self._health = health.HealthServicer()
         self._server: Any = None
         self._refused: set[tuple[str, str]] = set()  # (caller, reason) already logged
+        self._logged: dict[tuple[str, str], float] = {}  # (caller, code) -> when last logged
+        self.gate = CallGate(config.calls_per_caller, max(config.calls_per_caller,
+                                                            config.max_workers - config.reserved_workers))
+        self.idle_watch = StallWatch()
         self.port = 0
 
     @property
@@ -70,11 +92,16 @@ class AgentServer:
                              options=GRPC_OPTIONS + SERVER_KEEPALIVE_OPTIONS)
         server.add_generic_rpc_handlers((_handlers(_Servicer(self)),))
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-        reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+        names = (SERVICE_NAME, health.SERVICE_NAME, REFLECTION_V1, reflection.SERVICE_NAME)
+        reflection.enable_server_reflection(names, server)
+        server.add_generic_rpc_handlers((_reflection_v1(names),))
         host = f"[{self.config.host}]" if ":" in self.config.host else self.config.host
         _check_bindable(self.config.host, self.config.port)
+        address = f"{host}:{self.config.port}"
         try:
-            self.port = server.add_insecure_port(f"{host}:{self.config.port}")
+            tls = self.config.tls
+            self.port = (server.add_insecure_port(address) if tls is None
+                         else server.add_secure_port(address, tls.server_credentials()))
         except RuntimeError as error:
             raise OSError(f"cannot listen on {host}:{self.config.port}: {error}") from error
         server.start()
@@ -90,6 +117,7 @@ class AgentServer:
         self._health.enter_graceful_shutdown()
         self._server.stop(grace).wait()
         self._server = None
+        self.idle_watch.close()
 
     def __enter__(self) -> AgentServer:
         self.start()
@@ -115,6 +143,32 @@ class AgentServer:
             log.warning("refusing calls from %s: %s", host, reason)
         return reason
 
+    def caller(self, context: Any) -> str:
+        """Who calls: the agent id its client certificate proves (mTLS), or gRPC's peer string (plaintext).
+
+        Aborts UNAUTHENTICATED without a cluster certificate and PERMISSION_DENIED for a revoked one.
+        """
+        tls = self.config.tls
+        if tls is None:
+            return str(context.peer())
+        try:
+            return tls.caller(context)
+        except PermissionError as error:
+            self.reject(context, grpc.StatusCode.PERMISSION_DENIED, str(error))
+        except (IdentityError, ValueError) as error:
+            self.reject(context, grpc.StatusCode.UNAUTHENTICATED, str(error))
+
+    def reject(self, context: Any, code: grpc.StatusCode, details: str, caller: str | None = None) -> NoReturn:
+        """End the call with `code`; one log line per caller and code every LOG_EVERY_S seconds."""
+        who = caller or str(context.peer())
+        key, now = (who, code.name), time.monotonic()
+        if now - self._logged.get(key, -LOG_EVERY_S) >= LOG_EVERY_S:
+            if len(self._logged) > 1024:  # a stranger must not grow it without bound
+                self._logged.clear()
+            self._logged[key] = now
+            log.warning("%s from %s: %.200s", code.name, who, details)
+        _abort(context, code, details)
+
     def _ledger_status(self) -> AgentStatus:
         totals = self.ledger.totals()
         return AgentStatus(state="serving", bytes_sent=totals.wire_sent, bytes_received=totals.wire_received)
@@ -132,13 +186,25 @@ def _check_bindable(host: str, port: int) -> None:
 
 
 def _handlers(servicer: _Servicer) -> Any:
-    """The Agent service as the generated code would register it, except that `Call` passes frames as bytes."""
+    """The Agent service as the generated code would register it, except that `Call` passes frames as bytes and
+    PeerInfo and Status parse their requests themselves (garbage is INVALID_ARGUMENT, not a traceback)."""
     return grpc.method_handlers_generic_handler(SERVICE_NAME, {
         "Call": grpc.stream_stream_rpc_method_handler(servicer.Call),  # wire.py (de)serialises the frames
-        "PeerInfo": grpc.unary_unary_rpc_method_handler(servicer.PeerInfo, pb.PeerInfoRequest.FromString,
-                                                        pb.PeerInfoReply.SerializeToString),
-        "Status": grpc.unary_unary_rpc_method_handler(servicer.Status, pb.StatusRequest.FromString,
-                                                      pb.StatusReply.SerializeToString),
+        "PeerInfo": grpc.unary_unary_rpc_method_handler(servicer.PeerInfo,
+                                                        response_serializer=pb.PeerInfoReply.SerializeToString),
+        "Status": grpc.unary_unary_rpc_method_handler(servicer.Status,
+                                                      response_serializer=pb.StatusReply.SerializeToString),
+    })
+
+
+def _reflection_v1(names: tuple[str, ...]) -> Any:
+    """grpc.reflection.v1, whose messages are v1alpha's under a new package name, served by v1alpha's servicer."""
+    from grpc_reflection.v1alpha import reflection_pb2 as messages
+    servicer = reflection.ReflectionServicer(names)
+    return grpc.method_handlers_generic_handler(REFLECTION_V1, {
+        "ServerReflectionInfo": grpc.stream_stream_rpc_method_handler(
+            servicer.ServerReflectionInfo, messages.ServerReflectionRequest.FromString,
+            messages.ServerReflectionResponse.SerializeToString),
     })
 
 
@@ -149,45 +215,87 @@ class _Servicer:
         self._owner = owner
 
     def Call(self, request_iterator: Iterator[bytes], context: Any) -> Iterator[bytes]:  # noqa: N802
-        owner, wire = self._owner, self._owner.config.wire
+        owner = self._owner
+        caller = owner.caller(context)
         refused = owner.run_mismatch(context.invocation_metadata(), context.peer())
         if refused is not None:
             _abort(context, grpc.StatusCode.FAILED_PRECONDITION, f"not a call of this agent's run: {refused}")
         try:
-            incoming = LinkMeter(owner.shaper, owner.ledger, sending=False)
-            message = assemble(request_iterator, wire.max_message_bytes, incoming)
+            with owner.gate.slot(caller):
+                yield from self._answer(request_iterator, context, caller)
+        except BusyError as error:
+            owner.reject(context, grpc.StatusCode.RESOURCE_EXHAUSTED, str(error), caller)
+
+    def _answer(self, request_iterator: Iterator[bytes], context: Any, caller: str) -> Iterator[bytes]:
+        owner, wire = self._owner, self._owner.config.wire
+        proven = owner.config.tls is not None
+        progress = CallProgress(StallPolicy(owner.config.idle_s, 0.0))
+
+        def admit(header: pb.MessageHeader) -> None:
+            if proven and header.sender != caller:
+                raise PermissionError(f"{caller} may not send as {header.sender!r:.60}")
+            if owner.config.limits is not None:
+                owner.config.limits.check(header)
+        try:
+            # Over mTLS the link is the proven caller: a header's made-up sender never opens a link or a bucket.
+            incoming = LinkMeter(owner.shaper, owner.ledger, sending=False, peer=caller if proven else None)
+
+            def meter(wire_bytes: int, payload: int, header: Any) -> None:
+                incoming(wire_bytes, payload, header)
+                progress.moved()
+            with owner.idle_watch.watch(progress, context.cancel):
+                message = assemble(request_iterator, wire.max_message_bytes, meter, admit)
+        except PermissionError as error:
+            owner.reject(context, grpc.StatusCode.PERMISSION_DENIED, str(error), caller)
         except WireError as error:
-            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(error))
+            owner.reject(context, grpc.StatusCode.INVALID_ARGUMENT, str(error), caller)
+        except grpc.RpcError:  # the stream was cut (idle) or the caller went away
+            owner.reject(context, grpc.StatusCode.DEADLINE_EXCEEDED,
+                         f"the request stream moved nothing for {owner.config.idle_s:.0f} s", caller)
         if message is None:
-            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "an Ack is a reply, not a request")
+            owner.reject(context, grpc.StatusCode.INVALID_ARGUMENT, "an Ack is a reply, not a request", caller)
         kind = type(message).__name__
         try:
-            reply = owner._handler.handle(message, context.peer())
-        except ValueError as error:  # the handler's way of saying the message is not acceptable
-            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"{kind} rejected: {error}")
+            reply = owner._handler.handle(message, f"{PROVEN_PREFIX}{caller}" if proven else context.peer())
+        except PermissionError as error:
+            owner.reject(context, grpc.StatusCode.PERMISSION_DENIED, f"{kind} rejected: {error}", caller)
+        except (ValueError, ArithmeticError) as error:  # the handler's way of saying the message is not acceptable
+            owner.reject(context, grpc.StatusCode.INVALID_ARGUMENT, f"{kind} rejected: {error}", caller)
         except Exception as error:
             log.exception("handler failed on %s from %s", kind, message.sender)
             _abort(context, grpc.StatusCode.INTERNAL, f"handler failed on {kind}: {error}")
         try:
             encoded = (encode_ack(owner.config.agent_id, message.round) if reply is None
                        else encode_message(reply, wire.codecs))
-        except (ValueError, TypeError) as error:
-            log.exception("cannot encode the reply to %s from %s", kind, message.sender)
-            _abort(context, grpc.StatusCode.INTERNAL, f"cannot encode the reply to {kind}: {error}")
+        except (ValueError, TypeError) as error:  # e.g. weights so large the reply overflows to inf
+            owner.reject(context, grpc.StatusCode.INVALID_ARGUMENT, f"no valid reply to this {kind}: {error}",
+                         caller)
         chunk_size = owner.shaper.model.frame_bytes(wire.chunk_size)
         yield from frames(encoded, chunk_size, LinkMeter(owner.shaper, owner.ledger, sending=True, peer=message.sender))
 
-    def PeerInfo(self, request: pb.PeerInfoRequest, context: Any) -> pb.PeerInfoReply:  # noqa: N802
+    def PeerInfo(self, request: bytes, context: Any) -> pb.PeerInfoReply:  # noqa: N802
+        self._parsed(pb.PeerInfoRequest, request, context)
         info = self._owner._peer_info()
         return pb.PeerInfoReply(agent_id=info.agent_id, protocol_version=info.protocol_version,
                                 algorithm=info.algorithm, setting=info.setting, round=info.round,
                                 samples=info.samples, profile=info.profile, address=info.address, run=info.run,
-                                fingerprint=info.fingerprint, shard=info.shard)
+                                fingerprint=info.fingerprint, shard=info.shard, security=self._owner.config.security)
 
-    def Status(self, request: pb.StatusRequest, context: Any) -> pb.StatusReply:  # noqa: N802
+    def Status(self, request: bytes, context: Any) -> pb.StatusReply:  # noqa: N802
+        self._parsed(pb.StatusRequest, request, context)
         s = self._owner._status()
         return pb.StatusReply(round=s.round, state=s.state, members=s.members, bytes_sent=s.bytes_sent,
-                              bytes_received=s.bytes_received, last_round_seconds=s.last_round_seconds, run=s.run)
+                              bytes_received=s.bytes_received, last_round_seconds=s.last_round_seconds, run=s.run,
+                              security=self._owner.config.security)
+
+    def _parsed(self, cls: Any, request: bytes, context: Any) -> Any:
+        """The request parsed, after the caller's identity is checked; INVALID_ARGUMENT for garbage."""
+        caller = self._owner.caller(context)
+        try:
+            return cls.FromString(request)
+        except DecodeError as error:
+            self._owner.reject(context, grpc.StatusCode.INVALID_ARGUMENT,
+                               f"not a {cls.DESCRIPTOR.name}: {error}", caller)
 
 
 def _abort(context: Any, code: grpc.StatusCode, details: str) -> NoReturn:

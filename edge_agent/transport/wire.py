@@ -98,10 +98,12 @@ def frames(message: EncodedMessage, chunk_size: int = DEFAULT_CHUNK_SIZE,
 
 
 def assemble(stream: Iterable[bytes], max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
-             meter: FrameMeter | None = None) -> Message | None:
+             meter: FrameMeter | None = None,
+             admit: Callable[[pb.MessageHeader], None] | None = None) -> Message | None:
     """The message serialised Frames carry (None for an Ack); WireError for anything its header did not promise.
 
-    `meter` sees each frame as it arrives, before its bytes are checked or copied.
+    `meter` sees each frame as it arrives, before its bytes are checked or copied; `admit` sees the checked header
+    before anything is allocated for its tensors, and may refuse it by raising (limits.py: this run's shapes).
     """
     iterator = iter(stream)
     raw = next(iterator, None)
@@ -111,6 +113,8 @@ def assemble(stream: Iterable[bytes], max_message_bytes: int = DEFAULT_MAX_MESSA
     if meter is not None and raw is not None:
         meter(len(raw) + GRPC_MESSAGE_PREFIX, 0, header)
     layout = check_header(header, max_message_bytes)  # per tensor: (data bytes, scale bytes)
+    if admit is not None:
+        admit(header)
     buffers = [(np.empty(data, np.uint8), np.empty(scales, np.uint8)) for data, scales in layout]
     fill(_chunks_of(iterator, meter), [b.data for pair in buffers for b in pair if b.size])
     if header.kind == ACK:

@@ -51,7 +51,7 @@ class PeerInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class PeerInfoReply(_message.Message):
-    __slots__ = ("agent_id", "protocol_version", "algorithm", "setting", "round", "samples", "profile", "address", "run", "fingerprint", "shard")
+    __slots__ = ("agent_id", "protocol_version", "algorithm", "setting", "round", "samples", "profile", "address", "run", "fingerprint", "shard", "security")
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
     ALGORITHM_FIELD_NUMBER: _ClassVar[int]
@@ -63,6 +63,7 @@ class PeerInfoReply(_message.Message):
     RUN_FIELD_NUMBER: _ClassVar[int]
     FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     SHARD_FIELD_NUMBER: _ClassVar[int]
+    SECURITY_FIELD_NUMBER: _ClassVar[int]
     agent_id: str
     protocol_version: str
     algorithm: str
@@ -74,14 +75,15 @@ class PeerInfoReply(_message.Message):
     run: str
     fingerprint: str
     shard: int
-    def __init__(self, agent_id: _Optional[str] = ..., protocol_version: _Optional[str] = ..., algorithm: _Optional[str] = ..., setting: _Optional[str] = ..., round: _Optional[int] = ..., samples: _Optional[int] = ..., profile: _Optional[str] = ..., address: _Optional[str] = ..., run: _Optional[str] = ..., fingerprint: _Optional[str] = ..., shard: _Optional[int] = ...) -> None: ...
+    security: str
+    def __init__(self, agent_id: _Optional[str] = ..., protocol_version: _Optional[str] = ..., algorithm: _Optional[str] = ..., setting: _Optional[str] = ..., round: _Optional[int] = ..., samples: _Optional[int] = ..., profile: _Optional[str] = ..., address: _Optional[str] = ..., run: _Optional[str] = ..., fingerprint: _Optional[str] = ..., shard: _Optional[int] = ..., security: _Optional[str] = ...) -> None: ...
 
 class StatusRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class StatusReply(_message.Message):
-    __slots__ = ("round", "state", "members", "bytes_sent", "bytes_received", "last_round_seconds", "run")
+    __slots__ = ("round", "state", "members", "bytes_sent", "bytes_received", "last_round_seconds", "run", "security")
     ROUND_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     MEMBERS_FIELD_NUMBER: _ClassVar[int]
@@ -89,6 +91,7 @@ class StatusReply(_message.Message):
     BYTES_RECEIVED_FIELD_NUMBER: _ClassVar[int]
     LAST_ROUND_SECONDS_FIELD_NUMBER: _ClassVar[int]
     RUN_FIELD_NUMBER: _ClassVar[int]
+    SECURITY_FIELD_NUMBER: _ClassVar[int]
     round: int
     state: str
     members: _containers.RepeatedScalarFieldContainer[str]
@@ -96,4 +99,5 @@ class StatusReply(_message.Message):
     bytes_received: int
     last_round_seconds: float
     run: str
-    def __init__(self, round: _Optional[int] = ..., state: _Optional[str] = ..., members: _Optional[_Iterable[str]] = ..., bytes_sent: _Optional[int] = ..., bytes_received: _Optional[int] = ..., last_round_seconds: _Optional[float] = ..., run: _Optional[str] = ...) -> None: ...
+    security: str
+    def __init__(self, round: _Optional[int] = ..., state: _Optional[str] = ..., members: _Optional[_Iterable[str]] = ..., bytes_sent: _Optional[int] = ..., bytes_received: _Optional[int] = ..., last_round_seconds: _Optional[float] = ..., run: _Optional[str] = ..., security: _Optional[str] = ...) -> None: ...

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edge_agent.deploy.certs import throwaway_cluster
+from edge_agent.learning.topology import client_ids
 from edge_agent.round_records import agent_rounds
 
 BASE_ARGS = ("--setting", "smoke", "--solver", "euler", "--backend", "numpy", "--quiet")
@@ -31,14 +33,23 @@ class Fleet:
     service: str = field(default_factory=lambda: f"_ea-{uuid.uuid4().hex[:8]}._tcp.local.")
     run: str | None = field(default_factory=lambda: f"t-{uuid.uuid4().hex[:8]}")  # None: the settings' hash
     per_agent: dict[int, Sequence[str]] = field(default_factory=dict)  # extra flags of agent i
+    certs: Path | None = None  # the cluster's certs folder (mutual TLS); None: throwaway certs made in out/certs
+    insecure: bool = False  # plaintext instead
     processes: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
     started: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def command(self, index: int) -> list[str]:
+        security = ("--insecure",) if self.insecure else ("--certs", str(self.certs_dir()))
         return [sys.executable, "-m", "edge_agent", "run", "--shard", f"{index}/{self.size}", *BASE_ARGS,
-                "--service-type", self.service, *(("--run", self.run) if self.run else ()),
+                "--service-type", self.service, *(("--run", self.run) if self.run else ()), *security,
                 "--metrics", str(self.metrics(index)), "--checkpoint-dir", str(self.out / "checkpoints"), *self.args,
                 *self.per_agent.get(index, ())]
+
+    def certs_dir(self) -> Path:
+        """The certs folder agents use: `certs`, or throwaway certificates for client-0..client-(M-1) made once."""
+        if self.certs is None:
+            self.certs = throwaway_cluster(self.out / "certs", list(client_ids(self.size)))
+        return self.certs
 
     def start(self, index: int) -> subprocess.Popen[bytes]:
         log = (self.out / f"agent-{index}.log").open("ab")

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from edge_agent.deploy.certs import throwaway_cluster
 from edge_agent.learning.codec import CodecConfig
 from edge_agent.learning.data import load_fashion_mnist
 from edge_agent.learning.ntk import EvolutionConfig
@@ -42,12 +43,13 @@ def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     out = tmp_path_factory.mktemp(f"agents-{request.param}")
     jacobians, candidates, weights, share, tail = WIRES[request.param]
     service = f"_ea-{uuid.uuid4().hex[:8]}._tcp.local."
+    certs = throwaway_cluster(out / "certs", [f"client-{i}" for i in range(AGENTS)])  # mutual TLS, as on boards
     run_agents([
         [sys.executable, "-m", "edge_agent", "run", "--shard", f"{i}/{AGENTS}", "--setting", "smoke",
          "--rounds", str(ROUNDS), "--solver", "euler", "--service-type", service, "--wait-peers", "60",
          "--backend", "numpy", "--precision", jacobians, "--candidates-precision", candidates,
          "--weights-precision", weights, "--residual-share", str(share), "--tail-rate", str(tail),
-         "--metrics", str(out / f"agent-{i}.jsonl"),
+         "--metrics", str(out / f"agent-{i}.jsonl"), "--certs", str(certs),
          "--checkpoint-dir", str(out / "checkpoints"), "--quiet"] for i in range(AGENTS)],
         {**os.environ, "OPENBLAS_NUM_THREADS": "1"})
     return out, request.param

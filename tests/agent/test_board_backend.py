@@ -25,7 +25,7 @@ def test_onnxruntime_agents_without_torch_match_the_simulator(tmp_path: Path, on
                                                              run_agents: RunAgents) -> None:
     service = f"_ea-{uuid.uuid4().hex[:8]}._tcp.local."  # the board ships pre-exported kernels (onnx_cache)
     run_agents([
-        [*board_cli, "run", "--shard", f"{i}/{AGENTS}", "--setting", "smoke", "--rounds",
+        [*board_cli, "run", "--insecure", "--shard", f"{i}/{AGENTS}", "--setting", "smoke", "--rounds",
          str(ROUNDS), "--solver", "euler", "--backend", "onnxruntime", "--profile", "rpi-zero-2w",
          "--uplink", "unlimited", "--downlink", "unlimited", "--latency", "0", "--precision", "fp32",
          "--weights-precision", "fp32", "--residual-share", "1", "--tail-rate", "0",
@@ -58,7 +58,8 @@ def test_a_board_without_what_its_backend_needs_gets_one_line(tmp_path: Path, bo
                                                              cache: str | None, message: str) -> None:
     (tmp_path / "empty").mkdir()
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / (cache or "empty"))}
-    result = subprocess.run([*board_cli, "run", "--shard", "0/3", "--setting", "smoke", "--backend", backend,
+    result = subprocess.run([*board_cli, "run", "--insecure", "--shard", "0/3", "--setting", "smoke",
+                             "--backend", backend,
                              "--no-mdns", "--peers", "127.0.0.1:9", "--port", "0", "--host", "127.0.0.1"],
                             capture_output=True, text=True, env=env, timeout=120, check=False)
     assert result.returncode == 1

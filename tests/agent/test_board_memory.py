@@ -24,7 +24,7 @@ def test_zero_2w_agents_keep_each_round_under_the_profile_memory_budget(
     peers = ",".join(f"127.0.0.1:{port}" for port in ports)
     service = f"_ea-{uuid.uuid4().hex[:8]}._tcp.local."
     run_agents([
-        [*board_cli, "run", "--shard", f"{i}/{AGENTS}", "--setting", "edge", "--rounds", str(ROUNDS),
+        [*board_cli, "run", "--insecure", "--shard", f"{i}/{AGENTS}", "--setting", "edge", "--rounds", str(ROUNDS),
          "--profile", "rpi-zero-2w", "--port", str(ports[i]), "--no-mdns", "--peers", peers,
          "--service-type", service, "--uplink", "unlimited", "--downlink", "unlimited", "--latency", "0",
          "--wait-peers", "60", "--metrics", str(tmp_path / f"agent-{i}.jsonl"), "--quiet"]

@@ -103,7 +103,7 @@ def test_prometheus_port_in_use_fails_fast_in_one_line(tmp_path: Path) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         done = _cli("run", "--shard", "0/3", "--setting", "smoke", "--backend", "numpy", "--no-mdns",
-                    "--peers", "127.0.0.1:9", "--prometheus-port", str(port), "--quiet",
+                    "--peers", "127.0.0.1:9", "--prometheus-port", str(port), "--quiet", "--insecure",
                     "--metrics", str(tmp_path / "m.jsonl"))
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [

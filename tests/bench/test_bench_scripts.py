@@ -276,3 +276,14 @@ def test_bench_soak_kills_and_restarts_an_agent_and_reports_every_round_once(tmp
     for index in range(3):
         lines = (tmp_path / f"agent-{index}.jsonl").read_text().splitlines()
         assert [json.loads(line)["round"] for line in lines] == list(range(8))  # round records only
+
+
+def test_bench_tls_prints_both_modes_and_the_ratios(tmp_path: Path) -> None:
+    result = run_script("bench_tls.py", "--setting", "smoke", "--agents", "3", "--rounds", "2", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = {line.split("|")[1].strip(): line for line in result.stdout.splitlines() if line.startswith("| ")}
+    assert {"insecure", "mtls"} <= rows.keys()
+    ratios = re.search(r"round wall time x([0-9.]+), wire bytes x([0-9.]+)", result.stdout)
+    assert ratios is not None
+    assert 0.2 < float(ratios.group(1)) < 5 and 0.99 < float(ratios.group(2)) < 1.05  # TLS records: ~0.2%
+    assert (tmp_path / "mtls" / "certs" / "client-0.key").exists()

@@ -86,7 +86,8 @@ def test_export_without_torch_names_the_install_in_one_line(tmp_path: Path, boar
 def test_a_board_without_the_kernels_names_the_export_command_and_the_folder(tmp_path: Path,
                                                                            board_cli: list[str]) -> None:
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
-    result = subprocess.run([*board_cli, "run", "--shard", "0/3", "--setting", "smoke", "--backend", "onnxruntime",
+    result = subprocess.run([*board_cli, "run", "--insecure", "--shard", "0/3", "--setting", "smoke",
+                             "--backend", "onnxruntime",
                              "--profile", "rpi-4", "--no-mdns", "--peers", "127.0.0.1:9", "--quiet"],
                             capture_output=True, text=True, env=env, timeout=120, check=False)
     assert result.returncode == 1

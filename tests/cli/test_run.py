@@ -23,7 +23,7 @@ from edge_agent.deploy.profiles import find_profile
     (["--shard", "0/4", "--threads", "0"], "--threads"),
 ])
 def test_run_rejects_bad_input_with_one_line(args: list[str], message: str) -> None:
-    result = CliRunner().invoke(cli, ["run", *args])
+    result = CliRunner().invoke(cli, ["run", "--insecure", *args])
     assert result.exit_code == 2 or result.exit_code == 1
     assert message in result.output and "Traceback" not in result.output
 
@@ -56,7 +56,7 @@ def test_the_profile_sets_what_spark_sends_unless_a_flag_says_otherwise(
         raise ValueError("stopped before loading data")
 
     monkeypatch.setattr(run_command, "load_shard", stop_before_the_data)
-    result = CliRunner().invoke(cli, ["run", "--shard", "0/4", "--profile", "rpi-zero-2w", *flags])
+    result = CliRunner().invoke(cli, ["run", "--insecure", "--shard", "0/4", "--profile", "rpi-zero-2w", *flags])
     assert result.exit_code == 1 and "stopped before loading data" in result.output
     spark = seen[0].spark
     assert (spark.codec.precision, spark.candidates_codec.precision, seen[0].weights_codec.precision,

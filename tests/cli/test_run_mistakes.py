@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-RUN = [sys.executable, "-m", "edge_agent", "run", "--setting", "smoke", "--backend", "numpy", "--quiet"]
+BASE = [sys.executable, "-m", "edge_agent", "run", "--setting", "smoke", "--backend", "numpy", "--quiet"]
+RUN = [*BASE, "--insecure"]
 
 
 def _run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -101,3 +102,16 @@ def test_a_second_agent_for_the_same_shard_is_refused_once_it_browses(first_agen
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert lines[-1].startswith("Error: shard 0/3 is already served by client-0"), lines
+
+
+@pytest.mark.parametrize(("security", "expected"), [
+    ([], "give --certs DIR"),
+    (["--insecure", "--certs", "."], "exclude each other"),
+    (["--certs", "/nonexistent/certs"], "is not a folder"),
+    (["--certs", "{cluster}", "--id", "pi-kitchen"], "pi-kitchen.crt is missing"),
+])
+def test_security_mistakes_give_one_line(security: list[str], expected: str, cluster_certs: Path) -> None:
+    args = [arg.replace("{cluster}", str(cluster_certs)) for arg in security]
+    result = subprocess.run([*BASE, "--shard", "0/3", "--no-mdns", "--peers", "127.0.0.1:9", *args],
+                            capture_output=True, text=True, timeout=60, check=False, stdin=subprocess.DEVNULL)
+    _one_line_exit_2(result, expected)

@@ -36,7 +36,8 @@ def test_the_installed_wheel_says_in_one_line_what_it_lacks_for_the_kernels(boar
     assert exported.returncode == 1
     assert exported.stderr.splitlines() == [
         "Error: export needs torch, which is not importable here: pip install 'edge-agent[torch]'"]
-    run = subprocess.run([str(board_venv / "bin" / "edge-agent"), "run", "--shard", "0/3", "--setting", "smoke",
+    run = subprocess.run([str(board_venv / "bin" / "edge-agent"), "run", "--insecure", "--shard", "0/3",
+                          "--setting", "smoke",
                           "--backend", "onnxruntime", "--no-mdns", "--peers", "127.0.0.1:9", "--quiet"],
                          capture_output=True, text=True, env=board_environment(XDG_CACHE_HOME=str(tmp_path)),
                          cwd=tmp_path, timeout=120, check=False)
@@ -51,7 +52,7 @@ def test_agents_from_the_wheel_train_two_rounds_on_onnxruntime_with_exported_ker
     ports = free_ports(AGENTS)
     peers = ",".join(f"127.0.0.1:{port}" for port in ports)  # the same list on every board
     run_agents([
-        [str(board_venv / "bin" / "edge-agent"), "run", "--shard", f"{i}/{AGENTS}", "--setting", "smoke",
+        [str(board_venv / "bin" / "edge-agent"), "run", "--insecure", "--shard", f"{i}/{AGENTS}", "--setting", "smoke",
          "--rounds", str(ROUNDS), "--solver", "euler", "--backend", "onnxruntime", "--profile", "rpi-zero-2w",
          "--uplink", "unlimited", "--downlink", "unlimited", "--latency", "0", "--host", "127.0.0.1",
          "--port", str(ports[i]), "--no-mdns", "--peers", peers, "--wait-peers", "60",
