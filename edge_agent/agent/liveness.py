@@ -78,7 +78,11 @@ class Liveness:
         return RoundNeighbours(tuple(live), missing)
 
     def fleet_round(self, members: Mapping[str, PeerRecord]) -> int | None:
-        """The round most live members are at (the median of what they advertise), or None with none up."""
-        down = self.down()
-        rounds = [record.round for agent_id, record in members.items() if agent_id not in down]
+        """The round most members are at (the median of what they advertise), or None with no members.
+
+        Members marked down count too: an agent that wakes from a pause finds every neighbour late and marks it
+        down, yet what they advertise is exactly the round it must adopt; one dead member's stale advert cannot
+        move a median.
+        """
+        rounds = [record.round for record in members.values()]
         return int(statistics.median_low(rounds)) if rounds else None

@@ -28,11 +28,16 @@ def test_a_member_with_its_own_id_fills_the_slot_of_its_shard() -> None:
     assert picked.live == ("pi-kitchen",) and picked.missing == {"client-1": "absent"}
 
 
-def test_the_fleet_round_is_the_median_of_live_members_so_one_straggler_or_racer_does_not_move_it() -> None:
+def test_the_fleet_round_is_the_median_of_members_so_one_straggler_or_racer_does_not_move_it() -> None:
     liveness = Liveness(clients=5, shard=0)
     members = {f"client-{i}": _member(f"client-{i}", i, r) for i, r in ((1, 7), (2, 7), (3, 8), (4, 30))}
     assert liveness.fleet_round(members) == 7
-    liveness.mark_down("client-1", "unavailable")
-    liveness.mark_down("client-2", "unavailable")
-    assert liveness.fleet_round(members) == 8
     assert liveness.fleet_round({}) is None
+
+
+def test_an_agent_that_woke_from_a_pause_and_marked_everyone_down_still_sees_the_fleets_round() -> None:
+    liveness = Liveness(clients=4, shard=3)
+    members = {f"client-{i}": _member(f"client-{i}", i, 9) for i in range(3)}
+    for agent_id in members:
+        liveness.mark_down(agent_id, "no weights within the 3 s stall window")
+    assert liveness.fleet_round(members) == 9
