@@ -18,11 +18,11 @@ DEFAULTS = NTKDFLConfig()
 
 
 def parse_taus(_ctx: click.Context | None, _param: click.Parameter | None, text: str) -> tuple[int, ...]:
-    """'25,50,100,200' -> (25, 50, 100, 200); the evolution config checks they are positive and increasing."""
+    """'100,200,400' -> (100, 200, 400); the evolution config checks they are positive and increasing."""
     try:
         return tuple(int(part) for part in text.split(","))
     except ValueError:
-        raise click.BadParameter(f"expected comma-separated integers such as 25,50,100,200, got {text!r}") from None
+        raise click.BadParameter(f"expected comma-separated integers such as 100,200,400, got {text!r}") from None
 
 _METHOD_OPTIONS = (
     click.option("--seed", type=int, default=0, show_default=True,

@@ -58,7 +58,7 @@ def test_spark_sends_projected_jacobians_and_updates() -> None:
     network = InMemoryNetwork()
     spark_round(spec, clients, weights, np.zeros_like(weights), GRAPH, network, spark, 0, rounds=3)
     kinds = network.ledger.elements_by_kind
-    members, kappa, n, c, taus = 4, 2, 5, 3, 4
+    members, kappa, n, c, taus = 4, 2, 5, 3, len(EvolutionConfig().taus)
     assert kinds["JacobianReply"] == members * kappa * (n * c * 16 + n * c + n)
     assert kinds["CandidateRequest"] == members * kappa * taus * 16
     assert kinds["JacobianRequest"] == members * kappa * spec.num_params
@@ -77,7 +77,7 @@ def test_wire_precisions_are_counted_and_what_arrives_is_what_the_codecs_decode(
         results[name] = spark_round(spec, clients, weights, np.zeros_like(weights), GRAPH, network, config, 0,
                                     rounds=3)[0]
         kinds = network.ledger.bytes_by_kind
-    members, kappa, n, c, d, taus = 4, 2, 5, 3, spec.num_params, 4
+    members, kappa, n, c, d, taus = 4, 2, 5, 3, spec.num_params, len(EvolutionConfig().taus)
     assert kinds["CandidateRequest"] == members * kappa * (taus * 16 + 4 * taus * 16 // 8)
     assert kinds["WeightsMessage"] == kinds["JacobianRequest"] == members * kappa * (d + 4 * -(-d // 32))
     assert kinds["JacobianReply"] == members * kappa * (n * c * 16 // 2 + 4 * -(-n * c * 16 // 32) + 4 * (n * c + n))

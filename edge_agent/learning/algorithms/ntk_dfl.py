@@ -37,7 +37,7 @@ class NTKDFLConfig:
     """Learning-rate schedule eta_k = eta0 * exp(-gamma * k) and how the evolution is solved."""
 
     eta0: float = 0.01
-    gamma: float = 0.07
+    gamma: float = 0.0  # constant eta, as the reference code (SPEC section 3); 0.07 was the first SPEC's decay
     evolution: EvolutionConfig = field(default_factory=EvolutionConfig)
 
     def __post_init__(self) -> None:
