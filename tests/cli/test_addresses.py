@@ -1,5 +1,6 @@
 """`run --listen 0.0.0.0:PORT --advertise ADDR|INTERFACE`: agents bound on every interface tell their peers (mDNS,
-PeerInfo) the address they advertise, and train together; real agent processes, as an operator starts them."""
+PeerInfo) the address they advertise, and train together over mutual TLS, whose checks name agents, not addresses;
+real agent processes, as an operator starts them."""
 
 from __future__ import annotations
 
@@ -18,13 +19,15 @@ import pytest
 
 from edge_agent.round_records import agent_rounds
 from edge_agent.transport.client import PeerClient
+from edge_agent.transport.tls import ClusterTls, TlsFiles
 
 AGENT = [sys.executable, "-m", "edge_agent", "run", "--setting", "smoke", "--solver", "euler", "--backend", "numpy",
-         "--insecure", "--rounds", "0", "--wait-peers", "8", "--quiet"]
+         "--rounds", "0", "--wait-peers", "8", "--quiet"]
 
 
 @pytest.fixture
-def two_agents(tmp_path: Path, free_ports: Callable[[int], list[int]]) -> Iterator[tuple[list[int], str, str]]:
+def two_agents(tmp_path: Path, free_ports: Callable[[int], list[int]],
+               cluster_certs: Path) -> Iterator[tuple[list[int], str, str]]:
     """Shards 0 and 1 of 3 listening on 0.0.0.0, one advertising 127.0.0.1, one `lo`, found by mDNS under a
     service type and run of their own, training until stopped: (ports, service type, run)."""
     ports, service, run = free_ports(2), f"_ea-{uuid.uuid4().hex[:8]}._tcp.local.", f"t-{uuid.uuid4().hex[:8]}"
@@ -34,7 +37,7 @@ def two_agents(tmp_path: Path, free_ports: Callable[[int], list[int]]) -> Iterat
         with (tmp_path / f"agent-{i}.log").open("w") as log:
             agents.append(subprocess.Popen(
                 [*AGENT, "--shard", f"{i}/3", "--listen", f"0.0.0.0:{port}", "--advertise", told, "--service-type",
-                 service, "--run", run, "--metrics", str(tmp_path / f"agent-{i}.jsonl")],
+                 service, "--run", run, "--certs", str(cluster_certs), "--metrics", str(tmp_path / f"agent-{i}.jsonl")],
                 stdout=subprocess.DEVNULL, stderr=log, env=env))
     try:
         deadline = time.monotonic() + 50
@@ -62,15 +65,16 @@ def _trained_together(metrics: Path) -> bool:
 
 
 def test_agents_listening_on_every_interface_advertise_the_address_given(
-        two_agents: tuple[list[int], str, str]) -> None:
+        two_agents: tuple[list[int], str, str], cluster_certs: Path) -> None:
     ports, service, run = two_agents
     listening = subprocess.run(["ss", "-ltnH"], capture_output=True, text=True, check=True).stdout
     bound = {int(port): host for host, _, port in (line.split()[3].rpartition(":") for line in listening.splitlines())}
-    for port in ports:
+    for index, port in enumerate(ports):
         assert bound[port] in ("0.0.0.0", "*", "[::]")  # gRPC binds 0.0.0.0 as the dual-stack wildcard: `*`
         with socket.create_connection(("127.0.0.2", port), timeout=5):  # not 127.0.0.1: bound on every address
             pass
-        info = PeerClient(f"127.0.0.2:{port}").peer_info(timeout=5)
+        tls = ClusterTls(TlsFiles.in_folder(cluster_certs, "client-2"))  # a third board of the cluster asks
+        info = PeerClient(f"127.0.0.2:{port}", f"client-{index}", tls=tls).peer_info(timeout=5)
         assert info.address == f"127.0.0.1:{port}"  # what the agent tells, not where it was reached
     found = subprocess.run([sys.executable, "-m", "edge_agent", "peers", "--json", "--run", run, "--service-type",
                             service, "--interface", "127.0.0.1"],
