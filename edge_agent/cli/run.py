@@ -81,7 +81,7 @@ def _duration(text: str) -> str:
               help="Read the split from an npz file instead of generating it.")
 @method_options
 @click.option("--host", callback=checked(check_host),
-              help="IP address to listen on and advertise (default: 127.0.0.1, or the --advertise address).")
+              help="IP address to listen on and advertise (default: 127.0.0.1).")
 @click.option("--port", type=click.IntRange(0, 65535), help="Port to listen on (default: 0, any free port).")
 @click.option("--listen", callback=checked(parse_listen),
               help="ADDR:PORT to listen on, e.g. 0.0.0.0:50051 or [::]:50051 (every interface; port 0: any free "
