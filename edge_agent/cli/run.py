@@ -49,8 +49,8 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 def check_agent_id(agent_id: str) -> str:
     if not AGENT_ID_PATTERN.fullmatch(agent_id):
-        raise ValueError(f"{agent_id!r:.60} must be 1-48 letters, digits, '-' or '_', starting with a "
-                            "letter or digit")
+        raise ValueError(f"{agent_id!r:.60} must be 1-48 letters, digits, '-' or '_', starting with a letter or "
+                         "digit")
     return agent_id
 
 
