@@ -155,7 +155,7 @@ def _follow(run: LocalRun, plan: FleetPlan, started: float, report: Callable[[Pr
             last, said = (progress.rounds_done, progress.accuracy), now
         if run.failed():
             return "failed"
-        if not run.running():
+        if not run.running() or progress.rounds_done >= plan.rounds:  # done; the wait for peers to exit is not timed
             return "rounds"
         if plan.until is not None and progress.accuracy is not None and progress.accuracy >= plan.until:
             return "target"
