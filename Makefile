@@ -6,7 +6,7 @@ DATA_PKG_DIR := /usr/share/datasets/fashion-mnist
 # Pins every install (no unpinned torch can pull a multi-GB CUDA build).
 export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
 
-.PHONY: setup data prometheus test demo bench lint clean proto
+.PHONY: setup data prometheus test demo bench bench-paper lint clean proto
 
 setup: $(VENV)/.installed data
 
@@ -42,7 +42,14 @@ lint: setup
 demo: setup
 	$(VENV)/bin/edge-agent demo --setting edge --out runs/demo
 
+# The link bench (README, Benchmarks): 8 real agents per fleet on the edge setting, SPARK, DFedAvg and NTK-DFL at
+# 1 and 10 Mbit/s with 20 ms latency, each fleet at most 30 minutes; report.md, plots, summary.json in runs/bench-link.
 bench: setup
+	$(VENV)/bin/edge-agent bench link --setting edge --algorithms spark,dfedavg,ntk-dfl --rate 1mbit,10mbit \
+		--latency 20ms --time-budget 30m --out runs/bench-link
+
+# The simulator's benchmark of the published 300-client setting.
+bench-paper: setup
 	$(PY) bench/bench_paper.py
 
 # Regenerates the committed gRPC stubs in edge_agent/v1 (tests/transport/test_proto_stubs.py fails when stale).

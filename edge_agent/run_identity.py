@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from edge_agent.learning.algorithms.baselines import BASELINES
 from edge_agent.learning.algorithms.ntk_dfl import NTKDFLConfig
 from edge_agent.learning.algorithms.spark import SparkConfig
 
@@ -76,6 +77,8 @@ def agreed_settings(*, protocol: str, algorithm: str, setting: str, clients: int
         method = {k: v for k, v in asdict(spark).items() if k not in _BOARD_CHOICES}
         method["schedule_rounds"] = spark.schedule_rounds or rounds  # the stages follow it
         settings["spark"] = method
+    elif algorithm in BASELINES:  # local SGD's constants; the NTK ones play no part
+        settings["local_sgd"] = asdict(BASELINES[algorithm])
     else:
         settings["ntk"] = asdict(ntk)
     return settings

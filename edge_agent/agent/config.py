@@ -16,7 +16,7 @@ from edge_agent.run_identity import RunIdentity, agreed_settings, run_identity
 from edge_agent.transport.contract import PROTOCOL_VERSION
 from edge_agent.transport.throttle import LinkModel
 
-AGENT_ALGORITHMS = ("spark", "ntk-dfl")
+AGENT_ALGORITHMS = ("spark", "ntk-dfl", "dfedavg")
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ class AgentConfig:
     def __post_init__(self) -> None:
         if self.algorithm not in AGENT_ALGORITHMS:
             raise ValueError(f"the agent runs {' or '.join(AGENT_ALGORITHMS)}, not {self.algorithm!r} "
-                             "(baselines run in `edge-agent simulate`)")
+                             "(the other baselines run in `edge-agent simulate`)")
         if not 0 <= self.shard < self.clients:
             raise ValueError(f"shard {self.shard}/{self.clients} is out of range: use i/M with 0 <= i < M")
         if self.rounds < 0 or (self.rounds == 0 and self.schedule_rounds < 1):

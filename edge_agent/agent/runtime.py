@@ -1,4 +1,4 @@
-"""The agent process: serve neighbours, find members, and run synchronous NTK-DFL/SPARK rounds over the wire.
+"""The agent process: serve neighbours, find members, and run synchronous NTK-DFL/SPARK/DFedAvg rounds over the wire.
 
 Rounds stay synchronous but never wait without bound: a neighbour that is gone, stalls or sends no weights within
 the stall window is left out of the round (recorded in the round's `missing`), and an agent that finds itself
@@ -29,6 +29,7 @@ from edge_agent.agent.shard import EvaluationImages
 from edge_agent.agent.traffic import RoundTraffic
 from edge_agent.discovery.membership import Membership, PeerChange
 from edge_agent.discovery.peers import PeerRecord
+from edge_agent.learning.algorithms.baselines import BASELINES, local_sgd
 from edge_agent.learning.algorithms.ntk_dfl import average_weights
 from edge_agent.learning.data import Dataset
 from edge_agent.learning.exchange import Gather, NTKDFLMethod, NTKMethod, Responder, SparkMethod, run_neighbourhood
@@ -62,7 +63,7 @@ def make_method(config: AgentConfig, spec: MLPSpec) -> NTKMethod:
 
 @dataclass
 class RoundClock:
-    """Seconds per phase of one round, as the records report them."""
+    """Seconds per phase of one round, as the records report them (DFedAvg adds its local SGD as "train")."""
 
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(
         ("average", "jacobian", "transfer", "evolve", "score", "total"), 0.0))
@@ -217,9 +218,13 @@ class Agent:
             self._executor.shutdown(wait=False, cancel_futures=True)
 
     def run_round(self, round_index: int) -> dict[str, Any]:
-        """One synchronous round: exchange weights, average, then this agent's neighbourhood exchange."""
+        """One synchronous round: exchange weights, average, then this agent's neighbourhood exchange (DFedAvg:
+        local SGD first, and the average is the round's result)."""
         self.state = f"round {round_index}"
         start = time.perf_counter()
+        clock = RoundClock()
+        if self.config.algorithm in BASELINES:  # the weights it sends and averages are the trained ones
+            self.weights = self._local_sgd(round_index, clock)
         before = {peer: _copy(c) for peer, c in self.ledger.links().items()}
         slots = neighbours(self.config.topology, self.liveness.roster, round_index)[self.liveness.slot]
         members = self.membership.snapshot()
@@ -228,16 +233,27 @@ class Agent:
         holders = self.liveness.holders(members)
         self._exchange = WeightsExchange(round_index, WeightsMessage(self.config.agent_id, round_index, self.weights),
                                          frozenset(holders[s] for s in slots if s in holders), set(picked.live))
-        clock = RoundClock()
         anchor, mine = self._average(round_index, picked.live, clock)
-        s_i = sorted((self.config.agent_id, *mine))
-        result = run_neighbourhood(self.method, self.config.agent_id, anchor, self.velocity, s_i,
-                                   self._caller(), round_index, self._gatherer(clock), clock.add)
-        self.weights, self.velocity = result.weights, result.velocity
+        tau_index: int | None = None
+        if self.config.algorithm in BASELINES:
+            self.weights = anchor
+        else:
+            s_i = sorted((self.config.agent_id, *mine))
+            result = run_neighbourhood(self.method, self.config.agent_id, anchor, self.velocity, s_i,
+                                       self._caller(), round_index, self._gatherer(clock), clock.add)
+            self.weights, self.velocity, tau_index = result.weights, result.velocity, result.tau_index
         clock.seconds["total"] = self.last_round_seconds = time.perf_counter() - start
         self.inbox.forget_before(round_index)
         self._joined_late = False
-        return self._record(round_index, mine, clock, result.tau_index, before)
+        return self._record(round_index, mine, clock, tau_index, before)
+
+    def _local_sgd(self, round_index: int, clock: RoundClock) -> FloatArray:
+        """DFedAvg's local SGD on this shard, with the batches the simulator draws for client `shard`."""
+        started = time.perf_counter()
+        trained = local_sgd(self.spec, self.weights[None], [(self.data.x, self.data.y)],
+                            BASELINES[self.config.algorithm], self.config.seed, round_index, [self.config.shard])[0]
+        clock.seconds["train"] = time.perf_counter() - started
+        return trained
 
     def _catch_up(self) -> None:
         """Adopt the fleet's round when most live members are past ours, recording the rounds skipped."""
@@ -377,7 +393,7 @@ class Agent:
         else:
             self.liveness.mark_up(record.agent_id)
 
-    def _record(self, round_index: int, mine: Sequence[str], clock: RoundClock, tau_index: int,
+    def _record(self, round_index: int, mine: Sequence[str], clock: RoundClock, tau_index: int | None,
                 before: dict[str, LinkCounters]) -> dict[str, Any]:
         links = {peer: _delta(counters, before.get(peer)) for peer, counters in self.ledger.links().items()}
         links = {peer: c for peer, c in links.items() if any(c.values())}
@@ -390,7 +406,7 @@ class Agent:
             "missing": dict(sorted(self._missing.items())),
             **{f"{key}_bytes": value for key, value in totals.items()},
             "links": links, "seconds": clock.seconds,
-            "tau": self.method_taus()[tau_index],
+            "tau": None if tau_index is None else self.method_taus()[tau_index],
             "lambda": spark.soft_label_weight(round_index, self.config.schedule_span)
             if self.config.algorithm == "spark" else 0.0,
             "test_accuracy": self.test.accuracy(self.spec, self.weights),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from edge_agent import __version__
+from edge_agent.cli.bench import bench
 from edge_agent.cli.certs import certs
 from edge_agent.cli.data import data
 from edge_agent.cli.demo import demo
@@ -32,3 +33,4 @@ cli.add_command(data)
 cli.add_command(export)
 cli.add_command(peers)
 cli.add_command(certs)
+cli.add_command(bench)

@@ -104,12 +104,14 @@ def _epoch_indices(rngs: Sequence[np.random.Generator], sizes: np.ndarray, offse
 
 
 def local_sgd(spec: MLPSpec, weights: FloatArray, clients: Sequence[tuple[FloatArray, np.ndarray]],
-              config: LocalSGDConfig, seed: int, round_index: int) -> FloatArray:
+              config: LocalSGDConfig, seed: int, round_index: int,
+              client_indices: Sequence[int] | None = None) -> FloatArray:
     """Weights (M, d) after each client's local SGD on its own (x (N_i, in), y (N_i,)) from its row of weights (M, d).
 
     Client i shuffles with np.random.default_rng([seed, round_index, i]), one permutation per epoch; batches are
     consecutive slices of it, the last one possibly smaller. Momentum buffers start at zero on every call.
-    Runs in the dtype of `weights` (float32 in practice; float64 is accepted for checks).
+    Runs in the dtype of `weights` (float32 in practice; float64 is accepted for checks). `client_indices` names
+    the rows' clients when they are not 0..M-1: an agent trains client `shard` alone and draws that client's batches.
     """
     if weights.ndim != 2 or weights.shape != (len(clients), spec.num_params):
         raise ValueError(f"weights must have shape ({len(clients)}, {spec.num_params}), got {weights.shape}")
@@ -121,7 +123,10 @@ def local_sgd(spec: MLPSpec, weights: FloatArray, clients: Sequence[tuple[FloatA
     offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     x_all = np.concatenate([np.asarray(x, dtype=dtype).reshape(len(x), spec.sizes[0]) for x, _ in clients])
     y_all = np.concatenate([np.asarray(labels, dtype=np.intp) for _, labels in clients])
-    rngs = [np.random.default_rng([seed, round_index, client]) for client in range(len(clients))]
+    indices = range(len(clients)) if client_indices is None else client_indices
+    if len(indices) != len(clients):
+        raise ValueError(f"{len(indices)} client indices for {len(clients)} clients")
+    rngs = [np.random.default_rng([seed, round_index, client]) for client in indices]
     batch = config.batch_size
     steps_per_epoch = -(-int(sizes.max()) // batch)
     # the buffer holds lr * (torch's momentum buffer), so a step is buffer = momentum * buffer + lr * grad; w -= buffer

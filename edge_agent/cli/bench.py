@@ -1,0 +1,109 @@
+"""`edge-agent bench`: benchmarks of real agent fleets; `bench link` runs one fleet per algorithm and link rate."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import sys
+from pathlib import Path
+
+import click
+
+from edge_agent.agent.config import AGENT_ALGORITHMS
+from edge_agent.learning.settings import SETTINGS
+from edge_agent.linkbench.report import PlotsUnavailableError, require_matplotlib, write_report
+from edge_agent.linkbench.runner import FleetPlan, Link, Progress, run_fleets
+from edge_agent.transport.kernel_link import unavailable_reason
+from edge_agent.transport.rates import parse_bitrate, parse_duration
+
+LEVELS = "0.5,0.6,0.7,0.8,0.85"
+_BUDGET = re.compile(r"(\d+(?:\.\d+)?)(s|m|min|h)?")
+_BUDGET_UNIT = {None: 1.0, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+
+
+def parse_budget(text: str) -> float:
+    """Seconds of `30m`, `90s`, `1.5h` or a plain number of seconds."""
+    match = _BUDGET.fullmatch(text.strip().lower())
+    if match is None or float(match.group(1)) <= 0:
+        raise click.BadParameter(f"expected a positive duration such as 30m, 90s or 1h, got {text!r}")
+    return float(match.group(1)) * _BUDGET_UNIT[match.group(2)]
+
+
+def split_list(text: str, name: str) -> list[str]:
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items:
+        raise click.BadParameter(f"give at least one {name}")
+    return items
+
+
+@click.group()
+def bench() -> None:
+    """Benchmarks of real agent fleets on this host."""
+
+
+@bench.command()
+@click.option("--agents", type=click.IntRange(min=3), help="Agents per fleet (default: the setting's clients).")
+@click.option("--setting", type=click.Choice(list(SETTINGS)), default="edge", show_default=True)
+@click.option("--algorithms", default=",".join(("spark", "dfedavg", "ntk-dfl")), show_default=True,
+              help=f"Comma-separated, of {', '.join(AGENT_ALGORITHMS)}.")
+@click.option("--rate", "rates", default="1mbit,10mbit", show_default=True,
+              help="Comma-separated link rates; each agent's uplink and downlink get the rate.")
+@click.option("--latency", default="20ms", show_default=True, help="One-way latency added to every message.")
+@click.option("--rounds", type=click.IntRange(min=1), help="Rounds per fleet (default: the setting's).")
+@click.option("--until", type=click.FloatRange(0, 1, min_open=True),
+              help="Stop a fleet once its agents' mean test accuracy reaches this (within --rounds).")
+@click.option("--time-budget", "budget", default="30m", show_default=True,
+              help="Wall clock each fleet may have from launch (30m, 90s, 1h); then its agents get SIGTERM.")
+@click.option("--levels", default=LEVELS, show_default=True,
+              help="Accuracy levels the summary gives rounds, MB and seconds to.")
+@click.option("--kernel-tc", is_flag=True,
+              help="Shape the rate with tc between network namespaces instead of the agents' throttle (root).")
+@click.option("--agent-args", default="", help="Further `edge-agent run` flags for every agent, e.g. '--solver euler'.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Where the fleets' records, report.md, the plots and summary.json go.")
+def link(agents: int | None, setting: str, algorithms: str, rates: str, latency: str, rounds: int | None,
+         until: float | None, budget: str, levels: str, kernel_tc: bool, agent_args: str, out: Path) -> None:
+    """Run a fleet of real agents per algorithm and link rate, each in a run of its own and one after the other,
+    and write OUT/report.md, OUT/summary.json and PNG plots of accuracy against rounds, MB per agent and seconds."""
+    base = SETTINGS[setting]
+    chosen = split_list(algorithms, "algorithm")
+    unknown = [a for a in chosen if a not in AGENT_ALGORITHMS]
+    if unknown:
+        raise click.BadParameter(f"{', '.join(unknown)}: the agent runs {', '.join(AGENT_ALGORITHMS)}",
+                                 param_hint="--algorithms")
+    links = [Link(rate, latency, kernel_tc) for rate in split_list(rates, "rate")]
+    try:
+        for item in links:
+            parse_bitrate(item.rate)
+        parse_duration(latency)
+        level_values = sorted({float(v) for v in split_list(levels, "level")} | ({until} if until else set()))
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+    reason = unavailable_reason() if kernel_tc else None
+    if reason is not None:
+        raise click.ClickException(f"--kernel-tc: {reason}")
+    try:
+        require_matplotlib()
+    except PlotsUnavailableError as error:
+        raise click.ClickException(str(error)) from None
+    budget_s = parse_budget(budget)
+    plans = [FleetPlan(algorithm, item, agents or base.clients, setting, rounds or base.rounds, budget_s, until,
+                       tuple(shlex.split(agent_args))) for item in links for algorithm in chosen]
+    out.mkdir(parents=True, exist_ok=True)
+    click.echo(f"{len(plans)} fleets of {plans[0].agents} agents ({setting}, {plans[0].rounds} rounds, "
+               f"{budget} budget each); records in {out}/fleets", err=True)
+
+    def report(progress: Progress) -> None:
+        click.echo(progress.line(), err=True)
+
+    results = run_fleets(plans, out, report)
+    given = sys.argv[sys.argv.index("link") + 1:] if "link" in sys.argv else []
+    command = {"argv": shlex.join(["edge-agent", "bench", "link", *given]), "setting": setting,
+               "agents": plans[0].agents, "budget_s": budget_s, "until": until,
+               "shaping": "tc between network namespaces (latency: the agents' throttle, as the kernel has no netem)"
+               if kernel_tc else "the agents' own throttle"}
+    data = write_report(out, results, level_values, command)
+    for fleet in data["fleets"]:
+        click.echo(f"{fleet['algorithm']} {fleet['rate']}: {fleet['rounds_done']} rounds, "
+                   f"{fleet['megabytes_per_agent']:.2f} MB per agent, {fleet['stopped_by']}", err=True)
+    click.echo(f"report: {out / 'report.md'}")

@@ -1,0 +1,1 @@
+"""The link bench: real agent fleets per algorithm and link, and the report of what each cost."""

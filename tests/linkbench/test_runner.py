@@ -1,0 +1,59 @@
+"""The fleet runner's stop rules on stand-in agents (processes that write one round record and then hang): a fleet
+out of budget is stopped with SIGTERM and keeps its records; one that reaches --until stops; a failed one says so."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from edge_agent.agent.launcher import LocalRun
+from edge_agent.linkbench.runner import FleetPlan, Link, Progress, run_fleet
+
+# Writes agent-i.jsonl's round 0 (accuracy from argv), then sleeps until SIGTERM, or exits with argv's status.
+STAND_IN = """
+import json, signal, sys, time
+path, accuracy, status = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+record = {"schema": 1, "record": "agent-round", "time": "2026-12-03T12:00:10.000Z", "round": 0, "agent": "a",
+          "status": "trained", "test_accuracy": accuracy, "payload_sent_bytes": 5, "payload_received_bytes": 5,
+          "wire_sent_bytes": 6, "wire_received_bytes": 6, "seconds": {"total": 1.0}}
+open(path, "w").write(json.dumps(record) + "\\n")
+signal.signal(signal.SIGTERM, lambda *_: open(path + ".stopped", "w").close() or sys.exit(0))
+if status:
+    sys.exit(status)
+time.sleep(60)
+"""
+
+
+def stand_ins(accuracy: float, status: int = 0):  # type: ignore[no-untyped-def]
+    def launch(plan: FleetPlan, out: Path, certs: Path) -> LocalRun:
+        return LocalRun(out, [subprocess.Popen([sys.executable, "-c", STAND_IN, str(out / f"agent-{i}.jsonl"),
+                                                str(accuracy), str(status if i == 1 else 0)])
+                              for i in range(plan.agents)])
+    return launch
+
+
+def plan(budget_s: float, until: float | None = None) -> FleetPlan:
+    return FleetPlan("ntk-dfl", Link("1mbit", "20ms"), agents=3, setting="smoke", rounds=5, budget_s=budget_s,
+                     until=until)
+
+
+def test_a_fleet_out_of_budget_gets_sigterm_and_keeps_its_records(tmp_path: Path) -> None:
+    seen: list[Progress] = []
+    result = run_fleet(plan(budget_s=3.0), tmp_path, seen.append, launch=stand_ins(0.3), poll_s=0.1)
+    assert result.stopped_by == "budget" and result.failed_agents == ()
+    assert 3.0 <= result.elapsed_s < 15
+    assert all((tmp_path / f"agent-{i}.jsonl.stopped").exists() for i in range(3))  # SIGTERM, not a kill
+    assert [len(agent) for agent in result.records()] == [1, 1, 1]
+    assert seen[-1].line() == f"ntk-dfl 1mbit 20ms: round 1/5, accuracy 0.3000, {seen[-1].elapsed_s:.0f} s"
+    assert (tmp_path / "certs" / "ca.crt").exists()
+
+
+def test_a_fleet_that_reaches_the_target_accuracy_stops(tmp_path: Path) -> None:
+    result = run_fleet(plan(budget_s=30.0, until=0.6), tmp_path, lambda _: None, launch=stand_ins(0.65), poll_s=0.1)
+    assert result.stopped_by == "target" and result.elapsed_s < 15
+
+
+def test_a_fleet_with_a_failed_agent_stops_and_names_it(tmp_path: Path) -> None:
+    result = run_fleet(plan(budget_s=30.0), tmp_path, lambda _: None, launch=stand_ins(0.3, status=3), poll_s=0.1)
+    assert result.stopped_by == "failed" and result.failed_agents == (1,)
+    assert json.loads((tmp_path / "agent-1.jsonl").read_text())["round"] == 0
