@@ -13,6 +13,7 @@ from edge_agent.cli.peers import peers
 from edge_agent.cli.profiles import profiles
 from edge_agent.cli.run import run
 from edge_agent.cli.simulate import simulate
+from edge_agent.cli.status import status
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -32,3 +33,4 @@ cli.add_command(data)
 cli.add_command(export)
 cli.add_command(peers)
 cli.add_command(certs)
+cli.add_command(status)
