@@ -9,6 +9,7 @@ from edge_agent.cli.certs import certs
 from edge_agent.cli.data import data
 from edge_agent.cli.demo import demo
 from edge_agent.cli.export import export
+from edge_agent.cli.inspect import inspect
 from edge_agent.cli.peers import peers
 from edge_agent.cli.profiles import profiles
 from edge_agent.cli.run import run
@@ -34,3 +35,4 @@ cli.add_command(export)
 cli.add_command(peers)
 cli.add_command(certs)
 cli.add_command(status)
+cli.add_command(inspect)
