@@ -104,7 +104,7 @@ class RoundJournal:
         return size
 
     def recent(self, limit: int = MAX_RECORDS) -> list[str]:
-        """The last `limit` lines committed (those of earlier runs of this process kept in the file included),
+        """The last `limit` lines committed (those written before a restart it resumed from included),
         oldest first, exactly as written."""
         with self._recent_lock:
             lines = list(self._recent)
