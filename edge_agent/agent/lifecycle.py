@@ -14,6 +14,8 @@ import logging
 import os
 import signal
 import tempfile
+import threading
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
@@ -24,6 +26,7 @@ from edge_agent.learning.mlp import FloatArray
 from edge_agent.records import write_json_atomic
 from edge_agent.round_records import AGENT_SUMMARY, stamped
 from edge_agent.run_identity import RunIdentity
+from edge_agent.transport.status import MAX_RECORDS
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,8 @@ class RoundJournal:
         self.metrics_path, self.checkpoint_dir = metrics, checkpoint_dir
         self.agent_id, self.run, self.num_params = agent_id, run, num_params
         self._file: Any = None
+        self._recent: deque[str] = deque(maxlen=MAX_RECORDS)  # the last lines committed, as written
+        self._recent_lock = threading.Lock()
 
     def open(self) -> Checkpoint | None:
         """Check both paths can be written, and return the checkpoint to resume from (None: start fresh).
@@ -59,6 +64,10 @@ class RoundJournal:
             self._file = self.metrics_path.open("a+b")
             keep = resume.metrics_bytes if resume is not None and resume.metrics_bytes >= 0 else 0
             self._file.truncate(min(keep, self._file.seek(0, os.SEEK_END)))
+            self._file.seek(0)
+            kept = self._file.read().decode(errors="replace").splitlines()
+            with self._recent_lock:
+                self._recent.extend(line for line in kept if line.strip())
             self._file.seek(0, os.SEEK_END)
             if resume is None and self.summary_path is not None:  # a fresh start: an old summary is not ours
                 self.summary_path.unlink(missing_ok=True)
@@ -83,12 +92,23 @@ class RoundJournal:
 
     def append(self, record: dict[str, Any]) -> int:
         """Append one line, fsynced; the file's length after it (-1 without a metrics file)."""
-        if self._file is None:
-            return -1
-        self._file.write((json.dumps(record) + "\n").encode())
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        return int(self._file.tell())
+        line = json.dumps(record)
+        size = -1
+        if self._file is not None:
+            self._file.write((line + "\n").encode())
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            size = int(self._file.tell())
+        with self._recent_lock:
+            self._recent.append(line)
+        return size
+
+    def recent(self, limit: int = MAX_RECORDS) -> list[str]:
+        """The last `limit` lines committed (those written before a restart it resumed from included),
+        oldest first, exactly as written."""
+        with self._recent_lock:
+            lines = list(self._recent)
+        return lines[-limit:] if limit > 0 else []
 
     def close(self) -> None:
         if self._file is not None:

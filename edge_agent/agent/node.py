@@ -15,6 +15,7 @@ from zeroconf import InterfaceChoice
 
 from edge_agent.agent.config import AgentConfig
 from edge_agent.agent.prometheus import AgentMetrics
+from edge_agent.agent.report import agent_status
 from edge_agent.agent.runtime import Agent
 from edge_agent.agent.shard import EvaluationImages
 from edge_agent.discovery.mdns import MdnsDiscovery
@@ -56,6 +57,7 @@ class Node:
         self.pool = PeerPool(wire=wire, shaper=shaper, ledger=self.ledger, run=self.identity,
                              stall=StallPolicy(config.stall_s), tls=self.tls, limits=self.limits)
         self.conflicts: dict[str, str] = {}  # agents of our run that held our shard when we started: id -> address
+        self._born = time.monotonic()  # uptime counts from here
         self._started = time.monotonic()  # reset when it starts advertising
         self._proven: set[tuple[str, str]] = set()  # (agent id, address) a TLS handshake proved
         self._probing: set[tuple[str, str]] = set()
@@ -65,8 +67,8 @@ class Node:
         self.agent = Agent(config, data, test, self.membership, self.pool, self.ledger, limits=self.limits)
         self.server = AgentServer(ServerConfig(config.agent_id, config.bind_host, config.port, wire, run=self.identity,
                                                tls=self.tls, limits=self.limits, idle_s=config.stall_s),
-                                  self.agent.handler, peer_info=self.peer_info, status=self.status, shaper=shaper,
-                                  ledger=self.ledger)
+                                  self.agent.handler, peer_info=self.peer_info, status=self.status,
+                                  records=self.agent.journal.recent, shaper=shaper, ledger=self.ledger)
         self._discovery: list[Any] = []
         self.metrics = AgentMetrics(config.agent_id, self.identity.run_id, self.ledger,
                                     lambda: self.agent.next_round, lambda: len(self.agent.members()))
@@ -139,11 +141,7 @@ class Node:
                         record.shard, self.security)
 
     def status(self) -> AgentStatus:
-        totals = self.ledger.totals()
-        return AgentStatus(round=self.agent.next_round, state=self.agent.state,
-                           members=tuple(self.agent.members()), bytes_sent=totals.wire_sent,
-                           bytes_received=totals.wire_received, last_round_seconds=self.agent.last_round_seconds,
-                           run=self.identity.run_id, security=self.security)
+        return agent_status(self.agent, self.security, time.monotonic() - self._born)
 
     def _admit(self, record: PeerRecord) -> str | None:
         """Why an advertised agent is not a member of our run, or None (then it is a hint until it answers)."""

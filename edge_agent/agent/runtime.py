@@ -8,6 +8,7 @@ behind the fleet (restarted, paused) adopts the fleet's round, recording the rou
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import threading
 import time
@@ -90,6 +91,7 @@ class WeightsExchange:
                 and incoming.sender not in self.sent_to)
 
 
+PHASE_AFTER = {"jacobian": "evolve", "evolve": "score", "score": "record"}  # the phase a finished one leads to
 RETRY_PAUSE_S = 0.5  # before the one retry of a call that failed at once (connection refused or reset)
 JOIN_GRACE_S = 1.0  # in the round an agent joins late, how long it waits for weights its neighbours may not send
 WAIT_SLICE_S = 0.2  # waits wake this often to notice a stop request
@@ -119,7 +121,12 @@ class Agent:
         self.velocity = np.zeros_like(self.weights)
         self.next_round = 0
         self.state = "starting"
+        self.phase = ""  # of the round in progress (PHASE_AFTER); "" between rounds
         self.last_round_seconds = 0.0
+        self.last_record: dict[str, Any] | None = None  # the last round record committed by this process
+        self.last_trained: dict[str, Any] | None = None  # the last `trained` one
+        self.round_neighbours: tuple[str, ...] = ()  # the round graph's neighbours of the round in progress
+        self.round_links: dict[str, LinkCounters] = {}  # the ledger's links when the round in progress began
         self._missing: dict[str, str] = {}  # this round's left-out neighbours and why
         self._exchange: WeightsExchange | None = None  # this round's weights: sent to whom, owed to whom
         self._joined_late = False  # this round was adopted from the fleet: its neighbours started it without us
@@ -133,6 +140,9 @@ class Agent:
         checkpoint = self.journal.open()
         if checkpoint is not None:
             self.weights, self.velocity, self.next_round = checkpoint.weights, checkpoint.velocity, checkpoint.round + 1
+            kept = [json.loads(line) for line in self.journal.recent()]
+            self.last_record = kept[-1] if kept else None
+            self.last_trained = next((r for r in reversed(kept) if r.get("status") == "trained"), None)
             log.info("resuming %s at round %d from its checkpoint", self.config.agent_id, self.next_round)
 
     def stop(self) -> None:
@@ -185,6 +195,11 @@ class Agent:
     def members(self) -> list[str]:
         return sorted({self.config.agent_id, *self.membership.snapshot()})
 
+    def neighbour_states(self) -> dict[str, str]:
+        """The round in progress's (or last round's) graph neighbours -> "" when taking part, else why missing."""
+        missing = dict(self._missing)
+        return {peer: missing.get(peer, "") for peer in self.round_neighbours}
+
     def run(self, on_round: Callable[[dict[str, Any]], None] | None = None,
             while_discovering: Callable[[], None] | None = None) -> None:
         """Run the remaining rounds (all of them for --rounds 0) until stopped, committing each round's record
@@ -201,7 +216,9 @@ class Agent:
                     break
                 record = self.run_round(self.next_round)
                 self.journal.commit(record, self.next_round, self.weights, self.velocity)
+                self.last_record = self.last_trained = record
                 self.next_round += 1
+                self.phase = ""
                 release_free_memory()  # the round's buffers, so the next round starts from the same footprint
                 if on_round is not None:
                     on_round(record)
@@ -220,16 +237,19 @@ class Agent:
     def run_round(self, round_index: int) -> dict[str, Any]:
         """One synchronous round: exchange weights, average, then this agent's neighbourhood exchange (DFedAvg:
         local SGD first, and the average is the round's result)."""
-        self.state = f"round {round_index}"
+        self.state, self.phase = f"round {round_index}", "average"
         start = time.perf_counter()
         clock = RoundClock()
         if self.config.algorithm in BASELINES:  # the weights it sends and averages are the trained ones
+            self.phase = "train"
             self.weights = self._local_sgd(round_index, clock)
-        before = {peer: _copy(c) for peer, c in self.ledger.links().items()}
+            self.phase = "average"
+        before = self.round_links = {peer: _copy(c) for peer, c in self.ledger.links().items()}
         slots = neighbours(self.config.topology, self.liveness.roster, round_index)[self.liveness.slot]
         members = self.membership.snapshot()
         picked = self.liveness.neighbours(slots, members)
         self._missing = dict(picked.missing)
+        self.round_neighbours = (*picked.live, *picked.missing)
         holders = self.liveness.holders(members)
         self._exchange = WeightsExchange(round_index, WeightsMessage(self.config.agent_id, round_index, self.weights),
                                          frozenset(holders[s] for s in slots if s in holders), set(picked.live))
@@ -238,9 +258,14 @@ class Agent:
         if self.config.algorithm in BASELINES:
             self.weights = anchor
         else:
+            self.phase = "jacobian"
             s_i = sorted((self.config.agent_id, *mine))
+
+            def lap(phase: str, seconds: float) -> None:
+                clock.add(phase, seconds)
+                self.phase = PHASE_AFTER.get(phase, self.phase)
             result = run_neighbourhood(self.method, self.config.agent_id, anchor, self.velocity, s_i,
-                                       self._caller(), round_index, self._gatherer(clock), clock.add)
+                                       self._caller(), round_index, self._gatherer(clock), lap)
             self.weights, self.velocity, tau_index = result.weights, result.velocity, result.tau_index
         clock.seconds["total"] = self.last_round_seconds = time.perf_counter() - start
         self.inbox.forget_before(round_index)
@@ -269,6 +294,7 @@ class Agent:
                 "round": skipped, "agent": self.config.agent_id, "algorithm": self.config.algorithm,
                 "status": "skipped", "reason": f"behind the fleet; joined it at round {fleet}"})
             self.journal.commit(record, skipped, self.weights, self.velocity)
+            self.last_record = record
         self.next_round = fleet
         self._joined_late = True
 

@@ -33,11 +33,14 @@ def init(folder: Path) -> None:
 @click.argument("name")
 @DIR_OPTION
 @click.option("--days", type=click.IntRange(min=1), default=cluster.BOARD_DAYS, show_default=True)
-def issue(name: str, folder: Path, days: int) -> None:
-    """Issue board NAME's key and certificate (NAME, its agent id, in the SAN)."""
-    path = _guarded(lambda: cluster.issue(folder, name, days))
-    click.echo(f"issued {name}: {path} and {path.with_suffix('.key')} (copy both, with ca.crt and revoked.crl, to "
-               "the board)")
+@click.option("--operator", is_flag=True, help="A client-only certificate for `edge-agent status` and `inspect`: "
+              "agents answer it Status, PeerInfo and Records but refuse it round messages.")
+def issue(name: str, folder: Path, days: int, operator: bool) -> None:
+    """Issue board NAME's key and certificate (NAME, its agent id, in the SAN), or with --operator an operator's."""
+    path = _guarded(lambda: cluster.issue(folder, name, days, operator))
+    where = ("keep both on the operator's machine" if operator
+             else "copy both, with ca.crt and revoked.crl, to the board")
+    click.echo(f"issued {name}{' (operator)' if operator else ''}: {path} and {path.with_suffix('.key')} ({where})")
 
 
 @certs.command(name="list")

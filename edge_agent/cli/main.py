@@ -10,10 +10,12 @@ from edge_agent.cli.certs import certs
 from edge_agent.cli.data import data
 from edge_agent.cli.demo import demo
 from edge_agent.cli.export import export
+from edge_agent.cli.inspect import inspect
 from edge_agent.cli.peers import peers
 from edge_agent.cli.profiles import profiles
 from edge_agent.cli.run import run
 from edge_agent.cli.simulate import simulate
+from edge_agent.cli.status import status
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -34,3 +36,5 @@ cli.add_command(export)
 cli.add_command(peers)
 cli.add_command(certs)
 cli.add_command(bench)
+cli.add_command(status)
+cli.add_command(inspect)

@@ -63,22 +63,27 @@ def init_ca(folder: Path, name: str = "edge-agent cluster CA") -> Path:
     return folder / f"{CA_NAME}.crt"
 
 
-def issue(folder: Path, agent_id: str, days: int = BOARD_DAYS) -> Path:
-    """A key and certificate for board `agent_id` (its id the SAN's DNS name), signed by the CA; the cert's path."""
+def issue(folder: Path, agent_id: str, days: int = BOARD_DAYS, operator: bool = False) -> Path:
+    """A key and certificate for board `agent_id` (its id the SAN's DNS name), signed by the CA; the cert's path.
+
+    `operator`: a client certificate only (no serverAuth), for `edge-agent status` and `inspect`: agents answer it
+    PeerInfo, Status and Records but refuse its round messages, and no agent can serve with it.
+    """
     check_name(agent_id)
     ca_key, ca_cert = _load_ca(folder)
     if (folder / f"{agent_id}.crt").exists() or (folder / f"{agent_id}.key").exists():
         raise CertsError(f"{agent_id} already has a certificate in {folder}; revoke it and issue another name")
     key = ec.generate_private_key(ec.SECP256R1())
     now = _now()
+    usages = [ExtendedKeyUsageOID.CLIENT_AUTH] if operator else [ExtendedKeyUsageOID.SERVER_AUTH,
+                                                                 ExtendedKeyUsageOID.CLIENT_AUTH]
     cert = (x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, agent_id)]))
             .issuer_name(ca_cert.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=days))
             .add_extension(x509.SubjectAlternativeName([x509.DNSName(agent_id)]), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
-                           critical=False)
+            .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
             .sign(ca_key, hashes.SHA256()))
     _write_key(folder / f"{agent_id}.key", key)

@@ -17,6 +17,7 @@ from edge_agent.transport.limits import MessageLimits
 from edge_agent.transport.link import LinkMeter
 from edge_agent.transport.server import GRPC_OPTIONS, SERVICE_NAME
 from edge_agent.transport.stall import CallProgress, StallPolicy, StallWatch, keepalive_options, then
+from edge_agent.transport.status import agent_status
 from edge_agent.transport.throttle import LinkShaper
 from edge_agent.transport.tls import ClusterTls
 from edge_agent.transport.wire import FrameMeter, WireConfig, WireError, assemble, encode_message, frames
@@ -95,9 +96,13 @@ class PeerClient:
                         r.address, r.run, r.fingerprint, r.shard, r.security)
 
     def status(self, timeout: float | None = None) -> AgentStatus:
-        r = self._invoke(lambda: self._stub.Status(pb.StatusRequest(), timeout=timeout))
-        return AgentStatus(r.round, r.state, tuple(r.members), r.bytes_sent, r.bytes_received, r.last_round_seconds,
-                           r.run, r.security)
+        return agent_status(self._invoke(lambda: self._stub.Status(pb.StatusRequest(), timeout=timeout)))
+
+    def records(self, limit: int = 0, timeout: float | None = None) -> list[str]:
+        """The peer's most recent round records (at most `limit`; 0: all it keeps), oldest first, as JSON lines."""
+        def fetch() -> list[str]:
+            return [line.json for line in self._stub.Records(pb.RecordsRequest(limit=limit), timeout=timeout)]
+        return list(self._invoke(fetch))
 
     def _admit_reply(self, header: pb.MessageHeader) -> None:
         """A reply must fit this run's shapes, and over mTLS come from the peer the channel proved."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from edge_agent.learning.messages import Message
@@ -51,8 +51,31 @@ class PeerInfo:
 
 
 @dataclass(frozen=True)
+class NeighbourState:
+    """A neighbour of the round in progress: "ok" (taking part) or "missing", with the reason its record gives."""
+
+    agent_id: str
+    state: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class LinkBytes:
+    """Wire bytes on the link to one peer: in the round in progress, in the last completed round, in total."""
+
+    peer: str
+    round_sent: int = 0
+    round_received: int = 0
+    last_round_sent: int = 0
+    last_round_received: int = 0
+    total_sent: int = 0
+    total_received: int = 0
+
+
+@dataclass(frozen=True)
 class AgentStatus:
-    """A snapshot of an agent's progress and its traffic so far (wire bytes)."""
+    """A snapshot of an agent's progress and its traffic so far (wire bytes). `round` is the round it runs next
+    (rounds completed); `last_round` the 0-based round of its last record (-1 before one), as docs/records.md says."""
 
     round: int = 0
     state: str = ""
@@ -62,6 +85,25 @@ class AgentStatus:
     last_round_seconds: float = 0.0
     run: str = ""
     security: str = ""  # "mtls" or "insecure"
+    agent_id: str = ""
+    version: str = ""
+    profile: str = ""
+    backend: str = ""
+    algorithm: str = ""
+    shard: int = 0
+    clients: int = 0
+    rounds: int = 0  # rounds it is to run; 0: until stopped
+    phase: str = ""  # of the round in progress; "" between rounds
+    neighbours: tuple[NeighbourState, ...] = ()
+    links: tuple[LinkBytes, ...] = ()
+    uplink_bits_per_s: float = 0.0  # 0: unlimited
+    downlink_bits_per_s: float = 0.0
+    latency_s: float = 0.0
+    last_round_phase_seconds: dict[str, float] = field(default_factory=dict)
+    last_accuracy: float | None = None
+    uptime_s: float = 0.0
+    peak_rss_mb: float = 0.0
+    last_round: int = -1
 
 
 class PeerLink(Protocol):

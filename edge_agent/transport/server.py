@@ -1,11 +1,12 @@
-"""The agent's gRPC server: round messages in and replies out, plus PeerInfo, Status, health and reflection."""
+"""The agent's gRPC server: round messages in and replies out, plus PeerInfo, Status, Records, health and
+reflection."""
 
 from __future__ import annotations
 
 import logging
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent import futures
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
@@ -21,6 +22,7 @@ from edge_agent.transport.ledger import TransportLedger
 from edge_agent.transport.limits import BusyError, CallGate, MessageLimits
 from edge_agent.transport.link import LinkMeter
 from edge_agent.transport.stall import SERVER_KEEPALIVE_OPTIONS, CallProgress, StallPolicy, StallWatch
+from edge_agent.transport.status import MAX_RECORDS, status_reply
 from edge_agent.transport.throttle import LinkShaper
 from edge_agent.transport.tls import ClusterTls, IdentityError
 from edge_agent.transport.wire import WireConfig, WireError, assemble, encode_ack, encode_message, frames
@@ -65,13 +67,15 @@ class AgentServer:
 
     def __init__(self, config: ServerConfig, handler: MessageHandler, *,
                  peer_info: Callable[[], PeerInfo] | None = None, status: Callable[[], AgentStatus] | None = None,
-                 shaper: LinkShaper | None = None, ledger: TransportLedger | None = None) -> None:
+                 records: Callable[[int], Sequence[str]] | None = None, shaper: LinkShaper | None = None,
+                 ledger: TransportLedger | None = None) -> None:
         self.config = config
         self.ledger = ledger if ledger is not None else TransportLedger()
         self.shaper = shaper if shaper is not None else LinkShaper()
         self._handler = handler
         self._peer_info = peer_info or (lambda: PeerInfo(config.agent_id, address=self.address))
         self._status = status or self._ledger_status
+        self._records = records or (lambda _limit: ())  # the most recent round records' JSON lines, oldest first
         self._health = health.HealthServicer()
         self._server: Any = None
         self._refused: set[tuple[str, str]] = set()  # (caller, reason) already logged
@@ -143,16 +147,17 @@ class AgentServer:
             log.warning("refusing calls from %s: %s", host, reason)
         return reason
 
-    def caller(self, context: Any) -> str:
+    def caller(self, context: Any, board: bool = False) -> str:
         """Who calls: the agent id its client certificate proves (mTLS), or gRPC's peer string (plaintext).
 
-        Aborts UNAUTHENTICATED without a cluster certificate and PERMISSION_DENIED for a revoked one.
+        Aborts UNAUTHENTICATED without a cluster certificate and PERMISSION_DENIED for a revoked one, or, with
+        `board`, for an operator certificate (it may read PeerInfo, Status and Records, not take part in rounds).
         """
         tls = self.config.tls
         if tls is None:
             return str(context.peer())
         try:
-            return tls.caller(context)
+            return tls.caller(context, board=board)
         except PermissionError as error:
             self.reject(context, grpc.StatusCode.PERMISSION_DENIED, str(error))
         except (IdentityError, ValueError) as error:
@@ -187,13 +192,15 @@ def _check_bindable(host: str, port: int) -> None:
 
 def _handlers(servicer: _Servicer) -> Any:
     """The Agent service as the generated code would register it, except that `Call` passes frames as bytes and
-    PeerInfo and Status parse their requests themselves (garbage is INVALID_ARGUMENT, not a traceback)."""
+    PeerInfo, Status and Records parse their requests themselves (garbage is INVALID_ARGUMENT, not a traceback)."""
     return grpc.method_handlers_generic_handler(SERVICE_NAME, {
         "Call": grpc.stream_stream_rpc_method_handler(servicer.Call),  # wire.py (de)serialises the frames
         "PeerInfo": grpc.unary_unary_rpc_method_handler(servicer.PeerInfo,
                                                         response_serializer=pb.PeerInfoReply.SerializeToString),
         "Status": grpc.unary_unary_rpc_method_handler(servicer.Status,
                                                       response_serializer=pb.StatusReply.SerializeToString),
+        "Records": grpc.unary_stream_rpc_method_handler(servicer.Records,
+                                                        response_serializer=pb.RecordLine.SerializeToString),
     })
 
 
@@ -216,7 +223,7 @@ class _Servicer:
 
     def Call(self, request_iterator: Iterator[bytes], context: Any) -> Iterator[bytes]:  # noqa: N802
         owner = self._owner
-        caller = owner.caller(context)
+        caller = owner.caller(context, board=True)
         refused = owner.run_mismatch(context.invocation_metadata(), context.peer())
         if refused is not None:
             _abort(context, grpc.StatusCode.FAILED_PRECONDITION, f"not a call of this agent's run: {refused}")
@@ -283,10 +290,13 @@ class _Servicer:
 
     def Status(self, request: bytes, context: Any) -> pb.StatusReply:  # noqa: N802
         self._parsed(pb.StatusRequest, request, context)
-        s = self._owner._status()
-        return pb.StatusReply(round=s.round, state=s.state, members=s.members, bytes_sent=s.bytes_sent,
-                              bytes_received=s.bytes_received, last_round_seconds=s.last_round_seconds, run=s.run,
-                              security=self._owner.config.security)
+        return status_reply(self._owner._status(), self._owner.config.security)
+
+    def Records(self, request: bytes, context: Any) -> Iterator[pb.RecordLine]:  # noqa: N802
+        asked = self._parsed(pb.RecordsRequest, request, context)
+        limit = min(asked.limit or MAX_RECORDS, MAX_RECORDS)
+        for line in list(self._owner._records(limit))[-limit:]:
+            yield pb.RecordLine(json=line)
 
     def _parsed(self, cls: Any, request: bytes, context: Any) -> Any:
         """The request parsed, after the caller's identity is checked; INVALID_ARGUMENT for garbage."""

@@ -1,7 +1,9 @@
 """Mutual TLS between agents: credentials from a cluster certs folder, and who a caller or a peer proves to be.
 
 Every agent holds the cluster CA, its own key and certificate (its agent id the SAN's DNS name) and the CA-signed
-revocation list. Its server requires a client certificate from the CA; its client verifies the server's against
+revocation list. An operator's certificate (`certs issue NAME --operator`) is a client certificate only (no
+serverAuth usage): it may ask an agent's PeerInfo, Status and Records but not take part in rounds. Its server
+requires a client certificate from the CA; its client verifies the server's against
 the CA and the expected peer's id (`grpc.ssl_target_name_override`, since peers are dialled by IP). Revocation is
 checked per call on the server (the list is re-read when its file changes) and on every identity probe.
 """
@@ -18,6 +20,7 @@ from typing import Any
 
 import grpc
 from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 log = logging.getLogger(__name__)
 PEM_KEY = "x509_pem_cert"
@@ -62,7 +65,7 @@ class ClusterTls:
         self._revoked: frozenset[int] = frozenset()
         if self.is_revoked(own.serial_number):
             raise IdentityError(f"this board's certificate ({files.cert}) is revoked")
-        self._serials: dict[bytes, tuple[int, str]] = {}  # caller PEM -> (serial, identity), bounded
+        self._serials: dict[bytes, tuple[int, str, bool]] = {}  # caller PEM -> (serial, identity, board), bounded
 
     def server_credentials(self) -> grpc.ServerCredentials:
         return grpc.ssl_server_credentials([(self._key_pem, self.cert_pem)], root_certificates=self.ca_pem,
@@ -95,8 +98,9 @@ class ClusterTls:
     def is_revoked(self, serial: int) -> bool:
         return serial in self._revoked_serials()
 
-    def caller(self, context: Any) -> str:
-        """The agent id a server call's client certificate proves; IdentityError if none, or if it is revoked."""
+    def caller(self, context: Any, board: bool = False) -> str:
+        """The agent id a server call's client certificate proves; IdentityError if none, PermissionError if it
+        is revoked or, with `board`, if it is an operator's certificate rather than a board's."""
         auth = context.auth_context() or {}
         pems = auth.get(PEM_KEY) or []
         if not pems:
@@ -105,13 +109,16 @@ class ClusterTls:
         known = self._serials.get(pem)
         if known is None:
             cert = x509.load_pem_x509_certificate(pem)
-            known = (cert.serial_number, self.verify(cert))
+            known = (cert.serial_number, self.verify(cert), is_board_certificate(cert))
             if len(self._serials) > 256:
                 self._serials.clear()
             self._serials[pem] = known
-        serial, identity = known
+        serial, identity, is_board = known
         if self.is_revoked(serial):
             raise PermissionError(f"the certificate of {identity} (serial {serial:x}) is revoked")
+        if board and not is_board:
+            raise PermissionError(f"{identity} holds an operator certificate: it may read PeerInfo, Status and "
+                                  "Records, not send round messages")
         return identity
 
     def probe(self, host: str, port: int, timeout: float = 3.0) -> str:
@@ -161,6 +168,15 @@ class ClusterTls:
         except (IdentityError, OSError) as error:
             log.warning("keeping the previous revocation list: %s", error)
             return set(self._revoked)
+
+
+def is_board_certificate(cert: x509.Certificate) -> bool:
+    """A board's certificate may serve (serverAuth); an operator's is a client certificate only."""
+    try:
+        usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return True  # no restriction: any use
+    return ExtendedKeyUsageOID.SERVER_AUTH in usages
 
 
 def read_revocation_list(path: Path, ca: x509.Certificate) -> set[int]:

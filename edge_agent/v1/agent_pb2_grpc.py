@@ -51,6 +51,11 @@ class AgentStub(object):
                 request_serializer=edge__agent_dot_v1_dot_agent__pb2.StatusRequest.SerializeToString,
                 response_deserializer=edge__agent_dot_v1_dot_agent__pb2.StatusReply.FromString,
                 _registered_method=True)
+        self.Records = channel.unary_stream(
+                '/edge_agent.v1.Agent/Records',
+                request_serializer=edge__agent_dot_v1_dot_agent__pb2.RecordsRequest.SerializeToString,
+                response_deserializer=edge__agent_dot_v1_dot_agent__pb2.RecordLine.FromString,
+                _registered_method=True)
 
 
 class AgentServicer(object):
@@ -79,6 +84,13 @@ class AgentServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Records(self, request, context):
+        """The agent's most recent round records, oldest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AgentServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -96,6 +108,11 @@ def add_AgentServicer_to_server(servicer, server):
                     servicer.Status,
                     request_deserializer=edge__agent_dot_v1_dot_agent__pb2.StatusRequest.FromString,
                     response_serializer=edge__agent_dot_v1_dot_agent__pb2.StatusReply.SerializeToString,
+            ),
+            'Records': grpc.unary_stream_rpc_method_handler(
+                    servicer.Records,
+                    request_deserializer=edge__agent_dot_v1_dot_agent__pb2.RecordsRequest.FromString,
+                    response_serializer=edge__agent_dot_v1_dot_agent__pb2.RecordLine.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -181,6 +198,33 @@ class Agent(object):
             '/edge_agent.v1.Agent/Status',
             edge__agent_dot_v1_dot_agent__pb2.StatusRequest.SerializeToString,
             edge__agent_dot_v1_dot_agent__pb2.StatusReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Records(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/edge_agent.v1.Agent/Records',
+            edge__agent_dot_v1_dot_agent__pb2.RecordsRequest.SerializeToString,
+            edge__agent_dot_v1_dot_agent__pb2.RecordLine.FromString,
             options,
             channel_credentials,
             insecure,

@@ -47,7 +47,7 @@ def test_reflection_describes_the_agent_methods(channel: grpc.Channel) -> None:
     database = ProtoReflectionDescriptorDatabase(channel)
     service = database.FindFileContainingSymbol("edge_agent.v1.Agent").service[0]
     assert {m.name: (m.client_streaming, m.server_streaming) for m in service.method} == {
-        "Call": (True, True), "PeerInfo": (False, False), "Status": (False, False)}
+        "Call": (True, True), "PeerInfo": (False, False), "Status": (False, False), "Records": (False, True)}
 
 
 def test_a_stopped_server_no_longer_answers() -> None:

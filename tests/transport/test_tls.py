@@ -137,3 +137,20 @@ def test_loading_a_revoked_or_foreign_certificate_fails_in_one_line(folder: Path
         ClusterTls(mixed)
     with pytest.raises(IdentityError, match="missing"):
         ClusterTls(TlsFiles.in_folder(folder, "client-9"))
+
+
+def test_an_operator_certificate_reads_status_and_records_but_may_not_send_round_messages(
+        served: tuple[AgentServer, Recorder], folder: Path) -> None:
+    server, recorder = served
+    certs.issue(folder, "operator", operator=True)
+    client = _client(server, folder, "operator")
+    try:
+        assert client.status(timeout=10).security == "mtls"
+        assert client.peer_info(timeout=10).agent_id == "client-0"
+        assert client.records(5, timeout=10) == []
+        with pytest.raises(TransportError, match="PERMISSION_DENIED: operator holds an operator certificate") as error:
+            client.call(_weights("operator"), timeout=10)
+        assert error.value.reason == "refused"
+    finally:
+        client.close()
+    assert recorder.seen == []

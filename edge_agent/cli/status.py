@@ -1,0 +1,85 @@
+"""`edge-agent status`: ask agents over gRPC where they stand: round and phase, neighbours, bytes per link, the
+last round's seconds and accuracy, uptime and memory."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from edge_agent.cli.errors import OperatorError
+from edge_agent.cli.reach import Unreachable, check_run, find_all, operator_credentials, reach_options, resolve
+from edge_agent.fleet.dial import Connection, Target, UnansweredError
+from edge_agent.fleet.status import report_json, status_json, status_text
+from edge_agent.transport.tls import ClusterTls
+
+CLEAR = "\x1b[H\x1b[2J"  # cursor home, clear screen: --watch redraws in place on a terminal
+
+
+@click.command()
+@click.argument("targets", nargs=-1, metavar="[TARGET]...")
+@click.option("--all", "every", is_flag=True, help="Every agent that answers on mDNS (of --run, when given).")
+@click.option("--json", "as_json", is_flag=True, help="JSON with stable keys (docs/operator.md); one line per "
+              "refresh with --watch.")
+@click.option("--watch", is_flag=True, help="Refresh in place until Ctrl-C; an agent that stops answering ends it "
+              "(exit status 1).")
+@click.option("--interval", type=click.FloatRange(min=0.2, max=3600), default=2.0, show_default=True,
+              help="Seconds between refreshes with --watch.")
+@reach_options
+def status(targets: tuple[str, ...], every: bool, as_json: bool, watch: bool, interval: float,
+           certs_dir: Path | None, identity: str, run_id: str | None, timeout: float, service_type: str) -> None:
+    """Ask agents for their state: TARGET is host:port (the agent's gRPC port) or an agent id found on mDNS.
+
+    Shows run, id, version, profile, backend; state, phase and round (next round = rounds done; the last record's
+    0-based round); members and this round's neighbours; the access link; wire bytes per link this round, last
+    round and in total; the last round's seconds per phase and accuracy; uptime and peak RSS; TLS or plaintext.
+    """
+    if bool(targets) == every:
+        raise OperatorError("give TARGET... (host:port or agent id) or --all, not both" if every else
+                            "give TARGET... (host:port or agent id), or --all for every agent on mDNS")
+    check_run(run_id)
+    tls = operator_credentials(certs_dir, identity)
+    asked = resolve(targets, run_id, service_type, timeout) if targets else find_all(run_id, service_type, timeout)
+    connections: dict[str, Connection] = {}
+    try:
+        while True:
+            agents = [_ask(target, tls, connections) for target in asked]
+            click.echo(_render(agents, as_json, watch, interval))
+            if not watch:
+                return
+            if every:  # agents that joined or left since: the next sweep says
+                asked = find_all(run_id, service_type, timeout)
+            else:
+                time.sleep(interval)
+    except KeyboardInterrupt:
+        return
+    finally:
+        for connection in connections.values():
+            connection.close()
+
+
+def _ask(target: Target, tls: ClusterTls | None, connections: dict[str, Connection]) -> dict[str, Any]:
+    """One agent's status JSON, over a connection kept for the next refresh; Unreachable when it does not answer."""
+    try:
+        connection = connections.get(target.address)
+        if connection is None:
+            connection = connections[target.address] = Connection(target, tls)
+        return status_json(connection.target, connection.ask(lambda client: client.status(timeout=connection.timeout)))
+    except UnansweredError as error:
+        raise Unreachable(str(error)) from None
+
+
+def _render(agents: list[dict[str, Any]], as_json: bool, watch: bool, interval: float) -> str:
+    now = datetime.now(UTC)
+    if as_json:
+        return json.dumps(report_json(agents, now), indent=None if watch else 2)
+    text = "\n\n".join(status_text(agent) for agent in agents)
+    if not watch:
+        return text
+    prefix = CLEAR if sys.stdout.isatty() else ""
+    return f"{prefix}{text}\n\n{now:%H:%M:%S}Z, refreshing every {interval:g} s; Ctrl-C to stop"
