@@ -9,6 +9,7 @@ from edge_agent.cli.certs import certs
 from edge_agent.cli.data import data
 from edge_agent.cli.demo import demo
 from edge_agent.cli.export import export
+from edge_agent.cli.flash import flash, unflash
 from edge_agent.cli.peers import peers
 from edge_agent.cli.profiles import profiles
 from edge_agent.cli.run import run
@@ -32,3 +33,5 @@ cli.add_command(data)
 cli.add_command(export)
 cli.add_command(peers)
 cli.add_command(certs)
+cli.add_command(flash)
+cli.add_command(unflash)

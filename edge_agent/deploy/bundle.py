@@ -99,8 +99,8 @@ def agent_toml(inventory: Inventory, board: BoardEntry) -> str:
         own.append(("advertise", board.advertise))
     own += [("certs", "certs")] if inventory.certs is not None else [("insecure", True)]
     own += [("checkpoint-dir", f"{STATE}/checkpoints"), ("metrics", f"{STATE}/metrics.jsonl")]
-    lines = [f"# board {board.name}, written by `edge-agent flash` from {inventory.path.name}; paths are relative to "
-             "this file", *(f"{key} = {_toml_value(value)}" for key, value in [*own, *inventory.run])]
+    lines = [f"# board {board.name}, written by `edge-agent flash`; paths are relative to this file",
+             *(f"{key} = {_toml_value(value)}" for key, value in [*own, *inventory.run])]
     return "\n".join(lines) + "\n"
 
 

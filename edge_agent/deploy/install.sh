@@ -28,6 +28,8 @@ fail() { printf 'edge-agent install: %s\n' "$*" >&2; exit 1; }
 
 with_systemd() { [ "$(id -u)" = 0 ] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; }
 
+short() { printf '%.12s' "$1"; }
+
 release_of() {  # the release a link names, or none
     if [ -L "$ROOT/$1" ]; then basename "$(readlink "$ROOT/$1")"; else say none; fi
 }
@@ -157,7 +159,9 @@ cmd_install() {
     command -v "$PY" >/dev/null 2>&1 || fail "no $PY on this board (set python = \"...\" in the inventory)"
     old=$(release_of current)
     if [ "$old" = "$RELEASE" ] && [ -f "$ROOT/releases/$RELEASE/.complete" ]; then
-        if running; then say "result=unchanged"; else start_agent; say "result=started"; fi
+        if running; then say "result=unchanged"; return 0; fi
+        why=$(start_agent 2>&1) || fail "release $(short "$RELEASE") did not start (${why##*edge-agent install: })"
+        say "result=started"
         return 0
     fi
     umask 022
@@ -174,13 +178,14 @@ cmd_install() {
     stop_agent
     if [ "$old" != none ] && [ "$old" != "$RELEASE" ]; then relink previous "$old"; fi
     relink current "$RELEASE"
-    if ! (start_agent); then
+    if ! why=$(start_agent 2>&1); then
+        why=${why##*edge-agent install: }
         if [ "$old" != none ] && [ "$old" != "$RELEASE" ]; then
             relink current "$old"
-            (start_agent) || true
-            fail "release ${RELEASE%"${RELEASE#????????????}"} did not start; back on ${old%"${old#????????????}"}"
+            start_agent >/dev/null 2>&1 || true
+            fail "release $(short "$RELEASE") did not start ($why); back on $(short "$old")"
         fi
-        fail "release ${RELEASE%"${RELEASE#????????????}"} did not start"
+        fail "release $(short "$RELEASE") did not start ($why)"
     fi
     prune
     if [ "$old" = none ]; then say "result=installed"; else say "result=upgraded"; say "from=$old"; fi

@@ -80,6 +80,9 @@ def test_the_digest_ignores_when_a_wheel_was_built_and_changes_with_any_setting(
     assert rebuilt.read_bytes() != (tmp_path / "1" / rebuilt.name).read_bytes()
     again = build_bundle(fleet, fleet.boards[0], tmp_path / "b", rebuilt)
     assert (again.release, again.venv) == (first.release, first.venv)
+    (tmp_path / "renamed.toml").write_text(INVENTORY)  # the same boards and settings under another file name
+    renamed = build_bundle(load_inventory(tmp_path / "renamed.toml"), fleet.boards[0], tmp_path / "e", rebuilt)
+    assert renamed.release == first.release
     other_board = build_bundle(fleet, fleet.boards[1], tmp_path / "c", rebuilt)
     assert other_board.release != first.release and other_board.venv == first.venv
     changed = Inventory(**{**fleet.__dict__, "run": (*fleet.run, ("stall-window", 30.0))})
