@@ -30,7 +30,7 @@ class Outcome:
 
     board: str
     target: str
-    result: str  # installed, upgraded, unchanged, started, rolled-back, removed, absent, written, would ..., failed
+    result: str  # installed, upgraded, unchanged, started, rolled-back, removed, absent, written, would-..., failed
     release: str = ""
     detail: str = ""
 
@@ -59,7 +59,7 @@ def flash_board(bundle: Bundle, options: SshOptions, progress: Progress, dry_run
     if dry_run:
         action = ("start" if now.get("release") == bundle.release else
                   "install" if now.get("release", "none") == "none" else "upgrade")
-        return Outcome(board.name, target, f"would {action}", bundle.short,
+        return Outcome(board.name, target, f"would-{action}", bundle.short,
                        f"now on {now.get('release', 'none')[:12]}, running={now.get('running', 'no')}")
     has_venv = bundle.venv in now.get("venvs", "").split()
     stream = bundle_tar(bundle, with_wheels=not has_venv)

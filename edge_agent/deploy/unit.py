@@ -43,7 +43,9 @@ After=network-online.target
 Type=exec
 User={settings.user}
 Group={settings.user}
-ExecStart={current}/venv/bin/edge-agent run --config {current}/agent.toml
+# Checkpoints and metrics go to the StateDirectory, whichever release runs (flags win over agent.toml).
+ExecStart={current}/venv/bin/edge-agent run --config {current}/agent.toml \\
+          --checkpoint-dir /var/lib/{settings.state}/checkpoints --metrics /var/lib/{settings.state}/metrics.jsonl
 Environment=XDG_CACHE_HOME={current}/cache EDGE_AGENT_PROFILES={current}/profiles PYTHONUNBUFFERED=1
 WorkingDirectory={current}
 StateDirectory={settings.state}

@@ -174,6 +174,10 @@ def test_flash_installs_three_boards_that_train_then_changes_nothing_reports_fai
     assert _pid(boards.homes[0]) == pids[0]
 
     changed = _inventory(tmp_path, boards, entries, run_name, ports, extra_run="stall-window = 25.0")
+    looked, rows = _flash("flash", str(changed), "--dry-run", *source)
+    assert looked.exit_code == 0, looked.output
+    assert {board: row[0] for board, row in rows.items()} == {f"b{i}": "would-upgrade" for i in range(BOARDS)}
+    assert [_pid(home) for home in boards.homes] == pids  # a dry run changes nothing
     upgraded, rows = _flash("flash", str(changed), "--only", "b0", *source)
     assert upgraded.exit_code == 0, upgraded.output
     assert list(rows) == ["b0"] and rows["b0"][0] == "upgraded"

@@ -45,5 +45,8 @@ def test_the_unit_keeps_what_the_agent_needs_and_nothing_more() -> None:
                  "ProtectHome=yes", "PrivateTmp=yes", "NoNewPrivileges=yes", "CapabilityBoundingSet=",
                  "StandardOutput=journal",
                  "ExecStart=/opt/edge-agent/current/venv/bin/edge-agent run --config "
-                 "/opt/edge-agent/current/agent.toml"):
+                 "/opt/edge-agent/current/agent.toml \\"):
         assert line in lines
+    assert "--checkpoint-dir /var/lib/edge-agent/checkpoints --metrics /var/lib/edge-agent/metrics.jsonl" in lines[
+        lines.index("ExecStart=/opt/edge-agent/current/venv/bin/edge-agent run --config "
+                    "/opt/edge-agent/current/agent.toml \\") + 1]
