@@ -37,8 +37,9 @@ class AgentConfig:
     run_name: str | None = None  # --run; default: the fingerprint of the agreed settings
     stall_s: float = 20.0  # a transfer or a neighbour that shows no progress this long is cut and counted missing
     partition_file: Path | None = None
-    host: str = "127.0.0.1"
-    port: int = 0
+    host: str = "127.0.0.1"  # the address peers are told (mDNS, PeerInfo) and dial
+    port: int = 0  # the port bound (0: any free port), which peers are told too
+    listen_host: str | None = None  # the address bound, e.g. 0.0.0.0 (None: host)
     prometheus_port: int | None = None  # serve Prometheus metrics on host:port (0: any free port); None: off
     link: LinkModel = field(default_factory=LinkModel)
     chunk_size: int = 1 << 20
@@ -76,6 +77,10 @@ class AgentConfig:
             samples_per_client=self.samples_per_client, alpha=self.alpha, kappa=self.kappa, seed=self.seed,
             rounds=self.schedule_span, ntk=self.ntk, spark=self.spark, partition_file=self.partition_file)
         return run_identity(settings, self.run_name)
+
+    @property
+    def bind_host(self) -> str:
+        return self.host if self.listen_host is None else self.listen_host
 
     @property
     def topology(self) -> TopologyConfig:

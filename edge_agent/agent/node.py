@@ -63,7 +63,7 @@ class Node:
         self._prober = ThreadPoolExecutor(2, thread_name_prefix=f"{config.agent_id}-probe")
         self.membership = Membership(admit=self._admit)
         self.agent = Agent(config, data, test, self.membership, self.pool, self.ledger, limits=self.limits)
-        self.server = AgentServer(ServerConfig(config.agent_id, config.host, config.port, wire, run=self.identity,
+        self.server = AgentServer(ServerConfig(config.agent_id, config.bind_host, config.port, wire, run=self.identity,
                                                tls=self.tls, limits=self.limits, idle_s=config.stall_s),
                                   self.agent.handler, peer_info=self.peer_info, status=self.status, shaper=shaper,
                                   ledger=self.ledger)
@@ -84,7 +84,7 @@ class Node:
         self.agent.prepare()
         port = self.server.start()
         if self.config.prometheus_port is not None:
-            self.prometheus_port = self.metrics.serve(self.config.host, self.config.prometheus_port)
+            self.prometheus_port = self.metrics.serve(self.config.bind_host, self.config.prometheus_port)
         self._started = time.monotonic()
         record = self.peer_record()
         if self.config.mdns:
@@ -135,7 +135,7 @@ class Node:
     def peer_info(self) -> PeerInfo:
         record = self.peer_record()
         return PeerInfo(record.agent_id, record.protocol, record.algorithm, record.setting, record.round,
-                        record.samples, record.profile, self.server.address, record.run, record.fingerprint,
+                        record.samples, record.profile, record.address, record.run, record.fingerprint,
                         record.shard, self.security)
 
     def status(self) -> AgentStatus:

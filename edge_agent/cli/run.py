@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from dataclasses import asdict
 from pathlib import Path
@@ -16,15 +15,19 @@ from edge_agent.agent.lifecycle import StopSignals
 from edge_agent.agent.memory import bound_malloc
 from edge_agent.agent.node import Node, cluster_tls
 from edge_agent.agent.shard import load_shard
+from edge_agent.cli.addresses import check_host, host_port, resolve_addresses
+from edge_agent.cli.config_file import ConfigCommand, checked, config_option, from_file, option_label, options_label
 from edge_agent.cli.errors import OperatorError
 from edge_agent.cli.options import method_configs, method_options
 from edge_agent.deploy.profiles import BoardProfile, find_profile
+from edge_agent.discovery.addresses import parse_listen
 from edge_agent.discovery.mdns import SERVICE_TYPE
 from edge_agent.discovery.peers import AGENT_ID_PATTERN, parse_peer_list
 from edge_agent.learning.data import DataNotFoundError
 from edge_agent.learning.settings import SETTINGS
 from edge_agent.learning.topology import client_ids
 from edge_agent.runtime.backend import BackendUnavailableError
+from edge_agent.transport.rates import parse_bitrate, parse_duration
 from edge_agent.transport.throttle import LinkModel
 
 T = TypeVar("T")
@@ -36,36 +39,37 @@ def parse_shard(text: str) -> tuple[int, int]:
     try:
         index, total = (int(part) for part in text.split("/"))
     except ValueError:
-        raise OperatorError(f"--shard: expected i/M (e.g. 0/8), got {text!r}") from None
+        raise ValueError(f"expected i/M (e.g. 0/8), got {text!r:.40}") from None
     if total < 2 or not 0 <= index < total:
-        raise OperatorError(f"--shard: need M >= 2 and 0 <= i < M, got {text!r}")
+        raise ValueError(f"need M >= 2 and 0 <= i < M, got {text!r}")
     if total > MAX_CLIENTS:
-        raise OperatorError(f"--shard: a run has at most {MAX_CLIENTS} agents, got M = {total}")
+        raise ValueError(f"a run has at most {MAX_CLIENTS} agents, got M = {total}")
     return index, total
 
 
 def check_agent_id(agent_id: str) -> str:
     if not AGENT_ID_PATTERN.fullmatch(agent_id):
-        raise OperatorError(f"--id: {agent_id!r:.60} must be 1-48 letters, digits, '-' or '_', starting with a "
-                            "letter or digit")
+        raise ValueError(f"{agent_id!r:.60} must be 1-48 letters, digits, '-' or '_', starting with a letter or "
+                         "digit")
     return agent_id
 
 
-def check_host(host: str) -> str:
-    """An IP address (mDNS advertises addresses, not names); whether this machine has it, binding tells."""
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        raise OperatorError(f"--host: {host!r:.60} is not an IP address (give this machine's address on the "
-                            "network its peers share, e.g. 192.168.1.23)") from None
-    if address.is_unspecified or address.is_multicast:
-        raise OperatorError(f"--host: {host} cannot be advertised to peers; give one of this machine's addresses")
-    return host
+def _rate(text: str) -> str:
+    parse_bitrate(text)
+    return text
 
 
-@click.command()
-@click.option("--shard", required=True, help="This agent's share of the data: i/M (client i of M).")
-@click.option("--id", "agent_id", help="Agent id (default: the simulator's id for client i, e.g. client-3).")
+def _duration(text: str) -> str:
+    parse_duration(text)
+    return text
+
+
+@click.command(cls=ConfigCommand)
+@config_option
+@click.option("--shard", required=True, callback=checked(parse_shard),
+              help="This agent's share of the data: i/M (client i of M).")
+@click.option("--id", "agent_id", callback=checked(check_agent_id),
+              help="Agent id (default: the simulator's id for client i, e.g. client-3).")
 @click.option("--setting", type=click.Choice(list(SETTINGS)), default="edge", show_default=True,
               help="Named setting: samples per client, alpha, kappa, rounds (M comes from --shard).")
 @click.option("--algorithm", type=click.Choice(list(AGENT_ALGORITHMS)), default="spark", show_default=True)
@@ -76,16 +80,27 @@ def check_host(host: str) -> str:
 @click.option("--partition", "partition_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Read the split from an npz file instead of generating it.")
 @method_options
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on and advertise.")
-@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True, help="0 picks a free port.")
+@click.option("--host", callback=checked(check_host),
+              help="IP address to listen on and advertise (default: 127.0.0.1).")
+@click.option("--port", type=click.IntRange(0, 65535), help="Port to listen on (default: 0, any free port).")
+@click.option("--listen", callback=checked(parse_listen),
+              help="ADDR:PORT to listen on, e.g. 0.0.0.0:50051 or [::]:50051 (every interface; port 0: any free "
+                   "one). Instead of --host/--port, with --advertise.")
+@click.option("--advertise", help="Address told to peers (mDNS, PeerInfo): an IP of this machine or an interface "
+              "name (eth0: its IPv4 address). Default: the --listen address, or for 0.0.0.0 or [::] the address of "
+              "the default route.")
 @click.option("--prometheus-port", type=click.IntRange(0, 65535),
               help="Serve Prometheus metrics at http://HOST:PORT/metrics (0 picks a free port; default: off).")
-@click.option("--uplink", default="unlimited", help="Uplink rate, e.g. 2mbit (default: the profile's).")
-@click.option("--downlink", default="unlimited", help="Downlink rate, e.g. 10mbit (default: the profile's).")
-@click.option("--latency", default="0", help="Added one-way latency, e.g. 20ms (default: the profile's).")
+@click.option("--uplink", default="unlimited", callback=checked(_rate),
+              help="Uplink rate, e.g. 2mbit (default: the profile's).")
+@click.option("--downlink", default="unlimited", callback=checked(_rate),
+              help="Downlink rate, e.g. 10mbit (default: the profile's).")
+@click.option("--latency", default="0", callback=checked(_duration),
+              help="Added one-way latency, e.g. 20ms (default: the profile's).")
 @click.option("--chunk-size", type=click.IntRange(1024, 16 << 20), default=1 << 20, show_default=True,
               help="Bytes per streamed chunk.")
-@click.option("--peers", default="", help="Static peers host:port,... (for networks without multicast).")
+@click.option("--peers", default="", callback=checked(lambda text: tuple(parse_peer_list(text))),
+              help="Static peers host:port,... (for networks without multicast).")
 @click.option("--no-mdns", is_flag=True, help="Do not advertise or browse with mDNS.")
 @click.option("--service-type", default=SERVICE_TYPE, show_default=True, hidden=True)
 @click.option("--wait-peers", type=click.FloatRange(min=0), default=120.0, show_default=True,
@@ -101,7 +116,7 @@ def check_host(host: str) -> str:
               help="Kernels for the neighbour side (projected Jacobians, scoring); default: the profile's.")
 @click.option("--threads", type=click.IntRange(min=1),
               help="Intra-op threads of the kernel backend (default: the profile's).")
-@click.option("--profile", "profile_name", default="generic", show_default=True,
+@click.option("--profile", default="generic", show_default=True, callback=checked(find_profile),
               help="Board profile (see `edge-agent profiles list`): default links, projection, precision, rows. "
                    "Flags given explicitly win over the profile.")
 @click.option("--certs", "certs_dir", type=click.Path(file_okay=False, path_type=Path),
@@ -112,11 +127,12 @@ def check_host(host: str) -> str:
 @click.option("--quiet", is_flag=True, help="Only warnings and errors.")
 @click.pass_context
 def run(ctx: click.Context, /, certs_dir: Path | None, insecure: bool, backend: str | None, threads: int | None,
-        profile_name: str, shard: str,
+        profile: BoardProfile, shard: tuple[int, int],
         agent_id: str | None, setting: str, algorithm: str, rounds: int | None, run_name: str | None,
-        partition_file: Path | None, host: str, port: int, prometheus_port: int | None, uplink: str, downlink: str,
-        latency: str, chunk_size: int,
-        peers: str, no_mdns: bool, service_type: str, wait_peers: float, stall_window: float, metrics: Path | None,
+        partition_file: Path | None, host: str | None, port: int | None, listen: tuple[str, int] | None,
+        advertise: str | None, prometheus_port: int | None, uplink: str, downlink: str, latency: str, chunk_size: int,
+        peers: tuple[tuple[str, int], ...], no_mdns: bool, service_type: str, wait_peers: float, stall_window: float,
+        metrics: Path | None,
         checkpoint_dir: Path | None, data_dir: Path | None, quiet: bool, **method: Any) -> None:
     """Run one agent: find its neighbours, exchange projected Jacobians over throttled gRPC links, train.
 
@@ -124,15 +140,18 @@ def run(ctx: click.Context, /, certs_dir: Path | None, insecure: bool, backend: 
     that leaves, stalls or restarts is left out of the rounds it misses; a restarted agent resumes from its
     checkpoint and joins the fleet's round. SIGTERM or Ctrl-C stops it cleanly (exit status 0).
     Mistakes in the arguments, paths or address give one line and exit status 2.
+
+    A board reads its options from `--config agent.toml` (keys: the long option names without '--', e.g.
+    shard = "3/8", checkpoint-dir = "/var/lib/edge-agent", insecure = false); flags given win over the file.
+    To listen on every interface and tell peers the LAN address: --listen 0.0.0.0:50051 --advertise eth0.
     """
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(asctime)s %(name)s %(message)s")
     bound_malloc()  # before the data and the server threads: a board's peak RSS stays flat round after round
-    index, total = parse_shard(shard)
-    check_host(host)
-    check_security(certs_dir, insecure)
+    index, total = shard
+    addresses = resolve_addresses(ctx, host, port, listen, advertise)
+    certs_dir = check_security(ctx, certs_dir, insecure)
     base = SETTINGS[setting]
     try:
-        profile = find_profile(profile_name)
         uplink = _unless_given(ctx, "uplink", uplink, profile.link.uplink)
         downlink = _unless_given(ctx, "downlink", downlink, profile.link.downlink)
         latency = _unless_given(ctx, "latency", latency, profile.link.latency)
@@ -140,13 +159,14 @@ def run(ctx: click.Context, /, certs_dir: Path | None, insecure: bool, backend: 
             method[key] = _unless_given(ctx, key, method[key], value)
         ntk, spark, weights_codec = method_configs(**method)
         config = AgentConfig(
-            agent_id=check_agent_id(agent_id) if agent_id is not None else client_ids(total)[index], shard=index,
+            agent_id=agent_id if agent_id is not None else client_ids(total)[index], shard=index,
             clients=total, setting=setting, algorithm=algorithm, rounds=base.rounds if rounds is None else rounds,
             schedule_rounds=base.rounds, run_name=run_name, stall_s=stall_window,
             samples_per_client=base.samples_per_client, alpha=base.alpha, kappa=base.kappa, seed=method["seed"],
-            partition_file=partition_file, host=host, port=port, prometheus_port=prometheus_port,
-            link=LinkModel.parse(uplink, downlink, latency), chunk_size=chunk_size,
-            peers=tuple(parse_peer_list(peers)) if peers else (), mdns=not no_mdns, service_type=service_type,
+            partition_file=partition_file, host=addresses.advertise, port=addresses.port,
+            listen_host=addresses.listen_host if addresses.listens_elsewhere else None,
+            prometheus_port=prometheus_port, link=LinkModel.parse(uplink, downlink, latency), chunk_size=chunk_size,
+            peers=peers, mdns=not no_mdns, service_type=service_type,
             wait_peers_s=wait_peers, metrics=metrics, checkpoint_dir=checkpoint_dir, profile=profile.name, ntk=ntk,
             spark=spark, weights_codec=weights_codec, backend=backend or profile.runtime.backend,
             providers=kernel_providers(profile, backend), threads=threads or profile.runtime.threads,
@@ -164,11 +184,12 @@ def run(ctx: click.Context, /, certs_dir: Path | None, insecure: bool, backend: 
     signals.install()
     try:
         bound = node.start()
-        metrics_at = f", metrics on http://{host}:{node.prometheus_port}/metrics" if node.prometheus_port else ""
+        metrics_at = (f", metrics on http://{host_port(config.host, node.prometheus_port)}/metrics"
+                      if node.prometheus_port else "")
         security = (f"mutual TLS with the certificates in {certs_dir}" if certs_dir is not None else
                     "INSECURE: plaintext, any host on this network can join the run and read its data")
-        click.echo(f"{config.agent_id} serving on {host}:{bound} in run {node.identity.run_id}, {len(data)} samples"
-                   f"{metrics_at}, waiting for {total - 1} peers; {security}", err=True)
+        click.echo(f"{config.agent_id} serving on {addresses.shown(bound)} in run {node.identity.run_id}, "
+                   f"{len(data)} samples{metrics_at}, waiting for {total - 1} peers; {security}", err=True)
         node.run(lambda record: click.echo(_progress(record, config.rounds), err=True))
     except (OSError, ValueError, RuntimeError) as error:
         raise OperatorError(str(error)) from error
@@ -181,15 +202,19 @@ def run(ctx: click.Context, /, certs_dir: Path | None, insecure: bool, backend: 
                    f"({node.agent.next_round} rounds done); checkpoint kept", err=True)
 
 
-def check_security(certs_dir: Path | None, insecure: bool) -> None:
-    """Exactly one of --certs DIR (mutual TLS) and --insecure (plaintext, said out loud)."""
+def check_security(ctx: click.Context, certs_dir: Path | None, insecure: bool) -> Path | None:
+    """The certs folder (mutual TLS) or None for --insecure (plaintext, said out loud): exactly one is given, or
+    one on the command line and the other in the config file, which the command line overrides."""
     if certs_dir is not None and insecure:
-        raise OperatorError("--certs and --insecure exclude each other: give one")
+        if from_file(ctx, "certs_dir") == from_file(ctx, "insecure"):
+            raise OperatorError(f"{options_label(ctx, 'certs_dir', 'insecure')} exclude each other: give one")
+        certs_dir = None if from_file(ctx, "certs_dir") else certs_dir
     if certs_dir is None and not insecure:
         raise OperatorError("give --certs DIR (the cluster's certificates, see `edge-agent certs --help`) or, on a "
                             "lab network, --insecure")
     if certs_dir is not None and not certs_dir.is_dir():
-        raise OperatorError(f"--certs: {certs_dir} is not a folder")
+        raise OperatorError(f"{option_label(ctx, 'certs_dir')}: {certs_dir} is not a folder")
+    return certs_dir
 
 
 def kernel_providers(profile: BoardProfile, backend: str | None) -> tuple[str, ...]:
