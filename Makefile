@@ -6,7 +6,7 @@ DATA_PKG_DIR := /usr/share/datasets/fashion-mnist
 # Pins every install (no unpinned torch can pull a multi-GB CUDA build).
 export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
 
-.PHONY: setup data prometheus test demo bench bench-paper lint clean proto
+.PHONY: setup data prometheus sshd test demo bench bench-paper lint clean proto
 
 setup: $(VENV)/.installed data
 
@@ -32,7 +32,15 @@ prometheus:
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus; \
 	fi
 
-test: setup prometheus
+# The Debian package openssh-server: tests/cli/test_flash_command.py flashes boards behind a real sshd on 127.0.0.1.
+sshd:
+	@if [ ! -x /usr/sbin/sshd ]; then \
+		echo "installing Debian package openssh-server"; \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends openssh-server; \
+	fi
+
+test: setup prometheus sshd
 	$(PY) -m pytest -q
 
 lint: setup

@@ -10,6 +10,7 @@ from edge_agent.cli.certs import certs
 from edge_agent.cli.data import data
 from edge_agent.cli.demo import demo
 from edge_agent.cli.export import export
+from edge_agent.cli.flash import flash, unflash
 from edge_agent.cli.inspect import inspect
 from edge_agent.cli.peers import peers
 from edge_agent.cli.profiles import profiles
@@ -38,3 +39,5 @@ cli.add_command(certs)
 cli.add_command(bench)
 cli.add_command(status)
 cli.add_command(inspect)
+cli.add_command(flash)
+cli.add_command(unflash)

@@ -180,9 +180,13 @@ class AgentServer:
 
 
 def _check_bindable(host: str, port: int) -> None:
-    """OSError with the reason (address not on this machine, port in use) before gRPC logs its own at length."""
+    """OSError with the reason (address not on this machine, port in use) before gRPC logs its own at length.
+
+    SO_REUSEADDR, as gRPC's own listener has: connections the last server on this port left in TIME_WAIT (an agent
+    restarted on its fixed port) do not count as in use; a listening socket still does."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as error:

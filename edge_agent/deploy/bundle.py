@@ -1,0 +1,190 @@
+"""One board's bundle: a folder with all it installs, and a digest of its contents that says whether it changed.
+
+    wheels/            the project wheel (+ the wheelhouse's wheels for the board's architecture)
+    agent.toml         `edge-agent run --config` for this board
+    certs/             ca.crt, revoked.crl, and this board's own <id>.crt and <id>.key: never another's, never ca.key
+    cache/edge-agent/onnx/<key>/   the exported kernels, when the board runs them on onnxruntime
+    profiles/<name>.toml           the board's profile (EDGE_AGENT_PROFILES points here)
+    edge-agent.service the hardened systemd unit
+    install.sh         the idempotent install script
+    BUNDLE             shell variables for install.sh: RELEASE (the digest), VENV (digest of what the venv holds)
+
+The digest hashes what a file holds, not when it was made: a wheel by its members (a rebuilt wheel differs in zip
+timestamps only), so flashing an unchanged fleet from a fresh build changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import zipfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from edge_agent.deploy.certs import CA_NAME, CRL_NAME
+from edge_agent.deploy.inventory import BoardEntry, Inventory, Setting
+from edge_agent.deploy.profiles import BoardProfile, find_profile
+from edge_agent.deploy.unit import UNIT_NAME, render_unit
+
+INSTALL_SCRIPT = "install.sh"
+MANIFEST = "BUNDLE"
+STATE = "../../state"  # agent.toml lives in <root>/releases/<digest>/; state outlives releases (<root>/state)
+ARCHITECTURES = {"aarch64": "aarch64", "arm64": "aarch64", "armv7l": "armv7l", "x86_64": "x86_64",
+                 "riscv64": "riscv64"}
+
+
+class BundleError(ValueError):
+    """Why one board's bundle cannot be built (one line; the other boards go on)."""
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A built bundle: its folder, its digest (the release name on the board) and its venv's digest."""
+
+    board: BoardEntry
+    folder: Path
+    release: str
+    venv: str
+    backend: str
+
+    @property
+    def short(self) -> str:
+        return self.release[:12]
+
+
+def install_script() -> str:
+    """The text of the install script shipped in the package."""
+    return resources.files("edge_agent.deploy").joinpath(INSTALL_SCRIPT).read_text(encoding="utf-8")
+
+
+def build_bundle(inventory: Inventory, board: BoardEntry, folder: Path, wheel: Path,
+                 wheelhouse: Path | None = None) -> Bundle:
+    """Write board's bundle into `folder` (emptied first); BundleError naming what is missing."""
+    try:
+        profile = find_profile(board.profile)
+    except ValueError as error:
+        raise BundleError(str(error)) from None
+    backend = str(inventory.setting("backend") or profile.runtime.backend)
+    if folder.exists():
+        shutil.rmtree(folder)
+    (folder / "wheels").mkdir(parents=True)
+    wheels = [wheel, *board_wheels(wheelhouse, profile)] if wheelhouse is not None else [wheel]
+    for source in wheels:
+        _place(source, folder / "wheels" / source.name)
+    _copy_certs(inventory, board, folder / "certs")
+    if backend == "onnxruntime":
+        _copy_kernels(inventory, profile, folder / "cache")
+    (folder / "profiles").mkdir()
+    shutil.copyfile(profile.path, folder / "profiles" / f"{profile.name}.toml")
+    (folder / "agent.toml").write_text(agent_toml(inventory, board), encoding="utf-8")
+    (folder / UNIT_NAME).write_text(render_unit(), encoding="utf-8")
+    (folder / INSTALL_SCRIPT).write_text(install_script(), encoding="utf-8")
+    extra = "[torch]" if backend == "torch" else ""
+    venv = _digest([inventory.python, extra, *(file_digest(path) for path in sorted(folder.glob("wheels/*.whl")))])
+    release = folder_digest(folder, exclude=frozenset({MANIFEST}))
+    (folder / MANIFEST).write_text(
+        f"RELEASE={release}\nVENV={venv}\nPYTHON='{inventory.python}'\nEXTRA='{extra}'\nBOARD='{board.name}'\n"
+        f"WHEELHOUSE={'yes' if wheelhouse is not None else 'no'}\n", encoding="utf-8")
+    return Bundle(board, folder, release, venv, backend)
+
+
+def agent_toml(inventory: Inventory, board: BoardEntry) -> str:
+    """The board's `edge-agent run --config` file: its own keys, then the fleet's [run] settings."""
+    own: list[tuple[str, Setting]] = [("shard", f"{board.shard}/{board.clients}"), ("id", board.agent_id),
+                                      ("profile", board.profile), ("listen", board.listen)]
+    if board.advertise is not None:
+        own.append(("advertise", board.advertise))
+    own += [("certs", "certs")] if inventory.certs is not None else [("insecure", True)]
+    own += [("checkpoint-dir", f"{STATE}/checkpoints"), ("metrics", f"{STATE}/metrics.jsonl")]
+    lines = [f"# board {board.name}, written by `edge-agent flash`; paths are relative to this file",
+             *(f"{key} = {_toml_value(value)}" for key, value in [*own, *inventory.run])]
+    return "\n".join(lines) + "\n"
+
+
+def board_wheels(wheelhouse: Path, profile: BoardProfile) -> list[Path]:
+    """The wheelhouse's wheels a board of this profile can install: pure ones and those of its architecture."""
+    if not wheelhouse.is_dir():
+        raise BundleError(f"--wheelhouse {wheelhouse} is not a folder")
+    arch = ARCHITECTURES[profile.board.architecture]
+    chosen = []
+    for path in sorted(wheelhouse.glob("*.whl")):
+        if path.name.startswith("edge_agent-"):
+            continue  # the project wheel flash was given wins
+        platforms = path.stem.split("-")[-1].split(".")
+        if platforms == ["any"] or any(tag.endswith(f"_{arch}") for tag in platforms):
+            chosen.append(path)
+    return chosen
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of what a file holds; a wheel's is over its members' names and contents, not the zip's timestamps."""
+    if path.suffix == ".whl":
+        with zipfile.ZipFile(path) as archive:
+            return _digest(f"{info.filename}:{hashlib.sha256(archive.read(info)).hexdigest()}"
+                           for info in sorted(archive.infolist(), key=lambda info: info.filename))
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def folder_digest(folder: Path, exclude: frozenset[str] = frozenset()) -> str:
+    """sha256 over every file's relative path, mode (owner-only or not) and content digest."""
+    entries = []
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder).as_posix()
+        if path.is_file() and relative not in exclude:
+            private = "private" if path.stat().st_mode & 0o077 == 0 else "shared"
+            entries.append(f"{relative}:{private}:{file_digest(path)}")
+    return _digest(entries)
+
+
+def _copy_certs(inventory: Inventory, board: BoardEntry, target: Path) -> None:
+    """ca.crt, revoked.crl and the board's own certificate and key (0600), from the inventory's certs folder."""
+    if inventory.certs is None:
+        return
+    target.mkdir(mode=0o700)
+    needed = [f"{CA_NAME}.crt", f"{board.agent_id}.crt", f"{board.agent_id}.key"]
+    for name in needed:
+        if not (inventory.certs / name).is_file():
+            hint = (f"edge-agent certs issue {board.agent_id} --dir {inventory.certs}" if name != f"{CA_NAME}.crt"
+                    else f"edge-agent certs init --dir {inventory.certs}")
+            raise BundleError(f"{inventory.certs / name} is missing ({hint})")
+    for name in [*needed, CRL_NAME]:
+        if (inventory.certs / name).is_file():
+            shutil.copyfile(inventory.certs / name, target / name)
+    os.chmod(target / f"{board.agent_id}.key", 0o600)
+
+
+def _copy_kernels(inventory: Inventory, profile: BoardProfile, cache: Path) -> None:
+    """The board kernels for the profile's projection dimension, from this machine's export cache (made with torch
+    if missing), placed where XDG_CACHE_HOME=<release>/cache makes the agent look."""
+    from edge_agent.learning.mlp import MLPSpec
+    from edge_agent.runtime.backend import BackendUnavailableError
+    from edge_agent.runtime.onnx_backend import cache_subpath, ensure_exported
+
+    dim = int(inventory.setting("proj-dim") or profile.spark.proj_dim)
+    try:
+        source = ensure_exported(MLPSpec(), dim)
+    except BackendUnavailableError as error:
+        raise BundleError(f"profile {profile.name} runs its kernels on onnxruntime: {error}") from None
+    shutil.copytree(source, cache / cache_subpath(MLPSpec(), dim))
+
+
+def _place(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)  # wheels are large and read-only here: share the blocks when we can
+    except OSError:
+        shutil.copyfile(source, target)
+
+
+def _toml_value(value: Setting) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _digest(parts: Iterable[str]) -> str:
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
