@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from edge_agent.agent.channels import MemberChannels
 from edge_agent.agent.config import AgentConfig
 from edge_agent.agent.handler import AgentHandler
 from edge_agent.agent.inbox import WeightsInbox
@@ -134,6 +135,7 @@ class Agent:
                                             thread_name_prefix=f"{config.agent_id}-call")
         self.stopping = threading.Event()
         membership.add_listener(self._on_member_change)
+        membership.add_listener(MemberChannels(pool).on_change)
 
     def prepare(self) -> None:
         """Open the metrics file and the checkpoint (OSError, ValueError: the operator's to fix) and resume."""
@@ -413,10 +415,8 @@ class Agent:
                 self._executor.submit(self._send, exchange.message, message.sender)
 
     def _on_member_change(self, change: PeerChange, record: PeerRecord) -> None:
-        """A member that advertises something new is alive; one that left frees its channel."""
-        if change is PeerChange.REMOVED:
-            self.pool.discard(record.address)
-        else:
+        """A member that advertises something new is alive (its channel follows it: MemberChannels)."""
+        if change is not PeerChange.REMOVED:
             self.liveness.mark_up(record.agent_id)
 
     def _record(self, round_index: int, mine: Sequence[str], clock: RoundClock, tau_index: int | None,

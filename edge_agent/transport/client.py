@@ -167,6 +167,11 @@ class PeerPool:
                 self._clients[key] = client
             return client
 
+    def addresses(self) -> list[str]:
+        """The addresses the pool holds a channel to, sorted."""
+        with self._lock:
+            return sorted(self._clients)
+
     def discard(self, address: str) -> None:
         """Close the channel to an address no member uses any more (a peer that left or moved)."""
         with self._lock:
