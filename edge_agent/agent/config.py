@@ -54,6 +54,7 @@ class AgentConfig:
     providers: tuple[str, ...] = ()
     threads: int | None = None
     jacobian_chunk: int | None = None
+    overlap: bool = True  # a Jacobian reply leaves chunk by chunk as it is computed (False: computed whole first)
     ntk: NTKDFLConfig = field(default_factory=NTKDFLConfig)
     spark: SparkConfig = field(default_factory=SparkConfig)
     weights_codec: CodecConfig = FP32  # the weights on the wire (exchange and Jacobian request)

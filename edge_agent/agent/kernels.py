@@ -17,6 +17,7 @@ class BackendKernels:
 
     def __init__(self, backend: KernelBackend) -> None:
         self.backend = backend
+        self.chunk: int | None = getattr(backend, "chunk", None)  # a ChunkedBackend's samples per kernel call
         self._state: tuple[Projection, SketchState] | None = None
         self._lock = threading.Lock()
 

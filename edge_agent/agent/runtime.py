@@ -117,7 +117,7 @@ class Agent:
         self.handler = AgentHandler(Responder(config.agent_id, data.x, data.y, self.method), self.inbox, self.traffic,
                                     on_message=self._on_message,
                                     is_member=lambda agent_id: membership.get(agent_id) is not None,
-                                    rounds=self.accepted_rounds, limits=limits)
+                                    rounds=self.accepted_rounds, limits=limits, in_blocks=config.overlap)
         self.weights = init_weights(self.spec, config.seed)
         self.velocity = np.zeros_like(self.weights)
         self.next_round = 0
@@ -247,6 +247,7 @@ class Agent:
             self.weights = self._local_sgd(round_index, clock)
             self.phase = "average"
         before = self.round_links = {peer: _copy(c) for peer, c in self.ledger.links().items()}
+        served_before = self.handler.served.totals()
         slots = neighbours(self.config.topology, self.liveness.roster, round_index)[self.liveness.slot]
         members = self.membership.snapshot()
         picked = self.liveness.neighbours(slots, members)
@@ -272,7 +273,7 @@ class Agent:
         clock.seconds["total"] = self.last_round_seconds = time.perf_counter() - start
         self.inbox.forget_before(round_index)
         self._joined_late = False
-        return self._record(round_index, mine, clock, tau_index, before)
+        return self._record(round_index, mine, clock, tau_index, before, served_before)
 
     def _local_sgd(self, round_index: int, clock: RoundClock) -> FloatArray:
         """DFedAvg's local SGD on this shard, with the batches the simulator draws for client `shard`."""
@@ -420,11 +421,12 @@ class Agent:
             self.liveness.mark_up(record.agent_id)
 
     def _record(self, round_index: int, mine: Sequence[str], clock: RoundClock, tau_index: int | None,
-                before: dict[str, LinkCounters]) -> dict[str, Any]:
+                before: dict[str, LinkCounters], served_before: dict[str, float]) -> dict[str, Any]:
         links = {peer: _delta(counters, before.get(peer)) for peer, counters in self.ledger.links().items()}
         links = {peer: c for peer, c in links.items() if any(c.values())}
         totals = {key: sum(c[key] for c in links.values()) for key in _COUNTER_KEYS}
         spark = self.config.spark
+        served = {k: v - served_before[k] for k, v in self.handler.served.totals().items()}
         return stamped(AGENT_ROUND, {
             "round": round_index, "agent": self.config.agent_id, "algorithm": self.config.algorithm,
             "status": "trained", "members": len(self.members()),
@@ -432,6 +434,8 @@ class Agent:
             "missing": dict(sorted(self._missing.items())),
             **{f"{key}_bytes": value for key, value in totals.items()},
             "links": links, "seconds": clock.seconds,
+            "served_seconds": {"jacobian": served["jacobian"], "score": served["score"]},
+            "overlap": {"jacobian": served["overlap"]},
             "tau": None if tau_index is None else self.method_taus()[tau_index],
             "lambda": spark.soft_label_weight(round_index, self.config.schedule_span)
             if self.config.algorithm == "spark" else 0.0,

@@ -116,6 +116,11 @@ def _duration(text: str) -> str:
               help="Kernels for the neighbour side (projected Jacobians, scoring); default: the profile's.")
 @click.option("--threads", type=click.IntRange(min=1),
               help="Intra-op threads of the kernel backend (default: the profile's).")
+@click.option("--jacobian-chunk", type=click.IntRange(min=1),
+              help="Samples per kernel call on the neighbour side (default: the profile's): bounds its memory, and "
+                   "a Jacobian reply is sent a chunk at a time as the chunks are computed.")
+@click.option("--no-overlap", is_flag=True,
+              help="Compute a Jacobian reply whole before sending it (the same bits; for benchmarks).")
 @click.option("--profile", default="generic", show_default=True, callback=checked(find_profile),
               help="Board profile (see `edge-agent profiles list`): default links, projection, precision, rows. "
                    "Flags given explicitly win over the profile.")
@@ -127,7 +132,7 @@ def _duration(text: str) -> str:
 @click.option("--quiet", is_flag=True, help="Only warnings and errors.")
 @click.pass_context
 def run(ctx: click.Context, /, certs_dir: Path | None, insecure: bool, backend: str | None, threads: int | None,
-        profile: BoardProfile, shard: tuple[int, int],
+        jacobian_chunk: int | None, no_overlap: bool, profile: BoardProfile, shard: tuple[int, int],
         agent_id: str | None, setting: str, algorithm: str, rounds: int | None, run_name: str | None,
         partition_file: Path | None, host: str | None, port: int | None, listen: tuple[str, int] | None,
         advertise: str | None, prometheus_port: int | None, uplink: str, downlink: str, latency: str, chunk_size: int,
@@ -170,7 +175,7 @@ def run(ctx: click.Context, /, certs_dir: Path | None, insecure: bool, backend: 
             wait_peers_s=wait_peers, metrics=metrics, checkpoint_dir=checkpoint_dir, profile=profile.name, ntk=ntk,
             spark=spark, weights_codec=weights_codec, backend=backend or profile.runtime.backend,
             providers=kernel_providers(profile, backend), threads=threads or profile.runtime.threads,
-            jacobian_chunk=profile.runtime.jacobian_chunk, certs=certs_dir,
+            jacobian_chunk=jacobian_chunk or profile.runtime.jacobian_chunk, overlap=not no_overlap, certs=certs_dir,
         )
         cluster_tls(config)  # this board's certificate and key, checked before the data is loaded
     except ValueError as error:

@@ -20,6 +20,7 @@ from edge_agent.learning.messages import (
     CandidateRequest,
     CandidateScores,
     JacobianReply,
+    JacobianReplyBlocks,
     JacobianRequest,
     Message,
 )
@@ -35,6 +36,10 @@ class BoardKernels(Protocol):
 
     def loss_sums(self, w: FloatArray, steps: FloatArray, x: FloatArray, y: np.ndarray) -> FloatArray: ...
 
+    @property
+    def chunk(self) -> int | None:
+        """Samples per kernel call (None: all at once); a reply streams in blocks of this many rows."""
+
 
 class NTKMethod(Protocol):
     """What differs between NTK-DFL and SPARK inside one neighbourhood exchange."""
@@ -43,6 +48,9 @@ class NTKMethod(Protocol):
     def spec(self) -> MLPSpec: ...
 
     def answer(self, request: JacobianRequest, x: FloatArray, y: np.ndarray, sender: str) -> JacobianReply: ...
+
+    def answer_blocks(self, request: JacobianRequest, x: FloatArray, y: np.ndarray, sender: str
+                      ) -> JacobianReplyBlocks: ...
 
     def propose(self, replies: Sequence[JacobianReply], round_index: int, sender: str) -> CandidateRequest: ...
 
@@ -64,6 +72,11 @@ class NTKDFLMethod:
 
     def answer(self, request: JacobianRequest, x: FloatArray, y: np.ndarray, sender: str) -> JacobianReply:
         return ntk_dfl.answer_jacobian_request(self.spec, request, x, y, sender)
+
+    def answer_blocks(self, request: JacobianRequest, x: FloatArray, y: np.ndarray, sender: str
+                      ) -> JacobianReplyBlocks:
+        reply = self.answer(request, x, y, sender)  # a factored Jacobian: one block, made dense on the wire
+        return JacobianReplyBlocks(reply, slice(0, len(reply.labels)), iter(()))
 
     def propose(self, replies: Sequence[JacobianReply], round_index: int, sender: str) -> CandidateRequest:
         eta = self.config.learning_rate(round_index)
@@ -122,6 +135,16 @@ class SparkMethod:
         board = None if kernels is None else lambda w, xs: kernels.projected_jacobian(w, xs, projection)
         return spark.answer_jacobian_request(self.spec, request, x, y, sender, projection, self.config, board)
 
+    def answer_blocks(self, request: JacobianRequest, x: FloatArray, y: np.ndarray, sender: str
+                      ) -> JacobianReplyBlocks:
+        """`answer`'s reply (the same bits), computed a kernel chunk at a time as it is read: the numpy
+        reference path without kernels computes it in one block."""
+        projection, kernels = self.projection(request.round), self.kernels
+        if kernels is None:
+            return spark.reply_blocks(self.spec, request, x, y, sender, projection, self.config)
+        return spark.reply_blocks(self.spec, request, x, y, sender, projection, self.config,
+                                  lambda w, xs: kernels.projected_jacobian(w, xs, projection), kernels.chunk)
+
     def score(self, anchor: FloatArray, request: CandidateRequest, x: FloatArray, y: np.ndarray,
               sender: str) -> CandidateScores:
         lift = self.projection(request.round).lift
@@ -154,10 +177,7 @@ class Responder:
     def handle(self, message: Message) -> Message | None:
         """The reply to a request, or a ValueError for a message that is out of protocol."""
         if isinstance(message, JacobianRequest):
-            with self._lock:
-                self._anchors[(message.sender, message.round)] = message.weights
-                for key in [k for k in self._anchors if k[1] < message.round - 1]:
-                    del self._anchors[key]
+            self._remember(message)
             return self.method.answer(message, self.x, self.y, self.client_id)
         if isinstance(message, CandidateRequest):
             with self._lock:
@@ -167,6 +187,20 @@ class Responder:
                                  "without a Jacobian request")
             return self.method.score(anchor, message, self.x, self.y, self.client_id)
         raise ValueError(f"a responder does not answer {type(message).__name__}")
+
+    def handle_in_blocks(self, message: Message) -> Message | JacobianReplyBlocks | None:
+        """`handle`, except that a Jacobian reply comes as blocks still to be computed (see JacobianReplyBlocks)."""
+        if not isinstance(message, JacobianRequest):
+            return self.handle(message)
+        self._remember(message)
+        return self.method.answer_blocks(message, self.x, self.y, self.client_id)
+
+    def _remember(self, request: JacobianRequest) -> None:
+        """Keep wbar_requester for the candidates that follow (and forget rounds long gone)."""
+        with self._lock:
+            self._anchors[(request.sender, request.round)] = request.weights
+            for key in [k for k in self._anchors if k[1] < request.round - 1]:
+                del self._anchors[key]
 
 
 Call = Callable[[Message, str], Message | None]

@@ -6,6 +6,7 @@ account bytes from the same objects.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields, replace
 from typing import Any, Protocol, TypeVar
 
@@ -73,6 +74,35 @@ class JacobianReply:
             first = rows - self.sampled_rows
             weights[first:] = (self.represented_samples - first) / self.sampled_rows
         return weights
+
+
+class JacobianReplyBlocks:
+    """A JacobianReply whose rows are computed block by block, so they can be sent as they are computed.
+
+    `reply` has the whole reply's arrays from the start (its shapes, labels and first block are final); `rows()`
+    computes the other blocks into them in place, yielding each block's rows once they hold their final values.
+    The blocks are the ones the reply is computed in anyway, so the reply is the same bits streamed or not.
+    `finish(sending)` is told, once the reply has left, the intervals (perf_counter seconds) its bytes were sent in.
+    """
+
+    def __init__(self, reply: JacobianReply, first: slice, rest: Iterator[slice]) -> None:
+        self.reply, self.first, self.rest = reply, first, rest  # rest computes as it is iterated
+        self.on_finish: Callable[[list[tuple[float, float]]], None] | None = None
+
+    def rows(self) -> Iterator[slice]:
+        """The first block's rows, then each further block's as it is computed (once: it drives the compute)."""
+        yield self.first
+        yield from self.rest
+
+    def whole(self) -> JacobianReply:
+        """The reply with every block computed."""
+        for _ in self.rest:
+            pass
+        return self.reply
+
+    def finish(self, sending: list[tuple[float, float]]) -> None:
+        if self.on_finish is not None:
+            self.on_finish(sending)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from edge_agent.learning.messages import Message
+from edge_agent.learning.messages import JacobianReplyBlocks, Message
 
 PROTOCOL_VERSION = "edge_agent.v1"
 PROVEN_PREFIX = "mtls:"  # a peer string that names the caller's certificate identity
@@ -24,9 +24,11 @@ class TransportError(RuntimeError):
 
 
 class MessageHandler(Protocol):
-    """What an agent does with a round message from a peer: a reply message, or None for a one-way message."""
+    """What an agent does with a round message from a peer: a reply message, or None for a one-way message.
 
-    def handle(self, message: Message, peer: str) -> Message | None:
+    A Jacobian reply may come as blocks still to be computed; the transport sends each block as it is ready."""
+
+    def handle(self, message: Message, peer: str) -> Message | JacobianReplyBlocks | None:
         """`peer` is where it came from: gRPC's peer string (`ipv4:127.0.0.1:53012`), `memory`, or, over mutual TLS,
         `mtls:<agent id>`, the identity the caller's cluster certificate proves (and the message's sender)."""
         ...

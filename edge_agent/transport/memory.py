@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edge_agent.learning.messages import Message, payload_bytes
+from edge_agent.learning.messages import JacobianReplyBlocks, Message, payload_bytes
 from edge_agent.transport.contract import MessageHandler, PeerInfo, TransportError
 from edge_agent.transport.ledger import TransportLedger
 from edge_agent.transport.schema import describe
@@ -38,7 +38,8 @@ class InMemoryPeer:
         delivered = self._carry(message)  # with the codec: ValueError for NaN before anything is counted
         self._count(message.sender, self._wire_bytes(message), self._payload(message), outgoing=True)
         try:
-            reply = self._handler.handle(delivered, MEMORY_PEER)
+            answer = self._handler.handle(delivered, MEMORY_PEER)
+            reply = answer.whole() if isinstance(answer, JacobianReplyBlocks) else answer
         except Exception as error:
             raise TransportError(f"call to {self.peer_id} failed: {type(error).__name__}: {error}") from error
         if reply is None:

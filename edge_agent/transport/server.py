@@ -16,6 +16,7 @@ from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
 from grpc_reflection.v1alpha import reflection  # type: ignore[import-untyped]
 
+from edge_agent.learning.messages import JacobianReplyBlocks
 from edge_agent.run_identity import METADATA_KEY, RunIdentity
 from edge_agent.transport.contract import PROVEN_PREFIX, AgentStatus, MessageHandler, PeerInfo
 from edge_agent.transport.ledger import TransportLedger
@@ -25,7 +26,17 @@ from edge_agent.transport.stall import SERVER_KEEPALIVE_OPTIONS, CallProgress, S
 from edge_agent.transport.status import MAX_RECORDS, status_reply
 from edge_agent.transport.throttle import LinkShaper
 from edge_agent.transport.tls import ClusterTls, IdentityError
-from edge_agent.transport.wire import WireConfig, WireError, assemble, encode_ack, encode_message, frames
+from edge_agent.transport.wire import (
+    EncodedMessage,
+    StreamedMessage,
+    WireConfig,
+    WireError,
+    assemble,
+    encode_ack,
+    encode_blocks,
+    encode_message,
+    frames,
+)
 from edge_agent.v1 import agent_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -276,8 +287,13 @@ class _Servicer:
             log.exception("handler failed on %s from %s", kind, message.sender)
             _abort(context, grpc.StatusCode.INTERNAL, f"handler failed on {kind}: {error}")
         try:
-            encoded = (encode_ack(owner.config.agent_id, message.round) if reply is None
-                       else encode_message(reply, wire.codecs))
+            encoded: EncodedMessage | StreamedMessage
+            if reply is None:
+                encoded = encode_ack(owner.config.agent_id, message.round)
+            elif isinstance(reply, JacobianReplyBlocks):  # each block leaves as soon as it is computed
+                encoded = encode_blocks(reply, wire.codecs)
+            else:
+                encoded = encode_message(reply, wire.codecs)
         except (ValueError, TypeError) as error:  # e.g. weights so large the reply overflows to inf
             owner.reject(context, grpc.StatusCode.INVALID_ARGUMENT, f"no valid reply to this {kind}: {error}",
                          caller)

@@ -9,6 +9,10 @@ buffer per tensor and fills it in place: no message size ceiling, no repeated co
 
 from __future__ import annotations
 
+import contextlib
+import queue
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
@@ -16,7 +20,14 @@ import numpy as np
 
 from edge_agent.learning.codec import EncodedTensor, all_finite, as_flat_float32, decode, encode
 from edge_agent.learning.jacobian import DenseJacobian
-from edge_agent.learning.messages import ALL_FP32, JacobianReply, Message, WireCodecs, wire_array
+from edge_agent.learning.messages import (
+    ALL_FP32,
+    JacobianReply,
+    JacobianReplyBlocks,
+    Message,
+    WireCodecs,
+    wire_array,
+)
 from edge_agent.transport.framing import chunk_frame, chunk_frame_size, cut, fill, read_frame
 from edge_agent.transport.schema import ACK, KINDS, WireError, check_header, describe
 from edge_agent.v1 import agent_pb2 as pb
@@ -28,8 +39,8 @@ GRPC_MESSAGE_PREFIX = 5
 # Called once per frame, before it is sent or after it arrived: (wire bytes, payload bytes, header or None).
 FrameMeter = Callable[[int, int, "pb.MessageHeader | None"], None]
 
-__all__ = ["ACK", "EncodedMessage", "FrameMeter", "WireConfig", "WireError", "assemble", "encode_ack",
-           "encode_message", "frames", "predicted_wire_bytes"]
+__all__ = ["ACK", "EncodedMessage", "FrameMeter", "StreamedMessage", "WireConfig", "WireError", "assemble",
+           "encode_ack", "encode_blocks", "encode_message", "frames", "predicted_wire_bytes"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +63,14 @@ class EncodedMessage:
     header: pb.MessageHeader
     parts: tuple[memoryview, ...]
 
+
+@dataclass(frozen=True)
+class StreamedMessage:
+    """A message whose bytes are produced while it is sent: `parts` yields them in header order as they are ready."""
+
+    header: pb.MessageHeader
+    parts: Iterator[memoryview]
+
     @property
     def payload_bytes(self) -> int:
         return sum(part.nbytes for part in self.parts)
@@ -63,15 +82,84 @@ def encode_message(message: Message, codecs: WireCodecs = ALL_FP32) -> EncodedMe
     fp32 tensors are not copied: their parts are views of the message's arrays until the frames are sent.
     """
     header = describe(message, codecs)
-    parts: list[memoryview] = []
-    for info in header.tensors:
-        array = wire_array(getattr(message, info.name))
-        if info.dtype == "float32":
-            parts.append(_fp32_bytes(array))  # the codec's fp32 bytes, without its copy
-        else:
-            encoded = encode(array, codecs.of(info.name))
-            parts += [memoryview(encoded.data), memoryview(encoded.scales)]
+    parts = [part for info in header.tensors for part in _tensor_parts(info, getattr(message, info.name), codecs)]
     return EncodedMessage(header, tuple(part for part in parts if part.nbytes))
+
+
+def _tensor_parts(info: pb.TensorInfo, value: object, codecs: WireCodecs) -> list[memoryview]:
+    """One tensor's bytes on the wire: its data, then its block scales (none for fp32)."""
+    array = wire_array(value)
+    if info.dtype == "float32":
+        return [_fp32_bytes(array)]  # the codec's fp32 bytes, without its copy
+    encoded = encode(array, codecs.of(info.name))
+    return [memoryview(encoded.data), memoryview(encoded.scales)]
+
+
+def encode_blocks(blocks: JacobianReplyBlocks, codecs: WireCodecs = ALL_FP32) -> EncodedMessage | StreamedMessage:
+    """A Jacobian reply whose rows are still being computed, ready for the wire: with fp32 Jacobians its rows are
+    sent block by block while a thread computes the next block; otherwise (block scales follow all the data) it is
+    computed whole first. The bytes are those `encode_message` makes of the whole reply; ValueError for NaN or inf."""
+    reply = blocks.reply
+    if codecs.of("jacobian").precision != "fp32" or not isinstance(reply.jacobian, DenseJacobian):
+        encoded = encode_message(blocks.whole(), codecs)
+        blocks.finish([])
+        return encoded
+    header = describe(reply, codecs)
+    return StreamedMessage(header, _block_parts(blocks, reply.jacobian.values, header, codecs))
+
+
+def _block_parts(blocks: JacobianReplyBlocks, jacobian: np.ndarray, header: pb.MessageHeader,
+                 codecs: WireCodecs) -> Iterator[memoryview]:
+    """The reply's bytes: each block's Jacobian rows as soon as they are computed, then logits and labels.
+
+    The blocks after the first are computed one ahead, in a thread, while the frames of the rows before them wait
+    for the link; `blocks.finish` hears the intervals in which the bytes were being sent."""
+    sending: list[tuple[float, float]] = []  # from handing a part on until the frames asked for the next one
+    for block in _ahead(blocks.rows()):
+        started = time.perf_counter()
+        yield _fp32_bytes(jacobian[block])
+        sending.append((started, time.perf_counter()))
+    started = time.perf_counter()
+    for info in header.tensors[1:]:  # logits, labels
+        yield from (part for part in _tensor_parts(info, getattr(blocks.reply, info.name), codecs) if part.nbytes)
+    sending.append((started, time.perf_counter()))
+    blocks.finish(sending)
+
+
+def _ahead(items: Iterator[slice]) -> Iterator[slice]:
+    """`items`, computed in a thread one item ahead of the reader.
+
+    A reader that stops early (the call was cut) stops the thread after the item it is computing."""
+    ready: queue.Queue[object] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def put(item: object) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(queue.Full):
+                ready.put(item, timeout=0.2)
+                return
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                put(item)
+            put(_DONE)
+        except BaseException as error:  # handed to the reader, which raises it
+            put(error)
+    threading.Thread(target=produce, name="reply-blocks", daemon=True).start()
+    try:
+        while (got := ready.get()) is not _DONE:
+            if isinstance(got, BaseException):
+                raise got
+            assert isinstance(got, slice)
+            yield got
+    finally:
+        stop.set()
+
+
+_DONE = object()
 
 
 def encode_ack(sender: str, round_index: int) -> EncodedMessage:
@@ -79,7 +167,7 @@ def encode_ack(sender: str, round_index: int) -> EncodedMessage:
     return EncodedMessage(pb.MessageHeader(kind=ACK, sender=sender, round=round_index), ())
 
 
-def frames(message: EncodedMessage, chunk_size: int = DEFAULT_CHUNK_SIZE,
+def frames(message: EncodedMessage | StreamedMessage, chunk_size: int = DEFAULT_CHUNK_SIZE,
            meter: FrameMeter | None = None) -> Iterator[bytes]:
     """Serialised Frames: the header, then the payload in chunks of at most `chunk_size`.
 

@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from edge_agent.transport.kernel_link import namespaces, unavailable_reason
@@ -287,3 +288,19 @@ def test_bench_tls_prints_both_modes_and_the_ratios(tmp_path: Path) -> None:
     assert ratios is not None
     assert 0.2 < float(ratios.group(1)) < 5 and 0.99 < float(ratios.group(2)) < 1.05  # TLS records: ~0.2%
     assert (tmp_path / "mtls" / "certs" / "client-0.key").exists()
+
+
+def test_bench_overlap_prints_both_modes_and_the_ratios(tmp_path: Path) -> None:
+    result = run_script("bench_overlap.py", "--setting", "smoke", "--agents", "3", "--rounds", "2",
+                        "--rate", "100mbit", "--latency", "0", "--chunk", "25", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = {line.split("|")[1].strip(): line.split("|") for line in result.stdout.splitlines()
+            if line.startswith("| ")}
+    assert {"off", "on"} <= rows.keys()
+    assert float(rows["off"][6]) == 0.0  # no transfer hidden when a reply is computed whole first
+    ratios = re.search(r"max\(compute, bytes/rate\): ([0-9.]+) before \(off\), ([0-9.]+) after", result.stdout)
+    assert ratios is not None and all(0.2 < float(r) < 50 for r in ratios.groups())
+    for mode in ("off", "on"):  # the same weights, bit for bit
+        with (np.load(tmp_path / "off" / "checkpoints" / "client-0.npz") as off,
+              np.load(tmp_path / mode / "checkpoints" / "client-0.npz") as this):
+            assert off["weights"].tobytes() == this["weights"].tobytes()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -24,6 +24,7 @@ from edge_agent.learning.messages import (
     CandidateRequest,
     CandidateScores,
     JacobianReply,
+    JacobianReplyBlocks,
     JacobianRequest,
     WireCodecs,
 )
@@ -137,16 +138,43 @@ def answer_jacobian_request(spec: MLPSpec, request: JacobianRequest, x: FloatArr
                             projected_jacobian: ProjectedJacobian | None = None) -> JacobianReply:
     """Neighbour side: J P of our data at the requester's average (the wire's codec is applied in transit),
     for the rows `config` selects (every row by default), computed by `projected_jacobian` (default: numpy)."""
+    return reply_blocks(spec, request, x, y, sender, projection, config, projected_jacobian).whole()
+
+
+def reply_blocks(spec: MLPSpec, request: JacobianRequest, x: FloatArray, y: np.ndarray, sender: str,
+                 projection: Projection, config: SparkConfig | None = None,
+                 projected_jacobian: ProjectedJacobian | None = None,
+                 block_rows: int | None = None) -> JacobianReplyBlocks:
+    """`answer_jacobian_request`'s reply, computed `block_rows` rows at a time (None: in one block), the first block
+    now and the others as the stream is read. Each block is computed exactly as `rows_in_chunks` computes a chunk
+    of that many rows, so with the kernels' own chunk as `block_rows` the reply is the same bits as in one call."""
     chosen = rows_to_send(spec, request.weights, x, y, config, reply_draw(config, request, sender)) if config else None
     if chosen is not None:
         x, y = x[chosen.rows], y[chosen.rows]
-    if projected_jacobian is None:
-        jacobian, logits = mlp_jacobian(spec, request.weights, x)
-        projected = projection.project(jacobian)
-    else:
-        projected, logits = projected_jacobian(request.weights, x)
+
+    def compute(rows: slice) -> tuple[FloatArray, FloatArray]:  # (n, C, m), (n, C)
+        if projected_jacobian is None:
+            jacobian, logits = mlp_jacobian(spec, request.weights, x[rows])
+            return projection.project(jacobian), logits
+        return projected_jacobian(request.weights, x[rows])
+    count = len(x)
+    step = count if block_rows is None or count <= block_rows else block_rows
+    blocks = [slice(start, min(start + step, count)) for start in range(0, max(count, 1), max(step, 1))]
+    projected, logits = compute(blocks[0])
+    if len(blocks) > 1:  # the whole arrays, filled block by block as rows_in_chunks fills them
+        first_projected, first_logits = projected, logits
+        projected = np.empty((count, *first_projected.shape[1:]), dtype=first_projected.dtype)
+        logits = np.empty((count, *first_logits.shape[1:]), dtype=first_logits.dtype)
+        projected[blocks[0]], logits[blocks[0]] = first_projected, first_logits
+
+    def rest() -> Iterator[slice]:
+        for rows in blocks[1:]:
+            projected[rows], logits[rows] = compute(rows)
+            yield rows
     reply = JacobianReply(sender, request.round, DenseJacobian(projected), logits, y)
-    return reply if chosen is None else replace(reply, samples=chosen.samples, sampled_rows=chosen.sampled)
+    if chosen is not None:
+        reply = replace(reply, samples=chosen.samples, sampled_rows=chosen.sampled)
+    return JacobianReplyBlocks(reply, blocks[0], rest())
 
 
 def reply_draw(config: SparkConfig, request: JacobianRequest, sender: str) -> tuple[int, ...]:
