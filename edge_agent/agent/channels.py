@@ -12,7 +12,7 @@ class MemberChannels:
 
     A member that restarts comes back on a new port under the same id: Membership reports an update, not a
     removal, so without this the channel to the old address stayed open for the rest of the run (one per
-    restart of every neighbour we had called: an open fd and gRPC's buffers each).
+    restart of every neighbour we had called, each holding gRPC and Python state).
     """
 
     def __init__(self, pool: PeerPool) -> None:

@@ -170,7 +170,7 @@ class PeerPool:
     def addresses(self) -> list[str]:
         """The addresses the pool holds a channel to, sorted."""
         with self._lock:
-            return sorted(self._clients)
+            return sorted({address for address, _ in self._clients})
 
     def discard(self, address: str) -> None:
         """Close the channel to an address no member uses any more (a peer that left or moved)."""
