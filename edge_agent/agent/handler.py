@@ -18,7 +18,7 @@ from edge_agent.learning.messages import (
     Message,
     WeightsMessage,
 )
-from edge_agent.transport.contract import PROVEN_PREFIX
+from edge_agent.transport.contract import NOT_A_MEMBER, PROVEN_PREFIX
 from edge_agent.transport.limits import MessageLimits
 from edge_agent.transport.schema import describe
 
@@ -96,7 +96,7 @@ class AgentHandler:
         """Refuse (before anything is stored) what no current member of this run could have sent now."""
         proven = peer == f"{PROVEN_PREFIX}{message.sender}"  # over mTLS: a cluster board, whose run was checked
         if self._is_member is not None and not proven and not self._is_member(message.sender):
-            raise PermissionError(f"{message.sender!r:.60} is not a member of this run")
+            raise PermissionError(f"{message.sender!r:.60} {NOT_A_MEMBER}")
         if self._rounds is not None:
             first, last = self._rounds()
             if not first <= message.round <= last:

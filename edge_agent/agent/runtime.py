@@ -8,6 +8,7 @@ behind the fleet (restarted, paused) adopts the fleet's round, recording the rou
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import threading
@@ -364,8 +365,11 @@ class Agent:
         return gather
 
     def _call_remote(self, message: Message, peer: str) -> Any:
-        """The peer's reply, or _FAILED (recorded as missing, the peer marked down) after at most one retry."""
-        for attempt in range(2):
+        """The peer's reply, or _FAILED (recorded as missing, the peer marked down) after one retry of a transient
+        failure; a peer that has not found us among its members yet (its first poll or advert of us is still to
+        come) is asked again until half the stall window has passed."""
+        first = time.monotonic()
+        for attempt in itertools.count():
             record = self.membership.get(peer)
             if record is None:
                 return self._failed(peer, "left the fleet")
@@ -379,7 +383,9 @@ class Agent:
             except (TransportError, WireError) as error:
                 reason = error.reason if isinstance(error, TransportError) else "rejected"
                 quick = time.monotonic() - started < self.config.stall_s / 2
-                if attempt == 0 and quick and reason in ("unavailable", "failed") and not self.stopping.is_set():
+                transient = attempt == 0 and quick and reason in ("unavailable", "failed")
+                unknown = reason == "unknown" and time.monotonic() - first < self.config.stall_s / 2
+                if (transient or unknown) and not self.stopping.is_set():
                     time.sleep(RETRY_PAUSE_S)  # a transient failure (refused, reset) is retried once
                     continue
                 log.warning("round %d: %s to %s failed: %s", message.round, type(message).__name__, peer, error)

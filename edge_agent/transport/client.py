@@ -11,7 +11,7 @@ import grpc
 
 from edge_agent.learning.messages import Message
 from edge_agent.run_identity import METADATA_KEY, RunIdentity
-from edge_agent.transport.contract import AgentStatus, PeerInfo, TransportError
+from edge_agent.transport.contract import NOT_A_MEMBER, AgentStatus, PeerInfo, TransportError
 from edge_agent.transport.ledger import TransportLedger
 from edge_agent.transport.limits import MessageLimits
 from edge_agent.transport.link import LinkMeter
@@ -123,6 +123,8 @@ class PeerClient:
     def _failure(self, error: Any) -> TransportError:
         code = error.code()
         reason = _REASONS.get(code, "failed")
+        if code is grpc.StatusCode.PERMISSION_DENIED and NOT_A_MEMBER in (error.details() or ""):
+            reason = "unknown"
         return TransportError(f"call to {self.peer_id} at {self.address} failed: {code.name}: {error.details()}",
                               reason)
 

@@ -9,13 +9,15 @@ from edge_agent.learning.messages import JacobianReplyBlocks, Message
 
 PROTOCOL_VERSION = "edge_agent.v1"
 PROVEN_PREFIX = "mtls:"  # a peer string that names the caller's certificate identity
+NOT_A_MEMBER = "is not a member of this run"  # a refusal the caller may outlive: the peer has not found it yet
 
 
 class TransportError(RuntimeError):
     """A call to a peer failed; `reason` says how, in one word the agent's records use.
 
     "stalled": no progress for the stall window; "unavailable": the peer could not be reached; "refused": the peer
-    is in another run; "rejected": the peer found the message invalid; "failed": anything else.
+    is in another run (or refused our certificate); "unknown": the peer has not yet found us among its members (it
+may within a poll or an advert); "rejected": the peer found the message invalid; "failed": anything else.
     """
 
     def __init__(self, message: str, reason: str = "failed") -> None:
