@@ -30,7 +30,7 @@ def _fingerprint(**changes: Any) -> str:
 
 @pytest.mark.parametrize("change", [
     {"seed": 1}, {"clients": 9}, {"algorithm": "ntk-dfl"}, {"setting": "smoke"}, {"kappa": 4}, {"rounds": 20},
-    {"spark": SparkConfig(momentum=False)}, {"spark": replace(SparkConfig(), ntk=NTKDFLConfig(gamma=0.0))},
+    {"spark": SparkConfig(momentum=False)}, {"spark": replace(SparkConfig(), ntk=NTKDFLConfig(gamma=0.07))},
 ])
 def test_every_setting_that_changes_the_method_changes_the_fingerprint(change: dict[str, Any]) -> None:
     assert _fingerprint(**change) != _fingerprint()

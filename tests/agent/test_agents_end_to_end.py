@@ -4,7 +4,8 @@ weights and payload bytes as the in-process simulator for the same seed and memb
 Run twice: fp32 on the wire, where neighbours send the rows that hold 90% of their squared residual and a random
 quarter of the others, and int4 Jacobians with int8 weights and every row. Lossy codecs turn the last-bit
 differences between an agent's chunked Jacobians and the simulator's into whole quantisation steps now and then,
-so there the weights agree to 2% rather than 1e-5 (and the rows a residual share picks could differ, which is
+so there the weights agree to 3% rather than 1e-5 (2% before the reference constants became the defaults: their
+horizons up to tau = 800 carry a flipped step further; the rows a residual share picks could differ too, which is
 why the share runs in fp32); the payload bytes agree exactly either way.
 
 DFedAvg runs too (3 rounds of local SGD and averaging over the same weights exchange): the payload bytes agree
@@ -37,7 +38,7 @@ RunAgents = Callable[[list[list[str]], dict[str, str]], list[str]]  # the run_ag
 AGENTS, ROUNDS = 4, 3
 # (Jacobians' precision, candidates' precision, weights' precision, residual share, tail rate)
 WIRES = {"fp32-r90-t25": ("fp32", "fp32", "fp32", 0.9, 0.25), "int4-int8": ("int4", "int8", "int8", 1.0, 0.0)}
-WEIGHTS_RTOL = {"fp32-r90-t25": 1e-5, "int4-int8": 0.02}
+WEIGHTS_RTOL = {"fp32-r90-t25": 1e-5, "int4-int8": 0.03}
 PHASES = {"average", "jacobian", "transfer", "evolve", "score", "total"}
 
 
