@@ -18,15 +18,12 @@ Per agent and round, from its record (round 0 left out as warm-up):
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
 
-from edge_agent.round_records import agent_rounds
+from edge_agent.agent.launcher import launch_local_agents
 from edge_agent.transport.rates import parse_bitrate
 
 MODES = {"off": ["--no-overlap"], "on": []}
@@ -35,28 +32,19 @@ MODES = {"off": ["--no-overlap"], "on": []}
 def fleet(mode: str, args: argparse.Namespace, out: Path) -> list[dict[str, Any]]:
     """Run one fleet to the end; every agent's round records after round 0."""
     folder = out / mode
-    folder.mkdir(parents=True, exist_ok=True)
-    service, run = f"_ea-{uuid.uuid4().hex[:8]}._tcp.local.", f"overlap-{mode}-{uuid.uuid4().hex[:6]}"
-    processes = [subprocess.Popen(
-        [sys.executable, "-m", "edge_agent", "run", "--shard", f"{i}/{args.agents}", "--setting", args.setting,
-         "--algorithm", "spark", "--rounds", str(args.rounds), "--backend", "numpy",
-         "--jacobian-chunk", str(args.chunk), "--uplink", args.rate, "--downlink", args.rate,
-         "--latency", args.latency, "--service-type", service, "--run", run, "--wait-peers", "60",
-         "--metrics", str(folder / f"agent-{i}.jsonl"), "--checkpoint-dir", str(folder / "checkpoints"),
-         "--insecure", "--quiet", *MODES[mode]],
-        stdout=(folder / f"agent-{i}.log").open("wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        env={**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}) for i in range(args.agents)]
-    for process in processes:
+    run = launch_local_agents(args.agents, folder, [
+        "--setting", args.setting, "--algorithm", "spark", "--rounds", str(args.rounds), "--backend", "numpy",
+        "--jacobian-chunk", str(args.chunk), "--uplink", args.rate, "--downlink", args.rate,
+        "--latency", args.latency, "--run", f"overlap-{mode}-{uuid.uuid4().hex[:6]}", "--wait-peers", "60",
+        "--insecure", "--quiet", *MODES[mode]])
+    for process in run.processes:
         process.wait()
-    if any(p.returncode for p in processes):
+    if run.failed():
         raise SystemExit(f"{mode}: an agent failed; see {folder}/agent-*.log")
-    records = []
-    for i in range(args.agents):
-        rounds = agent_rounds(folder / f"agent-{i}.jsonl")
-        if any(r["missing"] for r in rounds):
-            raise SystemExit(f"{mode}: agent {i} trained without some neighbours; see {folder}/agent-{i}.jsonl")
-        records += [r for r in rounds if r["round"] > 0]
-    return records
+    try:
+        return [r for rounds in run.records_with_every_neighbour() for r in rounds if r["round"] > 0]
+    except ValueError as error:
+        raise SystemExit(f"{mode}: {error}") from None
 
 
 def round_times(record: dict[str, Any], rate_bits: float) -> dict[str, float]:

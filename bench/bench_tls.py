@@ -12,18 +12,16 @@ Needs `ss` (iproute2), and root to see the process that owns each socket.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import statistics
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
 
+from edge_agent.agent.launcher import launch_local_agents
 from edge_agent.deploy.certs import throwaway_cluster
 from edge_agent.learning.topology import client_ids
-from edge_agent.round_records import agent_rounds
 
 
 def fleet(mode: str, args: argparse.Namespace, out: Path) -> tuple[float, int]:
@@ -32,28 +30,23 @@ def fleet(mode: str, args: argparse.Namespace, out: Path) -> tuple[float, int]:
     folder.mkdir(parents=True, exist_ok=True)
     security = (["--certs", str(throwaway_cluster(folder / "certs", list(client_ids(args.agents))))]
                 if mode == "mtls" else ["--insecure"])
-    service, run = f"_ea-{uuid.uuid4().hex[:8]}._tcp.local.", f"tls-{mode}-{uuid.uuid4().hex[:6]}"
-    processes = [subprocess.Popen(
-        [sys.executable, "-m", "edge_agent", "run", "--shard", f"{i}/{args.agents}", "--setting", args.setting,
-         "--rounds", str(args.rounds), "--backend", "numpy", "--uplink", "unlimited", "--downlink", "unlimited",
-         "--latency", "0", "--service-type", service, "--run", run,
-         "--wait-peers", "60", "--metrics", str(folder / f"agent-{i}.jsonl"), "--quiet", *security],
-        stdout=(folder / f"agent-{i}.log").open("wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        env={**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}) for i in range(args.agents)]
-    pids = {p.pid for p in processes}
+    run = launch_local_agents(args.agents, folder, [
+        "--setting", args.setting, "--rounds", str(args.rounds), "--backend", "numpy", "--uplink", "unlimited",
+        "--downlink", "unlimited", "--latency", "0", "--run", f"tls-{mode}-{uuid.uuid4().hex[:6]}",
+        "--wait-peers", "60", "--quiet", *security])
+    pids = {p.pid for p in run.processes}
     sent: dict[str, int] = {}  # connection (local and peer address, owner) -> the most bytes_sent seen
-    while any(p.poll() is None for p in processes):
+    while run.running():
         for key, value in tcp_bytes_sent(pids).items():
             sent[key] = max(value, sent.get(key, 0))
         time.sleep(0.05)
-    if any(p.returncode for p in processes):
+    if run.failed():
         raise SystemExit(f"{mode}: an agent failed; see {folder}/agent-*.log")
-    seconds = []
-    for i in range(args.agents):
-        rounds = agent_rounds(folder / f"agent-{i}.jsonl")
-        if any(r["missing"] for r in rounds):
-            raise SystemExit(f"{mode}: agent {i} trained without some neighbours; see {folder}/agent-{i}.jsonl")
-        seconds += [r["seconds"]["total"] for r in rounds if r["round"] > 0]
+    try:
+        records = run.records_with_every_neighbour()
+    except ValueError as error:
+        raise SystemExit(f"{mode}: {error}") from None
+    seconds = [r["seconds"]["total"] for rounds in records for r in rounds if r["round"] > 0]
     return statistics.mean(seconds), sum(sent.values())
 
 

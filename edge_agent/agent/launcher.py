@@ -29,6 +29,15 @@ class LocalRun:
         """Per agent, the round records written so far (whole lines only)."""
         return [agent_rounds(self.metrics_path(index)) for index in range(len(self.processes))]
 
+    def records_with_every_neighbour(self) -> list[list[dict[str, Any]]]:
+        """Per agent, its round records; ValueError naming the first agent that trained without a neighbour (a
+        benchmark of the whole fleet would otherwise measure a smaller one)."""
+        records = self.records()
+        for index, rounds in enumerate(records):
+            if any(r.get("missing") for r in rounds):
+                raise ValueError(f"agent {index} trained without some neighbours; see {self.metrics_path(index)}")
+        return records
+
     def running(self) -> bool:
         return any(p.poll() is None for p in self.processes)
 
