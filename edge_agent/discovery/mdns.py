@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from zeroconf import (
+    DNSQuestionType,
     InterfaceChoice,
     IPVersion,
     NonUniqueNameException,
@@ -30,6 +31,12 @@ InterfacesType = InterfaceChoice | Sequence[str | int]  # zeroconf's choice or a
 # Interfaces for tests and single-host runs: multicast sent with IP_MULTICAST_IF=127.0.0.1 is looped back to
 # every process on this host (even though `lo` has no MULTICAST flag) and never reaches the network.
 LOOPBACK_ONLY: InterfacesType = ["127.0.0.1"]
+
+
+MULTICAST = DNSQuestionType.QM
+"""Every question asks for multicast answers. Zeroconf's first questions ask for unicast ones (QU), which the kernel
+hands to only one of the sockets bound to port 5353 on a host; with several agents, or `peers` beside an agent, on
+one host, the asker often never saw the answer and waited a second for its next, multicast question."""
 
 
 def instance_name(record: PeerRecord) -> str:
@@ -89,7 +96,8 @@ class MdnsDiscovery:
             version = IPVersion.V6Only if ":" in self._record.host else IPVersion.V4Only
             self._zc = Zeroconf(interfaces=self._interfaces, ip_version=version)
             try:
-                self._browser = ServiceBrowser(self._zc, self._type, handlers=[self._on_change])
+                self._browser = ServiceBrowser(self._zc, self._type, handlers=[self._on_change],
+                                               question_type=MULTICAST)
                 self._zc.register_service(self._service_info(self._record), allow_name_change=False)
                 self._registered = True
             except BaseException as error:
@@ -151,7 +159,7 @@ class MdnsDiscovery:
         except Exception:
             log.exception("mDNS shutdown of %s failed; closing anyway", self._name)
         finally:
-            zc.close()
+            _close(zc)
 
     def _announce(self, info: ServiceInfo) -> None:
         """Updates the registry and starts announcing `info`, cancelling the previous announcement."""
@@ -189,7 +197,8 @@ class MdnsDiscovery:
             log.exception("mDNS %s of %s failed", state_change.name, name)
 
     def _resolve(self, zeroconf: Zeroconf, service_type: str, name: str) -> None:
-        info = zeroconf.get_service_info(service_type, name, timeout=self._resolve_timeout_ms)
+        info = zeroconf.get_service_info(service_type, name, timeout=self._resolve_timeout_ms,
+                                         question_type=MULTICAST)
         if info is None or info.port is None or self._stopped.is_set():
             log.debug("mDNS service %s did not resolve", name)
             return
@@ -248,14 +257,14 @@ class MdnsBrowser:
                     self._goodbyes[name] = time.monotonic()
 
         zc = Zeroconf(interfaces=self._interfaces, ip_version=IPVersion.V4Only)
-        self._listener = (zc, ServiceBrowser(zc, self._type, handlers=[on_change]))
+        self._listener = (zc, ServiceBrowser(zc, self._type, handlers=[on_change], question_type=MULTICAST))
 
     def stop(self) -> None:
         if self._listener is not None:
             zc, browser = self._listener
             self._listener = None
             browser.cancel()
-            zc.close()
+            _close(zc)
 
     def sweep(self, seconds: float) -> dict[str, PeerRecord | None]:
         """Listen for `seconds`: instance name -> the record it answered with, or None for one that said goodbye
@@ -278,11 +287,11 @@ class MdnsBrowser:
 
         zc = Zeroconf(interfaces=self._interfaces, ip_version=IPVersion.V4Only)
         try:
-            browser = ServiceBrowser(zc, self._type, handlers=[on_change])
+            browser = ServiceBrowser(zc, self._type, handlers=[on_change], question_type=MULTICAST)
             threading.Event().wait(seconds)
             browser.cancel()
         finally:
-            zc.close()
+            _close(zc)
         with self._lock:
             goodbyes, self._goodbyes = self._goodbyes, {}
         with lock:
@@ -299,7 +308,8 @@ class MdnsBrowser:
     def __exit__(self, *exc: object) -> None:
         self.stop()
     def _resolve(self, zeroconf: Zeroconf, service_type: str, name: str) -> PeerRecord | None:
-        info = zeroconf.get_service_info(service_type, name, timeout=self._resolve_timeout_ms)
+        info = zeroconf.get_service_info(service_type, name, timeout=self._resolve_timeout_ms,
+                                         question_type=MULTICAST)
         if info is None or info.port is None:
             return None
         addresses = info.parsed_addresses(IPVersion.V4Only) or info.parsed_addresses()
@@ -314,3 +324,12 @@ class MdnsBrowser:
             log.warning("ignoring mDNS service %s: it claims agent id %r in run %r", name, record.agent_id, record.run)
             return None
         return record
+
+
+def _close(zc: Zeroconf) -> None:
+    """Close zeroconf and the event loop it ran in a thread of its own: zeroconf 0.148 leaves that loop open, and
+    the garbage collector's close of it at interpreter exit printed a traceback after a CLI command's output."""
+    zc.close()
+    loop = zc.loop
+    if loop is not None and not loop.is_running() and not loop.is_closed():
+        loop.close()

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from edge_agent.discovery.mdns import MdnsBrowser
+
 BASE = [sys.executable, "-m", "edge_agent", "run", "--setting", "smoke", "--backend", "numpy", "--quiet"]
 RUN = [*BASE, "--insecure"]
 
@@ -83,11 +85,23 @@ def first_agent(tmp_path: Path) -> Iterator[tuple[str, str]]:
     try:
         assert process.stderr is not None
         assert "serving on" in process.stderr.readline()
-        time.sleep(2.0)  # registered (probing takes about 1.5 s)
+        _wait_until_advertised(service, run, "client-0")
         yield service, run
     finally:
         process.kill()
         process.wait()
+
+
+def _wait_until_advertised(service: str, run: str, agent_id: str, timeout: float = 60) -> None:
+    """Until the agent answers on mDNS: registered, so a twin's probe meets its answer (a fixed sleep was too short
+    on a loaded machine)."""
+    deadline = time.monotonic() + timeout
+    with MdnsBrowser(service) as browser:
+        while time.monotonic() < deadline:
+            found = browser.sweep(2.0).values()
+            if any(record is not None and (record.run, record.agent_id) == (run, agent_id) for record in found):
+                return
+    raise AssertionError(f"{agent_id} of run {run} never answered on {service}")
 
 
 def test_a_duplicate_id_on_the_lan_is_refused_when_it_registers(first_agent: tuple[str, str]) -> None:
