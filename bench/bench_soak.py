@@ -2,8 +2,14 @@
 
 It checks what a fleet must keep doing while boards come and go:
 - no stuck round: every agent finishes every round, none takes longer than the stall window plus three median rounds;
-- no leak: within each agent process's life, resident memory and open file descriptors stay within 10% of their
-  values just after warm-up (sampled from /proc every half second).
+- no leak: within each agent process's life, resident memory and open file descriptors at the end of the life stay
+  within 10% of their values just after warm-up.
+
+Memory is compared like with like. Within a round an agent's RSS swings by design (a Jacobian's buffers, then the
+end-of-round trim), so a sample taken at a random moment says little. At each round boundary the bench reads the
+round's peak (VmHWM, reset through /proc/PID/clear_refs at every boundary) and the round's floor (the lowest of the
+half-second VmRSS samples), and the most fds; a life's last rounds are held against its first rounds after warm-up
+(warm-up: rounds this process trained; rounds a restarted agent skipped to rejoin are no work and do not count).
 
     python bench/bench_soak.py --agents 8 --rounds 100 --kill-every 10 --out runs/soak
 """
@@ -26,6 +32,8 @@ from edge_agent.deploy.certs import throwaway_cluster
 from edge_agent.learning.topology import client_ids
 from edge_agent.round_records import agent_rounds
 
+BASELINE, LATE = 3, 5  # rounds after warm-up, and last rounds of a life, that the leak check compares
+
 
 @dataclass
 class Life:
@@ -34,7 +42,35 @@ class Life:
     index: int
     process: subprocess.Popen[bytes]
     started_round: int
-    samples: list[tuple[int, float, int]] = field(default_factory=list)  # (agent's rounds done, RSS MiB, open fds)
+    rounds: list[RoundSample] = field(default_factory=list)
+    done: int = -1  # the agent's records when the current interval began
+    floor: float = float("inf")  # lowest RSS MiB seen in the current interval
+    fds: int = 0  # most open fds seen in the current interval
+
+    def sample(self, done: int, trained: int) -> None:
+        """Take a /proc sample; at a round boundary (the agent committed a record), close the interval."""
+        now = _proc_sample(self.process.pid)
+        if now is None:
+            return
+        rss, fds = now
+        self.floor, self.fds = min(self.floor, rss), max(self.fds, fds)
+        if self.done >= 0 and done > self.done:
+            peak = _round_peak(self.process.pid)
+            if peak is not None:
+                self.rounds.append(RoundSample(done, trained, peak, self.floor, self.fds))
+            self.floor, self.fds = rss, fds
+        self.done = done
+
+
+@dataclass(frozen=True)
+class RoundSample:
+    """What one round interval of one process cost: peak and floor RSS (MiB) and the most open fds."""
+
+    done: int  # the agent's records at the interval's end
+    trained: int  # rounds this process has trained by then
+    peak: float
+    floor: float
+    fds: int
 
 
 def main() -> None:
@@ -72,12 +108,12 @@ def main() -> None:
     started = time.monotonic()
     try:
         while any(life.process.poll() is None for life in current.values()):
-            done = {i: len(_records(args.out, i)) for i in current}
+            records = {i: _records(args.out, i) for i in current}
+            done = {i: len(rows) for i, rows in records.items()}
             for life in current.values():
                 if life.process.poll() is None:
-                    sample = _proc_sample(life.process.pid)
-                    if sample is not None:
-                        life.samples.append((done[life.index], *sample))
+                    trained = sum(r["status"] == "trained" for r in records[life.index][life.started_round:])
+                    life.sample(done[life.index], trained)
             fleet_round = statistics.median_low(done.values())
             if fleet_round >= next_kill and next_kill < args.rounds - 2:
                 victim = rng.randrange(args.agents)
@@ -108,8 +144,22 @@ def _proc_sample(pid: int) -> tuple[float, int] | None:
         fds = len(os.listdir(f"/proc/{pid}/fd"))
     except OSError:
         return None
-    rss_kb = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), None)
+    rss_kb = _status_kb(status, "VmRSS:")
     return None if rss_kb is None else (rss_kb / 1024, fds)  # an exited, unreaped process has no VmRSS
+
+
+def _round_peak(pid: int) -> float | None:
+    """The peak RSS (MiB) since the last call, then reset it (writing 5 to clear_refs resets VmHWM)."""
+    try:
+        peak_kb = _status_kb(Path(f"/proc/{pid}/status").read_text(), "VmHWM:")
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    except OSError:
+        return None
+    return None if peak_kb is None else peak_kb / 1024
+
+
+def _status_kb(status: str, key: str) -> int | None:
+    return next((int(line.split()[1]) for line in status.splitlines() if line.startswith(key)), None)
 
 
 def _report(args: argparse.Namespace, lives: list[Life], kills: list[tuple[int, int]], seconds: float) -> None:
@@ -126,21 +176,29 @@ def _report(args: argparse.Namespace, lives: list[Life], kills: list[tuple[int, 
           f"{len(stuck) or 'none'}")
     skipped = sum(r["status"] == "skipped" for i in range(args.agents) for r in _records(args.out, i))
     print(f"rounds skipped by restarted agents to rejoin: {skipped}")
-    print("\nagent  life (rounds)  RSS MiB after warm-up -> max  (ratio)  fds after warm-up -> max  (ratio)")
+    print(f"\nper process: rounds {args.warmup + 1}..{args.warmup + BASELINE} it trained (after warm-up) against its "
+          f"last {LATE} rounds; MiB and fds, median of each window")
+    print("agent  life (rounds)  round peak RSS         round floor RSS        most fds        verdict")
     flat = True
     for life in lives:
-        start = life.started_round + args.warmup
-        window = [s for s in life.samples if start <= s[0] < start + 3]
-        later = [s for s in life.samples if s[0] >= start]
-        if not window or len(later) <= len(window):
+        base = [r for r in life.rounds if args.warmup < r.trained <= args.warmup + BASELINE]
+        late = [r for r in life.rounds if r.trained > args.warmup + BASELINE][-LATE:]
+        last = life.rounds[-1].done if life.rounds else life.started_round
+        span = f"{life.index:5d}  {life.started_round:4d}..{last:<4d}"
+        if len(base) < BASELINE or len(late) < LATE:
+            print(f"{span}     too short to judge ({len(life.rounds)} round intervals)")
             continue
-        rss0, fd0 = statistics.median(s[1] for s in window), statistics.median(s[2] for s in window)
-        rss1, fd1 = max(s[1] for s in later), max(s[2] for s in later)
-        last = max(s[0] for s in life.samples)
-        good = rss1 <= 1.10 * rss0 and fd1 <= 1.10 * fd0
+        cells, good = [], True
+        for name in ("peak", "floor", "fds"):
+            before = statistics.median(getattr(r, name) for r in base)
+            after = statistics.median(getattr(r, name) for r in late)
+            good &= after <= 1.10 * before
+            cells.append(f"{before:6.0f} -> {after:6.0f} ({after / before:.2f})")
         flat &= good
-        print(f"{life.index:5d}  {life.started_round:4d}..{last:<4d}     {rss0:7.1f} -> {rss1:7.1f}  "
-              f"({rss1 / rss0:.3f})    {fd0:5.0f} -> {fd1:5.0f}  ({fd1 / fd0:.3f})  {'ok' if good else 'GREW'}")
+        print(f"{span}     {cells[0]}   {cells[1]}   {cells[2]:14s}  {'ok' if good else 'GREW'}")
+    peaks = [r.peak for life in lives for r in life.rounds]
+    if peaks:
+        print(f"highest round peak of any process: {max(peaks):.0f} MiB")
     print(f"RSS and open fds within 10% of their values after warm-up: {'yes' if flat else 'NO'}")
     ok = once and not stuck and flat
     print(f"\n{'PASS' if ok else 'FAIL'}")

@@ -38,6 +38,8 @@ MULTICAST = DNSQuestionType.QM
 hands to only one of the sockets bound to port 5353 on a host; with several agents, or `peers` beside an agent, on
 one host, the asker often never saw the answer and waited a second for its next, multicast question."""
 
+TWIN_QUESTION_MS = 600  # how long start() waits for an agent that already holds its name: answers take milliseconds
+
 
 def instance_name(record: PeerRecord) -> str:
     """The DNS-SD instance an agent registers: its id qualified by its run, so two runs may share ids."""
@@ -85,10 +87,12 @@ class MdnsDiscovery:
         return self._record
 
     def start(self) -> None:
-        """Starts browsing, then registers this agent (about 1.5 s of probing).
+        """Asks whether the name is taken, starts browsing, then registers this agent (about 2 s in all).
 
-        Raises RuntimeError when probing finds the agent id taken; probing is best effort (a busy peer may answer
-        too late), so ids must still be unique by configuration.
+        Raises RuntimeError when an agent answers for this id and run. Before zeroconf's own probing (whose
+        questions ask for unicast answers, which on a host with several mDNS sockets reach only one of them), a
+        multicast question for the name itself gives the holder's answer to every socket. Both are best effort (a
+        busy holder may answer too late), so ids must still be unique by configuration.
         """
         with self._lock:
             if self._zc is not None or self._stopped.is_set():
@@ -96,6 +100,9 @@ class MdnsDiscovery:
             version = IPVersion.V6Only if ":" in self._record.host else IPVersion.V4Only
             self._zc = Zeroconf(interfaces=self._interfaces, ip_version=version)
             try:
+                if self._zc.get_service_info(self._type, self._name, timeout=TWIN_QUESTION_MS,
+                                             question_type=MULTICAST) is not None:
+                    raise NonUniqueNameException(self._name)
                 self._browser = ServiceBrowser(self._zc, self._type, handlers=[self._on_change],
                                                question_type=MULTICAST)
                 self._zc.register_service(self._service_info(self._record), allow_name_change=False)
