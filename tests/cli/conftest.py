@@ -17,9 +17,11 @@ from edge_agent.deploy.certs import issue
 AGENTS = 3
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def operator_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    """Three agents training until stopped, each with a round recorded; `certs/operator.*` is an operator's."""
+    """Three agents training until stopped, each with a round recorded; `certs/operator.*` is an operator's.
+
+    One per test module: a fleet kept for the session trained on through every later test, slowing them all."""
     agents = Fleet(tmp_path_factory.mktemp("operator-fleet"), AGENTS, ["--rounds", "0", "--wait-peers", "60"])
     try:
         agents.start_all()
