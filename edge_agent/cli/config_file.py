@@ -2,7 +2,8 @@
 
 The file's top-level keys are the command's long option names without `--` (`checkpoint-dir = "/var/lib/..."`),
 each of the TOML type of its option: a string for paths, choices and rates, an integer, a float (an integer will
-do), or a boolean for a flag. Relative paths are relative to the file's folder. Precedence: command line, then the
+do), or a boolean for a flag. Relative paths (a --profile given as a .toml path too) are relative to the file's
+folder. Precedence: command line, then the
 file, then the board profile (where a command has one), then the built-in default.
 """
 
@@ -18,6 +19,7 @@ import click
 from click.core import ParameterSource
 
 from edge_agent.cli.errors import OperatorError
+from edge_agent.deploy.profiles import names_a_file
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -114,7 +116,7 @@ def _value(path: Path, key: str, option: click.Option, value: Any) -> Any:
                                                                        else expected):
         raise OperatorError(f"{path}: {key} must be {TOML_TYPES[expected]}, not {_toml_name(value)} "
                             f"({key} = {value!r:.40})")
-    if isinstance(option.type, click.Path):
+    if isinstance(option.type, click.Path) or (option.name == "profile" and names_a_file(value)):
         value = str(path.parent / value) if value else value  # an absolute value stays as it is
     return float(value) if expected is float else value
 

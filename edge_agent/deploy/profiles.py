@@ -234,9 +234,14 @@ def list_profiles(directory: Path | None = None) -> list[BoardProfile]:
     return [load_profile(path) for path in sorted(folder.glob("*.toml"))]
 
 
+def names_a_file(name: str) -> bool:
+    """Whether a --profile value is a path to a .toml rather than the name of a shipped profile."""
+    return name.endswith(".toml") or "/" in name
+
+
 def find_profile(name: str, directory: Path | None = None) -> BoardProfile:
     """The profile called `name` (a file stem such as `rpi-4`), or the file `name` if it is a path to a .toml."""
-    if name.endswith(".toml") or "/" in name:
+    if names_a_file(name):
         return load_profile(Path(name))
     folder = profile_dir() if directory is None else directory
     if (folder / f"{name}.toml").is_file():

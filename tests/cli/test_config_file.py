@@ -16,6 +16,7 @@ from click.testing import CliRunner
 import edge_agent.cli.run as run_command
 from edge_agent.agent.config import AgentConfig
 from edge_agent.cli.main import cli
+from edge_agent.deploy.profiles import profile_dir
 
 RUN = [sys.executable, "-m", "edge_agent", "run"]
 # One agent of three that finds nobody (its only peer, port 9, never answers) and trains alone: seconds.
@@ -97,6 +98,24 @@ def test_the_file_wins_over_the_profile_and_flags_win_over_the_file(
     assert (spark.codec.precision, seen[0].weights_codec.precision, spark.tail_rate, seen[0].host,
             seen[0].listen_host, seen[0].port) == expected
     assert spark.residual_share == (0.9 if not flags else 1.0)
+
+
+def test_a_profile_file_named_in_the_config_is_found_beside_it(monkeypatch: pytest.MonkeyPatch,
+                                                              tmp_path: Path) -> None:
+    """`profile = "lab-board.toml"` is the file in the config's folder, wherever the agent is started from."""
+    seen: list[AgentConfig] = []
+
+    def stop_before_the_data(config: AgentConfig, data_dir: Path | None) -> None:
+        seen.append(config)
+        raise ValueError("stopped before loading data")
+
+    monkeypatch.setattr(run_command, "load_shard", stop_before_the_data)
+    config = _board_file(tmp_path, 'shard = "0/4"\nprofile = "lab-board.toml"\ninsecure = true\n')
+    (config.parent / "lab-board.toml").write_text((profile_dir() / "rpi-zero-2w.toml").read_text())
+    monkeypatch.chdir(tmp_path)  # not the config's folder
+    result = CliRunner().invoke(cli, ["run", "--config", str(config)])
+    assert result.exit_code == 1 and "stopped before loading data" in result.output, result.output
+    assert seen[0].profile == "lab-board"
 
 
 @pytest.mark.parametrize(("text", "expected"), [
