@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,8 +27,8 @@ CLEAR = "\x1b[H\x1b[2J"  # cursor home, clear screen: --watch redraws in place o
 @click.option("--all", "every", is_flag=True, help="Every agent that answers on mDNS (of --run, when given).")
 @click.option("--json", "as_json", is_flag=True, help="JSON with stable keys (docs/operator.md); one line per "
               "refresh with --watch.")
-@click.option("--watch", is_flag=True, help="Refresh in place until Ctrl-C; an agent that stops answering ends it "
-              "(exit status 1).")
+@click.option("--watch", is_flag=True, help="Refresh in place until Ctrl-C. An agent that stops answering ends it "
+              "(exit status 1); with --all it is listed as gone instead and the watch goes on.")
 @click.option("--interval", type=click.FloatRange(min=0.2, max=3600), default=2.0, show_default=True,
               help="Seconds between refreshes with --watch.")
 @reach_options
@@ -45,15 +46,29 @@ def status(targets: tuple[str, ...], every: bool, as_json: bool, watch: bool, in
     check_run(run_id)
     tls = operator_credentials(certs_dir, identity)
     asked = resolve(targets, run_id, service_type, timeout) if targets else find_all(run_id, service_type, timeout)
+    fleet_watch = every and watch  # boards come and go: the watch goes on, and says who went
+    gone: dict[str, Gone] = {}
     connections: dict[str, Connection] = {}
     try:
         while True:
-            agents = [_ask(target, tls, connections) for target in asked]
-            click.echo(_render(agents, as_json, watch, interval))
+            agents = []
+            for target in asked:
+                try:
+                    agents.append(_ask(target, tls, connections))
+                except Unreachable as error:
+                    if not fleet_watch:
+                        raise
+                    gone.setdefault(target.name, Gone(target, datetime.now(UTC), str(error)))
+            for agent in agents:
+                gone.pop(f"{agent['id']} at {agent['address']}", None)
+            click.echo(_render(agents, list(gone.values()) if fleet_watch else None, as_json, watch, interval))
             if not watch:
                 return
             if every:  # agents that joined or left since: the next sweep says
-                asked = find_all(run_id, service_type, timeout)
+                previous, asked = asked, _sweep(run_id, service_type, timeout)
+                now = datetime.now(UTC)
+                for target in set(previous) - set(asked):
+                    gone.setdefault(target.name, Gone(target, now, "no longer answers on mDNS"))
             else:
                 time.sleep(interval)
     except KeyboardInterrupt:
@@ -61,6 +76,30 @@ def status(targets: tuple[str, ...], every: bool, as_json: bool, watch: bool, in
     finally:
         for connection in connections.values():
             connection.close()
+
+
+@dataclass(frozen=True)
+class Gone:
+    """An agent a `status --all --watch` saw that no longer answers: since when, and how it failed."""
+
+    target: Target
+    since: datetime
+    reason: str
+
+    def json(self) -> dict[str, Any]:
+        return {"id": self.target.agent_id, "address": self.target.address,
+                "since": self.since.isoformat(timespec="seconds").replace("+00:00", "Z"), "reason": self.reason}
+
+    def line(self) -> str:
+        return f"{self.target.name}: gone since {self.since:%H:%M:%S}Z ({self.reason})"
+
+
+def _sweep(run_id: str | None, service_type: str, timeout: float) -> list[Target]:
+    """Every agent on mDNS now; none is no error while watching (they may come back)."""
+    try:
+        return find_all(run_id, service_type, timeout)
+    except Unreachable:
+        return []
 
 
 def _ask(target: Target, tls: ClusterTls | None, connections: dict[str, Connection]) -> dict[str, Any]:
@@ -74,11 +113,18 @@ def _ask(target: Target, tls: ClusterTls | None, connections: dict[str, Connecti
         raise Unreachable(str(error)) from None
 
 
-def _render(agents: list[dict[str, Any]], as_json: bool, watch: bool, interval: float) -> str:
+def _render(agents: list[dict[str, Any]], gone: list[Gone] | None, as_json: bool, watch: bool,
+            interval: float) -> str:
+    """The refresh: one block per agent; with `--all --watch` also the agents seen before that no longer answer."""
     now = datetime.now(UTC)
     if as_json:
-        return json.dumps(report_json(agents, now), indent=None if watch else 2)
-    text = "\n\n".join(status_text(agent) for agent in agents)
+        report = report_json(agents, now)
+        if gone is not None:
+            report["gone"] = [agent.json() for agent in gone]
+        return json.dumps(report, indent=None if watch else 2)
+    text = "\n\n".join(status_text(agent) for agent in agents) or "no agent answers now"
+    if gone:
+        text += "\n\n" + "\n".join(agent.line() for agent in gone)
     if not watch:
         return text
     prefix = CLEAR if sys.stdout.isatty() else ""

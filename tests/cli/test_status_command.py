@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -127,6 +128,51 @@ def test_status_watch_of_an_agent_that_goes_away_ends_in_one_line(lone_agent: tu
         assert watch.wait(timeout=15) == 1
         lines = watch.stderr.read().strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith(f"Error: {where} did not answer: UNAVAILABLE"), lines
+    finally:
+        if watch.poll() is None:
+            watch.kill()
+            watch.wait()
+
+
+@pytest.fixture
+def lone_mdns_agent(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str, list[str]]]:
+    """One --insecure agent on mDNS (a service type and run of its own), waiting for peers that never come."""
+    [port] = free_loopback_ports(1)
+    service, run = f"_ea-{uuid.uuid4().hex[:8]}._tcp.local.", f"gone-{uuid.uuid4().hex[:6]}"
+    agent = subprocess.Popen([sys.executable, "-m", "edge_agent", "run", "--shard", "0/3", "--setting", "smoke",
+                              "--backend", "numpy", "--insecure", "--service-type", service, "--run", run, "--port",
+                              str(port), "--wait-peers", "120", "--quiet", "--metrics", str(tmp_path / "m.jsonl")],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    try:
+        yield agent, f"127.0.0.1:{port}", ["--service-type", service, "--run", run, "--timeout", "2"]
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+        agent.wait()
+
+
+def test_status_all_watch_lists_an_agent_that_went_away_and_goes_on(
+        lone_mdns_agent: tuple[subprocess.Popen[bytes], str, list[str]]) -> None:
+    agent, where, reach = lone_mdns_agent
+    deadline = time.monotonic() + 60
+    while (done := cli("status", "--all", "--json", *reach)).returncode != 0:  # until it answers on mDNS
+        assert time.monotonic() < deadline, done.stderr
+    watch = subprocess.Popen([sys.executable, "-m", "edge_agent", "status", "--all", "--watch", "--json", *reach],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert watch.stdout is not None
+        first = json.loads(watch.stdout.readline())
+        assert ([a["address"] for a in first["agents"]], first["gone"]) == ([where], [])
+        agent.send_signal(signal.SIGKILL)
+        agent.wait()
+        for _ in range(10):  # a refresh every sweep (2 s)
+            report = json.loads(watch.stdout.readline())
+            if report["gone"]:
+                break
+        assert report["agents"] == [] and [(g["id"], g["address"]) for g in report["gone"]] == [("client-0", where)]
+        assert watch.poll() is None  # the fleet's watch goes on when a board leaves
+        watch.send_signal(signal.SIGINT)
+        assert watch.wait(timeout=15) == 0
     finally:
         if watch.poll() is None:
             watch.kill()
