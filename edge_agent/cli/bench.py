@@ -47,7 +47,8 @@ def bench() -> None:
 @click.option("--algorithms", default=",".join(("spark", "dfedavg", "ntk-dfl")), show_default=True,
               help=f"Comma-separated, of {', '.join(AGENT_ALGORITHMS)}.")
 @click.option("--rate", "rates", default="1mbit,10mbit", show_default=True,
-              help="Comma-separated link rates; each agent's uplink and downlink get the rate.")
+              help="Comma-separated link rates. The agents' throttle gives the rate to each link between two "
+                   "agents, each way; --kernel-tc to each agent's access link.")
 @click.option("--latency", default="20ms", show_default=True, help="One-way latency added to every message.")
 @click.option("--rounds", type=click.IntRange(min=1), help="Rounds per fleet (default: the setting's).")
 @click.option("--until", type=click.FloatRange(0, 1, min_open=True),
@@ -100,8 +101,10 @@ def link(agents: int | None, setting: str, algorithms: str, rates: str, latency:
     given = sys.argv[sys.argv.index("link") + 1:] if "link" in sys.argv else []
     command = {"argv": shlex.join(["edge-agent", "bench", "link", *given]), "setting": setting,
                "agents": plans[0].agents, "budget_s": budget_s, "until": until,
-               "shaping": "tc between network namespaces (latency: the agents' throttle, as the kernel has no netem)"
-               if kernel_tc else "the agents' own throttle"}
+               "shaping": "tc between network namespaces: each agent's access link, up and down (latency: the "
+                          "agents' throttle, as the kernel has no netem)"
+               if kernel_tc else "the agents' own throttle: each link between two agents, each way (an agent "
+                                 "busy with k neighbours at once moves up to k times the rate in all)"}
     data = write_report(out, results, level_values, command)
     for fleet in data["fleets"]:
         click.echo(f"{fleet['algorithm']} {fleet['rate']}: {fleet['rounds_done']} rounds, "

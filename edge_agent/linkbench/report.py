@@ -7,6 +7,7 @@ installs it before any fleet is started.
 from __future__ import annotations
 
 import json
+import signal
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ def summary(results: Sequence[FleetResult], levels: Sequence[float], command: di
             "fleet": plan.name, "algorithm": plan.algorithm, "rate": plan.link.rate, "latency": plan.link.latency,
             "agents": plan.agents, "rounds_planned": plan.rounds, "budget_s": plan.budget_s,
             "stopped_by": result.stopped_by, "failed_agents": list(result.failed_agents),
+            "failed_exits": list(result.failed_exits),
             "elapsed_s": result.elapsed_s, "records": str(result.out),
             **fleet_summary(result.records(), levels),
         })
@@ -69,8 +71,25 @@ def stop_sentence(fleet: dict[str, Any]) -> str:
         "rounds": f"ran all {planned} rounds",
         "target": f"reached the target after {rounds} rounds",
         "budget": f"ran out of its {_duration(budget)} budget after {rounds} of {planned} rounds",
-        "failed": f"agents {fleet['failed_agents']} failed after {rounds} rounds (see their logs)",
+        "failed": f"agents {fleet['failed_agents']} failed after {rounds} rounds "
+                  f"({_exits(fleet.get('failed_exits', []))}; see their logs)",
     }[fleet["stopped_by"]]
+
+
+def _exits(codes: list[int]) -> str:
+    """How the failed agents ended: exit statuses, or the signals that killed them (SIGKILL named for what it
+    usually is when nobody sent it: the kernel's out-of-memory killer, whose victim writes no last log line)."""
+    if not codes:
+        return "exit status unknown"
+    said = []
+    for code in dict.fromkeys(codes):
+        if code == -signal.SIGKILL:
+            said.append("killed by SIGKILL, as the kernel's out-of-memory killer does (dmesg says)")
+        elif code < 0:
+            said.append(f"killed by {signal.Signals(-code).name}")
+        else:
+            said.append(f"exit status {code}")
+    return ", ".join(said)
 
 
 def markdown(data: dict[str, Any]) -> str:
@@ -80,7 +99,7 @@ def markdown(data: dict[str, Any]) -> str:
         "# Link bench", "",
         f"`{command['argv']}`", "",
         f"{command['agents']} agents per fleet on the `{command['setting']}` setting, one fleet at a time on this "
-        f"host; every agent's uplink and downlink shaped to the rate by {command['shaping']}, latency one-way. "
+        f"host; links shaped to the rate by {command['shaping']}, latency one-way. "
         "Accuracy: the agents' mean test accuracy after a round. MB: payload megabytes (1e6 bytes) sent per agent, "
         "cumulative. Seconds: wall clock from the fleet's first round (start-up and discovery excluded). "
         f"Budget: {_duration(command['budget_s'])} per fleet, from launch. A round cut short by the budget is not "

@@ -100,6 +100,7 @@ class FleetResult:
     stopped_by: str  # one of STOP_REASONS
     elapsed_s: float  # launch to stop
     failed_agents: tuple[int, ...]
+    failed_exits: tuple[int, ...] = ()  # their exit statuses, in the same order (-N: killed by signal N)
 
     def records(self) -> list[list[dict[str, Any]]]:
         """Per agent, its round records as it wrote them."""
@@ -130,11 +131,12 @@ def run_fleet(plan: FleetPlan, out: Path, report: Callable[[Progress], None], la
     try:
         stopped_by = _follow(run, plan, started, report, poll_s)
         failed = tuple(run.failed())  # before the stop: an agent SIGTERM catches while it starts exits non-zero
+        exits = tuple(run.processes[i].returncode for i in failed)
     finally:
         run.stop()  # SIGTERM: the agents leave cleanly, their records committed round by round
     elapsed = time.monotonic() - started
     report(_progress(plan, run.records(), elapsed))
-    return FleetResult(plan, out, stopped_by, elapsed, failed)
+    return FleetResult(plan, out, stopped_by, elapsed, failed, exits)
 
 
 def run_fleets(plans: Sequence[FleetPlan], out: Path, report: Callable[[Progress], None]) -> list[FleetResult]:

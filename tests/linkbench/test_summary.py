@@ -74,3 +74,14 @@ def test_a_fleet_that_finished_no_round_within_its_budget_says_so() -> None:
     assert "| ntk-dfl | 1mbit 20ms | 0 | - | 0.00 |" in text and "could not finish a round" in text
     later = {**fleet, **fleet_summary(FLEET, [0.5])}
     assert stop_sentence(later) == "ran out of its 30 min budget after 3 of 30 rounds"
+
+
+@pytest.mark.parametrize(("exits", "said"), [
+    ([-9, -9], "killed by SIGKILL, as the kernel's out-of-memory killer does (dmesg says)"),
+    ([1], "exit status 1"),
+    ([-15, 2], "killed by SIGTERM, exit status 2"),
+])
+def test_a_fleet_whose_agents_failed_says_how_they_ended(exits: list[int], said: str) -> None:
+    fleet = {"rounds_done": 0, "rounds_planned": 30, "budget_s": 480.0, "stopped_by": "failed",
+             "failed_agents": list(range(len(exits))), "failed_exits": exits}
+    assert stop_sentence(fleet) == f"agents {list(range(len(exits)))} failed after 0 rounds ({said}; see their logs)"
