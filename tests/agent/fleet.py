@@ -11,7 +11,8 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,3 +108,22 @@ class Fleet:
 
 def rounds_of(records: list[dict[str, Any]]) -> list[int]:
     return [int(r["round"]) for r in records]
+
+
+@contextmanager
+def watching(*args: str) -> Iterator[subprocess.Popen[str]]:
+    """`edge-agent ARGS` (a --watch), stdout and stderr as text pipes; killed on the way out if it still runs."""
+    watch = subprocess.Popen([sys.executable, "-m", "edge_agent", *args], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        yield watch
+    finally:
+        if watch.poll() is None:
+            watch.kill()
+        watch.wait()
+
+
+def ctrl_c(watch: subprocess.Popen[str]) -> int:
+    """Stop a --watch as an operator does (SIGINT) and return its exit status."""
+    watch.send_signal(signal.SIGINT)
+    return watch.wait(timeout=15)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fleet import Fleet
+from fleet import Fleet, ctrl_c, watching
 
 from edge_agent.agent.launcher import free_loopback_ports
 from edge_agent.transport.contract import PROTOCOL_VERSION
@@ -161,10 +161,8 @@ def test_peers_watch_shows_an_agent_that_leaves_as_offline_and_exits_0_on_ctrl_c
         fleet: tuple[Fleet, list[int]]) -> None:
     """Last in this module: it stops agent 2 (SIGTERM: it says goodbye on mDNS)."""
     agents, _ = fleet
-    watch = subprocess.Popen([sys.executable, "-m", "edge_agent", "peers", "--service-type", agents.service,
-                              "--run", str(agents.run), "--watch", "--json", "--timeout", "1"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+    with watching("peers", "--service-type", agents.service, "--run", str(agents.run), "--watch", "--json",
+                  "--timeout", "1") as watch:
         assert watch.stdout is not None
         states = _states(json.loads(watch.stdout.readline()))
         if len(states) < AGENTS:  # the first refresh may miss an answer: the next has it
@@ -176,12 +174,7 @@ def test_peers_watch_shows_an_agent_that_leaves_as_offline_and_exits_0_on_ctrl_c
             assert time.monotonic() < deadline, states
             states = _states(json.loads(watch.stdout.readline()))
         assert states["client-0"] == states["client-1"] == "online"
-        watch.send_signal(signal.SIGINT)
-        assert watch.wait(timeout=15) == 0
-    finally:
-        if watch.poll() is None:
-            watch.kill()
-            watch.wait()
+        assert ctrl_c(watch) == 0
 
 
 def _states(listing: dict[str, Any]) -> dict[str, str]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from asking import address, cli, fleet_args, one_error_line
-from fleet import Fleet
+from fleet import Fleet, ctrl_c, watching
 
 from edge_agent import __version__
 from edge_agent.agent.launcher import free_loopback_ports
@@ -118,9 +118,7 @@ def test_status_watch_of_an_agent_that_goes_away_ends_in_one_line(lone_agent: tu
     first = json.loads(done.stdout)["agents"][0]
     assert (first["id"], first["security"], first["state"], first["next_round"], first["last_round"]) == (
         "client-0", "insecure", "discovering", 0, None)
-    watch = subprocess.Popen([sys.executable, "-m", "edge_agent", "status", where, "--watch", "--json",
-                              "--interval", "0.5"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+    with watching("status", where, "--watch", "--json", "--interval", "0.5") as watch:
         assert watch.stdout is not None and watch.stderr is not None
         assert json.loads(watch.stdout.readline())["agents"][0]["id"] == "client-0"
         agent.send_signal(signal.SIGKILL)
@@ -128,10 +126,6 @@ def test_status_watch_of_an_agent_that_goes_away_ends_in_one_line(lone_agent: tu
         assert watch.wait(timeout=15) == 1
         lines = watch.stderr.read().strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith(f"Error: {where} did not answer: UNAVAILABLE"), lines
-    finally:
-        if watch.poll() is None:
-            watch.kill()
-            watch.wait()
 
 
 @pytest.fixture
@@ -157,9 +151,7 @@ def test_status_all_watch_lists_an_agent_that_went_away_and_goes_on(
     deadline = time.monotonic() + 60
     while (done := cli("status", "--all", "--json", *reach)).returncode != 0:  # until it answers on mDNS
         assert time.monotonic() < deadline, done.stderr
-    watch = subprocess.Popen([sys.executable, "-m", "edge_agent", "status", "--all", "--watch", "--json", *reach],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+    with watching("status", "--all", "--watch", "--json", *reach) as watch:
         assert watch.stdout is not None
         first = json.loads(watch.stdout.readline())
         assert ([a["address"] for a in first["agents"]], first["gone"]) == ([where], [])
@@ -171,9 +163,4 @@ def test_status_all_watch_lists_an_agent_that_went_away_and_goes_on(
                 break
         assert report["agents"] == [] and [(g["id"], g["address"]) for g in report["gone"]] == [("client-0", where)]
         assert watch.poll() is None  # the fleet's watch goes on when a board leaves
-        watch.send_signal(signal.SIGINT)
-        assert watch.wait(timeout=15) == 0
-    finally:
-        if watch.poll() is None:
-            watch.kill()
-            watch.wait()
+        assert ctrl_c(watch) == 0
