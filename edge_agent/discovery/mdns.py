@@ -204,23 +204,13 @@ class MdnsDiscovery:
             log.exception("mDNS %s of %s failed", state_change.name, name)
 
     def _resolve(self, zeroconf: Zeroconf, service_type: str, name: str) -> None:
-        info = zeroconf.get_service_info(service_type, name, timeout=self._resolve_timeout_ms,
-                                         question_type=MULTICAST)
-        if info is None or info.port is None or self._stopped.is_set():
-            log.debug("mDNS service %s did not resolve", name)
-            return
-        addresses = info.parsed_addresses(IPVersion.V4Only) or info.parsed_addresses()
-        if not addresses:
-            log.debug("mDNS service %s has no address", name)
-            return
         try:
-            record = PeerRecord.from_txt(info.properties, host=addresses[0], port=info.port)
+            record = resolve_record(zeroconf, service_type, name, self._resolve_timeout_ms)
         except ValueError as error:
             log.warning("ignoring mDNS service %s: %s", name, error)
             self._forget(name)  # a peer whose record turned invalid is no longer a usable peer
             return
-        if f"{instance_name(record)}.{service_type}".lower() != name.lower():
-            log.warning("ignoring mDNS service %s: it claims agent id %r in run %r", name, record.agent_id, record.run)
+        if record is None or self._stopped.is_set():
             return
         if record.agent_id == self._record.agent_id:
             return  # this agent's id in another run (a same-run twin cannot register the same name)
@@ -315,22 +305,29 @@ class MdnsBrowser:
     def __exit__(self, *exc: object) -> None:
         self.stop()
     def _resolve(self, zeroconf: Zeroconf, service_type: str, name: str) -> PeerRecord | None:
-        info = zeroconf.get_service_info(service_type, name, timeout=self._resolve_timeout_ms,
-                                         question_type=MULTICAST)
-        if info is None or info.port is None:
-            return None
-        addresses = info.parsed_addresses(IPVersion.V4Only) or info.parsed_addresses()
-        if not addresses:
-            return None
         try:
-            record = PeerRecord.from_txt(info.properties, host=addresses[0], port=info.port)
+            return resolve_record(zeroconf, service_type, name, self._resolve_timeout_ms)
         except ValueError as error:
             log.warning("ignoring mDNS service %s: %s", name, error)
             return None
-        if f"{instance_name(record)}.{service_type}".lower() != name.lower():
-            log.warning("ignoring mDNS service %s: it claims agent id %r in run %r", name, record.agent_id, record.run)
-            return None
-        return record
+
+
+def resolve_record(zeroconf: Zeroconf, service_type: str, name: str, timeout_ms: int) -> PeerRecord | None:
+    """The record the service `name` advertises; None when it does not resolve in time, has no address or claims
+    another agent's name (logged); ValueError when its TXT is not an agent's record."""
+    info = zeroconf.get_service_info(service_type, name, timeout=timeout_ms, question_type=MULTICAST)
+    if info is None or info.port is None:
+        log.debug("mDNS service %s did not resolve", name)
+        return None
+    addresses = info.parsed_addresses(IPVersion.V4Only) or info.parsed_addresses()
+    if not addresses:
+        log.debug("mDNS service %s has no address", name)
+        return None
+    record = PeerRecord.from_txt(info.properties, host=addresses[0], port=info.port)
+    if f"{instance_name(record)}.{service_type}".lower() != name.lower():
+        log.warning("ignoring mDNS service %s: it claims agent id %r in run %r", name, record.agent_id, record.run)
+        return None
+    return record
 
 
 def _close(zc: Zeroconf) -> None:
