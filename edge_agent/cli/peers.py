@@ -11,9 +11,9 @@ import click
 from zeroconf import InterfaceChoice
 
 from edge_agent.cli.errors import OperatorError
+from edge_agent.cli.reach import check_run
 from edge_agent.discovery.mdns import SERVICE_TYPE, InterfacesType, MdnsBrowser
 from edge_agent.fleet.query import AgentSighting, FleetView, listing_json, listing_table
-from edge_agent.run_identity import RUN_ID_PATTERN
 
 CLEAR = "\x1b[H\x1b[2J"  # cursor home, clear screen: --watch redraws in place on a terminal
 
@@ -42,8 +42,7 @@ def peers(run_id: str | None, as_json: bool, watch: bool, timeout: float, interf
 
     Without --watch, an empty answer is an error (exit status 1).
     """
-    if run_id is not None and not RUN_ID_PATTERN.fullmatch(run_id):
-        raise OperatorError(f"--run: {run_id!r:.60} is not a run id (1-32 letters, digits, '-' or '_')")
+    check_run(run_id)
     view = FleetView(run_id)
     try:
         with MdnsBrowser(service_type, _interfaces(interface)) as browser:

@@ -59,6 +59,7 @@ def operator_credentials(certs_dir: Path | None, identity: str) -> ClusterTls | 
 
 
 def check_run(run_id: str | None) -> None:
+    """One line and exit status 2 for a --run that cannot be a run id."""
     if run_id is not None and not RUN_ID_PATTERN.fullmatch(run_id):
         raise OperatorError(f"--run: {run_id!r:.60} is not a run id (1-32 letters, digits, '-' or '_')")
 
