@@ -47,7 +47,7 @@ def status(targets: tuple[str, ...], every: bool, as_json: bool, watch: bool, in
     tls = operator_credentials(certs_dir, identity)
     asked = resolve(targets, run_id, service_type, timeout) if targets else find_all(run_id, service_type, timeout)
     fleet_watch = every and watch  # boards come and go: the watch goes on, and says who went
-    gone: dict[str, Gone] = {}
+    gone: dict[str, Gone] = {}  # by address
     connections: dict[str, Connection] = {}
     try:
         while True:
@@ -55,12 +55,11 @@ def status(targets: tuple[str, ...], every: bool, as_json: bool, watch: bool, in
             for target in asked:
                 try:
                     agents.append(_ask(target, tls, connections))
+                    gone.pop(target.address, None)
                 except Unreachable as error:
                     if not fleet_watch:
                         raise
-                    gone.setdefault(target.name, Gone(target, datetime.now(UTC), str(error)))
-            for agent in agents:
-                gone.pop(f"{agent['id']} at {agent['address']}", None)
+                    gone.setdefault(target.address, Gone(target, datetime.now(UTC), str(error)))
             click.echo(_render(agents, list(gone.values()) if fleet_watch else None, as_json, watch, interval))
             if not watch:
                 return
@@ -68,7 +67,7 @@ def status(targets: tuple[str, ...], every: bool, as_json: bool, watch: bool, in
                 previous, asked = asked, _sweep(run_id, service_type, timeout)
                 now = datetime.now(UTC)
                 for target in set(previous) - set(asked):
-                    gone.setdefault(target.name, Gone(target, now, "no longer answers on mDNS"))
+                    gone.setdefault(target.address, Gone(target, now, "no longer answers on mDNS"))
             else:
                 time.sleep(interval)
     except KeyboardInterrupt:
