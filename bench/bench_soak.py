@@ -52,12 +52,10 @@ class Life:
         now = _proc_sample(self.process.pid)
         if now is None:
             return
-        rss, fds = now
+        rss, peak, fds = now
         self.floor, self.fds = min(self.floor, rss), max(self.fds, fds)
-        if self.done >= 0 and done > self.done:
-            peak = _round_peak(self.process.pid)
-            if peak is not None:
-                self.rounds.append(RoundSample(done, trained, peak, self.floor, self.fds))
+        if self.done >= 0 and done > self.done and _reset_peak(self.process.pid):
+            self.rounds.append(RoundSample(done, trained, peak, self.floor, self.fds))
             self.floor, self.fds = rss, fds
         self.done = done
 
@@ -138,24 +136,26 @@ def _records(out: Path, index: int) -> list[dict[str, Any]]:
     return agent_rounds(out / f"agent-{index}.jsonl")
 
 
-def _proc_sample(pid: int) -> tuple[float, int] | None:
+def _proc_sample(pid: int) -> tuple[float, float, int] | None:
+    """RSS and peak RSS since the last reset (MiB), and open fds; None for a process that has gone."""
     try:
         status = Path(f"/proc/{pid}/status").read_text()
         fds = len(os.listdir(f"/proc/{pid}/fd"))
     except OSError:
         return None
-    rss_kb = _status_kb(status, "VmRSS:")
-    return None if rss_kb is None else (rss_kb / 1024, fds)  # an exited, unreaped process has no VmRSS
+    rss_kb, peak_kb = _status_kb(status, "VmRSS:"), _status_kb(status, "VmHWM:")
+    if rss_kb is None or peak_kb is None:  # an exited, unreaped process has neither
+        return None
+    return rss_kb / 1024, peak_kb / 1024, fds
 
 
-def _round_peak(pid: int) -> float | None:
-    """The peak RSS (MiB) since the last call, then reset it (writing 5 to clear_refs resets VmHWM)."""
+def _reset_peak(pid: int) -> bool:
+    """Start the next round's peak (writing 5 to clear_refs resets VmHWM); False for a process that has gone."""
     try:
-        peak_kb = _status_kb(Path(f"/proc/{pid}/status").read_text(), "VmHWM:")
         Path(f"/proc/{pid}/clear_refs").write_text("5")
     except OSError:
-        return None
-    return None if peak_kb is None else peak_kb / 1024
+        return False
+    return True
 
 
 def _status_kb(status: str, key: str) -> int | None:
