@@ -6,7 +6,7 @@ DATA_PKG_DIR := /usr/share/datasets/fashion-mnist
 # Pins every install (no unpinned torch can pull a multi-GB CUDA build).
 export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
 
-.PHONY: setup data prometheus sshd test demo bench bench-paper lint clean proto
+.PHONY: setup data prometheus sshd systemd-analyze test demo bench bench-paper lint clean proto
 
 setup: $(VENV)/.installed data
 
@@ -40,7 +40,15 @@ sshd:
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends openssh-server; \
 	fi
 
-test: setup prometheus sshd
+# The Debian package systemd: tests/deploy/test_unit.py checks the agent's unit with systemd-analyze.
+systemd-analyze:
+	@if ! command -v systemd-analyze >/dev/null; then \
+		echo "installing Debian package systemd"; \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends systemd; \
+	fi
+
+test: setup prometheus sshd systemd-analyze
 	$(PY) -m pytest -q
 
 lint: setup
