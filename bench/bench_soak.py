@@ -6,10 +6,13 @@ It checks what a fleet must keep doing while boards come and go:
   within 10% of their values just after warm-up.
 
 Memory is compared like with like. Within a round an agent's RSS swings by design (a Jacobian's buffers, then the
-end-of-round trim), so a sample taken at a random moment says little. At each round boundary the bench reads the
-round's peak (VmHWM, reset through /proc/PID/clear_refs at every boundary) and the round's floor (the lowest of the
-half-second VmRSS samples), and the most fds; a life's last rounds are held against its first rounds after warm-up
-(warm-up: rounds this process trained; rounds a restarted agent skipped to rejoin are no work and do not count).
+end-of-round trim), so a sample taken at a random moment says little. Each round record carries the agent's own
+`rss_mb` (at the round's end, after the trim: the footprint the next round starts from, which a leak raises) and
+`round_peak_rss_mb`; the bench adds the most open fds it saw per round (/proc, every half second). A life's last
+rounds are held against its first rounds after warm-up (warm-up: rounds this process trained; rounds a restarted
+agent skipped to rejoin are no work and do not count). The verdict takes the round-end RSS and the fds; a round's
+peak also follows how many neighbours the round's graph gave the agent and how many asked it for a Jacobian (0 to
+M-1), so peaks are shown beside it, with the rounds that had the most common neighbourhood size, but do not decide.
 
     python bench/bench_soak.py --agents 8 --rounds 100 --kill-every 10 --out runs/soak
 """
@@ -17,6 +20,7 @@ half-second VmRSS samples), and the most fds; a life's last rounds are held agai
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import random
 import statistics
@@ -32,43 +36,45 @@ from edge_agent.deploy.certs import throwaway_cluster
 from edge_agent.learning.topology import client_ids
 from edge_agent.round_records import agent_rounds
 
-BASELINE, LATE = 3, 5  # rounds after warm-up, and last rounds of a life, that the leak check compares
-
 
 @dataclass
 class Life:
-    """One process of one agent: when it ran and what /proc said about it, sample by sample."""
+    """One process of one agent: when it ran, and per round its records and the most open fds /proc showed."""
 
     index: int
     process: subprocess.Popen[bytes]
     started_round: int
     rounds: list[RoundSample] = field(default_factory=list)
     done: int = -1  # the agent's records when the current interval began
-    floor: float = float("inf")  # lowest RSS MiB seen in the current interval
     fds: int = 0  # most open fds seen in the current interval
 
-    def sample(self, done: int, trained: int) -> None:
-        """Take a /proc sample; at a round boundary (the agent committed a record), close the interval."""
-        now = _proc_sample(self.process.pid)
-        if now is None:
+    def sample(self, records: list[dict[str, Any]]) -> None:
+        """Take an fd sample; at a round boundary (the agent committed records), close the interval."""
+        fds = _open_fds(self.process.pid)
+        if fds is None:
             return
-        rss, peak, fds = now
-        self.floor, self.fds = min(self.floor, rss), max(self.fds, fds)
-        if self.done >= 0 and done > self.done and _reset_peak(self.process.pid):
-            self.rounds.append(RoundSample(done, trained, peak, self.floor, self.fds))
-            self.floor, self.fds = rss, fds
-        self.done = done
+        self.fds = max(self.fds, fds)
+        if self.done >= 0 and len(records) > self.done:
+            trained = [r for r in records[self.started_round:] if r["status"] == "trained"]
+            if trained and records[-1]["status"] == "trained":
+                last = records[-1]
+                peak = last["round_peak_rss_mb"] or math.nan  # null where the kernel cannot reset the peak
+                self.rounds.append(RoundSample(len(records), len(trained), peak, last["rss_mb"], self.fds,
+                                               len(last["neighbours"])))
+            self.fds = fds
+        self.done = len(records)
 
 
 @dataclass(frozen=True)
 class RoundSample:
-    """What one round interval of one process cost: peak and floor RSS (MiB) and the most open fds."""
+    """What one trained round of one process cost: its peak and end-of-round RSS (MiB) and the most open fds."""
 
-    done: int  # the agent's records at the interval's end
+    done: int  # the agent's records at the round's end
     trained: int  # rounds this process has trained by then
     peak: float
-    floor: float
+    end: float
     fds: int
+    neighbours: int
 
 
 def main() -> None:
@@ -78,11 +84,15 @@ def main() -> None:
     parser.add_argument("--kill-every", type=int, default=10, help="rounds between kills (of the fleet's round)")
     parser.add_argument("--setting", default="edge")
     parser.add_argument("--warmup", type=int, default=5, help="rounds of a process's life before its baseline")
+    parser.add_argument("--window", type=int, default=5,
+                        help="rounds after warm-up, and last rounds of a life, that the leak check compares")
     parser.add_argument("--stall-window", type=float, default=20.0)
     parser.add_argument("--seed", type=int, default=0, help="which agents are killed")
     parser.add_argument("--agent-flags", default="", help="more `edge-agent run` flags, e.g. '--uplink 10mbit'")
     parser.add_argument("--out", type=Path, default=Path("runs/soak"))
     args = parser.parse_args()
+    if any(args.out.glob("agent-*.jsonl")):  # its agents would resume the old run's checkpoints
+        parser.error(f"{args.out} holds an earlier soak's records; give a new --out folder")
     args.out.mkdir(parents=True, exist_ok=True)
     service, run = f"_ea-{uuid.uuid4().hex[:8]}._tcp.local.", f"soak-{uuid.uuid4().hex[:6]}"
     certs = throwaway_cluster(args.out / "certs", list(client_ids(args.agents)))  # mutual TLS, as on boards
@@ -110,8 +120,7 @@ def main() -> None:
             done = {i: len(rows) for i, rows in records.items()}
             for life in current.values():
                 if life.process.poll() is None:
-                    trained = sum(r["status"] == "trained" for r in records[life.index][life.started_round:])
-                    life.sample(done[life.index], trained)
+                    life.sample(records[life.index])
             fleet_round = statistics.median_low(done.values())
             if fleet_round >= next_kill and next_kill < args.rounds - 2:
                 victim = rng.randrange(args.agents)
@@ -136,30 +145,12 @@ def _records(out: Path, index: int) -> list[dict[str, Any]]:
     return agent_rounds(out / f"agent-{index}.jsonl")
 
 
-def _proc_sample(pid: int) -> tuple[float, float, int] | None:
-    """RSS and peak RSS since the last reset (MiB), and open fds; None for a process that has gone."""
+def _open_fds(pid: int) -> int | None:
+    """The process's open file descriptors; None for a process that has gone."""
     try:
-        status = Path(f"/proc/{pid}/status").read_text()
-        fds = len(os.listdir(f"/proc/{pid}/fd"))
+        return len(os.listdir(f"/proc/{pid}/fd"))
     except OSError:
         return None
-    rss_kb, peak_kb = _status_kb(status, "VmRSS:"), _status_kb(status, "VmHWM:")
-    if rss_kb is None or peak_kb is None:  # an exited, unreaped process has neither
-        return None
-    return rss_kb / 1024, peak_kb / 1024, fds
-
-
-def _reset_peak(pid: int) -> bool:
-    """Start the next round's peak (writing 5 to clear_refs resets VmHWM); False for a process that has gone."""
-    try:
-        Path(f"/proc/{pid}/clear_refs").write_text("5")
-    except OSError:
-        return False
-    return True
-
-
-def _status_kb(status: str, key: str) -> int | None:
-    return next((int(line.split()[1]) for line in status.splitlines() if line.startswith(key)), None)
 
 
 def _report(args: argparse.Namespace, lives: list[Life], kills: list[tuple[int, int]], seconds: float) -> None:
@@ -176,33 +167,46 @@ def _report(args: argparse.Namespace, lives: list[Life], kills: list[tuple[int, 
           f"{len(stuck) or 'none'}")
     skipped = sum(r["status"] == "skipped" for i in range(args.agents) for r in _records(args.out, i))
     print(f"rounds skipped by restarted agents to rejoin: {skipped}")
-    print(f"\nper process: rounds {args.warmup + 1}..{args.warmup + BASELINE} it trained (after warm-up) against its "
-          f"last {LATE} rounds; MiB and fds, median of each window")
-    print("agent  life (rounds)  round peak RSS         round floor RSS        most fds        verdict")
+    print(f"\nper process: rounds {args.warmup + 1}..{args.warmup + args.window} it trained (after warm-up) against "
+          f"its last {args.window} rounds; MiB and fds, median of each window; the verdict takes round-end RSS and fds")
+    print("agent  life (rounds)  round-end RSS          most fds          verdict  round peak RSS (all rounds; "
+          "full neighbourhoods only)")
     flat = True
+    sizes = [r.neighbours for life in lives for r in life.rounds]
+    usual = statistics.mode(sizes) if sizes else 0
     for life in lives:
-        base = [r for r in life.rounds if args.warmup < r.trained <= args.warmup + BASELINE]
-        late = [r for r in life.rounds if r.trained > args.warmup + BASELINE][-LATE:]
+        base = [r for r in life.rounds if args.warmup < r.trained <= args.warmup + args.window]
+        late = [r for r in life.rounds if r.trained > args.warmup + args.window][-args.window:]
         last = life.rounds[-1].done if life.rounds else life.started_round
         span = f"{life.index:5d}  {life.started_round:4d}..{last:<4d}"
-        if len(base) < BASELINE or len(late) < LATE:
-            print(f"{span}     too short to judge ({len(life.rounds)} round intervals)")
+        if len(base) < args.window or len(late) < args.window:
+            print(f"{span}     too short to judge ({len(life.rounds)} trained rounds)")
             continue
-        cells, good = [], True
-        for name in ("peak", "floor", "fds"):
-            before = statistics.median(getattr(r, name) for r in base)
-            after = statistics.median(getattr(r, name) for r in late)
-            good &= after <= 1.10 * before
-            cells.append(f"{before:6.0f} -> {after:6.0f} ({after / before:.2f})")
+        end, fds = _window_ratio(base, late, "end"), _window_ratio(base, late, "fds")
+        good = end[2] <= 1.10 and fds[2] <= 1.10
         flat &= good
-        print(f"{span}     {cells[0]}   {cells[1]}   {cells[2]:14s}  {'ok' if good else 'GREW'}")
+        full = ([r for r in base if r.neighbours == usual], [r for r in late if r.neighbours == usual])
+        peak_full = _cell(_window_ratio(*full, "peak")) if all(full) else "-"
+        print(f"{span}     {_cell(end)}   {_cell(fds, 3):18s}  {'ok' if good else 'GREW':7s}  "
+              f"{_cell(_window_ratio(base, late, 'peak'))}; {peak_full}")
     peaks = [r.peak for life in lives for r in life.rounds]
     if peaks:
-        print(f"highest round peak of any process: {max(peaks):.0f} MiB")
+        print(f"highest round peak of any process: {max(peaks):.0f} MiB (the usual neighbourhood: {usual} neighbours)")
     print(f"RSS and open fds within 10% of their values after warm-up: {'yes' if flat else 'NO'}")
     ok = once and not stuck and flat
     print(f"\n{'PASS' if ok else 'FAIL'}")
     sys.exit(0 if ok else 1)
+
+
+def _window_ratio(base: list[RoundSample], late: list[RoundSample], name: str) -> tuple[float, float, float]:
+    """The medians of `name` over the two windows and their ratio."""
+    before = statistics.median(getattr(r, name) for r in base)
+    after = statistics.median(getattr(r, name) for r in late)
+    return before, after, after / before
+
+
+def _cell(window: tuple[float, float, float], width: int = 6) -> str:
+    return f"{window[0]:{width}.0f} -> {window[1]:{width}.0f} ({window[2]:.2f})"
 
 if __name__ == "__main__":
     main()

@@ -1,4 +1,5 @@
-"""The agent process's memory: the peak RSS its records report, and glibc malloc settings that keep it flat."""
+"""The agent process's memory: the RSS, round peak and life peak its records report, and glibc malloc settings
+that keep it flat."""
 
 from __future__ import annotations
 
@@ -12,21 +13,59 @@ from collections.abc import Callable
 _M_ARENA_MAX = -8  # glibc <malloc.h>
 
 
+# VmHWM of this process just before the last round reset it: the life's peak is the larger of this and VmHWM now.
+_peak_before_reset_mb = 0.0
+
+
+def rss_mb() -> float | None:
+    """This process's resident set size now in MiB (VmRSS), or None where /proc does not say."""
+    return _status_mb("VmRSS:")
+
+
 def peak_rss_mb() -> float:
-    """This process's peak resident set size so far in MiB: a high-water mark, never lowered.
+    """This process's peak resident set size so far in MiB: a high-water mark, never lowered, rounds included.
 
     On Linux, VmHWM of /proc/self/status: ru_maxrss would do, but Linux carries it across exec, so an agent
     started by a large parent (a test runner with torch loaded) would report the parent's peak as its own.
     """
+    now = _status_mb("VmHWM:")
+    if now is not None:
+        return max(_peak_before_reset_mb, now)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return round(peak / (1 << 20 if sys.platform == "darwin" else 1 << 10), 1)
+
+
+def start_round_peak() -> bool:
+    """Begin measuring one round's peak: VmHWM is reset to the RSS now (writing 5 to /proc/self/clear_refs,
+    Linux >= 4.0) after the life's peak so far is kept. False, and nothing reset, where that is not possible."""
+    global _peak_before_reset_mb
+    before = _status_mb("VmHWM:")
+    if before is None:
+        return False
+    _peak_before_reset_mb = max(_peak_before_reset_mb, before)
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as clear_refs:
+            clear_refs.write("5")
+    except OSError:
+        return False
+    return True
+
+
+def round_peak_rss_mb() -> float | None:
+    """The peak resident set size in MiB since `start_round_peak` last succeeded (VmHWM), or None without /proc."""
+    return _status_mb("VmHWM:")
+
+
+def _status_mb(key: str) -> float | None:
+    """A "kB" line of /proc/self/status in MiB ("VmHWM:  123456 kB"), or None."""
     try:
         with open("/proc/self/status", encoding="ascii") as status:
             for line in status:
-                if line.startswith("VmHWM:"):
-                    return round(int(line.split()[1]) / 1024, 1)  # "VmHWM:  123456 kB"
-    except OSError:
+                if line.startswith(key):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except (OSError, ValueError, IndexError):
         pass
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
-    return round(peak / (1 << 20 if sys.platform == "darwin" else 1 << 10), 1)
+    return None
 
 
 def bound_malloc(arenas: int = 2) -> bool:

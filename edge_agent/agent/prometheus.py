@@ -6,7 +6,6 @@ Byte counters are read from the transport ledger at scrape time, so they are exa
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -16,13 +15,12 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
-from edge_agent.agent.memory import peak_rss_mb
+from edge_agent.agent.memory import peak_rss_mb, rss_mb
 from edge_agent.transport.ledger import TransportLedger
 
 LABELS = ("agent", "run")
 PHASES = ("average", "jacobian", "transfer", "evolve", "score", "total")
 PHASE_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)  # seconds
-_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
 class LedgerCollector(Collector):
@@ -101,8 +99,5 @@ class AgentMetrics:
 
 
 def _rss_bytes() -> float:
-    try:
-        with open("/proc/self/statm", encoding="ascii") as statm:
-            return float(int(statm.read().split()[1]) * _PAGE)
-    except (OSError, IndexError, ValueError):
-        return float("nan")
+    now = rss_mb()
+    return float("nan") if now is None else now * (1 << 20)

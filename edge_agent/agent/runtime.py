@@ -27,7 +27,7 @@ from edge_agent.agent.inbox import WeightsInbox
 from edge_agent.agent.kernels import BackendKernels, ChunkedReferenceKernels
 from edge_agent.agent.lifecycle import AgentStopped, RoundJournal
 from edge_agent.agent.liveness import Liveness
-from edge_agent.agent.memory import peak_rss_mb, release_free_memory
+from edge_agent.agent.memory import peak_rss_mb, release_free_memory, round_peak_rss_mb, rss_mb, start_round_peak
 from edge_agent.agent.shard import EvaluationImages
 from edge_agent.agent.traffic import RoundTraffic
 from edge_agent.discovery.membership import Membership, PeerChange
@@ -132,6 +132,7 @@ class Agent:
         self._missing: dict[str, str] = {}  # this round's left-out neighbours and why
         self._exchange: WeightsExchange | None = None  # this round's weights: sent to whom, owed to whom
         self._joined_late = False  # this round was adopted from the fleet: its neighbours started it without us
+        self._round_peak = False  # VmHWM was reset when the round in progress began (start_round_peak)
         self._executor = ThreadPoolExecutor(max(4, 2 * config.kappa + 1),
                                             thread_name_prefix=f"{config.agent_id}-call")
         self.stopping = threading.Event()
@@ -222,7 +223,6 @@ class Agent:
                 self.last_record = self.last_trained = record
                 self.next_round += 1
                 self.phase = ""
-                release_free_memory()  # the round's buffers, so the next round starts from the same footprint
                 if on_round is not None:
                     on_round(record)
             if not self.stopping.is_set():
@@ -242,6 +242,7 @@ class Agent:
         local SGD first, and the average is the round's result)."""
         self.state, self.phase = f"round {round_index}", "average"
         start = time.perf_counter()
+        self._round_peak = start_round_peak()
         clock = RoundClock()
         if self.config.algorithm in BASELINES:  # the weights it sends and averages are the trained ones
             self.phase = "train"
@@ -433,6 +434,8 @@ class Agent:
         totals = {key: sum(c[key] for c in links.values()) for key in _COUNTER_KEYS}
         spark = self.config.spark
         served = {k: v - served_before[k] for k, v in self.handler.served.totals().items()}
+        accuracy = self.test.accuracy(self.spec, self.weights)
+        release_free_memory()  # the round's buffers: the next round starts from the same footprint, rss_mb shows it
         return stamped(AGENT_ROUND, {
             "round": round_index, "agent": self.config.agent_id, "algorithm": self.config.algorithm,
             "status": "trained", "members": len(self.members()),
@@ -445,7 +448,8 @@ class Agent:
             "tau": None if tau_index is None else self.method_taus()[tau_index],
             "lambda": spark.soft_label_weight(round_index, self.config.schedule_span)
             if self.config.algorithm == "spark" else 0.0,
-            "test_accuracy": self.test.accuracy(self.spec, self.weights),
+            "test_accuracy": accuracy,
+            "rss_mb": rss_mb(), "round_peak_rss_mb": round_peak_rss_mb() if self._round_peak else None,
             "peak_rss_mb": peak_rss_mb(),
         })
 

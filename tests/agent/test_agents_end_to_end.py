@@ -97,6 +97,8 @@ def test_every_agent_records_every_round(run: tuple[Path, str]) -> None:
         peaks = [record["peak_rss_mb"] for record in rounds]
         assert all(50 < peak < 8192 for peak in peaks)  # MiB
         assert all(later >= earlier - 1 for earlier, later in pairwise(peaks))  # a high-water mark (lazy RSS sync)
+        for record in rounds:  # the round's end (after the trim) <= its own peak <= the life's (lazy RSS sync)
+            assert 50 < record["rss_mb"] <= record["round_peak_rss_mb"] + 1 <= record["peak_rss_mb"] + 2
         for record in rounds:
             assert record["agent"] == f"client-{i}" and record["members"] == AGENTS
             assert len(record["neighbours"]) == 2  # smoke: kappa = 2

@@ -1,4 +1,4 @@
-"""The agent's memory: its peak RSS as records report it, glibc malloc bounds, and one request answered at a time."""
+"""The agent's memory: its RSS, round peak and life peak as records report them, glibc malloc bounds, and one request answered at a time."""
 
 import json
 import subprocess
@@ -23,6 +23,19 @@ def test_peak_rss_is_a_high_water_mark_that_sees_a_large_allocation() -> None:
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60)
     before, during, after = json.loads(done.stdout)  # a fresh process: its own peak, not this one's
     assert 10 < before < during - 60 and after >= during - 1  # freeing leaves the mark (RSS counters sync lazily)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/self/clear_refs")
+def test_a_round_peak_starts_afresh_while_the_life_peak_keeps_the_highest() -> None:
+    script = ("import json, numpy as np\nfrom edge_agent.agent import memory\n"
+              "block = np.ones(128 << 20, dtype=np.uint8)\ndel block\nlife = memory.peak_rss_mb()\n"
+              "reset = memory.start_round_peak()\n"
+              "print(json.dumps([reset, life, memory.round_peak_rss_mb(), memory.peak_rss_mb(), memory.rss_mb()]))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60)
+    reset, life, round_peak, life_after, now = json.loads(done.stdout)
+    assert reset is True
+    assert round_peak < life - 100  # the 128 MiB block was freed before the round began
+    assert life_after >= life - 1 and now <= round_peak + 1  # the life's mark survives the reset
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc")
