@@ -121,11 +121,20 @@ def board_wheels(wheelhouse: Path, profile: BoardProfile) -> list[Path]:
 
 def file_digest(path: Path) -> str:
     """sha256 of what a file holds; a wheel's is over its members' names and contents, not the zip's timestamps."""
-    if path.suffix == ".whl":
+    if path.suffix != ".whl":
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    stat = path.stat()
+    key = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    if key not in _WHEEL_DIGESTS:
         with zipfile.ZipFile(path) as archive:
-            return _digest(f"{info.filename}:{hashlib.sha256(archive.read(info)).hexdigest()}"
-                           for info in sorted(archive.infolist(), key=lambda info: info.filename))
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+            _WHEEL_DIGESTS[key] = _digest(f"{info.filename}:{hashlib.sha256(archive.read(info)).hexdigest()}"
+                                          for info in sorted(archive.infolist(), key=lambda info: info.filename))
+    return _WHEEL_DIGESTS[key]
+
+
+# A wheel's digest per file (device, inode, size, mtime): every board's bundle links the same wheels, and unpacking
+# them all again for each board, twice per bundle, took most of a re-flash.
+_WHEEL_DIGESTS: dict[tuple[int, int, int, int], str] = {}
 
 
 def folder_digest(folder: Path, exclude: frozenset[str] = frozenset()) -> str:
