@@ -106,7 +106,7 @@ def test_a_paused_agent_costs_its_peers_at_most_a_stall_window_and_rejoins(tmp_p
     _assert_contiguous(fleet, rounds)
     totals = [r["seconds"]["total"] for i in range(3) for r in fleet.records(i)]
     normal = statistics.median(totals)
-    assert max(totals) <= STALL_S + 2 * normal + 1.0, (max(totals), normal)  # window + one round (+ noise)
+    assert max(totals) <= STALL_S + normal + 1.0, (max(totals), normal)  # window + one round (+ 1 s of noise)
     assert any("client-3" in r["missing"] for i in range(3) for r in fleet.records(i))
     paused = fleet.records(3)
     skipped = [r["round"] for r in paused if r["status"] == "skipped"]
