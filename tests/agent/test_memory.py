@@ -1,4 +1,5 @@
-"""The agent's memory: its RSS, round peak and life peak as records report them, glibc malloc bounds, and one request answered at a time."""
+"""The agent's memory: RSS, round peak and life peak as records report them, glibc malloc bounds, and one
+request answered at a time."""
 
 import json
 import subprocess
