@@ -11,6 +11,7 @@ import click
 from zeroconf import InterfaceChoice
 
 from edge_agent.cli.errors import OperatorError
+from edge_agent.cli.interrupt import until_interrupted
 from edge_agent.cli.reach import check_run
 from edge_agent.discovery.mdns import SERVICE_TYPE, InterfacesType, MdnsBrowser
 from edge_agent.fleet.query import AgentSighting, FleetView, listing_json, listing_table
@@ -45,9 +46,11 @@ def peers(run_id: str | None, as_json: bool, watch: bool, timeout: float, interf
     check_run(run_id)
     view = FleetView(run_id)
     try:
-        with MdnsBrowser(service_type, _interfaces(interface)) as browser:
-            while True:
-                agents = view.fold(browser.sweep(timeout), datetime.now(UTC))
+        with until_interrupted() as stop, MdnsBrowser(service_type, _interfaces(interface)) as browser:
+            while not stop.is_set():
+                agents = view.fold(browser.sweep(timeout, stop), datetime.now(UTC))
+                if stop.is_set():
+                    return
                 if not watch and not agents:
                     of = f" of run {run_id}" if run_id else ""
                     raise NothingFound(f"no agents{of} answered on {service_type} within {timeout:g} s (are they "
@@ -55,8 +58,6 @@ def peers(run_id: str | None, as_json: bool, watch: bool, timeout: float, interf
                 click.echo(_listing(agents, service_type, run_id, as_json, watch, timeout))
                 if not watch:
                     return
-    except KeyboardInterrupt:
-        return
     except OSError as error:
         raise OperatorError(f"cannot browse mDNS{f' on {interface}' if interface else ''}: {error}") from None
 

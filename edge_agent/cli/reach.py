@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -87,17 +88,19 @@ def resolve(names: Sequence[str], run_id: str | None, service_type: str, timeout
     return [t if isinstance(t, Target) else Target(found[t].host, found[t].port, t) for t in targets]
 
 
-def find_all(run_id: str | None, service_type: str, timeout: float) -> list[Target]:
-    """Every agent (of the run) that answers on mDNS now; Unreachable when none does."""
-    found = [Target(r.host, r.port, r.agent_id) for r in find(run_id, service_type, timeout)]
+def find_all(run_id: str | None, service_type: str, timeout: float,
+             stop: threading.Event | None = None) -> list[Target]:
+    """Every agent (of the run) that answers on mDNS now (browsing until `stop` is set, at most `timeout`);
+    Unreachable when none does."""
+    found = [Target(r.host, r.port, r.agent_id) for r in find(run_id, service_type, timeout, stop)]
     if not found:
         of = f" of run {run_id}" if run_id else ""
         raise Unreachable(f"no agents{of} answered on {service_type} within {timeout:g} s")
     return found
 
 
-def find(run_id: str | None, service_type: str, timeout: float) -> list[Any]:
+def find(run_id: str | None, service_type: str, timeout: float, stop: threading.Event | None = None) -> list[Any]:
     try:
-        return browse(service_type, run_id, timeout, InterfaceChoice.All)
+        return browse(service_type, run_id, timeout, InterfaceChoice.All, stop)
     except OSError as error:
         raise OperatorError(f"cannot browse mDNS: {error}") from None

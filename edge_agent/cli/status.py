@@ -3,9 +3,10 @@ last round's seconds and accuracy, uptime and memory."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
-import time
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 import click
 
 from edge_agent.cli.errors import OperatorError
+from edge_agent.cli.interrupt import until_interrupted
 from edge_agent.cli.reach import Unreachable, check_run, find_all, operator_credentials, reach_options, resolve
 from edge_agent.fleet.dial import Connection, Target, UnansweredError
 from edge_agent.fleet.status import report_json, status_json, status_text
@@ -45,12 +47,23 @@ def status(targets: tuple[str, ...], every: bool, as_json: bool, watch: bool, in
                             "give TARGET... (host:port or agent id), or --all for every agent on mDNS")
     check_run(run_id)
     tls = operator_credentials(certs_dir, identity)
+    with until_interrupted() if watch else contextlib.nullcontext(threading.Event()) as stop:
+        try:
+            _show(targets, every, as_json, watch, interval, tls, run_id, timeout, service_type, stop)
+        except KeyboardInterrupt:  # without --watch, Ctrl-C is Python's
+            return
+
+
+def _show(targets: tuple[str, ...], every: bool, as_json: bool, watch: bool, interval: float,
+          tls: ClusterTls | None, run_id: str | None, timeout: float, service_type: str,
+          stop: threading.Event) -> None:
+    """Ask, print, and with --watch again every `interval` until `stop` is set."""
     asked = resolve(targets, run_id, service_type, timeout) if targets else find_all(run_id, service_type, timeout)
     fleet_watch = every and watch  # boards come and go: the watch goes on, and says who went
     gone: dict[str, Gone] = {}  # by address
     connections: dict[str, Connection] = {}
     try:
-        while True:
+        while not stop.is_set():
             agents = []
             for target in asked:
                 try:
@@ -60,18 +73,18 @@ def status(targets: tuple[str, ...], every: bool, as_json: bool, watch: bool, in
                     if not fleet_watch:
                         raise
                     gone.setdefault(target.address, Gone(target, datetime.now(UTC), str(error)))
+            if stop.is_set():
+                return
             click.echo(_render(agents, list(gone.values()) if fleet_watch else None, as_json, watch, interval))
             if not watch:
                 return
             if every:  # agents that joined or left since: the next sweep says
-                previous, asked = asked, _sweep(run_id, service_type, timeout)
+                previous, asked = asked, _sweep(run_id, service_type, timeout, stop)
                 now = datetime.now(UTC)
                 for target in set(previous) - set(asked):
                     gone.setdefault(target.address, Gone(target, now, "no longer answers on mDNS"))
             else:
-                time.sleep(interval)
-    except KeyboardInterrupt:
-        return
+                stop.wait(interval)
     finally:
         for connection in connections.values():
             connection.close()
@@ -93,10 +106,10 @@ class Gone:
         return f"{self.target.name}: gone since {self.since:%H:%M:%S}Z ({self.reason})"
 
 
-def _sweep(run_id: str | None, service_type: str, timeout: float) -> list[Target]:
+def _sweep(run_id: str | None, service_type: str, timeout: float, stop: threading.Event) -> list[Target]:
     """Every agent on mDNS now; none is no error while watching (they may come back)."""
     try:
-        return find_all(run_id, service_type, timeout)
+        return find_all(run_id, service_type, timeout, stop)
     except Unreachable:
         return []
 

@@ -263,9 +263,9 @@ class MdnsBrowser:
             browser.cancel()
             _close(zc)
 
-    def sweep(self, seconds: float) -> dict[str, PeerRecord | None]:
-        """Listen for `seconds`: instance name -> the record it answered with, or None for one that said goodbye
-        (the later of the two wins). Raises OSError when the interfaces cannot be used."""
+    def sweep(self, seconds: float, stop: threading.Event | None = None) -> dict[str, PeerRecord | None]:
+        """Listen for `seconds` (less once `stop` is set): instance name -> the record it answered with, or None
+        for one that said goodbye (the later of the two wins). Raises OSError when the interfaces cannot be used."""
         answered: dict[str, tuple[float, PeerRecord]] = {}
         lock = threading.Lock()
 
@@ -285,7 +285,7 @@ class MdnsBrowser:
         zc = Zeroconf(interfaces=self._interfaces, ip_version=IPVersion.V4Only)
         try:
             browser = ServiceBrowser(zc, self._type, handlers=[on_change], question_type=MULTICAST)
-            threading.Event().wait(seconds)
+            (stop or threading.Event()).wait(seconds)
             browser.cancel()
         finally:
             _close(zc)

@@ -6,6 +6,8 @@ Every way of not getting an answer is an `UnansweredError` with one line that sa
 
 from __future__ import annotations
 
+import threading
+
 import contextlib
 import re
 import socket
@@ -58,10 +60,12 @@ def parse_address(text: str) -> Target | None:
     return Target(match["host"].strip("[]"), port)
 
 
-def browse(service_type: str, run: str | None, seconds: float, interfaces: InterfacesType) -> list[PeerRecord]:
-    """The agents (of `run`, when given) that answer on mDNS within `seconds`, by run, shard and id."""
+def browse(service_type: str, run: str | None, seconds: float, interfaces: InterfacesType,
+           stop: threading.Event | None = None) -> list[PeerRecord]:
+    """The agents (of `run`, when given) that answer on mDNS within `seconds` (or until `stop` is set), by run,
+    shard and id."""
     with MdnsBrowser(service_type, interfaces) as browser:
-        found = [r for r in browser.sweep(seconds).values() if r is not None and (run is None or r.run == run)]
+        found = [r for r in browser.sweep(seconds, stop).values() if r is not None and (run is None or r.run == run)]
     return sorted(found, key=lambda r: (r.run, r.shard, r.agent_id))
 
 

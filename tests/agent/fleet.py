@@ -114,7 +114,7 @@ def rounds_of(records: list[dict[str, Any]]) -> list[int]:
 def watching(*args: str) -> Iterator[subprocess.Popen[str]]:
     """`edge-agent ARGS` (a --watch), stdout and stderr as text pipes; killed on the way out if it still runs."""
     watch = subprocess.Popen([sys.executable, "-m", "edge_agent", *args], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+                             stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONFAULTHANDLER": "1"})
     try:
         yield watch
     finally:
@@ -124,6 +124,12 @@ def watching(*args: str) -> Iterator[subprocess.Popen[str]]:
 
 
 def ctrl_c(watch: subprocess.Popen[str]) -> int:
-    """Stop a --watch as an operator does (SIGINT) and return its exit status."""
+    """Stop a --watch as an operator does (SIGINT) and return its exit status; one that does not exit within 15 s
+    fails with its threads' stacks (faulthandler dumps them on SIGABRT)."""
     watch.send_signal(signal.SIGINT)
-    return watch.wait(timeout=15)
+    try:
+        return watch.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        watch.send_signal(signal.SIGABRT)
+        _, stderr = watch.communicate(timeout=15)
+        raise AssertionError(f"still running 15 s after Ctrl-C; its threads:\n{stderr[-6000:]}") from None
