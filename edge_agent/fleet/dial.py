@@ -6,12 +6,11 @@ Every way of not getting an answer is an `UnansweredError` with one line that sa
 
 from __future__ import annotations
 
-import threading
-
 import contextlib
 import re
 import socket
 import ssl
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
