@@ -24,7 +24,8 @@ def certs() -> None:
 @certs.command()
 @DIR_OPTION
 def init(folder: Path) -> None:
-    """Create the cluster CA (ca.crt, ca.key) and an empty revocation list in DIR."""
+    """Create the cluster CA (ca.crt, ca.key) and an empty revocation list in DIR (made, readable by you alone,
+    when it does not exist)."""
     path = _guarded(lambda: cluster.init_ca(folder))
     click.echo(f"cluster CA created: {path} (its key, {folder / 'ca.key'}, stays on this machine)")
 

@@ -41,7 +41,12 @@ class IssuedCert:
 
 
 def init_ca(folder: Path, name: str = "edge-agent cluster CA") -> Path:
-    """Create the cluster CA in an existing, empty-of-CA folder; the CA certificate's path."""
+    """Create the cluster CA in `folder` (made readable by its owner alone when it does not exist yet; one that
+    holds a CA already is refused); the CA certificate's path."""
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as error:
+        raise CertsError(f"cannot make the folder {folder}: {error.strerror or error}") from None
     _check_folder(folder)
     if (folder / f"{CA_NAME}.key").exists():
         raise CertsError(f"{folder} already holds a cluster CA ({CA_NAME}.key); use another folder")

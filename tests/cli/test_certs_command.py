@@ -30,8 +30,18 @@ def test_init_issue_revoke_list_round_trip_without_printing_keys(tmp_path: Path)
     assert [(r[0], r[3]) for r in rows[1:]] == [("client-0", "no"), ("client-1", "yes")]
 
 
+def test_init_makes_a_missing_folder_readable_by_its_owner_alone(tmp_path: Path) -> None:
+    folder = tmp_path / "fleet" / "certs"
+    made = _certs("init", "--dir", str(folder))
+    assert made.returncode == 0, made.stderr
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700 and (folder / "ca.key").is_file()
+    (tmp_path / "a-file").write_text("")
+    refused = _certs("init", "--dir", str(tmp_path / "a-file" / "certs"))
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and "cannot make the folder" in refused.stderr
+
+
 def test_mistakes_give_one_error_line_and_exit_status_2(tmp_path: Path) -> None:
-    missing = _certs("init", "--dir", str(tmp_path / "missing"))
+    missing = _certs("issue", "a", "--dir", str(tmp_path / "missing"))
     assert _certs("init", "--dir", str(tmp_path)).returncode == 0
     bad_name = _certs("issue", "no/slash", "--dir", str(tmp_path))
     assert _certs("issue", "a", "--dir", str(tmp_path)).returncode == 0
