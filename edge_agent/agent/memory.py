@@ -15,6 +15,13 @@ _M_ARENA_MAX = -8  # glibc <malloc.h>
 
 # VmHWM of this process just before the last round reset it: the life's peak is the larger of this and VmHWM now.
 _peak_before_reset_mb = 0.0
+_round_peak_reset = False  # the last start_round_peak reset VmHWM, so VmHWM is that round's peak
+
+
+def rss_bytes() -> int | None:
+    """This process's resident set size now in bytes (VmRSS), or None where /proc does not say."""
+    kib = _status_kib("VmRSS:")
+    return None if kib is None else kib * 1024
 
 
 def rss_mb() -> float | None:
@@ -38,7 +45,8 @@ def peak_rss_mb() -> float:
 def start_round_peak() -> bool:
     """Begin measuring one round's peak: VmHWM is reset to the RSS now (writing 5 to /proc/self/clear_refs,
     Linux >= 4.0) after the life's peak so far is kept. False, and nothing reset, where that is not possible."""
-    global _peak_before_reset_mb
+    global _peak_before_reset_mb, _round_peak_reset
+    _round_peak_reset = False
     before = _status_mb("VmHWM:")
     if before is None:
         return False
@@ -48,21 +56,29 @@ def start_round_peak() -> bool:
             clear_refs.write("5")
     except OSError:
         return False
+    _round_peak_reset = True
     return True
 
 
 def round_peak_rss_mb() -> float | None:
-    """The peak resident set size in MiB since `start_round_peak` last succeeded (VmHWM), or None without /proc."""
-    return _status_mb("VmHWM:")
+    """The peak resident set size in MiB since the last `start_round_peak` (VmHWM), or None when that could not
+    reset it (VmHWM is then the life's peak, not the round's)."""
+    return _status_mb("VmHWM:") if _round_peak_reset else None
 
 
 def _status_mb(key: str) -> float | None:
-    """A "kB" line of /proc/self/status in MiB ("VmHWM:  123456 kB"), or None."""
+    """A "kB" line of /proc/self/status in MiB, to 0.1, or None."""
+    kib = _status_kib(key)
+    return None if kib is None else round(kib / 1024, 1)
+
+
+def _status_kib(key: str) -> int | None:
+    """A "kB" line of /proc/self/status ("VmHWM:  123456 kB"), or None."""
     try:
         with open("/proc/self/status", encoding="ascii") as status:
             for line in status:
                 if line.startswith(key):
-                    return round(int(line.split()[1]) / 1024, 1)
+                    return int(line.split()[1])
     except (OSError, ValueError, IndexError):
         pass
     return None

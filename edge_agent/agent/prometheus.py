@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
-from edge_agent.agent.memory import peak_rss_mb, rss_mb
+from edge_agent.agent.memory import peak_rss_mb, rss_bytes
 from edge_agent.transport.ledger import TransportLedger
 
 LABELS = ("agent", "run")
@@ -99,5 +99,5 @@ class AgentMetrics:
 
 
 def _rss_bytes() -> float:
-    now = rss_mb()
-    return float("nan") if now is None else now * (1 << 20)
+    now = rss_bytes()
+    return float("nan") if now is None else float(now)

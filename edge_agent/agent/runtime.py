@@ -132,7 +132,6 @@ class Agent:
         self._missing: dict[str, str] = {}  # this round's left-out neighbours and why
         self._exchange: WeightsExchange | None = None  # this round's weights: sent to whom, owed to whom
         self._joined_late = False  # this round was adopted from the fleet: its neighbours started it without us
-        self._round_peak = False  # VmHWM was reset when the round in progress began (start_round_peak)
         self._executor = ThreadPoolExecutor(max(4, 2 * config.kappa + 1),
                                             thread_name_prefix=f"{config.agent_id}-call")
         self.stopping = threading.Event()
@@ -242,7 +241,7 @@ class Agent:
         local SGD first, and the average is the round's result)."""
         self.state, self.phase = f"round {round_index}", "average"
         start = time.perf_counter()
-        self._round_peak = start_round_peak()
+        start_round_peak()
         clock = RoundClock()
         if self.config.algorithm in BASELINES:  # the weights it sends and averages are the trained ones
             self.phase = "train"
@@ -449,7 +448,7 @@ class Agent:
             "lambda": spark.soft_label_weight(round_index, self.config.schedule_span)
             if self.config.algorithm == "spark" else 0.0,
             "test_accuracy": accuracy,
-            "rss_mb": rss_mb(), "round_peak_rss_mb": round_peak_rss_mb() if self._round_peak else None,
+            "rss_mb": rss_mb(), "round_peak_rss_mb": round_peak_rss_mb(),
             "peak_rss_mb": peak_rss_mb(),
         })
 
