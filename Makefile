@@ -48,8 +48,9 @@ systemd-analyze:
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends systemd; \
 	fi
 
+# Two workers, a test file each at a time (module fixtures start their fleets once): most tests wait on processes.
 test: setup prometheus sshd systemd-analyze
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 lint: setup
 	$(VENV)/bin/ruff check edge_agent tests bench
