@@ -89,13 +89,17 @@ def flash(inventory_file: Path, only: str | None, dry_run: bool, out: Path | Non
 @INVENTORY
 @ONLY
 @PARALLEL
-def unflash(inventory_file: Path, only: str | None, parallel: int) -> None:
+@click.option("--keep-state", is_flag=True,
+              help="Leave each board's checkpoints, round records and log (and, under systemd, the service user "
+                   "who owns them); a later flash resumes from the checkpoint.")
+def unflash(inventory_file: Path, only: str | None, parallel: int, keep_state: bool) -> None:
     """Stop the agent on every board of INVENTORY.toml and remove all `flash` installed there (unit, releases,
     venvs, state, the service user)."""
     inventory = _inventory(inventory_file)
     progress, options = _progress_printer(), ssh_options(inventory)
     boards = _selected(inventory, only)
-    _finish(in_parallel([partial(unflash_board, board, options, progress) for board in boards], parallel))
+    _finish(in_parallel([partial(unflash_board, board, options, progress, keep_state) for board in boards],
+                        parallel))
 
 
 def ssh_options(inventory: Inventory) -> SshOptions:

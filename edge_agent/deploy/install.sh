@@ -4,7 +4,7 @@
 #   sh install.sh install BUNDLE_DIR   install the bundle side by side and switch over; unchanged: does nothing
 #   sh install.sh status               release=, previous=, running=, venvs= (one per line)
 #   sh install.sh rollback             back to the previous release
-#   sh install.sh unflash              stop the agent and remove everything this script installed
+#   sh install.sh unflash [keep-state] stop the agent and remove everything this script installed (but state/)
 #
 # Layout under ROOT (root: /opt/edge-agent; any other user: ~/.local/share/edge-agent):
 #   releases/<digest>/  agent.toml, certs/, cache/, profiles/, the unit, venv -> ../../venvs/<venv digest>
@@ -214,7 +214,7 @@ cmd_rollback() {
     say "from=$old"
 }
 
-cmd_unflash() {
+cmd_unflash() {  # $1 = keep-state: leave state/ (checkpoints, records, log) and the service user who owns it
     if [ ! -d "$ROOT" ] && ! { with_systemd && [ -f "/etc/systemd/system/$UNIT" ]; }; then
         say "result=absent"
         return 0
@@ -224,8 +224,16 @@ cmd_unflash() {
         systemctl disable --quiet "$UNIT" 2>/dev/null || true
         rm -f "/etc/systemd/system/$UNIT"
         systemctl daemon-reload
-        rm -rf "$STATE_DIR"
-        if id "$SERVICE_USER" >/dev/null 2>&1; then userdel "$SERVICE_USER" 2>/dev/null || true; fi
+        if [ "${1:-}" != keep-state ]; then
+            rm -rf "$STATE_DIR"
+            if id "$SERVICE_USER" >/dev/null 2>&1; then userdel "$SERVICE_USER" 2>/dev/null || true; fi
+        fi
+    fi
+    if [ "${1:-}" = keep-state ]; then
+        find "$ROOT" -mindepth 1 -maxdepth 1 ! -name state -exec rm -rf {} +
+        say "result=removed"
+        say "kept=$(cd "$ROOT/state" 2>/dev/null && pwd -P || say "$ROOT/state")"
+        return 0
     fi
     rm -rf "$ROOT"
     say "result=removed"
@@ -235,6 +243,7 @@ case ${1:-} in
     install) cmd_install "${2:?install needs the bundle folder}" ;;
     status) cmd_status ;;
     rollback) cmd_rollback ;;
-    unflash) cmd_unflash ;;
-    *) fail "usage: sh install.sh install BUNDLE_DIR | status | rollback | unflash" ;;
+    unflash)
+        case ${2:-} in "" | keep-state) cmd_unflash "${2:-}" ;; *) fail "unflash takes keep-state or nothing" ;; esac ;;
+    *) fail "usage: sh install.sh install BUNDLE_DIR | status | rollback | unflash [keep-state]" ;;
 esac

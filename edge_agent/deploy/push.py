@@ -84,13 +84,16 @@ def rollback_board(board: BoardEntry, options: SshOptions, progress: Progress) -
                    f"from {values.get('from', '?')[:12]}")
 
 
-def unflash_board(board: BoardEntry, options: SshOptions, progress: Progress) -> Outcome:
-    """Stop the agent and remove all the install script put on the board."""
+def unflash_board(board: BoardEntry, options: SshOptions, progress: Progress, keep_state: bool = False) -> Outcome:
+    """Stop the agent and remove all the install script put on the board (with `keep_state`, all but its
+    checkpoints, round records and log, which the detail says where to find)."""
     progress(board.name, f"removing edge-agent from {board.ssh}")
-    done = _script(board, board_options(options, board), "unflash")
+    done = _script(board, board_options(options, board), "unflash", *(["keep-state"] if keep_state else []))
     if done.status != 0:
         return Outcome(board.name, str(board.ssh), FAILED, "", done.reason())
-    return Outcome(board.name, str(board.ssh), done.values().get("result", "removed"))
+    values = done.values()
+    kept = f"state kept in {values['kept']}" if "kept" in values else ""
+    return Outcome(board.name, str(board.ssh), values.get("result", "removed"), "", kept)
 
 
 def in_parallel(jobs: Sequence[Callable[[], Outcome]], parallel: int) -> list[Outcome]:

@@ -192,6 +192,20 @@ def test_flash_installs_three_boards_that_train_then_changes_nothing_reports_fai
     assert "stall-window" not in (root / "current" / "agent.toml").read_text()
     assert _alive(_pid(boards.homes[0]))
 
+    records, running = (root / "state" / "metrics.jsonl").read_bytes(), _pid(boards.homes[0])
+    kept, rows = _flash("unflash", str(fleet), "--only", "b0", "--keep-state")
+    assert kept.exit_code == 0 and rows["b0"][0] == "removed", kept.output
+    assert f"state kept in {(root / 'state').resolve()}" in rows["b0"][1]
+    assert [path.name for path in root.iterdir()] == ["state"] and not _alive(running)
+    assert (root / "state" / "metrics.jsonl").read_bytes()[:len(records)] == records  # nothing it wrote is lost
+    kept_rounds = _trained_rounds(boards.homes[0])
+    back, rows = _flash("flash", str(fleet), "--only", "b0", *source)
+    assert back.exit_code == 0 and rows["b0"][0] == "installed", back.output
+    _wait_for_rounds(boards.homes[:1], len(kept_rounds) + 1)
+    resumed = _trained_rounds(boards.homes[0])  # from the kept checkpoint: no round trained twice
+    assert resumed[:len(kept_rounds)] == kept_rounds and resumed == sorted(set(resumed))
+    assert f"at round {kept_rounds[-1] + 1} from its checkpoint" in (root / "state" / "agent.log").read_text()
+
     removed, rows = _flash("unflash", str(fleet))
     assert removed.exit_code == 0, removed.output
     assert {board: row[0] for board, row in rows.items()} == {f"b{i}": "removed" for i in range(BOARDS)}
