@@ -1,0 +1,34 @@
+"""The command group: every command is listed, and a command loads only its own module."""
+
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+from edge_agent.cli.main import COMMANDS, cli
+
+LOADED_BY_RUN_HELP = """
+import sys
+from edge_agent.cli.main import cli
+try:
+    cli(["run", "--help"])
+except SystemExit:
+    pass
+print(" ".join(sorted(name for name in sys.modules if name.startswith("edge_agent.cli."))))
+"""
+
+
+def test_help_lists_every_command_with_its_summary() -> None:
+    result = CliRunner().invoke(cli, ["--help"])
+    assert result.exit_code == 0, result.output
+    listed = result.output.split("Commands:")[1].split()
+    assert [word for word in listed if word in COMMANDS] == list(COMMANDS)
+    assert "Benchmarks of real agent fleets" in result.output
+
+
+def test_run_loads_neither_the_benchmarks_nor_flash() -> None:
+    done = subprocess.run([sys.executable, "-c", LOADED_BY_RUN_HELP], capture_output=True, text=True, check=True)
+    *shown, last = done.stdout.splitlines()
+    loaded = last.split()
+    assert "--config" in "\n".join(shown) and "edge_agent.cli.run" in loaded
+    assert not {"edge_agent.cli.bench", "edge_agent.cli.flash", "edge_agent.cli.inspect"} & set(loaded), loaded
