@@ -48,9 +48,10 @@ systemd-analyze:
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends systemd; \
 	fi
 
-# Two workers, a test file each at a time (module fixtures start their fleets once): most tests wait on processes.
+# Two workers, a test file each at a time (module fixtures start their fleets once), each with one BLAS thread as
+# the agents it starts have: two workers' spinning BLAS threads on 2 cores slowed in-process simulations up to 4x.
 test: setup prometheus sshd systemd-analyze
-	$(PY) -m pytest -q -n 2 --dist loadfile
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --dist loadfile
 
 lint: setup
 	$(VENV)/bin/ruff check edge_agent tests bench
