@@ -9,21 +9,12 @@ import click
 
 from edge_agent import __version__
 
-# command name -> (module under edge_agent.cli, attribute), in the order --help lists them
+# command name -> the module under edge_agent.cli that defines it (as an attribute of the same name), in the order
+# --help lists them
 COMMANDS = {
-    "simulate": ("simulate", "simulate"),
-    "run": ("run", "run"),
-    "demo": ("demo", "demo"),
-    "profiles": ("profiles", "profiles"),
-    "data": ("data", "data"),
-    "export": ("export", "export"),
-    "peers": ("peers", "peers"),
-    "certs": ("certs", "certs"),
-    "bench": ("bench", "bench"),
-    "status": ("status", "status"),
-    "inspect": ("inspect", "inspect"),
-    "flash": ("flash", "flash"),
-    "unflash": ("flash", "unflash"),
+    "simulate": "simulate", "run": "run", "demo": "demo", "profiles": "profiles", "data": "data", "export": "export",
+    "peers": "peers", "certs": "certs", "bench": "bench", "status": "status", "inspect": "inspect",
+    "flash": "flash", "unflash": "flash",
 }
 
 
@@ -36,8 +27,7 @@ class LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in COMMANDS:
             return None
-        module, attribute = COMMANDS[cmd_name]
-        command = getattr(importlib.import_module(f"edge_agent.cli.{module}"), attribute)
+        command = getattr(importlib.import_module(f"edge_agent.cli.{COMMANDS[cmd_name]}"), cmd_name)
         assert isinstance(command, click.Command)
         return command
 
