@@ -10,11 +10,14 @@ from typing import Any
 import click
 
 from edge_agent.cli.options import method_configs, method_options
+from edge_agent.deploy.profiles import find_profile
 from edge_agent.learning.data import DataNotFoundError, load_fashion_mnist
 from edge_agent.learning.settings import SETTINGS
 from edge_agent.sim.config import ALGORITHMS, SimulationConfig
 from edge_agent.sim.engine import Simulation
+from edge_agent.sim.link_model import LinkModel
 from edge_agent.sim.run_dir import RunDirectory
+from edge_agent.transport.rates import UNLIMITED, parse_bitrate, parse_duration
 
 
 @click.command()
@@ -35,6 +38,14 @@ from edge_agent.sim.run_dir import RunDirectory
               help="Fashion-MNIST directory (default: $EDGE_AGENT_DATA, the Debian package, the user cache).")
 @click.option("--workers", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default="CPU count",
               help="Worker processes for the per-client neighbourhood work (each uses one BLAS thread).")
+@click.option("--link", "link_rate", metavar="RATE",
+              help="Model each round's wall-clock seconds on links of this rate between two clients, each way "
+              "(e.g. 1mbit, 10mbit): records gain modelled_seconds, the summary the modelled seconds to each level.")
+@click.option("--latency", default="0", show_default=True, help="With --link: one-way latency per message, e.g. 20ms.")
+@click.option("--board", help="With --link: the board profile whose compute_scale turns compute measured here into "
+              "the board's (e.g. rpi-4; `edge-agent profiles list`).")
+@click.option("--compute-scale", type=click.FloatRange(min=0, min_open=True),
+              help="With --link: board seconds per second measured here (default: the --board profile's, else 1).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Directory for rounds.jsonl, state.npz and summary.json.")
 @click.option("--resume", is_flag=True,
@@ -42,6 +53,7 @@ from edge_agent.sim.run_dir import RunDirectory
                    "starting afresh; starts afresh if OUT holds no rounds yet.")
 def simulate(setting: str, algorithm: str, rounds: int | None, clients: int | None, samples_per_client: int | None,
              alpha: float | None, kappa: int | None, topology: str, partition_file: Path | None,
+             link_rate: str | None, latency: str, board: str | None, compute_scale: float | None,
              data_dir: Path | None, workers: int, out: Path, resume: bool, **method: Any) -> None:
     """Simulate decentralized training of all clients in this process.
 
@@ -56,7 +68,8 @@ def simulate(setting: str, algorithm: str, rounds: int | None, clients: int | No
             seed=method["seed"], topology=topology, partition_file=partition_file,
         )
         ntk, spark, weights_codec = method_configs(**method)
-        config = replace(config, ntk=ntk, spark=spark, weights_codec=weights_codec)
+        config = replace(config, ntk=ntk, spark=spark, weights_codec=weights_codec,
+                         link=link_model(link_rate, latency, board, compute_scale))
         train, test = load_fashion_mnist(data_dir)
         simulation = Simulation(config, train, test, workers=workers)
         run = RunDirectory(out, simulation, resume=resume)
@@ -68,6 +81,22 @@ def simulate(setting: str, algorithm: str, rounds: int | None, clients: int | No
     click.echo(_summary_line(run.finish()))
 
 
+def link_model(rate: str | None, latency: str, board: str | None, compute_scale: float | None) -> LinkModel | None:
+    """The link model the options ask for (None without --link); ValueError naming the option at fault."""
+    if rate is None:
+        if board is not None or compute_scale is not None or latency != "0":
+            raise ValueError("--latency, --board and --compute-scale model a link: give --link RATE too")
+        return None
+    try:
+        bits_per_s, latency_s = parse_bitrate(rate), parse_duration(latency)
+    except ValueError as error:
+        raise ValueError(f"--link/--latency: {error}") from None
+    if bits_per_s == UNLIMITED:
+        raise ValueError("--link: a modelled link needs a finite rate, e.g. 10mbit")
+    scale = compute_scale or (find_profile(board).board.compute_scale if board else 1.0)
+    return LinkModel(bits_per_s, latency_s, scale)
+
+
 def _run_with_progress(run: RunDirectory) -> None:
     config = run.simulation.config
     label = f"{config.algorithm} on {config.clients} clients"
@@ -75,7 +104,8 @@ def _run_with_progress(run: RunDirectory) -> None:
                            item_show_func=lambda r: r) as bar:
         bar.update(run.resumed_at)
         for record in run.run():
-            bar.update(1, f"round {record.round}: acc {record.agg_accuracy:.3f}")
+            modelled = "" if record.modelled_seconds is None else f", {record.modelled_seconds:.1f} s modelled"
+            bar.update(1, f"round {record.round}: acc {record.agg_accuracy:.3f}{modelled}")
 
 
 def _summary_line(summary: dict[str, Any]) -> str:

@@ -37,13 +37,16 @@ def _positive(section: str, key: str, value: int) -> None:
 
 @dataclass(frozen=True)
 class Board:
-    """What the board is: a human name, its CPU architecture, core count and RAM."""
+    """What the board is: a human name, its CPU architecture, core count and RAM, and how much slower one of its
+    cores runs the kernels than one core of the machine the simulator's compute was measured on (the link model's
+    `compute_scale`, an estimate documented in each profile)."""
 
     name: str
     description: str
     architecture: Architecture
     cores: int
     memory_mb: int
+    compute_scale: float
 
     def __post_init__(self) -> None:
         if not self.name.strip():
@@ -51,6 +54,8 @@ class Board:
         _choice("board", "architecture", self.architecture, get_args(Architecture))
         _positive("board", "cores", self.cores)
         _positive("board", "memory_mb", self.memory_mb)
+        if not self.compute_scale > 0:
+            raise ValueError(f"[board] compute_scale: must be positive, got {self.compute_scale}")
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,20 @@ from edge_agent.learning.mlp import MLPSpec, accuracy, forward, init_weights
 from edge_agent.learning.partition import PartitionConfig, make_partition
 from edge_agent.learning.topology import TopologyConfig, client_ids, neighbours
 from edge_agent.sim.config import SimulationConfig
+from edge_agent.sim.link_model import model_round
 from edge_agent.sim.network import InMemoryNetwork, TrafficLedger
 from edge_agent.sim.parallel import ProcessMapper
 from edge_agent.sim.records import RoundRecord
-from edge_agent.sim.rounds import Client, RequesterMap, baseline_round, map_in_process, ntk_dfl_round, spark_round
+from edge_agent.sim.round_work import round_work
+from edge_agent.sim.rounds import (
+    Client,
+    ComputeLog,
+    RequesterMap,
+    baseline_round,
+    map_in_process,
+    ntk_dfl_round,
+    spark_round,
+)
 from edge_agent.sim.state import SimulationState
 
 
@@ -77,21 +87,26 @@ class Simulation:
         start = time.perf_counter()
         graph = neighbours(self.topology, [c.id for c in self.clients], round_index)
         network = InMemoryNetwork(TrafficLedger(self.config.wire_codecs))
+        compute = ComputeLog() if self.config.link is not None else None
         taus: list[int] | None = None
         learning_rate: float | None = None
         if self.config.algorithm == "spark":
             learning_rate = self.config.spark.ntk.learning_rate(round_index)
             self.weights, self.velocity, taus = spark_round(self.spec, self.clients, self.weights, self.velocity, graph,
                                                             network, self.config.spark, round_index, self.config.rounds,
-                                                            mapper)
+                                                            mapper, compute)
         elif self.config.algorithm == "ntk-dfl":
             learning_rate = self.config.ntk.learning_rate(round_index)
             self.weights, taus = ntk_dfl_round(self.spec, self.clients, self.weights, graph, network,
-                                               self.config.ntk, round_index, mapper)
+                                               self.config.ntk, round_index, mapper, compute)
         else:
             self.weights = baseline_round(self.spec, self.clients, self.weights, graph, network,
-                                          BASELINES[self.config.algorithm], self.config.seed, round_index)
+                                          BASELINES[self.config.algorithm], self.config.seed, round_index, compute)
         seconds = time.perf_counter() - start
+        modelled = None
+        if compute is not None and self.config.link is not None:
+            work = round_work([c.id for c in self.clients], network.ledger, compute, taus is None)
+            modelled = model_round(work, self.config.link)
         per_client = network.ledger.total_bytes / len(self.clients)
         return RoundRecord(
             round=round_index,
@@ -103,6 +118,8 @@ class Simulation:
             learning_rate=learning_rate,
             tau=None if taus is None else {str(t): n for t, n in sorted(Counter(taus).items())},
             seconds=seconds,
+            modelled_seconds=None if modelled is None else modelled.seconds,
+            modelled_phase_seconds=None if modelled is None else modelled.phase_seconds,
         )
 
     def aggregated_accuracy(self) -> float:

@@ -20,6 +20,7 @@ class TrafficLedger:
     bytes_by_kind: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     bytes_sent_by_client: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     bytes_received_by_client: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    bytes_by_link: dict[tuple[str, str, str], int] = field(default_factory=lambda: defaultdict(int))  # (from, to, kind)
 
     def record(self, message: Message, receiver: str) -> None:
         size = payload_bytes(message, self.codecs)
@@ -27,6 +28,7 @@ class TrafficLedger:
         self.bytes_by_kind[type(message).__name__] += size
         self.bytes_sent_by_client[message.sender] += size
         self.bytes_received_by_client[receiver] += size
+        self.bytes_by_link[(message.sender, receiver, type(message).__name__)] += size
 
     def merge(self, other: TrafficLedger) -> None:
         """Add another ledger's counts (a requester's exchange run elsewhere) to this one."""
@@ -35,6 +37,8 @@ class TrafficLedger:
                              (self.bytes_received_by_client, other.bytes_received_by_client)):
             for key, value in theirs.items():
                 mine[key] += value
+        for link, size in other.bytes_by_link.items():
+            self.bytes_by_link[link] += size
 
     @property
     def total_bytes(self) -> int:

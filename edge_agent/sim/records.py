@@ -22,9 +22,12 @@ class RoundRecord:
     learning_rate: float | None
     tau: dict[str, int] | None  # chosen tau -> number of clients
     seconds: float
+    modelled_seconds: float | None = None  # on the run's link model (None without one)
+    modelled_phase_seconds: dict[str, float] | None = None  # each phase's mean over the clients
 
 
 SECONDARY_TARGET = 0.80  # reported beside 85%: reduced-client runs (first M of the split) plateau below 85%
+LEVELS = (0.6, 0.7, 0.75, 0.8, 0.82, 0.84, 0.85)  # the accuracy levels the summary reports rounds, bytes, seconds to
 
 
 def rounds_to_target(records: Sequence[RoundRecord], target: float) -> RoundRecord | None:
@@ -50,4 +53,23 @@ def summarize(config: dict[str, Any], records: Sequence[RoundRecord], target: fl
         "rounds_run": len(records),
         "total_bytes_per_client": last.cumulative_bytes_per_client,
         "mean_seconds_per_round": sum(record.seconds for record in records) / len(records),
+        "levels": levels_reached(records),
     }
+
+
+def levels_reached(records: Sequence[RoundRecord], levels: Sequence[float] = LEVELS) -> dict[str, dict[str, Any]]:
+    """Per accuracy level reached: rounds (1-based count), MB per client, and seconds so far, measured and
+    modelled (null without a link model)."""
+    reached: dict[str, dict[str, Any]] = {}
+    for level in levels:
+        hit = rounds_to_target(records, level)
+        if hit is None:
+            continue
+        so_far = [record for record in records if record.round <= hit.round]
+        modelled = [record.modelled_seconds for record in so_far]
+        reached[f"{level:.2f}"] = {
+            "rounds": hit.round + 1, "mb_per_client": hit.cumulative_bytes_per_client / 1e6,
+            "seconds": sum(record.seconds for record in so_far),
+            "modelled_seconds": None if None in modelled else sum(m for m in modelled if m is not None),
+        }
+    return reached

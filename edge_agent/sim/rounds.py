@@ -6,8 +6,9 @@ requester; `RequesterMap` runs those in this process or in worker processes (see
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -45,12 +46,30 @@ class RequesterTask:
 
 @dataclass(frozen=True)
 class RequesterResult:
-    """The requester's committed weights (and momentum), the tau it chose, and what crossed the wire."""
+    """The requester's committed weights (and momentum), the tau it chose, what crossed the wire, and the compute
+    it took: each member's seconds answering each of its messages, and its own seconds per phase (the evolution)."""
 
     weights: FloatArray
     velocity: FloatArray
     tau_index: int
     ledger: TrafficLedger
+    served_seconds: Mapping[tuple[str, str], float] = field(default_factory=dict)  # (member, message kind) -> s
+    own_seconds: Mapping[str, float] = field(default_factory=dict)  # phase -> s
+
+
+@dataclass
+class ComputeLog:
+    """The compute a round took, as measured here, for the link model: each member's seconds answering each
+    requester's message (requester, member, message kind), each requester's own seconds per phase, and each
+    client's local training before the exchange (measured for one client, standing for all)."""
+
+    served: dict[tuple[str, str, str], float] = field(default_factory=dict)
+    own: dict[tuple[str, str], float] = field(default_factory=dict)
+    train: dict[str, float] = field(default_factory=dict)
+
+    def add(self, requester: str, result: RequesterResult) -> None:
+        self.served.update({(requester, member, kind): s for (member, kind), s in result.served_seconds.items()})
+        self.own.update({(requester, phase): s for phase, s in result.own_seconds.items()})
 
 
 RequesterStep = Callable[[Mapping[str, Client], RequesterTask], RequesterResult]
@@ -88,26 +107,35 @@ class NeighbourhoodStep:
     def __call__(self, clients: Mapping[str, Client], task: RequesterTask) -> RequesterResult:
         network = InMemoryNetwork(TrafficLedger(self.codecs))
         responders = {j: Responder(j, clients[j].x, clients[j].y, self.method) for j in task.members}
+        served: dict[tuple[str, str], float] = {}
+        own: dict[str, float] = {}
 
         def call(message: Message, member: str) -> Message | None:
-            reply = responders[member].handle(network.deliver(message, member))
+            delivered = network.deliver(message, member)
+            started = time.perf_counter()
+            reply = responders[member].handle(delivered)
+            served[(member, type(message).__name__)] = time.perf_counter() - started
             return None if reply is None else network.deliver(reply, task.requester)
 
         velocity = task.velocity if task.velocity is not None else np.zeros_like(task.anchor)
         result = run_neighbourhood(self.method, task.requester, task.anchor, velocity, task.members, call,
-                                   self.round_index)
-        return RequesterResult(result.weights, result.velocity, result.tau_index, network.ledger)
+                                   self.round_index, on_phase=lambda phase, seconds: own.__setitem__(phase, seconds))
+        return RequesterResult(result.weights, result.velocity, result.tau_index, network.ledger, served,
+                               {"evolve": own.get("evolve", 0.0)})
 
 
 def run_requesters(step: RequesterStep, clients: Sequence[Client], averaged: FloatArray,
                    velocity: FloatArray | None, graph: Graph, network: InMemoryNetwork,
-                   mapper: RequesterMap) -> list[RequesterResult]:
-    """Every client's neighbourhood exchange as requester; their traffic is merged into `network`'s ledger."""
+                   mapper: RequesterMap, compute: ComputeLog | None = None) -> list[RequesterResult]:
+    """Every client's neighbourhood exchange as requester; their traffic is merged into `network`'s ledger and,
+    given a log, their compute into `compute`."""
     tasks = [RequesterTask(c.id, tuple(sorted((c.id, *graph[c.id]))), averaged[i],
                            None if velocity is None else velocity[i]) for i, c in enumerate(clients)]
     results = mapper(step, tasks)
-    for result in results:
+    for task, result in zip(tasks, results, strict=True):
         network.ledger.merge(result.ledger)
+        if compute is not None:
+            compute.add(task.requester, result)
     return results
 
 
@@ -121,30 +149,41 @@ def _require_codecs(codecs: WireCodecs, jacobian: CodecConfig, updates: CodecCon
 
 def ntk_dfl_round(spec: MLPSpec, clients: Sequence[Client], weights: FloatArray, graph: Graph,
                   network: InMemoryNetwork, config: NTKDFLConfig, round_index: int,
-                  mapper: RequesterMap | None = None) -> tuple[FloatArray, list[int]]:
+                  mapper: RequesterMap | None = None, compute: ComputeLog | None = None
+                  ) -> tuple[FloatArray, list[int]]:
     """SPEC section 3 for every client in lockstep; returns the committed weights and each client's tau."""
     _require_codecs(network.ledger.codecs, FP32, FP32, "NTK-DFL")
     averaged = exchange_and_average(clients, weights, graph, network, round_index)
     step = NeighbourhoodStep(NTKDFLMethod(spec, config), round_index, network.ledger.codecs)
-    results = run_requesters(step, clients, averaged, None, graph, network, mapper or map_in_process(clients))
+    results = run_requesters(step, clients, averaged, None, graph, network, mapper or map_in_process(clients),
+                             compute)
     return np.stack([r.weights for r in results]), [config.evolution.taus[r.tau_index] for r in results]
 
 
 def spark_round(spec: MLPSpec, clients: Sequence[Client], weights: FloatArray, velocity: FloatArray, graph: Graph,
                 network: InMemoryNetwork, config: spark.SparkConfig, round_index: int, rounds: int,
-                mapper: RequesterMap | None = None) -> tuple[FloatArray, FloatArray, list[int]]:
+                mapper: RequesterMap | None = None, compute: ComputeLog | None = None
+                ) -> tuple[FloatArray, FloatArray, list[int]]:
     """SPEC section 4 for every client in lockstep; returns weights, momentum velocities and each client's tau."""
     _require_codecs(network.ledger.codecs, config.codec, config.candidates_codec, "SPARK")
     averaged = exchange_and_average(clients, weights, graph, network, round_index)
     step = NeighbourhoodStep(SparkMethod(spec, config, rounds, keep_drawn=True), round_index, network.ledger.codecs)
-    results = run_requesters(step, clients, averaged, velocity, graph, network, mapper or map_in_process(clients))
+    results = run_requesters(step, clients, averaged, velocity, graph, network, mapper or map_in_process(clients),
+                             compute)
     velocities = np.stack([r.velocity for r in results])
     return (np.stack([r.weights for r in results]), velocities,
             [config.ntk.evolution.taus[r.tau_index] for r in results])
 
 
 def baseline_round(spec: MLPSpec, clients: Sequence[Client], weights: FloatArray, graph: Graph,
-                   network: InMemoryNetwork, config: LocalSGDConfig, seed: int, round_index: int) -> FloatArray:
-    """Local SGD on every client, then uniform averaging with the round's neighbours (SPEC section 5)."""
-    trained = local_sgd(spec, weights, [(client.x, client.y) for client in clients], config, seed, round_index)
+                   network: InMemoryNetwork, config: LocalSGDConfig, seed: int, round_index: int,
+                   compute: ComputeLog | None = None) -> FloatArray:
+    """Local SGD on every client, then uniform averaging with the round's neighbours (SPEC section 5). Given a log,
+    one client's local SGD is timed alone, as a board runs it, and stands for every client's."""
+    data = [(client.x, client.y) for client in clients]
+    trained = local_sgd(spec, weights, data, config, seed, round_index)
+    if compute is not None:
+        started = time.perf_counter()
+        local_sgd(spec, weights[:1], data[:1], config, seed, round_index)
+        compute.train.update(dict.fromkeys((client.id for client in clients), time.perf_counter() - started))
     return exchange_and_average(clients, trained, graph, network, round_index)

@@ -14,6 +14,7 @@ description = "for tests"
 architecture = "aarch64"
 cores = 4
 memory_mb = 2048
+compute_scale = 9.0
 
 [runtime]
 backend = "onnxruntime"
@@ -114,6 +115,8 @@ def test_valid_file_loads_into_typed_fields(tmp_path: Path) -> None:
     ("threads = 4", "threads = 8", "[runtime] threads: must be at most [board] cores (4)"),
     ("jacobian_chunk = 128", "jacobian_chunk = -1", "[runtime] jacobian_chunk"),
     ('"aarch64"', '"sparc"', "[board] architecture"),
+    ("compute_scale = 9.0", "compute_scale = 0", "[board] compute_scale: must be positive, got 0"),
+    ("compute_scale = 9.0\n", "", "[board] compute_scale: missing key"),
     ("[link]", "[links]", "[links]: unknown table"),
 ])
 def test_invalid_profile_is_one_line_naming_file_and_field(tmp_path: Path, old: str, new: str, message: str) -> None:
