@@ -16,23 +16,27 @@ from edge_agent.learning.messages import (
     JacobianReplyBlocks,
     JacobianRequest,
     Message,
+    PullBackRequest,
     WeightsMessage,
 )
 from edge_agent.transport.contract import NOT_A_MEMBER, PROVEN_PREFIX
 from edge_agent.transport.limits import MessageLimits
 from edge_agent.transport.schema import describe
 
+# The served-seconds total each answered message adds to (a Jacobian request: "jacobian").
+_SERVED_AS = {"CandidateRequest": "score", "PullBackRequest": "pullback"}
 # No model this run trains has a weight (or a candidate update) this large; beyond it replies overflow float32.
 MAX_ABS_VALUE = 1e6
 
 
 class ServedSeconds:
-    """Running totals (thread-safe) of this agent's neighbour-side compute, its own requests included: `jacobian`
-    and `score` seconds, and `overlap`, the seconds of Jacobian compute during which the same reply's earlier rows
-    were on the wire (transfer hidden behind compute). A round's record takes the difference since the last one."""
+    """Running totals (thread-safe) of this agent's neighbour-side compute, its own requests included: `jacobian`,
+    `pullback` and `score` seconds, and `overlap`, the seconds of Jacobian compute during which the same reply's
+    earlier rows were on the wire (transfer hidden behind compute). A round's record takes the difference since the
+    last one."""
 
     def __init__(self) -> None:
-        self._seconds = dict.fromkeys(("jacobian", "score", "overlap"), 0.0)
+        self._seconds = dict.fromkeys(("jacobian", "pullback", "score", "overlap"), 0.0)
         self._lock = threading.Lock()
 
     def add(self, kind: str, seconds: float) -> None:
@@ -110,6 +114,8 @@ class AgentHandler:
             values = message.weights
         elif isinstance(message, CandidateRequest):
             values = message.updates
+        elif isinstance(message, PullBackRequest):
+            values = message.residuals
         else:
             raise ValueError(f"an agent is not sent {type(message).__name__}")
         if self._limits is not None:
@@ -127,8 +133,7 @@ class AgentHandler:
         with self._answering:
             started = time.perf_counter()
             reply = self.responder.handle(message)
-            self.served.add("score" if isinstance(message, CandidateRequest) else "jacobian",
-                            time.perf_counter() - started)
+            self.served.add(_SERVED_AS.get(type(message).__name__, "jacobian"), time.perf_counter() - started)
             return reply
 
     def answer_in_blocks(self, request: JacobianRequest) -> JacobianReplyBlocks:

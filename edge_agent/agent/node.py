@@ -235,5 +235,6 @@ def run_limits(config: AgentConfig, own_samples: int) -> MessageLimits:
     taus = (config.spark.ntk if spark else config.ntk).evolution.taus
     samples = TRAINING_IMAGES if config.partition_file is not None else config.samples_per_client
     width = config.spark.projection.dim if spark else spec.num_params
+    reply = config.spark.kernel_dim if spark and config.spark.kernel_dim else width
     return MessageLimits(num_params=spec.num_params, max_samples=max(samples, own_samples),
-                         classes=spec.num_classes, reply_width=width, max_candidates=len(taus))
+                         classes=spec.num_classes, reply_width=reply, max_candidates=len(taus), update_width=width)

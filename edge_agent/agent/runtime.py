@@ -72,7 +72,7 @@ class RoundClock:
         ("average", "jacobian", "transfer", "evolve", "score", "total"), 0.0))
 
     def add(self, phase: str, seconds: float) -> None:
-        self.seconds[phase] += seconds
+        self.seconds[phase] = self.seconds.get(phase, 0.0) + seconds
 
 
 @dataclass
@@ -94,6 +94,7 @@ class WeightsExchange:
 
 
 PHASE_AFTER = {"jacobian": "evolve", "evolve": "score", "score": "record"}  # the phase a finished one leads to
+SKETCH_PHASE_AFTER = {**PHASE_AFTER, "evolve": "pullback", "pullback": "score"}  # SPARK with a kernel sketch
 RETRY_PAUSE_S = 0.5  # before the one retry of a call that failed at once (connection refused or reset)
 JOIN_GRACE_S = 1.0  # in the round an agent joins late, how long it waits for weights its neighbours may not send
 WAIT_SLICE_S = 0.2  # waits wake this often to notice a stop request
@@ -264,10 +265,11 @@ class Agent:
         else:
             self.phase = "jacobian"
             s_i = sorted((self.config.agent_id, *mine))
+            after = SKETCH_PHASE_AFTER if self.sketched else PHASE_AFTER
 
             def lap(phase: str, seconds: float) -> None:
                 clock.add(phase, seconds)
-                self.phase = PHASE_AFTER.get(phase, self.phase)
+                self.phase = after.get(phase, self.phase)
             result = run_neighbourhood(self.method, self.config.agent_id, anchor, self.velocity, s_i,
                                        self._caller(), round_index, self._gatherer(clock), lap)
             self.weights, self.velocity, tau_index = result.weights, result.velocity, result.tau_index
@@ -442,7 +444,8 @@ class Agent:
             "missing": dict(sorted(self._missing.items())),
             **{f"{key}_bytes": value for key, value in totals.items()},
             "links": links, "seconds": clock.seconds,
-            "served_seconds": {"jacobian": served["jacobian"], "score": served["score"]},
+            "served_seconds": {"jacobian": served["jacobian"], "score": served["score"],
+                               **({"pullback": served["pullback"]} if self.sketched else {})},
             "overlap": {"jacobian": served["overlap"]},
             "tau": None if tau_index is None else self.method_taus()[tau_index],
             "lambda": spark.soft_label_weight(round_index, self.config.schedule_span)
@@ -451,6 +454,11 @@ class Agent:
             "rss_mb": rss_mb(), "round_peak_rss_mb": round_peak_rss_mb(),
             "peak_rss_mb": peak_rss_mb(),
         })
+
+    @property
+    def sketched(self) -> bool:
+        """Whether this run's SPARK replies carry a kernel sketch (and rounds have a pull-back phase)."""
+        return self.config.algorithm == "spark" and self.config.spark.kernel_dim > 0
 
     def method_taus(self) -> tuple[int, ...]:
         ntk = self.config.spark.ntk if self.config.algorithm == "spark" else self.config.ntk

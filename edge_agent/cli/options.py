@@ -56,6 +56,13 @@ _METHOD_OPTIONS = (
     click.option("--tail-rate", type=click.FloatRange(min=0.0, max=1.0), default=0.0, show_default=True,
                  help="SPARK, with --residual-share below 1: the share of the other rows still sent, drawn at random, "
                  "each standing for an equal part of them."),
+    click.option("--kernel-dim", type=click.IntRange(min=0), default=0, show_default=True,
+                 help="SPARK: each reply carries a CountSketch of its projected Jacobian to this many dimensions m' "
+                 "for the requester's kernel; the residual sums then go back to the neighbours, who pull them back "
+                 "through the full m (a second, small exchange). 0: replies carry all m, as published."),
+    click.option("--pullback-precision", type=click.Choice(get_args(Precision)), default="fp32", show_default=True,
+                 help="SPARK with --kernel-dim: element type on the wire of the residual sums sent to the neighbours "
+                 "and of the sums they pull back."),
     click.option("--schedule-rounds", type=click.IntRange(min=0), default=0, show_default=True,
                  help="SPARK: rounds its stages (soft-label weights, momentum) are spread over; 0: --rounds. "
                  "Rounds after them stay in the last stage, so a run can go on past its schedule."),
@@ -71,8 +78,8 @@ def method_options(command: F) -> F:
 
 def method_configs(seed: int, solver: str, eta0: float, gamma: float, taus: tuple[int, ...], projection: str,
                    proj_dim: int, proj_rank: int, precision: str, candidates_precision: str, weights_precision: str,
-                   no_momentum: bool, no_distill: bool, residual_share: float, tail_rate: float, schedule_rounds: int
-                   ) -> tuple[NTKDFLConfig, SparkConfig, CodecConfig]:
+                   no_momentum: bool, no_distill: bool, residual_share: float, tail_rate: float, schedule_rounds: int,
+                   kernel_dim: int, pullback_precision: str) -> tuple[NTKDFLConfig, SparkConfig, CodecConfig]:
     """The NTK-DFL and SPARK configurations and the weights' codec the flags describe (ValueError when out of range)."""
     ntk = NTKDFLConfig(eta0=eta0, gamma=gamma, evolution=EvolutionConfig(taus=taus, solver=solver))  # type: ignore[arg-type]
     spark = SparkConfig(
@@ -80,5 +87,6 @@ def method_configs(seed: int, solver: str, eta0: float, gamma: float, taus: tupl
         codec=CodecConfig(precision=precision), candidates_codec=CodecConfig(precision=candidates_precision),  # type: ignore[arg-type]
         momentum=not no_momentum, distill=not no_distill,
         residual_share=residual_share, tail_rate=tail_rate, schedule_rounds=schedule_rounds,
+        kernel_dim=kernel_dim, pullback_codec=CodecConfig(precision=pullback_precision),  # type: ignore[arg-type]
     )
     return ntk, spark, CodecConfig(precision=weights_precision)  # type: ignore[arg-type]

@@ -23,6 +23,8 @@ from edge_agent.learning.messages import (
     JacobianReplyBlocks,
     JacobianRequest,
     Message,
+    PullBackReply,
+    PullBackRequest,
 )
 from edge_agent.learning.mlp import FloatArray, MLPSpec
 from edge_agent.learning.projection import Projection, make_projection
@@ -52,7 +54,11 @@ class NTKMethod(Protocol):
     def answer_blocks(self, request: JacobianRequest, x: FloatArray, y: np.ndarray, sender: str
                       ) -> JacobianReplyBlocks: ...
 
-    def propose(self, replies: Sequence[JacobianReply], round_index: int, sender: str) -> CandidateRequest: ...
+    def propose(self, replies: Sequence[JacobianReply], round_index: int, sender: str
+                ) -> CandidateRequest | spark.PullBackPlan: ...
+
+    def pull_back(self, anchor: FloatArray, request: PullBackRequest, x: FloatArray, y: np.ndarray,
+                  sender: str) -> PullBackReply: ...
 
     def lift(self, round_index: int) -> ntk_dfl.Lift | None: ...
 
@@ -81,6 +87,10 @@ class NTKDFLMethod:
     def propose(self, replies: Sequence[JacobianReply], round_index: int, sender: str) -> CandidateRequest:
         eta = self.config.learning_rate(round_index)
         return ntk_dfl.propose_candidates(self.spec, replies, eta, self.config, sender)
+
+    def pull_back(self, anchor: FloatArray, request: PullBackRequest, x: FloatArray, y: np.ndarray,
+                  sender: str) -> PullBackReply:
+        raise ValueError("NTK-DFL replies carry whole Jacobians: it never asks for a pull-back")
 
     def lift(self, round_index: int) -> ntk_dfl.Lift | None:
         return None
@@ -152,7 +162,19 @@ class SparkMethod:
             return ntk_dfl.score_candidates(self.spec, anchor, request, x, y, sender, lift)
         return CandidateScores(sender, request.round, self.kernels.loss_sums(anchor, lift(request.updates), x, y))
 
-    def propose(self, replies: Sequence[JacobianReply], round_index: int, sender: str) -> CandidateRequest:
+    def pull_back(self, anchor: FloatArray, request: PullBackRequest, x: FloatArray, y: np.ndarray,
+                  sender: str) -> PullBackReply:
+        """The kernel sketch's second half: our rows' residual sums pulled back through Jt at the anchor."""
+        if not self.config.kernel_dim:
+            raise ValueError("this run's replies carry the projected Jacobian: it never asks for a pull-back")
+        projection, kernels = self.projection(request.round), self.kernels
+        if kernels is None:
+            return spark.pull_back(self.spec, anchor, request, x, y, sender, projection, self.config)
+        return spark.pull_back(self.spec, anchor, request, x, y, sender, projection, self.config,
+                               lambda w, xs: kernels.projected_jacobian(w, xs, projection), kernels.chunk)
+
+    def propose(self, replies: Sequence[JacobianReply], round_index: int, sender: str
+                ) -> CandidateRequest | spark.PullBackPlan:
         eta = self.config.ntk.learning_rate(round_index)
         soft_weight = self.config.soft_label_weight(round_index, self.rounds)
         return spark.propose_candidates(self.spec, replies, eta, soft_weight, self.config, sender)
@@ -179,6 +201,13 @@ class Responder:
         if isinstance(message, JacobianRequest):
             self._remember(message)
             return self.method.answer(message, self.x, self.y, self.client_id)
+        if isinstance(message, PullBackRequest):
+            with self._lock:
+                anchor = self._anchors.get((message.sender, message.round))
+            if anchor is None:
+                raise ValueError(f"a pull-back from {message.sender} for round {message.round} "
+                                 "without a Jacobian request")
+            return self.method.pull_back(anchor, message, self.x, self.y, self.client_id)
         if isinstance(message, CandidateRequest):
             with self._lock:
                 anchor = self._anchors.pop((message.sender, message.round), None)
@@ -224,16 +253,26 @@ def run_neighbourhood(method: NTKMethod, requester: str, anchor: FloatArray, vel
                       on_phase: Callable[[str, float], None] | None = None) -> NeighbourhoodResult:
     """SPEC 3/4 steps 2-7 for requester i: Jacobians from S_i, evolution, candidates scored by S_i, commit.
 
-    A member that cannot be reached (call returns None) is left out of the rest of the exchange.
-    `on_phase(name, seconds)` hears how long the jacobian, evolve and score phases took.
+    With SPARK's kernel sketch the evolution's residual sums go back to the members, whose pulled-back sums make the
+    candidates (the pullback phase). A member that cannot be reached (call returns None) is left out of the rest
+    of the exchange. `on_phase(name, seconds)` hears how long the jacobian, evolve, pullback and score phases took.
     """
     fan_out = gather or _in_order
     clock = time.perf_counter()
     request = JacobianRequest(requester, round_index, anchor)
     answered = _answers(fan_out(lambda m: call(request, m), members), members, JacobianReply)
     clock = _lap(on_phase, "jacobian", clock)
-    proposal = method.propose(list(answered.values()), round_index, requester)
+    evolved = method.propose(list(answered.values()), round_index, requester)
     clock = _lap(on_phase, "evolve", clock)
+    if isinstance(evolved, spark.PullBackPlan):
+        plan = evolved
+        pulled = _answers(fan_out(lambda m: call(plan.request_for(m), m), list(answered)), list(answered),
+                          PullBackReply)
+        answered = {member: answered[member] for member in pulled}
+        proposal = plan.candidates(list(pulled.values()))
+        clock = _lap(on_phase, "pullback", clock)
+    else:
+        proposal = evolved
     scored = _answers(fan_out(lambda m: call(proposal, m), list(answered)), list(answered), CandidateScores)
     weights, new_velocity, index = method.commit(anchor, proposal, list(scored.values()), velocity, round_index)
     _lap(on_phase, "score", clock)

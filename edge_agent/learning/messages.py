@@ -115,6 +115,25 @@ class CandidateRequest:
 
 
 @dataclass(frozen=True)
+class PullBackRequest:
+    """The requester's residual sums R(tau) for a neighbour's rows, weighted and scaled, one per candidate tau:
+    the neighbour pulls them back through its own projected Jacobian (SPARK with a kernel sketch)."""
+
+    sender: str
+    round: int
+    residuals: FloatArray  # (T, N_j, C)
+
+
+@dataclass(frozen=True)
+class PullBackReply:
+    """A neighbour's sum_c Jt_c^T R_c in R^m for each candidate tau, from its own rows."""
+
+    sender: str
+    round: int
+    pulled: FloatArray  # (T, m)
+
+
+@dataclass(frozen=True)
 class CandidateScores:
     """Summed cross-entropy of each candidate on the neighbour's data."""
 
@@ -123,7 +142,8 @@ class CandidateScores:
     loss_sums: FloatArray  # (T,)
 
 
-Message = WeightsMessage | JacobianRequest | JacobianReply | CandidateRequest | CandidateScores
+Message = (WeightsMessage | JacobianRequest | JacobianReply | CandidateRequest | CandidateScores | PullBackRequest
+           | PullBackReply)
 
 
 def payload_elements(message: Message) -> int:
@@ -134,15 +154,18 @@ def payload_elements(message: Message) -> int:
 @dataclass(frozen=True)
 class WireCodecs:
     """The precision of each tensor on the wire: the reply's Jacobian, the weights of both weight messages
-    (the exchange and the Jacobian request), the candidate request's updates; every other tensor is fp32."""
+    (the exchange and the Jacobian request), the candidate request's updates, and both tensors of the pull-back
+    (residual sums out, pulled-back sums in); every other tensor is fp32."""
 
     jacobian: CodecConfig = FP32
     weights: CodecConfig = FP32
     updates: CodecConfig = FP32
+    pullback: CodecConfig = FP32
 
     def of(self, tensor: str) -> CodecConfig:
         """The codec of a message field by its name."""
-        return {"jacobian": self.jacobian, "weights": self.weights, "updates": self.updates}.get(tensor, FP32)
+        return {"jacobian": self.jacobian, "weights": self.weights, "updates": self.updates,
+                "residuals": self.pullback, "pulled": self.pullback}.get(tensor, FP32)
 
 
 ALL_FP32 = WireCodecs()

@@ -99,14 +99,21 @@ def residual_sums(kernel: FloatArray, f0: FloatArray, targets: FloatArray, eta: 
     return sums
 
 
+def weighted_residual_sums(kernel: FloatArray, f0: FloatArray, targets: FloatArray, eta: float,
+                           config: EvolutionConfig, samples: int | None = None, row_weights: FloatArray | None = None
+                           ) -> FloatArray:
+    """W R(tau): the residual sums of the evolution under `kernel`, each row counted for the samples it stands for
+    (T, N, C); an update is -(eta/N) times their pull-back through the Jacobian."""
+    sums = residual_sums(kernel, f0, targets, eta, config, samples or f0.shape[0], row_weights)
+    return sums if row_weights is None else sums * row_weights[None, :, None]
+
+
 def candidate_updates(jacobian: JacobianOperator, f0: FloatArray, targets: FloatArray, eta: float,
                       config: EvolutionConfig, samples: int | None = None, row_weights: FloatArray | None = None
                       ) -> FloatArray:
     """Parameter updates -(eta/N) sum_c J_c^T W R_c(tau), one row per candidate tau: (T, p) float32."""
     n = samples or f0.shape[0]
-    sums = residual_sums(jacobian.kernel(), f0, targets, eta, config, n, row_weights)
-    if row_weights is not None:
-        sums = sums * row_weights[None, :, None]
+    sums = weighted_residual_sums(jacobian.kernel(), f0, targets, eta, config, n, row_weights)
     return (-(eta / n) * jacobian.pull_back(sums)).astype(np.float32)
 
 

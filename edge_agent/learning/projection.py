@@ -28,6 +28,8 @@ Family = Literal["identity", "gaussian", "sparse", "kron", "tensorsketch"]
 FAMILIES: tuple[str, ...] = get_args(Family)
 # Mixed into every seed so that two families never share a random stream. Never renumber: it would change P.
 _FAMILY_TAGS = {"identity": 0, "gaussian": 1, "sparse": 2, "kron": 3, "tensorsketch": 4}
+# Seeds the kernel sketch (`kernel_sketch`) apart from every family's stream. Never change: it would change Q.
+_KERNEL_SKETCH_TAG = 16
 # Working-set budgets in float32 elements (4 bytes each): one dense Gaussian block, one chunk of sparse work.
 _GAUSSIAN_BLOCK_FLOATS = 1 << 22
 # The most a kept dense Gaussian P may hold (2 GiB per process: m up to 6,752 at d = 79,510); a larger one is
@@ -94,6 +96,19 @@ def make_projection(config: ProjectionConfig, spec: MLPSpec, round_index: int, k
     if config.family == "kron":
         return KronProjection(spec, config.dim, config.rank, seed)
     return TensorSketchProjection(spec, config.dim, seed)
+
+
+def kernel_sketch(dim: int, sketch_dim: int, seed: int, round_index: int) -> FloatArray:
+    """Q_k (m, m'): a CountSketch from R^m to R^m' drawn from (seed, round), one +-1 per row in a uniform bucket.
+
+    E[Q Q^T] = I, so the kernel of Jt Q is an unbiased estimate of the kernel of the projected Jacobian Jt; a
+    neighbour sends Jt Q for the evolution and keeps Jt for the update (SPARK's kernel sketch)."""
+    if not 1 <= sketch_dim <= dim:
+        raise ValueError(f"kernel sketch dimension must lie in 1..{dim}, got {sketch_dim}")
+    rng = np.random.default_rng([seed, round_index, _KERNEL_SKETCH_TAG])
+    q = np.zeros((dim, sketch_dim), dtype=np.float32)
+    q[np.arange(dim), rng.integers(0, sketch_dim, size=dim)] = _rademacher(rng, (dim,))
+    return q
 
 
 def dense_matrix(projection: Projection, spec: MLPSpec) -> FloatArray:

@@ -15,6 +15,8 @@ from edge_agent.learning.messages import (
     JacobianReply,
     JacobianRequest,
     Message,
+    PullBackReply,
+    PullBackRequest,
     WeightsMessage,
     WireCodecs,
 )
@@ -43,6 +45,8 @@ KINDS = MappingProxyType({
     "JacobianReply": KindSpec(JacobianReply, (("jacobian", 3), ("logits", 2), ("labels", 1))),
     "CandidateRequest": KindSpec(CandidateRequest, (("updates", 2),)),
     "CandidateScores": KindSpec(CandidateScores, (("loss_sums", 1),)),
+    "PullBackRequest": KindSpec(PullBackRequest, (("residuals", 3),)),
+    "PullBackReply": KindSpec(PullBackReply, (("pulled", 2),)),
 })
 
 

@@ -5,6 +5,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from edge_agent.learning.algorithms import spark as spark_module
 from edge_agent.learning.algorithms.ntk_dfl import NTKDFLConfig
 from edge_agent.learning.algorithms.spark import (
     SparkConfig,
@@ -20,7 +21,7 @@ from edge_agent.learning.jacobian import DenseJacobian
 from edge_agent.learning.messages import CandidateRequest, CandidateScores, JacobianReply, JacobianRequest, WireCodecs
 from edge_agent.learning.mlp import MLPSpec, forward, init_weights, one_hot, softmax
 from edge_agent.learning.ntk import EvolutionConfig
-from edge_agent.learning.projection import ProjectionConfig, make_projection
+from edge_agent.learning.projection import ProjectionConfig, kernel_sketch, make_projection
 from edge_agent.sim.network import InMemoryNetwork, TrafficLedger
 from edge_agent.sim.rounds import Client, ntk_dfl_round, spark_round
 
@@ -240,3 +241,53 @@ def test_a_row_weighted_twice_evolves_as_two_identical_samples() -> None:
     full = propose_candidates(spec, [every], 0.5, 0.3, config, "c0").updates
     weighted = propose_candidates(spec, [once], 0.5, 0.3, config, "c0").updates
     np.testing.assert_allclose(weighted, full, rtol=1e-4, atol=1e-6)
+
+
+def test_kernel_sketch_is_a_seeded_countsketch_with_one_sign_per_row() -> None:
+    q = kernel_sketch(64, 8, seed=3, round_index=5)
+    assert q.shape == (64, 8) and q.dtype == np.float32
+    assert np.all(np.count_nonzero(q, axis=1) == 1) and set(np.unique(q)) == {-1.0, 0.0, 1.0}
+    np.testing.assert_array_equal(q, kernel_sketch(64, 8, seed=3, round_index=5))
+    assert not np.array_equal(q, kernel_sketch(64, 8, seed=3, round_index=6))
+    with pytest.raises(ValueError, match="kernel sketch dimension"):
+        kernel_sketch(64, 65, seed=0, round_index=0)
+
+
+def test_kernel_dim_beyond_the_projection_is_refused() -> None:
+    with pytest.raises(ValueError, match="kernel sketch dimension must lie in 0..16"):
+        SparkConfig(projection=ProjectionConfig(family="tensorsketch", dim=16), kernel_dim=17)
+
+
+def test_a_sketched_round_whose_sketch_is_the_identity_equals_the_published_round(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pull-back is exact: with Q = I the kernel is the replies' own, so only the summation order differs."""
+    spec, clients, weights = _problem()
+    base = SparkConfig(ntk=NTKDFLConfig(evolution=EvolutionConfig(taus=(20, 50, 90), solver="euler")),
+                       projection=ProjectionConfig(family="tensorsketch", dim=16), residual_share=0.8, tail_rate=0.5)
+    monkeypatch.setattr(spark_module, "kernel_sketch", lambda dim, *_args: np.eye(dim, dtype=np.float32))
+    velocity = np.zeros_like(weights)
+    for round_index in range(3):  # momentum from round 1 (3-round schedule)
+        expected, expected_velocity, expected_taus = spark_round(spec, clients, weights, velocity, GRAPH,
+                                                                 InMemoryNetwork(), base, round_index, rounds=3)
+        got, got_velocity, taus = spark_round(spec, clients, weights, velocity, GRAPH, InMemoryNetwork(),
+                                              replace(base, kernel_dim=16), round_index, rounds=3)
+        assert taus == expected_taus
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(got_velocity, expected_velocity, rtol=1e-5, atol=1e-6)
+        weights, velocity = expected, expected_velocity
+
+
+def test_sketched_replies_carry_m_prime_values_and_the_pull_back_what_the_spec_table_says() -> None:
+    spec, clients, weights = _problem()
+    taus = (20, 50, 90)
+    config = SparkConfig(ntk=NTKDFLConfig(evolution=EvolutionConfig(taus=taus, solver="euler")),
+                         projection=ProjectionConfig(family="tensorsketch", dim=16), kernel_dim=4)
+    network = InMemoryNetwork()
+    got = spark_round(spec, clients, weights, np.zeros_like(weights), GRAPH, network, config, 0, rounds=3)[0]
+    kinds = network.ledger.elements_by_kind
+    members, kappa, n, c = 4, 2, 5, 3
+    assert kinds["JacobianReply"] == members * kappa * (n * c * 4 + n * c + n)
+    assert kinds["PullBackRequest"] == members * kappa * len(taus) * n * c
+    assert kinds["PullBackReply"] == kinds["CandidateRequest"] == members * kappa * len(taus) * 16
+    assert kinds["JacobianRequest"] == members * kappa * spec.num_params
+    assert np.all(np.isfinite(got)) and not np.array_equal(got, weights)

@@ -4,7 +4,10 @@ Every change has a switch; with the identity projection and both others off, a r
 Tau is chosen by scoring wbar + P dz(tau) (neighbours cannot know the requester's momentum); momentum is
 applied when the chosen update is committed. Ours, beyond the paper: a neighbour may reply with only the rows
 of its samples that hold most of its squared residual (`residual_share`), scaled by all of its samples, plus a
-random draw from the rest (`tail_rate`) whose rows stand for all of the rest.
+random draw from the rest (`tail_rate`) whose rows stand for all of the rest. And with a kernel sketch
+(`kernel_dim` m' > 0) a neighbour replies with Jt Q (N, C, m') instead of Jt (N, C, m): the requester evolves under
+that sketched kernel, sends each neighbour the residual sums of its rows, and the neighbour pulls them back through
+its own Jt, so the update keeps all m dimensions while a reply shrinks by m / m'.
 """
 
 from __future__ import annotations
@@ -26,11 +29,13 @@ from edge_agent.learning.messages import (
     JacobianReply,
     JacobianReplyBlocks,
     JacobianRequest,
+    PullBackReply,
+    PullBackRequest,
     WireCodecs,
 )
 from edge_agent.learning.mlp import FloatArray, MLPSpec, forward, one_hot, softmax
-from edge_agent.learning.ntk import candidate_updates
-from edge_agent.learning.projection import Projection, ProjectionConfig
+from edge_agent.learning.ntk import candidate_updates, weighted_residual_sums
+from edge_agent.learning.projection import Projection, ProjectionConfig, kernel_sketch
 
 
 def check_row_selection(residual_share: float, tail_rate: float) -> None:
@@ -49,6 +54,7 @@ class SparkConfig:
     projection: ProjectionConfig = field(default_factory=ProjectionConfig)
     codec: CodecConfig = field(default_factory=CodecConfig)  # the projected Jacobians' on the wire
     candidates_codec: CodecConfig = field(default_factory=CodecConfig)  # the candidate updates' (in R^m) on the wire
+    pullback_codec: CodecConfig = field(default_factory=CodecConfig)  # residual sums and pulled-back sums' on the wire
     distill: bool = True
     stage_lambdas: tuple[float, ...] = (0.0, 0.3, 0.5)
     temperature: float = 1.0
@@ -58,6 +64,7 @@ class SparkConfig:
     residual_share: float = 1.0  # of its squared residual a neighbour's Jacobian rows hold (1: every row)
     tail_rate: float = 0.0  # of the other rows, the share still sent, drawn at random and weighted
     schedule_rounds: int = 0  # rounds the stages are spread over (0: the run's); later rounds stay in the last
+    kernel_dim: int = 0  # m' of the kernel sketch a reply carries (0: the reply carries Jt, as published)
 
     def __post_init__(self) -> None:
         if not self.stage_lambdas or not all(0.0 <= lam <= 1.0 for lam in self.stage_lambdas):
@@ -69,6 +76,9 @@ class SparkConfig:
         check_row_selection(self.residual_share, self.tail_rate)
         if self.schedule_rounds < 0:
             raise ValueError(f"schedule rounds must be >= 0 (0: the run's rounds), got {self.schedule_rounds}")
+        if not 0 <= self.kernel_dim <= self.projection.dim:
+            raise ValueError(f"kernel sketch dimension must lie in 0..{self.projection.dim} (the projection's m; "
+                             f"0: no sketch), got {self.kernel_dim}")
 
     def stage(self, round_index: int, rounds: int) -> int:
         """Which of the equal stages over `schedule_rounds` (0: the run's `rounds`) the round falls in."""
@@ -90,7 +100,7 @@ def wire_codecs_for(algorithm: str, config: SparkConfig, weights: CodecConfig) -
     in fp32), the weights in `weights` whatever the algorithm."""
     if algorithm != "spark":
         return WireCodecs(FP32, weights)
-    return WireCodecs(config.codec, weights, config.candidates_codec)
+    return WireCodecs(config.codec, weights, config.candidates_codec, config.pullback_codec)
 
 
 def residual_rows(logits: FloatArray, labels: np.ndarray, share: float) -> np.ndarray:
@@ -147,29 +157,30 @@ def reply_blocks(spec: MLPSpec, request: JacobianRequest, x: FloatArray, y: np.n
                  block_rows: int | None = None) -> JacobianReplyBlocks:
     """`answer_jacobian_request`'s reply, computed `block_rows` rows at a time (None: in one block), the first block
     now and the others as the stream is read. Each block is computed exactly as `rows_in_chunks` computes a chunk
-    of that many rows, so with the kernels' own chunk as `block_rows` the reply is the same bits as in one call."""
-    chosen = rows_to_send(spec, request.weights, x, y, config, reply_draw(config, request, sender)) if config else None
+    of that many rows, so with the kernels' own chunk as `block_rows` the reply is the same bits as in one call.
+    With a kernel sketch (config.kernel_dim > 0) each block is sent as Jt Q."""
+    chosen = rows_to_send(spec, request.weights, x, y, config, reply_draw(config, request.round, request.sender,
+                                                                          sender)) if config else None
     if chosen is not None:
         x, y = x[chosen.rows], y[chosen.rows]
+    sketch = (kernel_sketch(projection.dim, config.kernel_dim, config.projection.seed, request.round)
+              if config is not None and config.kernel_dim else None)
+    compute = _projected_rows(spec, request.weights, x, projection, projected_jacobian)
 
-    def compute(rows: slice) -> tuple[FloatArray, FloatArray]:  # (n, C, m), (n, C)
-        if projected_jacobian is None:
-            jacobian, logits = mlp_jacobian(spec, request.weights, x[rows])
-            return projection.project(jacobian), logits
-        return projected_jacobian(request.weights, x[rows])
-    count = len(x)
-    step = count if block_rows is None or count <= block_rows else block_rows
-    blocks = [slice(start, min(start + step, count)) for start in range(0, max(count, 1), max(step, 1))]
-    projected, logits = compute(blocks[0])
+    def sent(rows: slice) -> tuple[FloatArray, FloatArray]:  # (n, C, m or m'), (n, C)
+        projected, logits = compute(rows)
+        return (projected if sketch is None else projected @ sketch), logits
+    blocks = _blocks(len(x), block_rows)
+    projected, logits = sent(blocks[0])
     if len(blocks) > 1:  # the whole arrays, filled block by block as rows_in_chunks fills them
         first_projected, first_logits = projected, logits
-        projected = np.empty((count, *first_projected.shape[1:]), dtype=first_projected.dtype)
-        logits = np.empty((count, *first_logits.shape[1:]), dtype=first_logits.dtype)
+        projected = np.empty((len(x), *first_projected.shape[1:]), dtype=first_projected.dtype)
+        logits = np.empty((len(x), *first_logits.shape[1:]), dtype=first_logits.dtype)
         projected[blocks[0]], logits[blocks[0]] = first_projected, first_logits
 
     def rest() -> Iterator[slice]:
         for rows in blocks[1:]:
-            projected[rows], logits[rows] = compute(rows)
+            projected[rows], logits[rows] = sent(rows)
             yield rows
     reply = JacobianReply(sender, request.round, DenseJacobian(projected), logits, y)
     if chosen is not None:
@@ -177,9 +188,46 @@ def reply_blocks(spec: MLPSpec, request: JacobianRequest, x: FloatArray, y: np.n
     return JacobianReplyBlocks(reply, blocks[0], rest())
 
 
-def reply_draw(config: SparkConfig, request: JacobianRequest, sender: str) -> tuple[int, ...]:
+def _projected_rows(spec: MLPSpec, weights: FloatArray, x: FloatArray, projection: Projection,
+                    projected_jacobian: ProjectedJacobian | None) -> Callable[[slice], tuple[FloatArray, FloatArray]]:
+    """rows -> (J P (n, C, m), logits (n, C)) of those rows of x at `weights`, on the kernels given (default: numpy)."""
+    def compute(rows: slice) -> tuple[FloatArray, FloatArray]:
+        if projected_jacobian is None:
+            jacobian, logits = mlp_jacobian(spec, weights, x[rows])
+            return projection.project(jacobian), logits
+        return projected_jacobian(weights, x[rows])
+    return compute
+
+
+def _blocks(count: int, block_rows: int | None) -> list[slice]:
+    """Consecutive row slices of at most `block_rows` (None: one block); one empty block for no rows."""
+    step = count if block_rows is None or count <= block_rows else block_rows
+    return [slice(start, min(start + step, count)) for start in range(0, max(count, 1), max(step, 1))]
+
+
+def reply_draw(config: SparkConfig, round_index: int, requester: str, sender: str) -> tuple[int, ...]:
     """The seed of a reply's random rows: the run's seed, the round and both ends, so agents and simulator agree."""
-    return (config.projection.seed, request.round, zlib.crc32(request.sender.encode()), zlib.crc32(sender.encode()))
+    return (config.projection.seed, round_index, zlib.crc32(requester.encode()), zlib.crc32(sender.encode()))
+
+
+def pull_back(spec: MLPSpec, anchor: FloatArray, request: PullBackRequest, x: FloatArray, y: np.ndarray,
+              sender: str, projection: Projection, config: SparkConfig,
+              projected_jacobian: ProjectedJacobian | None = None, block_rows: int | None = None) -> PullBackReply:
+    """Neighbour side of a kernel-sketched round: sum_c Jt_c^T R_c (T, m) over the rows this neighbour replied with
+    at the requester's `anchor`, Jt computed again `block_rows` rows at a time (the reply sent only Jt Q)."""
+    chosen = rows_to_send(spec, anchor, x, y, config, reply_draw(config, request.round, request.sender, sender))
+    if chosen is not None:
+        x = x[chosen.rows]
+    residuals = request.residuals
+    if residuals.ndim != 3 or residuals.shape[1:] != (len(x), spec.num_classes):
+        raise ValueError(f"residuals of shape {residuals.shape} do not fit the {len(x)} rows this neighbour sent")
+    compute = _projected_rows(spec, anchor, x, projection, projected_jacobian)
+    pulled = np.zeros((len(residuals), projection.dim), dtype=np.float64)
+    for rows in _blocks(len(x), block_rows):
+        projected, _ = compute(rows)  # (n, C, m)
+        part = residuals[:, rows, :].reshape(len(residuals), -1).astype(np.float32)
+        pulled += part @ projected.reshape(part.shape[1], -1)
+    return PullBackReply(sender, request.round, pulled.astype(np.float32))
 
 
 def soft_targets(logits: FloatArray, labels: np.ndarray, weight: float, temperature: float,
@@ -191,9 +239,29 @@ def soft_targets(logits: FloatArray, labels: np.ndarray, weight: float, temperat
     return (1.0 - weight) * hard + weight * softmax(logits.astype(np.float64) / temperature)
 
 
+@dataclass(frozen=True)
+class PullBackPlan:
+    """A requester's evolved neighbourhood awaiting its pull-back (kernel sketch): each member's weighted residual
+    sums, and the scale -(eta/N) that turns the members' pulled-back sums into the candidate updates."""
+
+    sender: str
+    round: int
+    residuals: dict[str, FloatArray]  # member -> (T, N_j, C) float32
+    scale: float
+
+    def request_for(self, member: str) -> PullBackRequest:
+        return PullBackRequest(self.sender, self.round, self.residuals[member])
+
+    def candidates(self, pulled: Sequence[PullBackReply]) -> CandidateRequest:
+        """The candidate updates dz(tau) = -(eta/N) sum over the members that answered of their pulled-back sums."""
+        total = np.sum([reply.pulled.astype(np.float64) for reply in pulled], axis=0)
+        return CandidateRequest(self.sender, self.round, (self.scale * total).astype(np.float32))
+
+
 def propose_candidates(spec: MLPSpec, replies: Sequence[JacobianReply], eta: float, soft_weight: float,
-                       config: SparkConfig, sender: str) -> CandidateRequest:
-    """Requester side: evolve under the soft target with the projected kernel; updates dz live in R^m."""
+                       config: SparkConfig, sender: str) -> CandidateRequest | PullBackPlan:
+    """Requester side: evolve under the soft target with the projected kernel; updates dz live in R^m. With a kernel
+    sketch the replies carry Jt Q, and the evolution's residual sums go back to the members to be pulled back."""
     parts = tuple(reply.jacobian for reply in replies if isinstance(reply.jacobian, DenseJacobian))
     if len(parts) != len(replies):
         raise TypeError("SPARK expects projected (dense) Jacobians in its replies")
@@ -203,6 +271,13 @@ def propose_candidates(spec: MLPSpec, replies: Sequence[JacobianReply], eta: flo
     samples = sum(reply.represented_samples for reply in replies)
     weighted = any(reply.sampled_rows for reply in replies)
     row_weights = np.concatenate([reply.row_weights() for reply in replies]) if weighted else None
+    if config.kernel_dim:
+        sums = weighted_residual_sums(StackedJacobian(parts).kernel(), logits, targets, eta, config.ntk.evolution,
+                                      samples, row_weights).astype(np.float32)
+        edges = np.cumsum([0] + [len(reply.labels) for reply in replies]).tolist()
+        by_member = {reply.sender: sums[:, start:stop] for reply, start, stop in zip(replies, edges, edges[1:],
+                                                                                     strict=False)}
+        return PullBackPlan(sender, replies[0].round, by_member, -eta / samples)
     updates = candidate_updates(StackedJacobian(parts), logits, targets, eta, config.ntk.evolution, samples,
                                 row_weights)
     return CandidateRequest(sender, replies[0].round, updates)
