@@ -34,8 +34,11 @@ from edge_agent.sim.run_dir import RunDirectory, read_records
 DEFAULT_SPLIT = Path(__file__).resolve().parents[2] / "shared" / "data" / "fmnist300-alpha0.1-split0.npz"
 # The lean wire: int4 Jacobians, int8 weights, the rows holding 90% of the squared residual plus a weighted 25% tail.
 LEAN: dict[str, Any] = {"precision": "int4", "weights_precision": "int8", "residual_share": 0.9, "tail_rate": 0.25}
+# int4 kernel sketches of m' = 64 values a row, int8 weights, every row, fp32 pull-back.
+SKETCH: dict[str, Any] = {"precision": "int4", "weights_precision": "int8", "kernel_dim": 64}
 # name -> (algorithm, overrides: SPARK's projection family/dim/rank, Jacobian and candidate precisions, momentum,
-# distill, residual share and tail rate; every algorithm's weights precision)
+# distill, residual share and tail rate, kernel sketch dimension and pull-back precision; every algorithm's weights
+# precision)
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "ntk-dfl": ("ntk-dfl", {}),
     "dfedavg": ("dfedavg", {}),
@@ -65,6 +68,15 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "spark-kron4-lean": ("spark", {**LEAN, "family": "kron", "rank": 4}),
     "spark-lean-c8": ("spark", {**LEAN, "candidates_precision": "int8"}),
     "spark-lean-c4": ("spark", {**LEAN, "candidates_precision": "int4"}),
+    # the kernel sketch (--kernel-dim): replies carry m' values a row, the update keeps m through the pull-back
+    "spark-sketch": ("spark", SKETCH),
+    "spark-sketch-k16": ("spark", {**SKETCH, "kernel_dim": 16}),
+    "spark-sketch-k32": ("spark", {**SKETCH, "kernel_dim": 32}),
+    "spark-sketch-p16": ("spark", {**SKETCH, "pullback_precision": "fp16"}),
+    "spark-sketch-p8": ("spark", {**SKETCH, "pullback_precision": "int8"}),
+    "spark-sketch-w4": ("spark", {**SKETCH, "weights_precision": "int4"}),
+    "spark-sketch-r90-t25": ("spark", {**SKETCH, "residual_share": 0.9, "tail_rate": 0.25}),
+    "dfedavg-w4": ("dfedavg", {"weights_precision": "int4"}),
 }
 
 
@@ -81,9 +93,10 @@ def variant_config(name: str, args: argparse.Namespace) -> SimulationConfig:
                                   dim=overrides.get("dim", spark.projection.dim),
                                   rank=overrides.get("rank", spark.projection.rank), seed=args.seed)
     switches = {key: value for key, value in overrides.items()
-                if key in ("momentum", "distill", "residual_share", "tail_rate")}
+                if key in ("momentum", "distill", "residual_share", "tail_rate", "kernel_dim")}
     spark = replace(spark, projection=projection, codec=CodecConfig(overrides.get("precision", "fp32")),
                     candidates_codec=CodecConfig(overrides.get("candidates_precision", "fp32")),
+                    pullback_codec=CodecConfig(overrides.get("pullback_precision", "fp32")),
                     schedule_rounds=args.schedule_rounds, **switches)
     weights_codec = CodecConfig(overrides.get("weights_precision", "fp32"))
     return replace(config, ntk=ntk, spark=spark, weights_codec=weights_codec)
