@@ -60,7 +60,7 @@ class RunIdentity:
             return f"it belongs to run {other.run_id!r}, this agent to {self.run_id!r}"
         if other.fingerprint != self.fingerprint:
             return (f"run {self.run_id!r} with other settings (fingerprint {other.fingerprint}, "
-                    f"ours {self.fingerprint}): check --setting, --seed, M and the method flags")
+                    f"ours {self.fingerprint}): check --setting, --seed, --preset, M and the method flags")
         return None
 
 

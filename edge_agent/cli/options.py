@@ -6,9 +6,10 @@ from collections.abc import Callable
 from typing import Any, TypeVar, get_args
 
 import click
+from click.core import ParameterSource
 
 from edge_agent.learning.algorithms.ntk_dfl import NTKDFLConfig
-from edge_agent.learning.algorithms.spark import SparkConfig
+from edge_agent.learning.algorithms.spark import PRESETS, SparkConfig
 from edge_agent.learning.codec import CodecConfig, Precision
 from edge_agent.learning.ntk import EvolutionConfig
 from edge_agent.learning.projection import FAMILIES, ProjectionConfig
@@ -24,7 +25,18 @@ def parse_taus(_ctx: click.Context | None, _param: click.Parameter | None, text:
     except ValueError:
         raise click.BadParameter(f"expected comma-separated integers such as 100,200,400, got {text!r}") from None
 
+def apply_preset(ctx: click.Context, method: dict[str, Any], preset: str | None = None) -> dict[str, Any]:
+    """The method flags (for method_configs) with the preset's values wherever the user left a flag at its default;
+    the preset is `preset` if given (a board profile's), else the --preset flag's."""
+    values = PRESETS[preset or method["preset"]]
+    return {key: values[key] if key in values and ctx.get_parameter_source(key) == ParameterSource.DEFAULT else value
+            for key, value in method.items() if key != "preset"}
+
+
 _METHOD_OPTIONS = (
+    click.option("--preset", type=click.Choice(list(PRESETS)), default="published", show_default=True,
+                 help="A named set of the method flags below; flags given explicitly win. lean: int4 Jacobian "
+                 "sketches of m' = 64 values a row with the pull-back (--kernel-dim 64), int8 weights."),
     click.option("--seed", type=int, default=0, show_default=True,
                  help="Seed of the split, the initial weights, the graphs and the projections."),
     click.option("--solver", type=click.Choice(["rk45", "euler"]), default="rk45", show_default=True,

@@ -18,7 +18,7 @@ from edge_agent.agent.shard import load_shard
 from edge_agent.cli.addresses import check_host, host_port, resolve_addresses
 from edge_agent.cli.config_file import ConfigCommand, checked, config_option, from_file, option_label, options_label
 from edge_agent.cli.errors import OperatorError
-from edge_agent.cli.options import method_configs, method_options
+from edge_agent.cli.options import apply_preset, method_configs, method_options
 from edge_agent.deploy.profiles import BoardProfile, find_profile
 from edge_agent.discovery.addresses import parse_listen
 from edge_agent.discovery.mdns import SERVICE_TYPE
@@ -162,7 +162,7 @@ def run(ctx: click.Context, /, certs_dir: Path | None, insecure: bool, backend: 
         latency = _unless_given(ctx, "latency", latency, profile.link.latency)
         for key, value in asdict(profile.spark).items():  # each [spark] key is the method flag of its name
             method[key] = _unless_given(ctx, key, method[key], value)
-        ntk, spark, weights_codec = method_configs(**method)
+        ntk, spark, weights_codec = method_configs(**apply_preset(ctx, method))
         config = AgentConfig(
             agent_id=agent_id if agent_id is not None else client_ids(total)[index], shard=index,
             clients=total, setting=setting, algorithm=algorithm, rounds=base.rounds if rounds is None else rounds,

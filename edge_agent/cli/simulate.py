@@ -9,13 +9,13 @@ from typing import Any
 
 import click
 
-from edge_agent.cli.options import method_configs, method_options
+from edge_agent.cli.options import apply_preset, method_configs, method_options
 from edge_agent.deploy.profiles import find_profile
 from edge_agent.learning.data import DataNotFoundError, load_fashion_mnist
 from edge_agent.learning.settings import SETTINGS
 from edge_agent.sim.config import ALGORITHMS, SimulationConfig
 from edge_agent.sim.engine import Simulation
-from edge_agent.sim.link_model import LinkModel
+from edge_agent.sim.link_model import ModelledLink
 from edge_agent.sim.run_dir import RunDirectory
 from edge_agent.transport.rates import UNLIMITED, parse_bitrate, parse_duration
 
@@ -67,7 +67,7 @@ def simulate(setting: str, algorithm: str, rounds: int | None, clients: int | No
             rounds=rounds, clients=clients, samples_per_client=samples_per_client, alpha=alpha, kappa=kappa,
             seed=method["seed"], topology=topology, partition_file=partition_file,
         )
-        ntk, spark, weights_codec = method_configs(**method)
+        ntk, spark, weights_codec = method_configs(**apply_preset(click.get_current_context(), method))
         config = replace(config, ntk=ntk, spark=spark, weights_codec=weights_codec,
                          link=link_model(link_rate, latency, board, compute_scale))
         train, test = load_fashion_mnist(data_dir)
@@ -81,7 +81,8 @@ def simulate(setting: str, algorithm: str, rounds: int | None, clients: int | No
     click.echo(_summary_line(run.finish()))
 
 
-def link_model(rate: str | None, latency: str, board: str | None, compute_scale: float | None) -> LinkModel | None:
+def link_model(rate: str | None, latency: str, board: str | None, compute_scale: float | None
+               ) -> ModelledLink | None:
     """The link model the options ask for (None without --link); ValueError naming the option at fault."""
     if rate is None:
         if board is not None or compute_scale is not None or latency != "0":
@@ -94,7 +95,7 @@ def link_model(rate: str | None, latency: str, board: str | None, compute_scale:
     if bits_per_s == UNLIMITED:
         raise ValueError("--link: a modelled link needs a finite rate, e.g. 10mbit")
     scale = compute_scale or (find_profile(board).board.compute_scale if board else 1.0)
-    return LinkModel(bits_per_s, latency_s, scale)
+    return ModelledLink(bits_per_s, latency_s, scale)
 
 
 def _run_with_progress(run: RunDirectory) -> None:

@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
-from edge_agent.learning.algorithms.spark import check_row_selection
+from edge_agent.learning.algorithms.spark import PRESETS, check_row_selection
 from edge_agent.learning.codec import Precision
 from edge_agent.learning.projection import FAMILIES, Family
 from edge_agent.transport.rates import parse_bitrate, parse_duration
@@ -82,11 +82,13 @@ class RuntimeSettings:
 
 @dataclass(frozen=True)
 class SparkSettings:
-    """What SPARK sends: projection family and dimension (shared by all peers), the element types on the wire of the
-    projected Jacobians, the candidate updates and the weights, and which Jacobian rows a reply carries (residual
-    share and tail rate).
-    Everything but the projection is the board's own choice: a receiver decodes any precision and any rows."""
+    """What SPARK sends: the method preset and the projection family and dimension (shared by all peers), the element
+    types on the wire of the projected Jacobians, the candidate updates and the weights, and which Jacobian rows a
+    reply carries (residual share and tail rate). Everything but the preset and the projection is the board's own
+    choice: a receiver decodes any precision and any rows. Flags given on the command line win; then the preset's
+    values; then these."""
 
+    preset: str
     projection: Family
     proj_dim: int
     precision: Precision
@@ -96,6 +98,7 @@ class SparkSettings:
     tail_rate: float  # ... plus this seeded fraction of the others, weighted to stand for all of them
 
     def __post_init__(self) -> None:
+        _choice("spark", "preset", self.preset, tuple(PRESETS))
         _choice("spark", "projection", self.projection, PROJECTIONS)
         _positive("spark", "proj_dim", self.proj_dim)
         _choice("spark", "precision", self.precision, get_args(Precision))

@@ -11,7 +11,7 @@ from edge_agent.learning.algorithms.spark import SparkConfig, wire_codecs_for
 from edge_agent.learning.codec import CodecConfig
 from edge_agent.learning.messages import FP32, WireCodecs
 from edge_agent.learning.settings import SETTINGS, TARGET_ACCURACY
-from edge_agent.sim.link_model import LinkModel
+from edge_agent.sim.link_model import ModelledLink
 
 Algorithm = Literal["spark", "ntk-dfl", "dfedavg", "dfedavgm", "dpsgd"]
 ALGORITHMS: tuple[Algorithm, ...] = ("spark", "ntk-dfl", "dfedavg", "dfedavgm", "dpsgd")
@@ -35,7 +35,7 @@ class SimulationConfig:
     spark: SparkConfig = field(default_factory=SparkConfig)
     weights_codec: CodecConfig = FP32  # every algorithm's weights on the wire (exchange and Jacobian request)
     target_accuracy: float = TARGET_ACCURACY
-    link: LinkModel | None = None  # rounds get modelled seconds on this link (None: no model)
+    link: ModelledLink | None = None  # rounds get modelled seconds on this link (None: no model)
 
     def __post_init__(self) -> None:
         if self.algorithm not in ALGORITHMS:

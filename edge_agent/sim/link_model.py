@@ -17,7 +17,7 @@ Pair = tuple[str, str]  # (requester, member) for an exchange; (sender, receiver
 
 
 @dataclass(frozen=True)
-class LinkModel:
+class ModelledLink:
     """A link between two clients (bits per second each way, one-way latency) and the board's speed."""
 
     rate_bits_per_s: float
@@ -78,7 +78,7 @@ class ModelledRound:
     phase_seconds: dict[str, float]
 
 
-def model_round(work: RoundWork, link: LinkModel) -> ModelledRound:
+def model_round(work: RoundWork, link: ModelledLink) -> ModelledRound:
     """Modelled seconds of `work` on `link` (see the module docstring for what is and is not modelled)."""
     clients = work.clients
     scale = link.compute_scale
@@ -100,7 +100,7 @@ def model_round(work: RoundWork, link: LinkModel) -> ModelledRound:
     return ModelledRound(max(now.values(), default=0.0), phases)
 
 
-def _exchange(step: Exchange, start: Mapping[str, float], link: LinkModel) -> dict[str, float]:
+def _exchange(step: Exchange, start: Mapping[str, float], link: ModelledLink) -> dict[str, float]:
     """When each requester holds all its answers: requests arrive, each member serves them in arrival order."""
     arrivals: dict[str, list[tuple[float, str]]] = {}
     for requester, member in step.service_seconds:

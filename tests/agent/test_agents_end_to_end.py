@@ -2,7 +2,8 @@
 weights and payload bytes as the in-process simulator for the same seed and members.
 
 Run twice: fp32 on the wire, where neighbours send the rows that hold 90% of their squared residual and a random
-quarter of the others, and int4 Jacobians with int8 weights and every row. Lossy codecs turn the last-bit
+quarter of the others, and the lean preset (int4 kernel sketches of m' = 64 with the pull-back, int8 weights) with
+int8 candidates and every row. Lossy codecs turn the last-bit
 differences between an agent's chunked Jacobians and the simulator's into whole quantisation steps now and then,
 so there the weights agree to 3% rather than 1e-5 (2% before the reference constants became the defaults: their
 horizons up to tau = 800 carry a flipped step further; the rows a residual share picks could differ too, which is
@@ -36,9 +37,11 @@ from edge_agent.sim.engine import Simulation
 
 RunAgents = Callable[[list[list[str]], dict[str, str]], list[str]]  # the run_agents fixture
 AGENTS, ROUNDS = 4, 3
-# (Jacobians' precision, candidates' precision, weights' precision, residual share, tail rate)
-WIRES = {"fp32-r90-t25": ("fp32", "fp32", "fp32", 0.9, 0.25), "int4-int8": ("int4", "int8", "int8", 1.0, 0.0)}
-WEIGHTS_RTOL = {"fp32-r90-t25": 1e-5, "int4-int8": 0.03}
+# (Jacobians' precision, candidates' precision, weights' precision, residual share, tail rate, kernel sketch m')
+WIRES = {"fp32-r90-t25": ("fp32", "fp32", "fp32", 0.9, 0.25, 0), "lean-c8": ("int4", "int8", "int8", 1.0, 0.0, 64)}
+WIRE_FLAGS = {"fp32-r90-t25": ["--residual-share", "0.9", "--tail-rate", "0.25"],
+              "lean-c8": ["--preset", "lean", "--candidates-precision", "int8"]}
+WEIGHTS_RTOL = {"fp32-r90-t25": 1e-5, "lean-c8": 0.03}
 PHASES = {"average", "jacobian", "transfer", "evolve", "score", "total"}
 
 
@@ -54,13 +57,11 @@ def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         run_agents: RunAgents) -> tuple[Path, str]:
     """Start the agents and wait for all of them (the run_agents fixture always stops them); (run dir, wire)."""
     out = tmp_path_factory.mktemp(f"agents-{request.param}")
-    jacobians, candidates, weights, share, tail = WIRES[request.param]
     service = f"_ea-{uuid.uuid4().hex[:8]}._tcp.local."
     certs = throwaway_cluster(out / "certs", [f"client-{i}" for i in range(AGENTS)])  # mutual TLS, as on boards
     run_agents([
-        agent_command(i, out, service, certs, "--solver", "euler", "--precision", jacobians,
-                      "--candidates-precision", candidates, "--weights-precision", weights,
-                      "--residual-share", str(share), "--tail-rate", str(tail)) for i in range(AGENTS)],
+        agent_command(i, out, service, certs, "--solver", "euler", *WIRE_FLAGS[request.param])
+        for i in range(AGENTS)],
         {**os.environ, "OPENBLAS_NUM_THREADS": "1"})
     return out, request.param
 
@@ -86,7 +87,8 @@ def _summary(run_dir: Path, i: int) -> dict[str, Any]:
 
 
 def test_every_agent_records_every_round(run: tuple[Path, str]) -> None:
-    run_dir, _ = run
+    run_dir, name = run
+    phases = PHASES | ({"pullback"} if WIRES[name][5] else set())
     for i in range(AGENTS):
         rounds, summary = _lines(run_dir, i), _summary(run_dir, i)  # the metrics file holds round records only
         assert [r["round"] for r in rounds] == list(range(ROUNDS))
@@ -102,7 +104,7 @@ def test_every_agent_records_every_round(run: tuple[Path, str]) -> None:
         for record in rounds:
             assert record["agent"] == f"client-{i}" and record["members"] == AGENTS
             assert len(record["neighbours"]) == 2  # smoke: kappa = 2
-            assert set(record["seconds"]) == PHASES and record["seconds"]["total"] > 0
+            assert set(record["seconds"]) == phases and record["seconds"]["total"] > 0
             assert record["payload_sent_bytes"] > 0 and record["wire_sent_bytes"] >= record["payload_sent_bytes"]
             assert set(record["links"]) <= {f"client-{j}" for j in range(AGENTS)} - {f"client-{i}"}
             assert record["tau"] in (100, 200, 300, 400, 500, 600, 800) and record["lambda"] in (0.0, 0.3, 0.5)
@@ -114,9 +116,10 @@ def test_agents_match_the_simulator_in_weights_and_payload_bytes(run: tuple[Path
     train, test = load_fashion_mnist()
     config = SimulationConfig.from_setting("smoke", "spark", clients=AGENTS, rounds=ROUNDS)
     euler = EvolutionConfig(solver="euler")
-    jacobians, candidates, weights, share, tail = WIRES[name]
+    jacobians, candidates, weights, share, tail, kernel_dim = WIRES[name]
     spark = replace(config.spark, ntk=replace(config.spark.ntk, evolution=euler), codec=CodecConfig(jacobians),
-                    candidates_codec=CodecConfig(candidates), residual_share=share, tail_rate=tail)
+                    candidates_codec=CodecConfig(candidates), residual_share=share, tail_rate=tail,
+                    kernel_dim=kernel_dim)
     config = replace(config, spark=spark, weights_codec=CodecConfig(weights))
     simulation = Simulation(config, train, test)
     records = list(simulation.run())

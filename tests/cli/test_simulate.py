@@ -150,3 +150,19 @@ def test_a_spark_run_goes_on_past_its_schedule_as_if_it_had_been_asked_for_from_
     fields = ("round", "agg_accuracy", "mean_client_accuracy", "cumulative_bytes_per_client", "tau")
     assert [[json.loads(line)[key] for key in fields] for line in parts] == [
         [json.loads(line)[key] for key in fields] for line in whole]
+
+
+@pytest.mark.parametrize(("flags", "expected"), [
+    (["--preset", "lean"], ("int4", "int8", 64)),
+    (["--preset", "lean", "--kernel-dim", "16", "--precision", "int8"], ("int8", "int8", 16)),
+    ([], ("fp32", "fp32", 0)),
+])
+def test_a_preset_sets_the_method_flags_the_user_left_alone(tmp_path: Path, flags: list[str],
+                                                            expected: tuple[str, str, int]) -> None:
+    code, output = _simulate(tmp_path, "--rounds", "1", "--solver", "euler", *flags)
+    assert code == 0, output
+    config = json.loads((tmp_path / "out" / "summary.json").read_text())["config"]
+    assert (config["spark"]["codec"]["precision"], config["weights_codec"]["precision"],
+            config["spark"]["kernel_dim"]) == expected
+    kinds = json.loads((tmp_path / "out" / "rounds.jsonl").read_text())["bytes_by_kind"]
+    assert ("PullBackRequest" in kinds) == (expected[2] > 0)

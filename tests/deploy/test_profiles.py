@@ -24,6 +24,7 @@ memory_budget_mb = 1000
 jacobian_chunk = 128
 
 [spark]
+preset = "published"
 projection = "tensorsketch"
 proj_dim = 1024
 precision = "fp16"

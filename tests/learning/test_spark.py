@@ -254,7 +254,7 @@ def test_kernel_sketch_is_a_seeded_countsketch_with_one_sign_per_row() -> None:
 
 
 def test_kernel_dim_beyond_the_projection_is_refused() -> None:
-    with pytest.raises(ValueError, match="kernel sketch dimension must lie in 0..16"):
+    with pytest.raises(ValueError, match=r"kernel sketch dimension must lie in 0\.\.16"):
         SparkConfig(projection=ProjectionConfig(family="tensorsketch", dim=16), kernel_dim=17)
 
 

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.sim.link_model import Compute, Exchange, LinkModel, RoundWork, model_round
+from edge_agent.sim.link_model import Compute, Exchange, ModelledLink, RoundWork, model_round
 
 MBIT = 1e6
 
 
 def test_transfer_is_latency_plus_bytes_at_the_rate() -> None:
-    link = LinkModel(8 * MBIT, latency_s=0.02)
+    link = ModelledLink(8 * MBIT, latency_s=0.02)
     assert link.transfer(1_000_000) == pytest.approx(0.02 + 1.0)
     assert link.transfer(0) == pytest.approx(0.02)
 
@@ -23,11 +23,11 @@ def test_transfer_is_latency_plus_bytes_at_the_rate() -> None:
                                     {"rate_bits_per_s": 1, "compute_scale": 0}])
 def test_link_model_refuses_impossible_links(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):
-        LinkModel(**kwargs)
+        ModelledLink(**kwargs)
 
 
 def test_weights_exchange_links_run_in_parallel_and_averaging_waits_for_the_slowest() -> None:
-    link = LinkModel(8 * MBIT, latency_s=0.01)
+    link = ModelledLink(8 * MBIT, latency_s=0.01)
     work = RoundWork(("a", "b", "c"), {("a", "b"): 1_000_000, ("c", "b"): 2_000_000, ("b", "a"): 1_000_000,
                                        ("b", "c"): 1_000_000})
     modelled = model_round(work, link)
@@ -36,7 +36,7 @@ def test_weights_exchange_links_run_in_parallel_and_averaging_waits_for_the_slow
 
 
 def test_local_training_precedes_the_exchange_and_is_scaled_to_the_board() -> None:
-    link = LinkModel(8 * MBIT, compute_scale=4.0)
+    link = ModelledLink(8 * MBIT, compute_scale=4.0)
     work = RoundWork(("a", "b"), {("a", "b"): 1_000_000, ("b", "a"): 1_000_000}, train_seconds={"a": 0.5, "b": 0.25})
     modelled = model_round(work, link)
     assert modelled.seconds == pytest.approx(4 * 0.5 + 1.0)  # b's average waits for a's training, then 1 s
@@ -44,7 +44,7 @@ def test_local_training_precedes_the_exchange_and_is_scaled_to_the_board() -> No
 
 
 def test_a_member_serves_requests_one_at_a_time_in_arrival_order() -> None:
-    link = LinkModel(8 * MBIT, latency_s=0.0)
+    link = ModelledLink(8 * MBIT, latency_s=0.0)
     requests = {("a", "m"): 0, ("b", "m"): 0}
     replies = {("a", "m"): 1_000_000, ("b", "m"): 1_000_000}
     service = {("a", "m"): 2.0, ("b", "m"): 2.0, ("m", "m"): 1.0}
@@ -57,7 +57,7 @@ def test_a_member_serves_requests_one_at_a_time_in_arrival_order() -> None:
 
 
 def test_phases_follow_each_other_and_own_compute_is_scaled() -> None:
-    link = LinkModel(8 * MBIT, latency_s=0.1, compute_scale=2.0)
+    link = ModelledLink(8 * MBIT, latency_s=0.1, compute_scale=2.0)
     exchange = Exchange("score", {("a", "b"): 1_000_000}, {("a", "b"): 0}, {("a", "b"): 0.5, ("a", "a"): 0.25})
     work = RoundWork(("a", "b"), {}, steps=[Compute("evolve", {"a": 1.0}), exchange])
     modelled = model_round(work, link)

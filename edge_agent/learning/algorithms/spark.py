@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 
 import numpy as np
 
@@ -36,6 +37,14 @@ from edge_agent.learning.messages import (
 from edge_agent.learning.mlp import FloatArray, MLPSpec, forward, one_hot, softmax
 from edge_agent.learning.ntk import candidate_updates, weighted_residual_sums
 from edge_agent.learning.projection import Projection, ProjectionConfig, kernel_sketch
+
+# Named sets of the method flags, by their option names (edge_agent/cli/options.py); a flag given on the command
+# line or in a config file wins over its preset's value. `published`: SPARK as published (SPEC section 4); `lean`:
+# the wire measured on the frontier (bench/results/frontier.md).
+PRESETS: Mapping[str, Mapping[str, object]] = MappingProxyType({
+    "published": MappingProxyType({}),
+    "lean": MappingProxyType({"precision": "int4", "weights_precision": "int8", "kernel_dim": 64}),
+})
 
 
 def check_row_selection(residual_share: float, tail_rate: float) -> None:
