@@ -317,3 +317,19 @@ def test_bench_overlap_prints_both_modes_and_the_ratios(tmp_path: Path) -> None:
         with (np.load(tmp_path / "off" / "checkpoints" / "client-0.npz") as off,
               np.load(tmp_path / mode / "checkpoints" / "client-0.npz") as this):
             assert off["weights"].tobytes() == this["weights"].tobytes()
+
+
+def test_bench_link_model_sets_a_fleets_measured_rounds_beside_the_simulators_modelled_ones(tmp_path: Path) -> None:
+    result = run_script("bench_link_model.py", "--agents", "3", "--setting", "smoke", "--rates", "10mbit",
+                        "--rounds", "2", "--variants", "spark-lean", "--compute-scale", "1.5", "--workers", "1",
+                        "--out", str(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = json.loads((tmp_path / "rows.json").read_text())
+    assert [(row["variant"], row["rate"], len(row["measured"]), len(row["modelled"])) for row in rows] == [
+        ("spark-lean", "10mbit", 2, 2)]
+    assert all(seconds > 0 for seconds in rows[0]["measured"] + rows[0]["modelled"])
+    [table] = markdown_tables(result.stdout)
+    ratio = float(table[0][5])
+    assert ratio == pytest.approx(rows[0]["modelled"][1] / rows[0]["measured"][1], abs=0.006)  # printed to 2 places
+    simulated = json.loads((tmp_path / "sim-spark-lean-10mbit" / "summary.json").read_text())["config"]
+    assert simulated["spark"]["kernel_dim"] == 64 and simulated["link"]["compute_scale"] == 1.5
