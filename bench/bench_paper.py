@@ -20,6 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from edge_agent.cli.simulate import link_model
 from edge_agent.learning.algorithms.ntk_dfl import NTKDFLConfig
 from edge_agent.learning.codec import CodecConfig
 from edge_agent.learning.data import load_fashion_mnist
@@ -99,7 +100,8 @@ def variant_config(name: str, args: argparse.Namespace) -> SimulationConfig:
                     pullback_codec=CodecConfig(overrides.get("pullback_precision", "fp32")),
                     schedule_rounds=args.schedule_rounds, **switches)
     weights_codec = CodecConfig(overrides.get("weights_precision", "fp32"))
-    return replace(config, ntk=ntk, spark=spark, weights_codec=weights_codec)
+    link = link_model(args.link, args.latency, args.board, args.compute_scale)
+    return replace(config, ntk=ntk, spark=spark, weights_codec=weights_codec, link=link)
 
 
 def run_variant(name: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -175,6 +177,11 @@ def main() -> None:
     parser.add_argument("--schedule-rounds", type=int, default=0,
                         help="SPARK: rounds its stages are spread over (0: --rounds); a saved run continued for more "
                         "rounds with --resume keeps its schedule with this")
+    parser.add_argument("--link", help="model each round's seconds on links of this rate (e.g. 10mbit); work.jsonl "
+                        "keeps each round's messages and compute, to model other links later (bench_frontier.py)")
+    parser.add_argument("--latency", default="0", help="with --link: one-way latency, e.g. 20ms")
+    parser.add_argument("--board", help="with --link: board profile whose compute_scale applies (e.g. rpi-4)")
+    parser.add_argument("--compute-scale", type=float, help="with --link: board seconds per second measured here")
     parser.add_argument("--fork-from", type=Path, help="start each variant without a run of its own from this run's "
                         "saved rounds (only SPARK switches and schedule that have not acted there may differ)")
     args = parser.parse_args()
@@ -198,7 +205,7 @@ def main() -> None:
         start = time.perf_counter()
         try:
             summaries[name] = run_variant(name, args)
-        except ValueError as error:  # a saved run that cannot be continued or forked: say why, no traceback
+        except ValueError as error:  # a saved run that cannot be continued or forked, a bad link: say why
             sys.exit(f"bench_paper: {name}: {error}")
         print(f"{name}: {time.perf_counter() - start:.0f}s", file=sys.stderr)
         args.out.mkdir(parents=True, exist_ok=True)

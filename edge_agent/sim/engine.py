@@ -14,7 +14,7 @@ from edge_agent.learning.mlp import MLPSpec, accuracy, forward, init_weights
 from edge_agent.learning.partition import PartitionConfig, make_partition
 from edge_agent.learning.topology import TopologyConfig, client_ids, neighbours
 from edge_agent.sim.config import SimulationConfig
-from edge_agent.sim.link_model import model_round
+from edge_agent.sim.link_model import RoundWork, model_round
 from edge_agent.sim.network import InMemoryNetwork, TrafficLedger
 from edge_agent.sim.parallel import ProcessMapper
 from edge_agent.sim.records import RoundRecord
@@ -53,6 +53,7 @@ class Simulation:
         self.velocity = np.zeros_like(self.weights)  # SPARK's per-client momentum
         self.rounds_done = 0
         self.cumulative_bytes_per_client = 0.0
+        self.last_work: RoundWork | None = None  # with a link model: what the last round moved and computed
 
     def run(self) -> Iterator[RoundRecord]:
         """Run the remaining rounds, yielding each round's record as soon as it is done."""
@@ -105,8 +106,8 @@ class Simulation:
         seconds = time.perf_counter() - start
         modelled = None
         if compute is not None and self.config.link is not None:
-            work = round_work([c.id for c in self.clients], network.ledger, compute, taus is None)
-            modelled = model_round(work, self.config.link)
+            self.last_work = round_work([c.id for c in self.clients], network.ledger, compute, taus is None)
+            modelled = model_round(self.last_work, self.config.link)
         per_client = network.ledger.total_bytes / len(self.clients)
         return RoundRecord(
             round=round_index,

@@ -1,6 +1,8 @@
 """One simulation run's output directory: rounds.jsonl, state.npz after every round, and summary.json at the end.
 
-A round's record is appended before its state is saved, so after a crash the log holds every round the state
+With a link model, each round's messages and compute go to work.jsonl too (a resumed run may repeat a round there:
+the last line of a round counts), so the round can be modelled later on other links and boards. A round's record is
+appended before its state is saved, so after a crash the log holds every round the state
 has (and at most one more, which a resumed run drops and runs again). A run can also start from another run's
 saved rounds when the two differ only in SPARK switches and schedule that had not acted yet (an ablation forked from
 a shared start).
@@ -18,9 +20,11 @@ from edge_agent.records import JsonLinesLog, write_json_atomic, write_text_atomi
 from edge_agent.round_records import SIM_ROUND, read_jsonl, stamped, without_envelope
 from edge_agent.sim.engine import Simulation
 from edge_agent.sim.records import RoundRecord, summarize
+from edge_agent.sim.round_work import work_to_json
 from edge_agent.sim.state import load_state, save_state
 
 ROUNDS_FILE, STATE_FILE, SUMMARY_FILE = "rounds.jsonl", "state.npz", "summary.json"
+WORK_FILE = "work.jsonl"  # with a link model: each round's messages and compute (round_work.work_to_json)
 
 
 class RunDirectory:
@@ -69,14 +73,19 @@ class RunDirectory:
     def run(self) -> Iterator[RoundRecord]:
         """Run the remaining rounds; each is logged and its state saved before it is yielded."""
         log = JsonLinesLog(self.out / ROUNDS_FILE, append=True)
+        work = JsonLinesLog(self.out / WORK_FILE, append=True) if self.simulation.config.link is not None else None
         try:
             for record in self.simulation.run():
+                if work is not None and self.simulation.last_work is not None:
+                    work.append(work_to_json(record.round, self.simulation.last_work))
                 log.append(stamped(SIM_ROUND, asdict(record)))
                 save_state(self.out / STATE_FILE, self.simulation.state(), self._config)
                 self.records.append(record)
                 yield record
         finally:
             log.close()
+            if work is not None:
+                work.close()
 
     def finish(self) -> dict[str, Any]:
         """Write summary.json over every round of the run (including those before a resume) and return it."""

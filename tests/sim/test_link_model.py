@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from edge_agent.sim.link_model import Compute, Exchange, ModelledLink, RoundWork, model_round
+from edge_agent.sim.round_work import read_work
 
 MBIT = 1e6
 
@@ -97,3 +98,25 @@ def test_link_options_mistakes_are_one_error_line(tmp_path: Path, args: list[str
     assert done.returncode != 0
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error:") and message in lines[0], done.stderr
+
+
+def test_work_file_lets_a_round_be_modelled_again_on_another_link(tmp_path: Path) -> None:
+    """work.jsonl holds each round's messages and compute: the same link gives the records' seconds back, and a
+    link ten times faster only shortens the transfers."""
+    out = tmp_path / "sketch"
+    done = subprocess.run([sys.executable, "-m", "edge_agent", "simulate", "--setting", "smoke", "--rounds", "2",
+                           "--preset", "lean", "--solver", "euler", "--workers", "1", "--link", "1mbit",
+                           "--latency", "5ms", "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    records = [json.loads(line) for line in (out / "rounds.jsonl").read_text().splitlines()]
+    work = read_work(out / "work.jsonl")
+    assert sorted(work) == [0, 1]
+    slow, fast = ModelledLink(1e6, 0.005), ModelledLink(1e7, 0.005)
+    for record in records:
+        again = model_round(work[record["round"]], slow)
+        assert again.seconds == pytest.approx(record["modelled_seconds"])
+        assert again.phase_seconds == pytest.approx(record["modelled_phase_seconds"])
+        assert set(again.phase_seconds) == {"average", "jacobian", "evolve", "pullback", "score"}
+        quicker = model_round(work[record["round"]], fast)
+        assert quicker.phase_seconds["evolve"] == pytest.approx(again.phase_seconds["evolve"])
+        assert quicker.seconds < again.seconds
