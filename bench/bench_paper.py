@@ -78,6 +78,11 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "spark-sketch-w4": ("spark", {**SKETCH, "weights_precision": "int4"}),
     "spark-sketch-r90-t25": ("spark", {**SKETCH, "residual_share": 0.9, "tail_rate": 0.25}),
     "dfedavg-w4": ("dfedavg", {"weights_precision": "int4"}),
+    # combinations of the sketch's levers: k32 with int8 pull-back and residual rows, then also int4 weights
+    "spark-sketch-k32-p8-r90-t25": ("spark", {**SKETCH, "kernel_dim": 32, "pullback_precision": "int8",
+                                             "residual_share": 0.9, "tail_rate": 0.25}),
+    "spark-sketch-k32-p8-r90-t25-w4": ("spark", {**SKETCH, "kernel_dim": 32, "pullback_precision": "int8",
+                                                "residual_share": 0.9, "tail_rate": 0.25, "weights_precision": "int4"}),
 }
 
 
