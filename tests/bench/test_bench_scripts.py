@@ -333,3 +333,27 @@ def test_bench_link_model_sets_a_fleets_measured_rounds_beside_the_simulators_mo
     assert ratio == pytest.approx(rows[0]["modelled"][1] / rows[0]["measured"][1], abs=0.006)  # printed to 2 places
     simulated = json.loads((tmp_path / "sim-spark-lean-10mbit" / "summary.json").read_text())["config"]
     assert simulated["spark"]["kernel_dim"] == 64 and simulated["link"]["compute_scale"] == 1.5
+
+
+def test_bench_frontier_tabulates_and_plots_each_variant_and_models_its_seconds_on_other_links(
+        tmp_path: Path) -> None:
+    for name, flags in (("lean", ["--preset", "lean"]), ("dfedavg-w8", ["--algorithm", "dfedavg",
+                                                                         "--weights-precision", "int8"])):
+        done = subprocess.run([sys.executable, "-m", "edge_agent", "simulate", "--setting", "smoke", "--rounds", "2",
+                               "--solver", "euler", "--workers", "1", "--link", "1mbit", "--latency", "20ms", *flags,
+                               "--out", str(tmp_path / "runs" / name)], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+    plot = tmp_path / "frontier.png"
+    out = stdout_of("bench_frontier.py", str(tmp_path / "runs"), "--target", "0.2", "--links", "1mbit,10mbit",
+                    "--board", "rpi-4", "--plot", str(plot))
+    [rows] = markdown_tables(out)
+    by_name = {row[0]: row for row in rows}
+    assert set(by_name) == {"lean", "dfedavg-w8"}
+    for name, row in by_name.items():
+        records = [json.loads(line) for line in (tmp_path / "runs" / name / "rounds.jsonl").read_text().splitlines()]
+        first = next(r for r in records if r["agg_accuracy"] >= 0.2)
+        assert int(row[1]) == first["round"] + 1
+        assert float(row[2]) == pytest.approx(first["cumulative_bytes_per_client"] / 1e6, abs=0.05)
+        slow, fast = float(row[5].replace(",", "")), float(row[6].replace(",", ""))
+        assert slow > fast > 0  # the same rounds, modelled on a link ten times faster
+    assert plot.read_bytes().startswith(PNG_SIGNATURE)
