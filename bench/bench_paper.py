@@ -83,6 +83,12 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
                                              "residual_share": 0.9, "tail_rate": 0.25}),
     "spark-sketch-k32-p8-r90-t25-w4": ("spark", {**SKETCH, "kernel_dim": 32, "pullback_precision": "int8",
                                                 "residual_share": 0.9, "tail_rate": 0.25, "weights_precision": "int4"}),
+    "spark-sketch-k32-p8-r90-t25-w4-c16": ("spark", {**SKETCH, "kernel_dim": 32, "pullback_precision": "int8",
+                                                    "residual_share": 0.9, "tail_rate": 0.25,
+                                                    "weights_precision": "int4", "candidates_precision": "fp16"}),
+    "spark-sketch-k16-p8-r90-t25-w4-c16": ("spark", {**SKETCH, "kernel_dim": 16, "pullback_precision": "int8",
+                                                    "residual_share": 0.9, "tail_rate": 0.25,
+                                                    "weights_precision": "int4", "candidates_precision": "fp16"}),
 }
 
 
