@@ -22,6 +22,7 @@ from typing import Any
 
 from edge_agent.cli.simulate import link_model
 from edge_agent.learning.algorithms.ntk_dfl import NTKDFLConfig
+from edge_agent.learning.algorithms.spark import PRESETS
 from edge_agent.learning.codec import CodecConfig
 from edge_agent.learning.data import load_fashion_mnist
 from edge_agent.learning.ntk import EvolutionConfig
@@ -70,6 +71,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "spark-lean-c8": ("spark", {**LEAN, "candidates_precision": "int8"}),
     "spark-lean-c4": ("spark", {**LEAN, "candidates_precision": "int4"}),
     # the kernel sketch (--kernel-dim): replies carry m' values a row, the update keeps m through the pull-back
+    "spark-lean": ("spark", dict(PRESETS["lean"])),  # the lean preset of run and simulate
     "spark-sketch": ("spark", SKETCH),
     "spark-sketch-k16": ("spark", {**SKETCH, "kernel_dim": 16}),
     "spark-sketch-k32": ("spark", {**SKETCH, "kernel_dim": 32}),

@@ -2,8 +2,8 @@
 weights and payload bytes as the in-process simulator for the same seed and members.
 
 Run twice: fp32 on the wire, where neighbours send the rows that hold 90% of their squared residual and a random
-quarter of the others, and the lean preset (int4 kernel sketches of m' = 64 with the pull-back, int8 weights) with
-int8 candidates and every row. Lossy codecs turn the last-bit
+quarter of the others, and the lean preset (int4 kernel sketches of m' = 32 of the same rows with an int8 pull-back,
+int4 weights) with int8 candidates. Lossy codecs turn the last-bit
 differences between an agent's chunked Jacobians and the simulator's into whole quantisation steps now and then,
 so there the weights agree to 3% rather than 1e-5 (2% before the reference constants became the defaults: their
 horizons up to tau = 800 carry a flipped step further; the rows a residual share picks could differ too, which is
@@ -37,8 +37,10 @@ from edge_agent.sim.engine import Simulation
 
 RunAgents = Callable[[list[list[str]], dict[str, str]], list[str]]  # the run_agents fixture
 AGENTS, ROUNDS = 4, 3
-# (Jacobians' precision, candidates' precision, weights' precision, residual share, tail rate, kernel sketch m')
-WIRES = {"fp32-r90-t25": ("fp32", "fp32", "fp32", 0.9, 0.25, 0), "lean-c8": ("int4", "int8", "int8", 1.0, 0.0, 64)}
+# (Jacobians' precision, candidates' precision, weights' precision, residual share, tail rate, kernel sketch m',
+# pull-back precision)
+WIRES = {"fp32-r90-t25": ("fp32", "fp32", "fp32", 0.9, 0.25, 0, "fp32"),
+         "lean-c8": ("int4", "int8", "int4", 0.9, 0.25, 32, "int8")}
 WIRE_FLAGS = {"fp32-r90-t25": ["--residual-share", "0.9", "--tail-rate", "0.25"],
               "lean-c8": ["--preset", "lean", "--candidates-precision", "int8"]}
 WEIGHTS_RTOL = {"fp32-r90-t25": 1e-5, "lean-c8": 0.03}
@@ -116,10 +118,10 @@ def test_agents_match_the_simulator_in_weights_and_payload_bytes(run: tuple[Path
     train, test = load_fashion_mnist()
     config = SimulationConfig.from_setting("smoke", "spark", clients=AGENTS, rounds=ROUNDS)
     euler = EvolutionConfig(solver="euler")
-    jacobians, candidates, weights, share, tail, kernel_dim = WIRES[name]
+    jacobians, candidates, weights, share, tail, kernel_dim, pullback = WIRES[name]
     spark = replace(config.spark, ntk=replace(config.spark.ntk, evolution=euler), codec=CodecConfig(jacobians),
                     candidates_codec=CodecConfig(candidates), residual_share=share, tail_rate=tail,
-                    kernel_dim=kernel_dim)
+                    kernel_dim=kernel_dim, pullback_codec=CodecConfig(pullback))
     config = replace(config, spark=spark, weights_codec=CodecConfig(weights))
     simulation = Simulation(config, train, test)
     records = list(simulation.run())

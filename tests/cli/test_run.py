@@ -43,11 +43,11 @@ def test_a_backend_other_than_the_profiles_does_not_get_the_profiles_execution_p
 
 
 @pytest.mark.parametrize(("flags", "expected"), [
-    ([], ("int4", "fp32", "int8", 0.9, 0.25, 64)),  # the Pi Zero 2 W runs the lean preset
+    ([], ("int4", "fp16", "int4", 0.9, 0.25, 32)),  # the Pi Zero 2 W runs the lean preset
     (["--precision", "fp16", "--candidates-precision", "int8", "--residual-share", "0.5", "--tail-rate", "0"],
-     ("fp16", "int8", "int8", 0.5, 0.0, 64)),
-    (["--preset", "published"], ("int4", "fp32", "int8", 0.9, 0.25, 0)),
-    (["--kernel-dim", "32", "--weights-precision", "fp16"], ("int4", "fp32", "fp16", 0.9, 0.25, 32)),
+     ("fp16", "int8", "int4", 0.5, 0.0, 32)),
+    (["--preset", "published"], ("int4", "fp32", "int8", 0.9, 0.25, 0)),  # the profile's own [spark] values
+    (["--kernel-dim", "16", "--weights-precision", "fp16"], ("int4", "fp16", "fp16", 0.9, 0.25, 16)),
 ])
 def test_the_profile_and_its_preset_set_what_spark_sends_unless_a_flag_says_otherwise(
         monkeypatch: pytest.MonkeyPatch, flags: list[str], expected: tuple[Any, ...]) -> None:

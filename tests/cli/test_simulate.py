@@ -153,8 +153,8 @@ def test_a_spark_run_goes_on_past_its_schedule_as_if_it_had_been_asked_for_from_
 
 
 @pytest.mark.parametrize(("flags", "expected"), [
-    (["--preset", "lean"], ("int4", "int8", 64)),
-    (["--preset", "lean", "--kernel-dim", "16", "--precision", "int8"], ("int8", "int8", 16)),
+    (["--preset", "lean"], ("int4", "int4", 32)),
+    (["--preset", "lean", "--kernel-dim", "16", "--precision", "int8"], ("int8", "int4", 16)),
     ([], ("fp32", "fp32", 0)),
 ])
 def test_a_preset_sets_the_method_flags_the_user_left_alone(tmp_path: Path, flags: list[str],

@@ -43,7 +43,9 @@ from edge_agent.learning.projection import Projection, ProjectionConfig, kernel_
 # the wire measured on the frontier (bench/results/frontier.md).
 PRESETS: Mapping[str, Mapping[str, object]] = MappingProxyType({
     "published": MappingProxyType({}),
-    "lean": MappingProxyType({"precision": "int4", "weights_precision": "int8", "kernel_dim": 64}),
+    "lean": MappingProxyType({"kernel_dim": 32, "precision": "int4", "pullback_precision": "int8",
+                              "residual_share": 0.9, "tail_rate": 0.25, "weights_precision": "int4",
+                              "candidates_precision": "fp16"}),
 })
 
 
