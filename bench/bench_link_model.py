@@ -8,6 +8,7 @@ agents shaped by the agents' throttle) and the simulator on the same setting, cl
 simulate --link RATE --latency L`), then tabulates each round's measured seconds (the fleet's wall clock from one
 round's end to the next's, as `bench link` reports it), modelled seconds and their ratio. The model's target is
 0.8-1.25. Round 0 is shown but left out of the means: the agents' first round also opens their connections.
+The modelled seconds come from the simulation's work.jsonl, so `--reuse` can model runs already made again.
 --compute-scale: board seconds per second the simulator measured on one core. Here the boards are the fleet's
 agent processes, which share this machine's cores: 8 agents on 2 cores get about a quarter of a core each when
 they all compute, hence 4. --agent-args '--backend numpy' gives the agents the simulator's own kernels.
@@ -22,6 +23,11 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+from edge_agent.sim.link_model import ModelledLink, model_round
+from edge_agent.sim.round_work import read_work
+from edge_agent.sim.run_dir import WORK_FILE
+from edge_agent.transport.rates import parse_bitrate, parse_duration
 
 # variant -> (algorithm, flags for both the agents and the simulator)
 VARIANTS: dict[str, tuple[str, list[str]]] = {
@@ -48,9 +54,10 @@ def measured_seconds(bench_dir: Path) -> list[float]:
     return [end - start for start, end in zip([0.0, *ends], ends, strict=False)]
 
 
-def modelled_seconds(sim_dir: Path) -> list[float]:
-    """Each round's modelled seconds in the simulation written to `sim_dir`."""
-    return [float(json.loads(line)["modelled_seconds"]) for line in (sim_dir / "rounds.jsonl").read_text().splitlines()]
+def modelled_seconds(sim_dir: Path, link: ModelledLink) -> list[float]:
+    """Each round's seconds in the simulation written to `sim_dir`, modelled on `link` from its work.jsonl."""
+    work = read_work(sim_dir / WORK_FILE)
+    return [model_round(work[k], link).seconds for k in sorted(work)]
 
 
 def compare(variant: str, rate: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -58,15 +65,18 @@ def compare(variant: str, rate: str, args: argparse.Namespace) -> dict[str, Any]
     algorithm, flags = VARIANTS[variant]
     common = ["--setting", args.setting, "--rounds", str(args.rounds)]
     bench_dir, sim_dir = args.out / f"agents-{variant}-{rate}", args.out / f"sim-{variant}-{rate}"
-    print(f"{variant} at {rate}: fleet of {args.agents} agents", file=sys.stderr, flush=True)
-    edge_agent("bench", "link", *common, "--agents", str(args.agents), "--algorithms", algorithm, "--rate", rate,
-               "--latency", args.latency, "--agent-args", shlex.join([*flags, *shlex.split(args.agent_args)]),
-               "--out", str(bench_dir))
-    print(f"{variant} at {rate}: simulation", file=sys.stderr, flush=True)
-    edge_agent("simulate", *common, "--clients", str(args.agents), "--algorithm", algorithm, *flags,
-               "--link", rate, "--latency", args.latency, "--compute-scale", str(args.compute_scale),
-               "--workers", str(args.workers), "--out", str(sim_dir))
-    measured, modelled = measured_seconds(bench_dir), modelled_seconds(sim_dir)
+    if not (args.reuse and (bench_dir / "summary.json").exists()):
+        print(f"{variant} at {rate}: fleet of {args.agents} agents", file=sys.stderr, flush=True)
+        edge_agent("bench", "link", *common, "--agents", str(args.agents), "--algorithms", algorithm, "--rate", rate,
+                   "--latency", args.latency, "--agent-args", shlex.join([*flags, *shlex.split(args.agent_args)]),
+                   "--out", str(bench_dir))
+    if not (args.reuse and (sim_dir / WORK_FILE).exists()):
+        print(f"{variant} at {rate}: simulation", file=sys.stderr, flush=True)
+        edge_agent("simulate", *common, "--clients", str(args.agents), "--algorithm", algorithm, *flags,
+                   "--link", rate, "--latency", args.latency, "--compute-scale", str(args.compute_scale),
+                   "--workers", str(args.workers), "--out", str(sim_dir))
+    link = ModelledLink(parse_bitrate(rate), parse_duration(args.latency), args.compute_scale)
+    measured, modelled = measured_seconds(bench_dir), modelled_seconds(sim_dir, link)
     rounds = min(len(measured), len(modelled))
     return {"variant": variant, "rate": rate, "measured": measured[:rounds], "modelled": modelled[:rounds]}
 
@@ -96,6 +106,8 @@ def main() -> None:
     parser.add_argument("--compute-scale", type=float, default=4.0)
     parser.add_argument("--agent-args", default="--backend numpy")
     parser.add_argument("--workers", type=int, default=2, help="simulator worker processes")
+    parser.add_argument("--reuse", action="store_true", help="keep the fleets and simulations already in --out and "
+                        "model their saved work again (after a change to the model)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     if args.rounds < 2:

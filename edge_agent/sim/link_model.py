@@ -3,9 +3,10 @@
 A pure function of the round's own messages, the compute the simulator measured, and a link. Messages cross links
 of one rate and one-way latency, every link between two clients in parallel and each direction on its own (as
 `bench link` shapes them); a round's phases follow each other as an agent runs them (local training, the weights
-exchange, then each request/answer exchange with the requester's own compute between them); a client answers the
-requests it is sent one at a time, first come first served, as the agent's handler does; every compute step takes
-the seconds it was measured to take here on one core, times the board's `compute_scale`.
+exchange, then each request/answer exchange with the requester's own compute between them); every compute step takes
+the seconds it was measured to take here on one core, times the board's `compute_scale`; and a client computes one
+thing at a time: the requests it is sent are answered first come first served, as the agent's handler does, and its
+own steps (local training, the evolution) wait for the processor too, as they do in an agent process.
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ def model_round(work: RoundWork, link: ModelledLink) -> ModelledRound:
     clients = work.clients
     scale = link.compute_scale
     ready = {c: scale * (work.train_seconds or {}).get(c, 0.0) for c in clients}
+    busy = dict(ready)  # when each client's processor is next free
     now = dict(ready)
     for (sender, receiver), size in work.weights_bytes.items():  # averaging waits for every neighbour's weights
         now[receiver] = max(now[receiver], ready[sender] + link.transfer(size))
@@ -93,15 +95,18 @@ def model_round(work: RoundWork, link: ModelledLink) -> ModelledRound:
     for step in work.steps:
         before = dict(now)
         if isinstance(step, Compute):
-            now = {c: now[c] + scale * step.seconds.get(c, 0.0) for c in clients}
+            for c in clients:
+                busy[c] = now[c] = max(now[c], busy[c]) + scale * step.seconds.get(c, 0.0)
         else:
-            now = _exchange(step, now, link)
+            now = _exchange(step, now, busy, link)
         phases[step.phase] = phases.get(step.phase, 0.0) + _mean(now[c] - before[c] for c in clients)
     return ModelledRound(max(now.values(), default=0.0), phases)
 
 
-def _exchange(step: Exchange, start: Mapping[str, float], link: ModelledLink) -> dict[str, float]:
-    """When each requester holds all its answers: requests arrive, each member serves them in arrival order."""
+def _exchange(step: Exchange, start: Mapping[str, float], busy: dict[str, float], link: ModelledLink
+              ) -> dict[str, float]:
+    """When each requester holds all its answers: requests arrive, each member serves them in arrival order once its
+    processor is free (`busy`, updated)."""
     arrivals: dict[str, list[tuple[float, str]]] = {}
     for requester, member in step.service_seconds:
         sent = start[requester]
@@ -109,11 +114,12 @@ def _exchange(step: Exchange, start: Mapping[str, float], link: ModelledLink) ->
         arrivals.setdefault(member, []).append((arrives, requester))
     done = dict(start)
     for member, queue in arrivals.items():
-        free = 0.0
+        free = busy[member]
         for arrives, requester in sorted(queue):
             free = max(free, arrives) + link.compute_scale * step.service_seconds[(requester, member)]
             back = free if member == requester else free + link.transfer(step.reply_bytes.get((requester, member), 0))
             done[requester] = max(done[requester], back)
+        busy[member] = free
     return done
 
 

@@ -102,7 +102,7 @@ def test_link_options_mistakes_are_one_error_line(tmp_path: Path, args: list[str
 
 def test_work_file_lets_a_round_be_modelled_again_on_another_link(tmp_path: Path) -> None:
     """work.jsonl holds each round's messages and compute: the same link gives the records' seconds back, and a
-    link ten times faster only shortens the transfers."""
+    link ten times faster shortens the exchanges and the round."""
     out = tmp_path / "sketch"
     done = subprocess.run([sys.executable, "-m", "edge_agent", "simulate", "--setting", "smoke", "--rounds", "2",
                            "--preset", "lean", "--solver", "euler", "--workers", "1", "--link", "1mbit",
@@ -118,5 +118,15 @@ def test_work_file_lets_a_round_be_modelled_again_on_another_link(tmp_path: Path
         assert again.phase_seconds == pytest.approx(record["modelled_phase_seconds"])
         assert set(again.phase_seconds) == {"average", "jacobian", "evolve", "pullback", "score"}
         quicker = model_round(work[record["round"]], fast)
-        assert quicker.phase_seconds["evolve"] == pytest.approx(again.phase_seconds["evolve"])
+        assert quicker.phase_seconds["average"] < again.phase_seconds["average"]
+        assert quicker.phase_seconds["jacobian"] < again.phase_seconds["jacobian"]
         assert quicker.seconds < again.seconds
+
+
+def test_a_client_computes_one_thing_at_a_time_so_serving_waits_for_its_own_evolution() -> None:
+    link = ModelledLink(8 * MBIT, latency_s=0.0)
+    evolve = Compute("evolve", {"a": 0.0, "m": 3.0})  # m evolves for 3 s while a's request for m arrives
+    pull = Exchange("pullback", {("a", "m"): 0}, {("a", "m"): 0}, {("a", "m"): 1.0, ("a", "a"): 0.5})
+    modelled = model_round(RoundWork(("a", "m"), {}, steps=[evolve, pull]), link)
+    assert modelled.seconds == pytest.approx(4.0)  # m serves a only after its own evolution: 3 + 1 s
+    assert modelled.phase_seconds["pullback"] == pytest.approx((4.0 - 0.0 + 0.0) / 2)  # a waits 4 s, m none
