@@ -69,6 +69,7 @@ def plot(rows: list[dict[str, Any]], target: float, path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
     reached = [row for row in rows if row["rounds"] is not None]
     figure, axes = plt.subplots(figsize=(8, 5.5))
     for row in reached:
@@ -80,6 +81,9 @@ def plot(rows: list[dict[str, Any]], target: float, path: Path) -> None:
     axes.set_xlabel(f"rounds to {target:.0%} aggregated test accuracy")
     axes.set_ylabel(f"MB sent per client to {target:.0%}")
     axes.set_yscale("log")
+    plain = FuncFormatter(lambda value, _: f"{value:g}")
+    axes.yaxis.set_major_formatter(plain)
+    axes.yaxis.set_minor_formatter(plain)
     axes.grid(True, which="both", alpha=0.3)
     axes.set_title("bytes against rounds to the target (squares: DFedAvg)")
     figure.tight_layout()
