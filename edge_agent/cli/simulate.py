@@ -39,7 +39,8 @@ from edge_agent.sim.run_dir import RunDirectory
               help="Fashion-MNIST directory (default: $EDGE_AGENT_DATA, the Debian package, the user cache).")
 @click.option("--workers", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default="CPU count",
               help="Worker processes for the per-client neighbourhood work (each uses one BLAS thread); with "
-                   "--engine ray, the CPUs of the local Ray it starts.")
+                   "--engine ray, the CPUs of the local Ray it starts (a cluster joined with --address uses all of "
+                   "its own CPUs).")
 @click.option("--engine", type=click.Choice(ENGINES), default="local", show_default=True,
               help="Where the per-client neighbourhood work runs: local processes, or Ray tasks of one CPU each "
                    "(pip install 'edge-agent[ray]'). Results are the same bits either way.")
