@@ -13,7 +13,7 @@ setup: $(VENV)/.installed data
 $(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e '.[torch,dev]'
+	$(VENV)/bin/pip install --quiet -e '.[torch,dev,ray]'
 	touch $@
 
 # The Debian package dataset-fashion-mnist, unless $$EDGE_AGENT_DATA points elsewhere.

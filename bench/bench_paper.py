@@ -1,6 +1,7 @@
 """Paper-setting benchmark: methods and SPARK variants to 85% aggregated accuracy; prints a table, writes records.
 
 Usage: python bench/bench_paper.py --variants ntk-dfl,dfedavg,spark [--clients 300] [--rounds 50] [--out DIR]
+                                   [--workers N] [--engine local|ray [--address auto|HOST:PORT]]
 Each run stops once it reaches the target (unless --full); records go to OUT/VARIANT/rounds.jsonl and a
 markdown table to OUT/table.md. `--clients M` runs the first M clients of the published split (SPEC section 2).
 The `-lean` variants put another projection family on the lean wire of `spark-int4-w8-r90-t25`; `spark-lean-c8`
@@ -20,6 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from edge_agent.cli.round_progress import RoundProgress
 from edge_agent.cli.simulate import link_model
 from edge_agent.learning.algorithms.ntk_dfl import NTKDFLConfig
 from edge_agent.learning.algorithms.spark import PRESETS
@@ -30,6 +32,8 @@ from edge_agent.learning.projection import ProjectionConfig
 from edge_agent.learning.settings import TARGET_ACCURACY
 from edge_agent.sim.config import SimulationConfig
 from edge_agent.sim.engine import Simulation
+from edge_agent.sim.engines.base import ENGINES, EngineConfig, EngineError, EngineHooks
+from edge_agent.sim.engines.select import require_engine
 from edge_agent.sim.records import summarize
 from edge_agent.sim.run_dir import RunDirectory, read_records
 
@@ -121,16 +125,18 @@ def run_variant(name: str, args: argparse.Namespace) -> dict[str, Any]:
     """Run one variant until the target (or all rounds), continuing a saved run with --resume; returns its summary."""
     config = variant_config(name, args)
     train, test = load_fashion_mnist()
-    run = RunDirectory(args.out / name, Simulation(config, train, test, workers=args.workers), resume=args.resume,
-                       fork_from=args.fork_from)
+    progress = RoundProgress(config.rounds, sys.stderr, label=f"  {name}")
+    simulation = Simulation(config, train, test, engine=args.engine_config,
+                            hooks=EngineHooks(progress.requesters, progress.notice))
+    run = RunDirectory(args.out / name, simulation, resume=args.resume, fork_from=args.fork_from)
     target = args.stop_at or config.target_accuracy
     if run.resumed_at:
         print(f"  {name}: continuing after round {run.resumed_at}", file=sys.stderr, flush=True)
     paused = args.pause_after is not None and run.resumed_at >= args.pause_after
     if not paused and (args.full or not any(record.agg_accuracy >= target for record in run.records)):
+        progress.start(run.resumed_at)
         for record in run.run():
-            print(f"  {name} round {record.round + 1}: agg {record.agg_accuracy:.4f} "
-                  f"mean {record.mean_client_accuracy:.4f} {record.seconds:.1f}s", file=sys.stderr, flush=True)
+            progress.round_done(record)
             if (record.agg_accuracy >= target and not args.full) or record.round + 1 == args.pause_after:
                 break
     return run.finish()
@@ -178,7 +184,11 @@ def main() -> None:
     parser.add_argument("--gamma", type=float, default=NTKDFLConfig().gamma, help="learning-rate decay (0: constant)")
     parser.add_argument("--taus", type=lambda text: tuple(int(t) for t in text.split(",")),
                         default=EvolutionConfig().taus, help="candidate horizons, comma-separated")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="local worker processes, or the CPUs of the local Ray that --engine ray starts")
+    parser.add_argument("--engine", choices=ENGINES, default="local",
+                        help="where the requesters' work runs (ray: pip install 'edge-agent[ray]')")
+    parser.add_argument("--address", help="with --engine ray: join this running cluster (auto or HOST:PORT)")
     parser.add_argument("--partition", type=Path, help=f"npz split (default: the published split, {DEFAULT_SPLIT})")
     parser.add_argument("--generated-split", action="store_true", help="use the seeded generator, not the file")
     parser.add_argument("--full", action="store_true", help="run all rounds even after reaching the target")
@@ -198,6 +208,11 @@ def main() -> None:
     parser.add_argument("--fork-from", type=Path, help="start each variant without a run of its own from this run's "
                         "saved rounds (only SPARK switches and schedule that have not acted there may differ)")
     args = parser.parse_args()
+    try:
+        args.engine_config = EngineConfig(args.engine, args.workers, args.address)
+        require_engine(args.engine_config)
+    except (ValueError, EngineError) as error:
+        parser.error(str(error))
     if args.table_only:
         print(table_from_runs(args.out))
         return
@@ -218,7 +233,7 @@ def main() -> None:
         start = time.perf_counter()
         try:
             summaries[name] = run_variant(name, args)
-        except ValueError as error:  # a saved run that cannot be continued or forked, a bad link: say why
+        except (ValueError, EngineError) as error:  # a run that cannot be continued, a bad link, an engine that failed
             sys.exit(f"bench_paper: {name}: {error}")
         print(f"{name}: {time.perf_counter() - start:.0f}s", file=sys.stderr)
         args.out.mkdir(parents=True, exist_ok=True)

@@ -9,12 +9,16 @@ from typing import Any
 
 import click
 
+from edge_agent.cli.errors import OperatorError
 from edge_agent.cli.options import apply_preset, method_configs, method_options
+from edge_agent.cli.round_progress import RoundProgress
 from edge_agent.deploy.profiles import find_profile
 from edge_agent.learning.data import DataNotFoundError, load_fashion_mnist
 from edge_agent.learning.settings import SETTINGS
 from edge_agent.sim.config import ALGORITHMS, SimulationConfig
 from edge_agent.sim.engine import Simulation
+from edge_agent.sim.engines.base import ENGINES, EngineConfig, EngineError, EngineHooks
+from edge_agent.sim.engines.select import require_engine
 from edge_agent.sim.link_model import ModelledLink
 from edge_agent.sim.run_dir import RunDirectory
 from edge_agent.transport.rates import UNLIMITED, parse_bitrate, parse_duration
@@ -37,7 +41,15 @@ from edge_agent.transport.rates import UNLIMITED, parse_bitrate, parse_duration
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Fashion-MNIST directory (default: $EDGE_AGENT_DATA, the Debian package, the user cache).")
 @click.option("--workers", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default="CPU count",
-              help="Worker processes for the per-client neighbourhood work (each uses one BLAS thread).")
+              help="Worker processes for the per-client neighbourhood work (each uses one BLAS thread); with "
+                   "--engine ray, the CPUs of the local Ray it starts (a cluster joined with --address uses all of "
+                   "its own CPUs).")
+@click.option("--engine", type=click.Choice(ENGINES), default="local", show_default=True,
+              help="Where the per-client neighbourhood work runs: local processes, or Ray tasks of one CPU each "
+                   "(pip install 'edge-agent[ray]'). Results are the same bits either way.")
+@click.option("--address", help="With --engine ray: join the running Ray cluster at HOST:PORT (its head's address) "
+                                "or `auto` (the one started on this machine) and use all its CPUs, instead of "
+                                "starting a local Ray for the run.")
 @click.option("--link", "link_rate", metavar="RATE",
               help="Model each round's wall-clock seconds on links of this rate between two clients, each way "
               "(e.g. 1mbit, 10mbit): records gain modelled_seconds, the summary the modelled seconds to each level.")
@@ -53,14 +65,21 @@ from edge_agent.transport.rates import UNLIMITED, parse_bitrate, parse_duration
                    "starting afresh; starts afresh if OUT holds no rounds yet.")
 def simulate(setting: str, algorithm: str, rounds: int | None, clients: int | None, samples_per_client: int | None,
              alpha: float | None, kappa: int | None, topology: str, partition_file: Path | None,
-             link_rate: str | None, latency: str, board: str | None, compute_scale: float | None,
-             data_dir: Path | None, workers: int, out: Path, resume: bool, **method: Any) -> None:
-    """Simulate decentralized training of all clients in this process.
+             data_dir: Path | None, workers: int, engine: str, address: str | None,
+             link_rate: str | None, latency: str, board: str | None, compute_scale: float | None, out: Path,
+             resume: bool, **method: Any) -> None:
+    """Simulate decentralized training of all clients: one process, its per-client work on local worker processes
+    or a Ray cluster.
 
     Writes OUT/rounds.jsonl (one line per round: accuracies, bytes per client, tau, seconds), OUT/state.npz
-    after every round (so `--resume` continues an interrupted run) and OUT/summary.json (resolved configuration,
-    rounds and bytes to 85% aggregated accuracy).
+    after every round (so `--resume` continues an interrupted run, on either engine) and OUT/summary.json
+    (resolved configuration, rounds and bytes to 85% aggregated accuracy).
     """
+    try:
+        engine_config = EngineConfig(engine, workers, address)  # type: ignore[arg-type]
+        require_engine(engine_config)
+    except (ValueError, EngineError) as error:
+        raise OperatorError(str(error)) from error
     try:
         config = SimulationConfig.from_setting(
             setting, algorithm,  # type: ignore[arg-type]
@@ -71,13 +90,21 @@ def simulate(setting: str, algorithm: str, rounds: int | None, clients: int | No
         config = replace(config, ntk=ntk, spark=spark, weights_codec=weights_codec,
                          link=link_model(link_rate, latency, board, compute_scale))
         train, test = load_fashion_mnist(data_dir)
-        simulation = Simulation(config, train, test, workers=workers)
+        progress = RoundProgress(config.rounds, click.get_text_stream("stderr"))
+        simulation = Simulation(config, train, test, engine=engine_config,
+                                hooks=EngineHooks(progress.requesters, progress.notice))
         run = RunDirectory(out, simulation, resume=resume)
     except (ValueError, DataNotFoundError) as error:
         raise click.ClickException(str(error)) from error
+    click.echo(f"{config.algorithm} on {config.clients} clients, {config.rounds} rounds, engine {engine}", err=True)
     if run.resumed_at:
         click.echo(f"resuming {out} at round {run.resumed_at} ({run.resumed_at} of {config.rounds} done)", err=True)
-    _run_with_progress(run)
+    progress.start(run.resumed_at)
+    try:
+        for record in run.run():
+            progress.round_done(record)
+    except EngineError as error:
+        raise click.ClickException(str(error)) from error
     click.echo(_summary_line(run.finish()))
 
 
@@ -96,17 +123,6 @@ def link_model(rate: str | None, latency: str, board: str | None, compute_scale:
         raise ValueError("--link: a modelled link needs a finite rate, e.g. 10mbit")
     scale = compute_scale or (find_profile(board).board.compute_scale if board else 1.0)
     return ModelledLink(bits_per_s, latency_s, scale)
-
-
-def _run_with_progress(run: RunDirectory) -> None:
-    config = run.simulation.config
-    label = f"{config.algorithm} on {config.clients} clients"
-    with click.progressbar(length=config.rounds, label=label, file=click.get_text_stream("stderr"),
-                           item_show_func=lambda r: r) as bar:
-        bar.update(run.resumed_at)
-        for record in run.run():
-            modelled = "" if record.modelled_seconds is None else f", {record.modelled_seconds:.1f} s modelled"
-            bar.update(1, f"round {record.round}: acc {record.agg_accuracy:.3f}{modelled}")
 
 
 def _summary_line(summary: dict[str, Any]) -> str:

@@ -14,9 +14,10 @@ from edge_agent.learning.mlp import MLPSpec, accuracy, forward, init_weights
 from edge_agent.learning.partition import PartitionConfig, make_partition
 from edge_agent.learning.topology import TopologyConfig, client_ids, neighbours
 from edge_agent.sim.config import SimulationConfig
+from edge_agent.sim.engines.base import EngineConfig, EngineHooks
+from edge_agent.sim.engines.select import open_engine
 from edge_agent.sim.link_model import RoundWork, model_round
 from edge_agent.sim.network import InMemoryNetwork, TrafficLedger
-from edge_agent.sim.parallel import ProcessMapper
 from edge_agent.sim.records import RoundRecord
 from edge_agent.sim.round_work import round_work
 from edge_agent.sim.rounds import (
@@ -30,16 +31,19 @@ from edge_agent.sim.rounds import (
 )
 from edge_agent.sim.state import SimulationState
 
+# The algorithms whose rounds have per-requester work for an engine; the baselines' local SGD is vectorised across
+# clients in this process (split per client it would change the last bits of the weights).
+REQUESTER_ALGORITHMS = ("spark", "ntk-dfl")
+
 
 class Simulation:
     """All clients of one run in this process, with their weights (M, d) and the round counter."""
 
     def __init__(self, config: SimulationConfig, train: Dataset, test: Dataset, spec: MLPSpec | None = None,
-                 workers: int = 1) -> None:
-        if workers < 1:
-            raise ValueError(f"workers must be at least 1, got {workers}")
+                 engine: EngineConfig | None = None, hooks: EngineHooks | None = None) -> None:
         self.config = config
-        self.workers = workers
+        self.engine = engine or EngineConfig()
+        self.hooks = hooks or EngineHooks()
         self.spec = spec or MLPSpec()
         self.test = test
         self.topology = TopologyConfig(kind=config.topology, degree=config.kappa, seed=config.seed)
@@ -59,16 +63,21 @@ class Simulation:
         """Run the remaining rounds, yielding each round's record as soon as it is done."""
         if self.rounds_done >= self.config.rounds:
             return
-        pool = ProcessMapper(self.clients, self.workers) if self.workers > 1 else None
-        try:
-            while self.rounds_done < self.config.rounds:
-                record = self.run_round(self.rounds_done, self.cumulative_bytes_per_client, pool)
-                self.rounds_done += 1
-                self.cumulative_bytes_per_client = record.cumulative_bytes_per_client
-                yield record
-        finally:
-            if pool is not None:
-                pool.close()
+        if self.config.algorithm not in REQUESTER_ALGORITHMS:  # local SGD runs vectorised here on any engine
+            if self.engine.kind != "local" and self.hooks.notice is not None:
+                self.hooks.notice(f"{self.engine.kind}: {self.config.algorithm} trains all clients in this process; "
+                                  "only SPARK's and NTK-DFL's requesters run on the engine")
+            yield from self._rounds(None)
+            return
+        with open_engine(self.engine, self.clients, self.hooks) as mapper:
+            yield from self._rounds(mapper)
+
+    def _rounds(self, mapper: RequesterMap | None) -> Iterator[RoundRecord]:
+        while self.rounds_done < self.config.rounds:
+            record = self.run_round(self.rounds_done, self.cumulative_bytes_per_client, mapper)
+            self.rounds_done += 1
+            self.cumulative_bytes_per_client = record.cumulative_bytes_per_client
+            yield record
 
     def state(self) -> SimulationState:
         """What a later process needs to continue this run exactly where it stands."""

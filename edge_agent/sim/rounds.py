@@ -1,7 +1,7 @@
 """One round of each algorithm for all clients, built from the learning functions and the in-memory network.
 
 A round is the weights exchange (all clients at once) followed by one independent neighbourhood exchange per
-requester; `RequesterMap` runs those in this process or in worker processes (see `parallel`).
+requester; `RequesterMap` runs those in this process, in worker processes or on a cluster (see `engines`).
 """
 
 from __future__ import annotations

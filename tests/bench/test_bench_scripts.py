@@ -20,6 +20,9 @@ import pytest
 
 from edge_agent.transport.kernel_link import namespaces, unavailable_reason
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sim" / "engines"))  # the Ray namespace helper
+import ray_cluster
+
 REPO = Path(__file__).resolve().parents[2]
 # The published split, where bench_paper.py looks for it (beside the checkout); tests/learning/test_partition.py
 # reads it from there too.
@@ -155,6 +158,34 @@ def test_bench_paper_writes_records_summaries_and_table_of_each_variant(paper_ru
     table = (out / "table.md").read_text()
     assert stdout.strip() == table.strip()
     assert [[row[0] for row in rows] for rows in markdown_tables(table)] == [["dfedavg", LEAN]]
+
+
+def test_bench_paper_takes_the_engine_options_and_says_what_ray_needs(tmp_path: Path) -> None:
+    done = run_script("bench_paper.py", "--variants", "dfedavg", "--clients", str(PAPER_CLIENTS), "--rounds", "1",
+                      "--generated-split", "--address", "auto", "--out", str(tmp_path))
+    assert done.returncode == 2 and "--address joins a Ray cluster: it needs --engine ray" in done.stderr
+
+
+def test_bench_engines_runs_both_engines_in_lockstep_with_equal_weights_and_reports_their_workers() -> None:
+    reason = ray_cluster.unavailable_reason()  # a local Ray listens on every address: it runs in a namespace
+    if reason is not None:
+        pytest.skip(reason)
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    with ray_cluster.RayNamespace() as namespace:
+        namespace.env["PYTHONPATH"] = path
+        done = namespace.run([sys.executable, "bench/bench_engines.py", "--clients", "6", "--rounds", "2",
+                              "--workers", "2"], cwd=REPO)
+    assert done.returncode == 0, done.stderr[-4000:]  # it exits 1 if the engines' weights ever differ
+    rounds, engines = markdown_tables(done.stdout)
+    rows = keyed(rounds)
+    assert list(rows) == ["1", "2", "mean", "mean without round 1"]
+    for local, ray, ratio in rows.values():
+        assert number(local) > 0 and number(ray) > 0 and number(ratio.strip("*")) > 0
+    workers = keyed(engines)
+    assert list(workers) == ["local", "ray"]
+    for start, count, peaks in workers.values():
+        assert number(start) >= 0 and count == "2"
+        assert all(50 < float(peak) < 2000 for peak in peaks.split(", "))  # MiB of a worker holding 6 clients
 
 
 def test_bench_paper_table_only_rebuilds_the_table_from_the_saved_runs(paper_run: tuple[Path, str]) -> None:
