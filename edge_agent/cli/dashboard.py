@@ -43,8 +43,12 @@ def dashboard(run_id: str | None, peer_list: str, certs_dir: Path | None, identi
     totals. `GET /api/fleet` gives the same as JSON (the agents under `status --json`'s keys).
 
     It finds agents as `peers` does (mDNS, or --peers) and asks them as `status` and `inspect` do, over mutual TLS
-    with an operator certificate. It is read-only, and serves 127.0.0.1 unless --listen says otherwise. Ctrl-C
-    stops it. Needs pip install 'edge-agent[dashboard]'.
+    with an operator certificate. It only reads: no request to it changes an agent. It serves 127.0.0.1 unless
+    --listen says otherwise. Ctrl-C stops it.
+
+    \b
+    It needs aiohttp, which boards never do:
+      pip install 'edge-agent[dashboard]'
     """
     check_run(run_id)
     try:

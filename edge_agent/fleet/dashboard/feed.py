@@ -13,8 +13,8 @@ from zeroconf import InterfaceChoice
 
 from edge_agent.discovery.mdns import MdnsBrowser
 from edge_agent.fleet.dashboard.asking import FleetAsker
+from edge_agent.fleet.dashboard.fleet_state import FleetState, Source
 from edge_agent.fleet.dashboard.history import HISTORY_ROUNDS
-from edge_agent.fleet.dashboard.state import FleetState, Source
 from edge_agent.fleet.dial import Target
 from edge_agent.fleet.query import FleetView
 from edge_agent.transport.tls import ClusterTls

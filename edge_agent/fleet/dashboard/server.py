@@ -123,7 +123,7 @@ async def _events(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"})
     await response.prepare(request)
     sent: dict[str, int | None] = {}  # agent id -> the last round this stream has sent
-    seen = -1
+    seen = 0  # version 0: no refresh yet, nothing to show
     try:
         while not feed.closed:
             version = await feed.next_version(seen, KEEPALIVE_S)

@@ -12,7 +12,8 @@
 
   const $ = (id) => document.getElementById(id);
   const clock = (iso) => (iso ? iso.slice(11, 19) + "Z" : "-");
-  const mb = (bytes) => (bytes === null || bytes === undefined ? "-" : (bytes / 1e6).toFixed(3) + " MB");
+  const mb = (bytes) => (bytes === null || bytes === undefined ? "-"
+                         : bytes >= 1e9 ? (bytes / 1e9).toFixed(2) + " GB" : (bytes / 1e6).toFixed(3) + " MB");
   const mbit = (bits) => (bits === null || bits === undefined ? "-" : (bits / 1e6).toFixed(2) + " Mbit/s");
   const fixed = (value, digits) => (value === null || value === undefined ? "-" : value.toFixed(digits));
   const colour = (i) => PALETTE[i % PALETTE.length];
@@ -121,7 +122,7 @@
     const root = $("topology");
     root.replaceChildren();
     const nodes = doc.graph.nodes;
-    const cx = 280, cy = 205, radius = nodes.length > 1 ? 150 : 0;
+    const cx = 280, cy = 190, radius = nodes.length > 1 ? 140 : 0;
     const where = new Map(nodes.map((n, i) => {
       const angle = -Math.PI / 2 + (2 * Math.PI * i) / Math.max(1, nodes.length);
       return [n.id, [cx + radius * Math.cos(angle), cy + radius * Math.sin(angle)]];
@@ -132,8 +133,11 @@
       const [x1, y1] = where.get(edge.a), [x2, y2] = where.get(edge.b);
       svg("line", { x1: x1, y1: y1, x2: x2, y2: y2, "class": edge.state === "ok" ? "edge" : "edge missing",
                     "stroke-width": 1.5 + 6 * (edge.last_round_bytes / heaviest) }, root);
-      const label = svg("text", { x: (x1 + x2) / 2, y: (y1 + y2) / 2 - 4, "text-anchor": "middle",
-                                  "class": "edge-label" }, root);
+      // the label sits beside its line's middle, pushed away from the centre so labels of a ring do not meet
+      const [mx, my] = [(x1 + x2) / 2, (y1 + y2) / 2];
+      const away = Math.hypot(mx - cx, my - cy) || 1;
+      const label = svg("text", { x: mx + 18 * (mx - cx) / away, y: my + 18 * (my - cy) / away + 4,
+                                  "text-anchor": "middle", "class": "edge-label" }, root);
       label.textContent = edge.state === "ok" ? mb(edge.last_round_bytes) + " \u00b7 " + mbit(edge.last_round_bits_per_s)
                                               : "missing";
     }
@@ -165,7 +169,7 @@
     if (!chart || chart.key !== key) {
       if (chart) chart.plot.destroy();
       const opts = {
-        width: width, height: 220, scales: { x: { time: false } },
+        width: width, height: 220, scales: { x: { time: false } }, legend: { live: false },
         series: [{ label: "round" }, ...keys.map((k, i) => ({ label: k, stroke: colour(i), width: 2,
                                                                spanGaps: true, points: { size: 4 } }))],
         axes: [{ label: "round" }, { label: yLabel, size: 60 }],

@@ -9,8 +9,8 @@ from datetime import datetime
 from typing import Any
 
 from edge_agent.fleet.dashboard.asking import Answer
+from edge_agent.fleet.dashboard.graph import graph_json, totals_json
 from edge_agent.fleet.dashboard.history import HISTORY_ROUNDS, AgentHistory
-from edge_agent.fleet.dashboard.topology import graph_json, totals_json
 from edge_agent.fleet.dial import Target
 from edge_agent.fleet.status import Gone, report_json
 
