@@ -192,9 +192,14 @@ def test_a_fleet_that_disappears_leaves_the_last_state_marked_gone_and_ctrl_c_en
         assert all(re.match(r"client-\d\s+gone since \d\d:\d\d:\d\dZ\s+\d+\s+0\.\d{4}", row) for row in rows), rows
         assert page.evaluate("document.querySelectorAll('#topology .node.gone').length") == 3
         assert page.evaluate("document.querySelectorAll('#chart-accuracy .uplot').length") == 1  # curves stay up
-    document = dashboard.fleet()
-    assert document["agents"] == [] and sorted(g["id"] for g in document["gone"]) == IDS
-    assert sorted(document["last_answers"]) == IDS and all(document["history"][i] for i in IDS)
-    assert dashboard.process.poll() is None  # still serving
-    code, stdout, stderr = dashboard.ctrl_c()
-    assert (code, stdout, stderr) == (0, "", "")
+        document = dashboard.fleet()
+        assert document["agents"] == [] and sorted(g["id"] for g in document["gone"]) == IDS
+        assert sorted(document["last_answers"]) == IDS and all(document["history"][i] for i in IDS)
+        assert dashboard.process.poll() is None  # still serving
+        last_round = page.evaluate("document.getElementById('round').textContent")
+        code, stdout, stderr = dashboard.ctrl_c()
+        assert (code, stdout, stderr) == (0, "", "")
+        page.wait_for("document.getElementById('feed').textContent.startsWith('dashboard unreachable since ')", 30,
+                      "that the dashboard went away")
+        assert page.evaluate("document.getElementById('round').textContent") == last_round  # the last state stays
+        assert page.evaluate("document.querySelectorAll('#agents tr.agent.gone').length") == 3

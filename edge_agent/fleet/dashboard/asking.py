@@ -52,6 +52,8 @@ class FleetAsker:
             return Answer(target, status, None, points)
         except UnansweredError as error:
             return Answer(target, None, str(error), [])
+        except Exception as error:  # one agent's odd failure must not end the watch of the others
+            return Answer(target, None, f"{target.name} could not be asked: {type(error).__name__}: {error}", [])
 
     def _records_wanted(self, last: int | None, held: int | None) -> int:
         """How many of the agent's latest records to fetch: none when nothing is new, all we keep when it starts

@@ -5,7 +5,6 @@ serves changes an agent."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import json
 import signal
@@ -21,6 +20,7 @@ from edge_agent.transport.tls import ClusterTls
 
 STATIC = Path(__file__).with_name("static")
 KEEPALIVE_S = 15.0  # a comment line on an idle event stream, so proxies and browsers keep it open
+FINISH_S = 30.0  # the longest a refresh in progress takes to end: a few calls' timeouts
 # The page loads only what this server serves: no CDN, no inline script, nothing framed elsewhere.
 CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
                            "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; form-action 'none'")
@@ -55,30 +55,28 @@ async def serve(config: FeedConfig, tls: ClusterTls | None, host: str, port: int
         await site.start()
         bound_host, bound_port = runner.addresses[0][:2]
         announce(f"http://{f'[{bound_host}]' if ':' in bound_host else bound_host}:{bound_port}/")
-        await _until_stopped(feed.run())
+        await _until_stopped(feed)
     finally:
         await feed.close()
         await runner.cleanup()
 
 
-async def _until_stopped(feeding: Awaitable[None]) -> None:
-    """Run the feed until a stop signal; an error of the feed is raised."""
+async def _until_stopped(feed: FleetFeed) -> None:
+    """Run the feed until a stop signal, then close it and let it finish; an error of the feed is raised."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    task = asyncio.ensure_future(feeding)
+    feeding = asyncio.create_task(feed.run())
     stopping = asyncio.create_task(stop.wait())
     try:
-        await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({feeding, stopping}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
         stopping.cancel()
-        if not task.done():
-            task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task  # raises the feed's own error
+        await feed.close()  # ends an mDNS sweep, the refreshes and every event stream
+        await asyncio.wait_for(feeding, FINISH_S)  # raises the feed's own error
 
 
 @web.middleware
