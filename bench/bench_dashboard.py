@@ -2,11 +2,17 @@
 an `edge-agent dashboard` with an open page (an event-stream reader) watching it in some stretches and not in others.
 
 After --warmup-s seconds, stretches of --block-s seconds alternate: without a dashboard, with one, without, with...
-A round counts for a stretch when it began at least --settle-s seconds into it and ended within it (its start is
-its record's `time` less its `seconds.total`); the others straddle a switch and are left out. Each agent's round
-wall time (`seconds.total`) is one sample. Alternating in one run cancels the slow drift a busy machine adds, which
-two runs one after the other would not. The dashboard finds the agents on mDNS and reads them with an operator
-certificate, as on an operator's machine; here it shares the agents' cores, so the ratio also holds the CPU it takes.
+A stretch with one begins once the dashboard has pushed its first refresh to the page and ends before it is
+stopped, so its start-up and exit fall outside both kinds. Two measures per stretch:
+- round wall time: each agent's `seconds.total` of the rounds that began at least --settle-s seconds into the
+  stretch and ended within it (a round's start is its record's `time` less its `seconds.total`);
+- CPU per round: the CPU seconds all agent processes used in the stretch (/proc, user + system) over the rounds they
+  completed in it; with a dashboard, also its own CPU seconds over the same rounds. This is what answering Status
+  and Records costs the agents, and what the dashboard takes from cores it shares with them here; on a machine busy
+  with other work it moves far less than wall time does.
+Alternating in one run cancels the slow drift of a busy machine, which two runs one after the other would not. The
+dashboard finds the agents on mDNS and reads them with an operator certificate, as on an operator's machine; here it
+shares the agents' cores, so both ratios hold the CPU it takes.
 
     python bench/bench_dashboard.py --agents 8 --setting smoke --blocks 10 --block-s 40 --out runs/bench-dashboard
 """
@@ -14,6 +20,7 @@ certificate, as on an operator's machine; here it shares the agents' cores, so t
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import signal
@@ -37,13 +44,16 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 @dataclass
 class Stretch:
-    """A stretch of the run with or without the dashboard, and the round times that fell inside it."""
+    """A stretch of the run with or without the dashboard: the round times inside it, the CPU the agents (and the
+    dashboard) used in it, and the rounds the agents completed in it."""
 
     watched: bool
     begin: datetime
     end: datetime | None = None
     seconds: list[float] = field(default_factory=list)
+    agents_cpu_s: float = 0.0
     dashboard_cpu_s: float = 0.0
+    completed: int = 0  # agent-rounds that ended inside the stretch
     events: int = 0
 
 
@@ -62,25 +72,32 @@ class Dashboard:
             raise SystemExit(f"the dashboard did not start: {line!r}; see {log}")
         self.url = match[0].rstrip(",")
         self.events = 0
+        self._first = threading.Event()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
+        if not self._first.wait(120):
+            raise SystemExit(f"the dashboard pushed no refresh in 120 s; see {log}")
 
     def _read(self) -> None:
         with urllib.request.urlopen(self.url + "api/events", timeout=60) as stream:
             for line in stream:
                 if line.startswith(b"event: fleet"):
                     self.events += 1
+                    self._first.set()
 
-    def stop(self) -> float:
-        """Ctrl-C it; the CPU seconds it used."""
-        with open(f"/proc/{self.process.pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-        cpu = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+    def stop(self) -> None:
+        """Ctrl-C it (exit status 0 expected)."""
         self.process.send_signal(signal.SIGINT)
-        if self.process.wait(timeout=30) != 0:
+        if self.process.wait(timeout=60) != 0:
             raise SystemExit(f"the dashboard exited {self.process.returncode}")
         self._reader.join(timeout=10)
-        return cpu
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a running process."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
 
 
 def main() -> None:
@@ -116,15 +133,20 @@ def main() -> None:
         time.sleep(args.warmup_s)
         for block in range(args.blocks):
             watched = block % 2 == 1
-            stretch = Stretch(watched, datetime.now(UTC))
             if watched:
                 dashboard = Dashboard(service, run, certs, args.interval, args.out / "dashboard.log")
             print(f"stretch {block + 1}/{args.blocks}: {'with' if watched else 'without'} a dashboard", flush=True)
+            pids = [agent.pid for agent in agents] + ([dashboard.process.pid] if dashboard is not None else [])
+            before = [cpu_seconds(pid) for pid in pids]
+            stretch = Stretch(watched, datetime.now(UTC))
             time.sleep(args.block_s)
-            if dashboard is not None:
-                stretch.dashboard_cpu_s, stretch.events = dashboard.stop(), dashboard.events
-                dashboard = None
             stretch.end = datetime.now(UTC)
+            used = [cpu_seconds(pid) - start for pid, start in zip(pids, before, strict=True)]
+            stretch.agents_cpu_s = sum(used[:len(agents)])
+            if dashboard is not None:
+                stretch.dashboard_cpu_s, stretch.events = used[-1], dashboard.events
+                dashboard.stop()
+                dashboard = None
             stretches.append(stretch)
             if any(agent.poll() is not None for agent in agents):
                 raise SystemExit(f"an agent exited; see {args.out}/agent-*.log")
@@ -159,30 +181,42 @@ def _assign_rounds(args: argparse.Namespace, stretches: list[Stretch]) -> None:
                 assert stretch.end is not None
                 if stretch.begin + timedelta(seconds=args.settle_s) <= begin and end <= stretch.end:
                     stretch.seconds.append(seconds)
+                if stretch.begin <= end <= stretch.end:
+                    stretch.completed += 1
 
 
 def _report(args: argparse.Namespace, stretches: list[Stretch]) -> None:
-    print(f"| stretch | dashboard | rounds counted | mean round s | median round s |  ({args.setting}, {args.agents} "
-          f"agents, {args.block_s:g} s stretches, dashboard --interval {args.interval:g})")
-    print("|---|---|---|---|---|")
+    print(f"| stretch | dashboard | rounds timed | mean round s | median round s | agent-rounds done | agents' CPU s "
+          f"per round | dashboard CPU s per round |  ({args.setting}, {args.agents} agents, {args.block_s:g} s "
+          f"stretches, dashboard --interval {args.interval:g})")
+    print("|---|---|---|---|---|---|---|---|")
     for number, stretch in enumerate(stretches, 1):
-        if not stretch.seconds:
-            raise SystemExit(f"stretch {number} holds no whole round: make --block-s longer")
+        timed = stretch.seconds or [math.nan]  # a round longer than the stretch: nothing to time in it
+        done = stretch.completed or math.nan
         print(f"| {number} | {'on' if stretch.watched else 'off'} | {len(stretch.seconds)} | "
-              f"{statistics.fmean(stretch.seconds):.3f} | {statistics.median(stretch.seconds):.3f} |")
+              f"{statistics.fmean(timed):.3f} | {statistics.median(timed):.3f} | {stretch.completed} | "
+              f"{stretch.agents_cpu_s / done:.3f} | {stretch.dashboard_cpu_s / done:.4f} |")
     on = [s for stretch in stretches if stretch.watched for s in stretch.seconds]
     off = [s for stretch in stretches if not stretch.watched for s in stretch.seconds]
-    pairs = [statistics.fmean(b.seconds) / statistics.fmean(a.seconds) for a, b in zip(stretches[::2], stretches[1::2],
-                                                                                          strict=True)]
-    watched_s = sum((s.end - s.begin).total_seconds() for s in stretches if s.watched and s.end is not None)
-    cpu = sum(s.dashboard_cpu_s for s in stretches)
-    events = sum(s.events for s in stretches)
+    if not on or not off or not all(sum(s.completed for s in stretches if s.watched == w) for w in (True, False)):
+        raise SystemExit("no whole round in the stretches with or without the dashboard: make --block-s longer")
+    pairs = [statistics.fmean(b.seconds) / statistics.fmean(a.seconds)
+             for a, b in zip(stretches[::2], stretches[1::2], strict=True) if a.seconds and b.seconds] or [math.nan]
     print(f"with / without the dashboard: round wall time x{statistics.fmean(on) / statistics.fmean(off):.4f} "
           f"(mean, {len(on)} and {len(off)} agent-rounds), x{statistics.median(on) / statistics.median(off):.4f} "
           f"(median); per pair of stretches x{min(pairs):.3f}..x{max(pairs):.3f}, "
           f"median x{statistics.median(pairs):.4f}")
-    print(f"the dashboard used {cpu:.1f} CPU s in {watched_s:.0f} s watched ({100 * cpu / watched_s:.1f}% of one core, "
-          f"start-up included); its page read {events} refreshes")
+    watched = [s for s in stretches if s.watched]
+    unwatched = [s for s in stretches if not s.watched]
+    agents_on = sum(s.agents_cpu_s for s in watched) / sum(s.completed for s in watched)
+    agents_off = sum(s.agents_cpu_s for s in unwatched) / sum(s.completed for s in unwatched)
+    dashboard_on = sum(s.dashboard_cpu_s for s in watched) / sum(s.completed for s in watched)
+    print(f"CPU per agent-round: agents x{agents_on / agents_off:.4f} with the dashboard ({agents_on:.3f} s against "
+          f"{agents_off:.3f} s), agents and dashboard together x{(agents_on + dashboard_on) / agents_off:.4f}")
+    watched_s = sum((s.end - s.begin).total_seconds() for s in watched if s.end is not None)
+    cpu = sum(s.dashboard_cpu_s for s in watched)
+    print(f"the dashboard used {cpu:.1f} CPU s in {watched_s:.0f} s watched ({100 * cpu / watched_s:.2f}% of one "
+          f"core); its page read {sum(s.events for s in watched)} refreshes")
 
 
 if __name__ == "__main__":
