@@ -14,6 +14,12 @@ Alternating in one run cancels the slow drift of a busy machine, which two runs 
 dashboard finds the agents on mDNS and reads them with an operator certificate, as on an operator's machine; here it
 shares the agents' cores, so both ratios hold the CPU it takes.
 
+Before that, while all but the last agent wait for it and train nothing, the same fleet is measured idle for
+--idle-s seconds without and then with a dashboard: the CPU per second the agents spend (then only on mDNS and on
+answering Status and Records) and the dashboard's own. What watching adds there, against the CPU per second the
+training fleet uses without a dashboard, is its share of a CPU-bound fleet's time, free of the noise other work on
+the machine puts into round times.
+
     python bench/bench_dashboard.py --agents 8 --setting smoke --blocks 10 --block-s 40 --out runs/bench-dashboard
 """
 
@@ -31,6 +37,7 @@ import threading
 import time
 import urllib.request
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -109,6 +116,8 @@ def main() -> None:
     parser.add_argument("--warmup-s", type=float, default=30.0, help="seconds before the first stretch")
     parser.add_argument("--settle-s", type=float, default=3.0, help="seconds into a stretch before rounds count")
     parser.add_argument("--interval", type=float, default=2.0, help="the dashboard's --interval")
+    parser.add_argument("--idle-s", type=float, default=40.0,
+                        help="seconds of each idle measurement, before the last agent starts the fleet")
     parser.add_argument("--out", type=Path, default=Path("runs/bench-dashboard"))
     args = parser.parse_args()
     if args.blocks < 2 or args.blocks % 2:
@@ -119,16 +128,22 @@ def main() -> None:
     service, run = f"_ea-{uuid.uuid4().hex[:8]}._tcp.local.", f"dash-{uuid.uuid4().hex[:6]}"
     certs = throwaway_cluster(args.out / "certs", list(client_ids(args.agents)))
     issue(certs, "operator", operator=True)
-    agents = [subprocess.Popen(
-        [sys.executable, "-m", "edge_agent", "run", "--shard", f"{i}/{args.agents}", "--setting", args.setting,
-         "--rounds", "0", "--backend", "numpy", "--host", "127.0.0.1", "--service-type", service, "--run", run,
-         "--certs", str(certs), "--wait-peers", "120", "--quiet", "--metrics", str(args.out / f"agent-{i}.jsonl"),
-         "--checkpoint-dir", str(args.out / "checkpoints")],
-        stdout=(args.out / f"agent-{i}.log").open("wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        env={**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}) for i in range(args.agents)]
+    def start(index: int) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "edge_agent", "run", "--shard", f"{index}/{args.agents}", "--setting", args.setting,
+             "--rounds", "0", "--backend", "numpy", "--host", "127.0.0.1", "--service-type", service, "--run", run,
+             "--certs", str(certs), "--wait-peers", "600", "--quiet", "--metrics",
+             str(args.out / f"agent-{index}.jsonl"), "--checkpoint-dir", str(args.out / "checkpoints")],
+            stdout=(args.out / f"agent-{index}.log").open("wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env={**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"})
+
+    agents = [start(i) for i in range(args.agents - 1)]  # waiting for the last one, they train nothing yet
     stretches: list[Stretch] = []
     dashboard: Dashboard | None = None
     try:
+        idle = _idle_cost(args, agents, lambda: Dashboard(service, run, certs, args.interval,
+                                                          args.out / "dashboard.log"))
+        agents.append(start(args.agents - 1))
         _wait_for_first_round(args, agents)
         time.sleep(args.warmup_s)
         for block in range(args.blocks):
@@ -158,7 +173,45 @@ def main() -> None:
         for agent in agents:
             agent.wait(timeout=30)
     _assign_rounds(args, stretches)
-    _report(args, stretches)
+    _report(args, stretches, idle)
+
+
+@dataclass(frozen=True)
+class IdleCost:
+    """CPU seconds per second of the agents waiting for the last one, without and with a dashboard, and its own."""
+
+    agents_without: float
+    agents_with: float
+    dashboard: float
+
+
+def _idle_cost(args: argparse.Namespace, agents: list[subprocess.Popen[bytes]],
+               dashboard: Callable[[], Dashboard]) -> IdleCost:
+    """What watching costs with no training in the way: the agents serve Status, Records and mDNS, and nothing else
+    moves their CPU."""
+    deadline = time.monotonic() + 300
+    while not all(b"serving on" in (args.out / f"agent-{i}.log").read_bytes() for i in range(len(agents))):
+        if time.monotonic() > deadline or any(agent.poll() is not None for agent in agents):
+            raise SystemExit(f"the agents did not start; see {args.out}/agent-*.log")
+        time.sleep(0.5)
+    time.sleep(args.settle_s)
+    print(f"idle: {len(agents)} agents waiting for the last one, {args.idle_s:g} s without a dashboard", flush=True)
+    without = _cpu_per_second([a.pid for a in agents], args.idle_s)
+    watching = dashboard()
+    try:
+        time.sleep(args.settle_s)
+        print(f"idle: {args.idle_s:g} s with a dashboard", flush=True)
+        *with_, own = _cpu_per_second([*(a.pid for a in agents), watching.process.pid], args.idle_s)
+    finally:
+        watching.stop()
+    return IdleCost(sum(without), sum(with_), own)
+
+
+def _cpu_per_second(pids: list[int], seconds: float) -> list[float]:
+    before, started = [cpu_seconds(pid) for pid in pids], time.monotonic()
+    time.sleep(seconds)
+    elapsed = time.monotonic() - started
+    return [(cpu_seconds(pid) - start) / elapsed for pid, start in zip(pids, before, strict=True)]
 
 
 def _wait_for_first_round(args: argparse.Namespace, agents: list[subprocess.Popen[bytes]]) -> None:
@@ -185,7 +238,7 @@ def _assign_rounds(args: argparse.Namespace, stretches: list[Stretch]) -> None:
                     stretch.completed += 1
 
 
-def _report(args: argparse.Namespace, stretches: list[Stretch]) -> None:
+def _report(args: argparse.Namespace, stretches: list[Stretch], idle: IdleCost) -> None:
     print(f"| stretch | dashboard | rounds timed | mean round s | median round s | agent-rounds done | agents' CPU s "
           f"per round | dashboard CPU s per round |  ({args.setting}, {args.agents} agents, {args.block_s:g} s "
           f"stretches, dashboard --interval {args.interval:g})")
@@ -217,6 +270,13 @@ def _report(args: argparse.Namespace, stretches: list[Stretch]) -> None:
     cpu = sum(s.dashboard_cpu_s for s in watched)
     print(f"the dashboard used {cpu:.1f} CPU s in {watched_s:.0f} s watched ({100 * cpu / watched_s:.2f}% of one "
           f"core); its page read {sum(s.events for s in watched)} refreshes")
+    extra = idle.agents_with - idle.agents_without + idle.dashboard  # CPU s per s that watching adds
+    training = sum(s.agents_cpu_s for s in unwatched) / sum((s.end - s.begin).total_seconds() for s in unwatched
+                                                             if s.end is not None)
+    print(f"idle fleet ({args.agents - 1} agents waiting for the last): agents {1000 * idle.agents_without:.1f} ms "
+          f"CPU per s without, {1000 * idle.agents_with:.1f} with; the dashboard {1000 * idle.dashboard:.1f}: watching "
+          f"adds {1000 * extra:.1f} ms CPU per s, {100 * extra / training:.2f}% of the {1000 * training:.0f} ms per s "
+          f"the training fleet used without it")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,9 @@ from edge_agent.transport.tls import ClusterTls
 
 @dataclass(frozen=True)
 class FeedConfig:
-    """Which agents to watch and how often: `peers` (host, port) pairs, or mDNS sweeps of `sweep_s` seconds."""
+    """Which agents to watch and how often: `peers` (host, port) pairs, or mDNS sweeps of `sweep_s` seconds, one
+    every `rediscover_s` seconds once an agent is known (one after the other until then); everyone known is asked
+    every `interval_s` seconds."""
 
     run: str | None
     service_type: str
@@ -30,6 +32,7 @@ class FeedConfig:
     sweep_s: float
     interval_s: float
     keep: int = HISTORY_ROUNDS
+    rediscover_s: float = 15.0  # every agent answers each sweep: sweeping without pause cost the agents more CPU
 
 
 class FleetFeed:
@@ -46,6 +49,7 @@ class FleetFeed:
         self._stop = threading.Event()  # ends an mDNS sweep in progress
         self._changed = asyncio.Condition()
         self._wake = asyncio.Event()  # the next refresh need not wait for the interval: new agents were found
+        self._closing = asyncio.Event()
 
     def targets(self) -> list[Target]:
         """The `--peers` list, or every agent mDNS has shown this session (online, stale or offline: an agent gone
@@ -72,6 +76,7 @@ class FleetFeed:
         self.closed = True
         self._stop.set()
         self._wake.set()
+        self._closing.set()
         async with self._changed:
             self._changed.notify_all()
 
@@ -100,16 +105,22 @@ class FleetFeed:
                     await asyncio.wait_for(self._wake.wait(), wait)
 
     async def _discover_forever(self) -> None:
-        """mDNS sweeps one after the other, folded as `peers --watch` folds them; a newly found agent is asked at
-        once."""
+        """mDNS sweeps folded as `peers --watch` folds them: one after the other while no agent is known or the fleet
+        names members not heard yet, else one every `rediscover_s` seconds; a newly found agent is asked at once."""
+        loop = asyncio.get_running_loop()
         browser = MdnsBrowser(self.config.service_type, InterfaceChoice.All)
         await asyncio.to_thread(browser.start)
         try:
             while not self.closed:
+                started = loop.time()
                 sweep = await asyncio.to_thread(browser.sweep, self.config.sweep_s, self._stop)
                 known = {a.name for a in self._view.agents()}
                 agents = self._view.fold(sweep, datetime.now(UTC))
                 if {a.name for a in agents} - known:
                     self._wake.set()
+                pause = self.config.rediscover_s - (loop.time() - started)
+                if agents and not self.state.unheard_members() and pause > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._closing.wait(), pause)
         finally:
             await asyncio.to_thread(browser.stop)

@@ -42,6 +42,10 @@ class FleetState:
         """Agent id -> the last round its history holds (what the asker need not fetch again)."""
         return {agent: history.last_round for agent, history in self._history.items()}
 
+    def unheard_members(self) -> set[str]:
+        """Members the answering agents name that have never answered the dashboard."""
+        return {member for agent in self._answering for member in agent["members"]} - set(self._last)
+
     def fold(self, answers: Sequence[Answer], now: datetime) -> None:
         """Apply one refresh: who answered, with what; who did not, since when and why."""
         answering = []

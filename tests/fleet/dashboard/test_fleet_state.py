@@ -31,6 +31,7 @@ def test_an_agent_that_stops_answering_is_gone_with_its_last_answer_until_it_ans
     state.fold([Answer(TARGETS[0], _status(0, 1), None, _points(0, 1)),
                 Answer(TARGETS[1], _status(1, 1), None, _points(0, 1))], T0)
     assert [a["id"] for a in state.document(T0)["agents"]] == ["client-0", "client-1"]
+    assert state.unheard_members() == set()
     t1, t2 = T0 + timedelta(seconds=2), T0 + timedelta(seconds=4)
     refused = Answer(TARGETS[1], None, "nothing answers on 127.0.0.1:5001 (Connection refused)", [])
     state.fold([Answer(TARGETS[0], _status(0, 2), None, _points(2)), refused], t1)
@@ -56,6 +57,13 @@ def test_a_stream_gets_only_the_rounds_after_those_it_holds_and_a_new_life_start
     assert [p["round"] for p in state.document(T0, after={"client-0": 4})["history"]["client-0"]] == [5]
     state.fold([Answer(TARGETS[0], _status(0, 0), None, _points(0))], T0)  # restarted from scratch
     assert [p["round"] for p in state.document(T0)["history"]["client-0"]] == [0]
+
+
+def test_members_the_fleet_names_but_the_dashboard_has_not_heard_are_unheard() -> None:
+    state = FleetState(Source(None, "mdns", 1.0))
+    assert state.unheard_members() == set()
+    state.fold([Answer(TARGETS[0], _status(0, 1), None, [])], T0)
+    assert state.unheard_members() == {"client-1"}
 
 
 def test_a_target_never_heard_is_gone_under_its_address() -> None:
