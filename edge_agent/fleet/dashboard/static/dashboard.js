@@ -172,7 +172,7 @@
         width: width, height: 220, scales: { x: { time: false } }, legend: { live: false },
         series: [{ label: "round" }, ...keys.map((k, i) => ({ label: k, stroke: colour(i), width: 2,
                                                                spanGaps: true, points: { size: 4 } }))],
-        axes: [{ label: "round" }, { label: yLabel, size: 60 }],
+        axes: [{ label: "round", incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000] }, { label: yLabel, size: 60 }],
       };
       chart = { plot: new uPlot(opts, data, element), key: key };
       charts.set(elementId, chart);
