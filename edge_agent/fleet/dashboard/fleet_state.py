@@ -46,6 +46,9 @@ class FleetState:
         """Members the answering agents name that have never answered the dashboard."""
         return {member for agent in self._answering for member in agent["members"]} - set(self._last)
 
+    def gone_count(self) -> int:
+        return len(self._gone)
+
     def fold(self, answers: Sequence[Answer], now: datetime) -> None:
         """Apply one refresh: who answered, with what; who did not, since when and why."""
         answering = []

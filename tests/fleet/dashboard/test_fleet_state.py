@@ -41,6 +41,7 @@ def test_an_agent_that_stops_answering_is_gone_with_its_last_answer_until_it_ans
     assert document["gone"] == [{"id": "client-1", "address": "127.0.0.1:5001", "since": "2026-12-03T19:00:02Z",
                                  "reason": "nothing answers on 127.0.0.1:5001 (Connection refused)"}]
     assert document["last_answers"]["client-1"]["last_round"] == 1  # the page keeps showing its last state
+    assert state.gone_count() == 1
     assert document["totals"]["gone"] == 1 and document["totals"]["wire_sent_bytes"] == 20
     assert [p["round"] for p in document["history"]["client-1"]] == [0, 1]
     state.fold([Answer(TARGETS[0], _status(0, 3), None, _points(3)),
