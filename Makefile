@@ -6,7 +6,7 @@ DATA_PKG_DIR := /usr/share/datasets/fashion-mnist
 # Pins every install (no unpinned torch can pull a multi-GB CUDA build).
 export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
 
-.PHONY: setup data prometheus sshd systemd-analyze test demo bench bench-paper lint clean proto
+.PHONY: setup data prometheus sshd systemd-analyze chromium test demo bench bench-paper lint clean proto
 
 setup: $(VENV)/.installed data
 
@@ -48,9 +48,18 @@ systemd-analyze:
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends systemd; \
 	fi
 
+# The Debian package chromium: tests/cli/test_dashboard_command.py opens the dashboard's page in it, headless, over the
+# DevTools protocol (no chromium-driver needed).
+chromium:
+	@if ! command -v chromium >/dev/null; then \
+		echo "installing Debian package chromium"; \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium; \
+	fi
+
 # Two workers, a test file each at a time (module fixtures start their fleets once), each with one BLAS thread as
 # the agents it starts have: with two threads each, spinning BLAS threads on 2 cores made one test 105 s, not 17 s.
-test: setup prometheus sshd systemd-analyze
+test: setup prometheus sshd systemd-analyze chromium
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --dist loadfile
 
 lint: setup

@@ -14,6 +14,7 @@ from edge_agent import __version__
 COMMANDS = {
     "simulate": "simulate", "run": "run", "demo": "demo", "profiles": "profiles", "data": "data", "export": "export",
     "peers": "peers", "certs": "certs", "bench": "bench", "status": "status", "inspect": "inspect",
+    "dashboard": "dashboard",
     "flash": "flash", "unflash": "flash",
 }
 

@@ -7,7 +7,6 @@ import contextlib
 import json
 import sys
 import threading
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from edge_agent.cli.errors import OperatorError
 from edge_agent.cli.interrupt import until_interrupted
 from edge_agent.cli.reach import Unreachable, check_run, find_all, operator_credentials, reach_options, resolve
 from edge_agent.fleet.dial import Connection, Target, UnansweredError
-from edge_agent.fleet.status import report_json, status_json, status_text
+from edge_agent.fleet.status import Gone, ask_status, report_json, status_text
 from edge_agent.transport.tls import ClusterTls
 
 CLEAR = "\x1b[H\x1b[2J"  # cursor home, clear screen: --watch redraws in place on a terminal
@@ -90,22 +89,6 @@ def _show(targets: tuple[str, ...], every: bool, as_json: bool, watch: bool, int
             connection.close()
 
 
-@dataclass(frozen=True)
-class Gone:
-    """An agent a `status --all --watch` saw that no longer answers: since when, and how it failed."""
-
-    target: Target
-    since: datetime
-    reason: str
-
-    def json(self) -> dict[str, Any]:
-        return {"id": self.target.agent_id, "address": self.target.address,
-                "since": self.since.isoformat(timespec="seconds").replace("+00:00", "Z"), "reason": self.reason}
-
-    def line(self) -> str:
-        return f"{self.target.name}: gone since {self.since:%H:%M:%S}Z ({self.reason})"
-
-
 def _sweep(run_id: str | None, service_type: str, timeout: float, stop: threading.Event) -> list[Target]:
     """Every agent on mDNS now; none is no error while watching (they may come back)."""
     try:
@@ -117,10 +100,7 @@ def _sweep(run_id: str | None, service_type: str, timeout: float, stop: threadin
 def _ask(target: Target, tls: ClusterTls | None, connections: dict[str, Connection]) -> dict[str, Any]:
     """One agent's status JSON, over a connection kept for the next refresh; Unreachable when it does not answer."""
     try:
-        connection = connections.get(target.address)
-        if connection is None:
-            connection = connections[target.address] = Connection(target, tls)
-        return status_json(connection.target, connection.ask(lambda client: client.status(timeout=connection.timeout)))
+        return ask_status(target, tls, connections)
     except UnansweredError as error:
         raise Unreachable(str(error)) from None
 

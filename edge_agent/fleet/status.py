@@ -8,11 +8,13 @@ and `peers` call `round`); `last_round` is the 0-based `round` of its last recor
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from edge_agent.fleet.dial import Target
+from edge_agent.fleet.dial import Connection, Target
 from edge_agent.transport.contract import AgentStatus, LinkBytes
+from edge_agent.transport.tls import ClusterTls
 
 PHASES = ("average", "jacobian", "transfer", "evolve", "score", "total")
 AGENT_KEYS = ("address", "id", "run", "version", "profile", "backend", "algorithm", "shard", "clients", "security",
@@ -37,6 +39,32 @@ def status_json(target: Target, s: AgentStatus) -> dict[str, Any]:
         "last_round_seconds": {phase: s.last_round_phase_seconds[phase] for phase in PHASES
                                if phase in s.last_round_phase_seconds} or None,
         "last_accuracy": s.last_accuracy, "uptime_s": round(s.uptime_s, 3), "peak_rss_mb": s.peak_rss_mb}
+
+
+def ask_status(target: Target, tls: ClusterTls | None, connections: dict[str, Connection]) -> dict[str, Any]:
+    """One agent's status under AGENT_KEYS, over a connection kept in `connections` (by address) for the next ask;
+    UnansweredError, one line, when it does not answer."""
+    connection = connections.get(target.address)
+    if connection is None:
+        connection = connections[target.address] = Connection(target, tls)
+    return status_json(connection.target, connection.ask(lambda client: client.status(timeout=connection.timeout)))
+
+
+@dataclass(frozen=True)
+class Gone:
+    """An agent that answered before and no longer does (`status --all --watch`, the dashboard): since when, and
+    how it failed."""
+
+    target: Target
+    since: datetime
+    reason: str
+
+    def json(self) -> dict[str, Any]:
+        return {"id": self.target.agent_id, "address": self.target.address,
+                "since": self.since.isoformat(timespec="seconds").replace("+00:00", "Z"), "reason": self.reason}
+
+    def line(self) -> str:
+        return f"{self.target.name}: gone since {self.since:%H:%M:%S}Z ({self.reason})"
 
 
 def _link_json(link: LinkBytes, seconds: float) -> dict[str, Any]:

@@ -388,3 +388,20 @@ def test_bench_frontier_tabulates_and_plots_each_variant_and_models_its_seconds_
         slow, fast = float(row[5].replace(",", "")), float(row[6].replace(",", ""))
         assert slow > fast > 0  # the same rounds, modelled on a link ten times faster
     assert plot.read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_bench_dashboard_alternates_stretches_and_prints_the_ratio_and_the_dashboards_cpu(tmp_path: Path) -> None:
+    result = run_script("bench_dashboard.py", "--agents", "3", "--blocks", "2", "--block-s", "20", "--warmup-s", "1",
+                        "--settle-s", "0", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = [line.split("|") for line in result.stdout.splitlines() if re.match(r"\| \d", line)]
+    assert [(row[1].strip(), row[2].strip()) for row in rows] == [("1", "off"), ("2", "on")]
+    assert all(int(row[3]) > 0 and float(row[4]) > 0 and float(row[7]) > 0 for row in rows)  # rounds, agents' CPU
+    assert float(rows[0][8]) == 0 and float(rows[1][8]) > 0  # the dashboard's CPU, only while it runs
+    ratio = re.search(r"round wall time x([0-9.]+) \(mean", result.stdout)
+    cpu = re.search(r"CPU per agent-round: agents x([0-9.]+) .* together x([0-9.]+)", result.stdout)
+    used = re.search(r"used ([0-9.]+) CPU s .* its page read (\d+) refreshes", result.stdout)
+    assert ratio is not None and 0.2 < float(ratio[1]) < 5
+    assert cpu is not None and 0.2 < float(cpu[1]) < 5 and float(cpu[2]) > float(cpu[1])
+    assert used is not None and float(used[1]) > 0 and int(used[2]) >= 2
+    assert (tmp_path / "certs" / "operator.crt").exists()

@@ -66,3 +66,17 @@ def test_agents_from_the_wheel_train_two_rounds_on_onnxruntime_with_exported_ker
         assert [(record["status"], record["members"]) for record in rounds] == [("trained", AGENTS)] * ROUNDS
         assert all(record["payload_received_bytes"] > 0 for record in rounds)
         assert (tmp_path / "ck" / f"client-{i}.npz").is_file()
+
+
+def test_the_installed_wheel_carries_the_dashboards_page_and_says_in_one_line_it_needs_the_extra(
+        board_venv: Path) -> None:
+    located = _board(board_venv, "python", "-c", "import edge_agent.fleet.dashboard as d; print(d.__file__)")
+    static = Path(located.stdout.strip()).parent / "static"
+    assert static.is_relative_to(board_venv)
+    for path in ("index.html", "dashboard.js", "dashboard.css", "vendor/uplot/uPlot.iife.min.js",
+                 "vendor/uplot/uPlot.min.css", "vendor/uplot/LICENSE"):
+        assert (static / path).is_file(), path
+    served = _board(board_venv, "edge-agent", "dashboard", "--peers", "127.0.0.1:9")
+    assert served.returncode == 2
+    assert served.stderr.splitlines() == [
+        "Error: the dashboard needs aiohttp: pip install 'edge-agent[dashboard]'"]
