@@ -49,6 +49,11 @@ def point(name: str, run: Path, target: float, links: dict[str, ModelledLink]) -
     return row
 
 
+def seconds(value: float) -> str:
+    """Whole seconds with thousands separators; three significant digits below 100 s (a smoke run's sub-second)."""
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+
+
 def table(rows: list[dict[str, Any]], target: float, links: list[str]) -> str:
     """Markdown: rounds and MB per client to the target, MB per round, best accuracy, modelled seconds per link."""
     head = f"| variant | rounds to {target:.0%} | MB/client to {target:.0%} | MB/client per round | best (rounds run) |"
@@ -59,7 +64,7 @@ def table(rows: list[dict[str, Any]], target: float, links: list[str]) -> str:
         cells = [row["variant"], str(row["rounds"]) if reached else "not reached",
                  f"{row['mb']:,.1f}" if reached else "-", f"{row['mb_per_round']:,.2f}",
                  f"{row['best']:.4f} ({row['rounds_run']})"]
-        cells += [f"{row['seconds'][label]:,.0f}" if label in row["seconds"] else "-" for label in links]
+        cells += [seconds(row["seconds"][label]) if label in row["seconds"] else "-" for label in links]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -27,8 +27,11 @@ def parse_taus(_ctx: click.Context | None, _param: click.Parameter | None, text:
 
 def apply_preset(ctx: click.Context, method: dict[str, Any], preset: str | None = None) -> dict[str, Any]:
     """The method flags (for method_configs) with the preset's values wherever the user left a flag at its default;
-    the preset is `preset` if given (a board profile's), else the --preset flag's."""
-    values = PRESETS[preset or method["preset"]]
+    the preset is `preset` if given (a board profile's), else the --preset flag's. A preset's kernel sketch at
+    least as wide as the projection (a small --proj-dim) is left out, not an error: it would save nothing."""
+    values = dict(PRESETS[preset or method["preset"]])
+    if values.get("kernel_dim", 0) >= method["proj_dim"]:  # a sketch as wide as the rows it sketches saves nothing
+        values["kernel_dim"] = 0
     return {key: values[key] if key in values and ctx.get_parameter_source(key) == ParameterSource.DEFAULT else value
             for key, value in method.items() if key != "preset"}
 

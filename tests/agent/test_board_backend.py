@@ -27,6 +27,7 @@ def test_onnxruntime_agents_without_torch_match_the_simulator(tmp_path: Path, on
     run_agents([
         [*board_cli, "run", "--insecure", "--shard", f"{i}/{AGENTS}", "--setting", "smoke", "--rounds",
          str(ROUNDS), "--solver", "euler", "--backend", "onnxruntime", "--profile", "rpi-zero-2w",
+         "--preset", "published",
          "--uplink", "unlimited", "--downlink", "unlimited", "--latency", "0", "--precision", "fp32",
          "--weights-precision", "fp32", "--residual-share", "1", "--tail-rate", "0",
          "--service-type", service, "--wait-peers", "60", "--checkpoint-dir", str(tmp_path / "ck"), "--quiet"]

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edge_agent.learning.algorithms.spark import PRESETS
 from edge_agent.transport.kernel_link import namespaces, unavailable_reason
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sim" / "engines"))  # the Ray namespace helper
@@ -363,7 +364,8 @@ def test_bench_link_model_sets_a_fleets_measured_rounds_beside_the_simulators_mo
     ratio = float(table[0][5])
     assert ratio == pytest.approx(rows[0]["modelled"][1] / rows[0]["measured"][1], abs=0.006)  # printed to 2 places
     simulated = json.loads((tmp_path / "sim-spark-lean-10mbit" / "summary.json").read_text())["config"]
-    assert simulated["spark"]["kernel_dim"] == 64 and simulated["link"]["compute_scale"] == 1.5
+    assert simulated["spark"]["kernel_dim"] == PRESETS["lean"]["kernel_dim"]
+    assert simulated["link"]["compute_scale"] == 1.5
 
 
 def test_bench_frontier_tabulates_and_plots_each_variant_and_models_its_seconds_on_other_links(

@@ -77,9 +77,9 @@ def test_flags_on_the_command_line_win_over_the_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("flags", "expected"), [
-    ([], ("fp16", "int8", 0.25, "127.0.0.1", "0.0.0.0", 50051)),  # the file over the profile (int4, 0.9)
+    ([], ("fp16", "int4", 0.25, "127.0.0.1", "0.0.0.0", 50051)),  # the file over the profile's lean preset (int4)
     (["--precision", "int4", "--residual-share", "1", "--host", "127.0.0.1"],
-     ("int4", "int8", 0.25, "127.0.0.1", None, 50051)),  # flags over the file, thing by thing
+     ("int4", "int4", 0.25, "127.0.0.1", None, 50051)),  # flags over the file, thing by thing
 ])
 def test_the_file_wins_over_the_profile_and_flags_win_over_the_file(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path, flags: list[str], expected: tuple[object, ...]) -> None:

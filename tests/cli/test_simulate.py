@@ -155,6 +155,7 @@ def test_a_spark_run_goes_on_past_its_schedule_as_if_it_had_been_asked_for_from_
 @pytest.mark.parametrize(("flags", "expected"), [
     (["--preset", "lean"], ("int4", "int4", 32)),
     (["--preset", "lean", "--kernel-dim", "16", "--precision", "int8"], ("int8", "int4", 16)),
+    (["--preset", "lean", "--proj-dim", "32"], ("int4", "int4", 0)),  # a sketch as wide as m is left out
     ([], ("fp32", "fp32", 0)),
 ])
 def test_a_preset_sets_the_method_flags_the_user_left_alone(tmp_path: Path, flags: list[str],
