@@ -21,9 +21,8 @@ import pytest
 from edge_agent.transport.kernel_link import namespaces, unavailable_reason
 
 REPO = Path(__file__).resolve().parents[2]
-# The published split, where bench_paper.py looks for it (beside the checkout); tests/learning/test_partition.py
-# reads it from there too.
-SPLIT = REPO.parent / "shared" / "data" / "fmnist300-alpha0.1-split0.npz"
+# The published split, vendored where bench_paper.py looks for it (bench/data/README.md).
+SPLIT = REPO / "bench" / "data" / "fmnist300-alpha0.1-split0.npz"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 D = 79_510  # MLP parameters (SPEC)
 KAPPA = 5  # the paper setting's degree
