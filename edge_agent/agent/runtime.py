@@ -40,7 +40,7 @@ from edge_agent.learning.messages import Message, WeightsMessage
 from edge_agent.learning.mlp import FloatArray, MLPSpec, init_weights
 from edge_agent.learning.topology import neighbours
 from edge_agent.round_records import AGENT_ROUND, stamped
-from edge_agent.runtime.backend import make_backend
+from edge_agent.runtime.select import make_backend
 from edge_agent.transport.client import PeerPool
 from edge_agent.transport.contract import TransportError
 from edge_agent.transport.ledger import LinkCounters, TransportLedger
