@@ -17,6 +17,7 @@ from edge_agent.learning.data import DataNotFoundError, load_fashion_mnist
 from edge_agent.learning.mlp import MLPSpec, accuracy, forward
 from edge_agent.learning.settings import SETTINGS
 from edge_agent.learning.topology import client_ids
+from edge_agent.runtime.select import AUTO, BACKEND_CHOICES
 
 
 @click.command()
@@ -28,10 +29,13 @@ from edge_agent.learning.topology import client_ids
 @click.option("--latency", default="5ms", show_default=True, help="Added one-way latency.")
 @click.option("--precision", type=click.Choice(get_args(Precision)), default="fp32", show_default=True,
               help="Element type of the projected Jacobians on the wire.")
+@click.option("--backend", type=click.Choice(BACKEND_CHOICES), default=AUTO, show_default=True,
+              help="The agents' kernel backend: auto takes torch where it imports, else onnxruntime where the "
+                   "exported kernels are, else numpy (each agent's log names the one it took).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/demo"),
               show_default=True, help="Metrics, logs and checkpoints of the agents.")
 def demo(setting: str, agents: int | None, rounds: int | None, uplink: str, downlink: str, latency: str,
-         precision: str, out: Path) -> None:
+         precision: str, backend: str, out: Path) -> None:
     """Launch one agent process per client on 127.0.0.1 (SPARK, mDNS, throttled links), follow them, and
     print a per-round table of accuracy, megabytes and seconds when they are done."""
     base = SETTINGS[setting]
@@ -42,7 +46,8 @@ def demo(setting: str, agents: int | None, rounds: int | None, uplink: str, down
         raise click.ClickException(str(error)) from error
     # A run of its own each time: checkpoints a finished demo left in `out` belong to another run and are not resumed.
     args = ["--setting", setting, "--rounds", str(total_rounds), "--uplink", uplink, "--downlink", downlink,
-            "--latency", latency, "--precision", precision, "--run", f"demo-{uuid.uuid4().hex[:8]}", "--quiet"]
+            "--latency", latency, "--precision", precision, "--backend", backend, "--run",
+            f"demo-{uuid.uuid4().hex[:8]}", "--quiet"]
     click.echo(f"starting {count} agents ({setting}, {total_rounds} rounds, links {uplink} up / {downlink} down, "
                f"{latency}); logs and metrics in {out}", err=True)
     # The secure path is the one exercised every day: mutual TLS with a throwaway CA made for this demo.
@@ -55,7 +60,7 @@ def demo(setting: str, agents: int | None, rounds: int | None, uplink: str, down
     finally:
         run.stop()
     if run.failed():
-        raise click.ClickException(f"agents {run.failed()} failed; see {out}/agent-N.log")
+        raise click.ClickException(f"agents {run.failed()} failed ({run.first_error()}); see {out}/agent-N.log")
     click.echo(_table(run.records()))
     click.echo(f"aggregated model (mean of the {count} agents' final weights): test accuracy "
                f"{_aggregated_accuracy(out / 'checkpoints', test.x, test.y):.4f}")
