@@ -27,4 +27,4 @@ def test_vendored_split_holds_300_clients_of_int32_training_indices() -> None:
     sizes = [len(array) for array in arrays.values()]
     taken = np.concatenate(list(arrays.values()))
     assert (min(sizes), max(sizes), len(taken), len(np.unique(taken))) == (194, 199, 59_218, 37_882)
-    assert 0 <= taken.min() and taken.max() < 60_000
+    assert taken.min() >= 0 and taken.max() < 60_000
