@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,7 +28,7 @@ from edge_agent.learning.mlp import MLPSpec
 from edge_agent.learning.settings import SETTINGS
 from edge_agent.learning.topology import client_ids
 from edge_agent.runtime.backend import BackendUnavailableError
-from edge_agent.runtime.onnx_backend import MissingKernelsError
+from edge_agent.runtime.onnx_export import MissingKernelsError
 from edge_agent.runtime.select import BACKEND_CHOICES, BackendChoice, choose_backend
 from edge_agent.transport.rates import parse_bitrate, parse_duration
 from edge_agent.transport.throttle import LinkModel
@@ -168,6 +168,8 @@ def run(ctx: click.Context, /, certs_dir: Path | None, insecure: bool, backend: 
         for key, value in asdict(profile.spark).items():  # each [spark] key is the method flag of its name
             method[key] = _unless_given(ctx, key, method[key], value)
         ntk, spark, weights_codec = method_configs(**method)
+        if rounds == 0:  # a service: once SPARK's schedule is over, it trains on without momentum (docs/method.md)
+            spark = replace(spark, momentum_after_schedule=False)
         kernels = kernel_backend(ctx, algorithm, backend, profile, spark.projection.dim)
         config = AgentConfig(
             agent_id=agent_id if agent_id is not None else client_ids(total)[index], shard=index,
