@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from edge_agent.agent.best import BestModel, best_path
 from edge_agent.agent.channels import MemberChannels
 from edge_agent.agent.config import AgentConfig
 from edge_agent.agent.handler import AgentHandler
@@ -113,6 +114,8 @@ class Agent:
         self.liveness = Liveness(config.clients, config.shard)
         self.journal = RoundJournal(config.metrics, config.checkpoint_dir, config.agent_id, config.identity,
                                     self.spec.num_params)
+        self.best = BestModel(None if config.checkpoint_dir is None else best_path(config.checkpoint_dir,
+                                                                                   config.agent_id), config.identity)
         self.inbox = WeightsInbox()
         self.traffic = RoundTraffic(config.wire_codecs)
         self.handler = AgentHandler(Responder(config.agent_id, data.x, data.y, self.method), self.inbox, self.traffic,
@@ -141,6 +144,7 @@ class Agent:
     def prepare(self) -> None:
         """Open the metrics file and the checkpoint (OSError, ValueError: the operator's to fix) and resume."""
         checkpoint = self.journal.open()
+        self.best.resume(None if checkpoint is None else checkpoint.round)
         if checkpoint is not None:
             self.weights, self.velocity, self.next_round = checkpoint.weights, checkpoint.velocity, checkpoint.round + 1
             kept = [json.loads(line) for line in self.journal.recent()]
@@ -218,6 +222,7 @@ class Agent:
                 if self.finished:
                     break
                 record = self.run_round(self.next_round)
+                self.best.offer(record, self.weights)  # the best weights kept, and named in the record
                 self.journal.commit(record, self.next_round, self.weights, self.velocity)
                 self.last_record = self.last_trained = record
                 self.next_round += 1

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, get_args
 
 import click
 import numpy as np
 
+from edge_agent.agent.checkpoint import checkpoint_path
 from edge_agent.agent.launcher import LocalRun, launch_local_agents
 from edge_agent.deploy.certs import throwaway_cluster
 from edge_agent.learning.codec import Precision
@@ -63,7 +65,7 @@ def demo(setting: str, agents: int | None, rounds: int | None, uplink: str, down
         raise click.ClickException(f"agents {run.failed()} failed ({run.first_error()}); see {out}/agent-N.log")
     click.echo(_table(run.records()))
     click.echo(f"aggregated model (mean of the {count} agents' final weights): test accuracy "
-               f"{_aggregated_accuracy(out / 'checkpoints', test.x, test.y):.4f}")
+               f"{_aggregated_accuracy(out / 'checkpoints', client_ids(count), test.x, test.y):.4f}")
 
 
 def _follow(run: LocalRun, expected: int) -> None:
@@ -91,9 +93,10 @@ def _table(records: list[list[dict[str, Any]]]) -> str:
     return "\n".join(lines)
 
 
-def _aggregated_accuracy(checkpoints: Path, x: np.ndarray, y: np.ndarray) -> float:
+def _aggregated_accuracy(checkpoints: Path, agents: Sequence[str], x: np.ndarray, y: np.ndarray) -> float:
+    """Test accuracy of the mean of the agents' last checkpointed weights (not the best ones kept beside them)."""
     weights = []
-    for path in sorted(checkpoints.glob("*.npz")):
-        with np.load(path) as data:
+    for agent_id in agents:
+        with np.load(checkpoint_path(checkpoints, agent_id)) as data:
             weights.append(data["weights"])
     return accuracy(forward(MLPSpec(), np.mean(weights, axis=0).astype(np.float32), x), y)
