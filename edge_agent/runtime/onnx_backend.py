@@ -20,13 +20,14 @@ import numpy as np
 import onnxruntime as ort  # type: ignore[import-untyped,unused-ignore]
 
 from edge_agent.learning.mlp import FloatArray, MLPSpec
-from edge_agent.runtime.backend import BackendUnavailableError, SketchState
+from edge_agent.runtime.backend import SketchState
 from edge_agent.runtime.onnx_export import (
     EXPORT_COMMAND,
     FORMAT_VERSION,
     KERNELS,
     MANIFEST,
     Manifest,
+    MissingKernelsError,
     check_exports,
     export_kernels,
 )
@@ -62,20 +63,6 @@ def export_to_cache(spec: MLPSpec, dim: int) -> Path:
         shutil.rmtree(staging, ignore_errors=True)
     check_exports(directory, spec, dim)
     return directory
-
-
-class MissingKernelsError(BackendUnavailableError):
-    """No usable ONNX export for (spec, dim) here and no torch to make one: says in one line how to export them."""
-
-    def __init__(self, dim: int, directory: Path, found: bool) -> None:
-        self.dim, self.directory, self.found = dim, directory, found
-        super().__init__(self.line())
-
-    def line(self, profile: str = "NAME") -> str:
-        """The one line a user reads: what is missing where, and the command that makes it (for `profile`)."""
-        there = f"the one in {self.directory} is stale or damaged" if self.found else f"none in {self.directory}"
-        return (f"no ONNX kernels for m = {self.dim} here ({there}): on a machine with torch run "
-                f"`{EXPORT_COMMAND.replace('NAME', profile)} --out DIR` and copy DIR to {self.directory}")
 
 
 def usable_cache(spec: MLPSpec, dim: int) -> Path | None:
