@@ -11,7 +11,7 @@ import click
 
 from edge_agent.agent.config import AGENT_ALGORITHMS
 from edge_agent.learning.settings import SETTINGS
-from edge_agent.linkbench.report import PlotsUnavailableError, fleet_line, require_matplotlib, write_report
+from edge_agent.linkbench.report import fleet_line, plots_missing, write_report
 from edge_agent.linkbench.runner import FleetPlan, Link, Progress, run_fleets
 from edge_agent.runtime.select import AUTO, BACKEND_CHOICES
 from edge_agent.transport.kernel_link import unavailable_reason
@@ -70,7 +70,8 @@ def link(agents: int | None, setting: str, algorithms: str, rates: str, latency:
          until: float | None, budget: str, levels: str, kernel_tc: bool, backend: str, agent_args: str,
          out: Path) -> None:
     """Run a fleet of real agents per algorithm and link rate, each in a run of its own and one after the other,
-    and write OUT/report.md, OUT/summary.json and PNG plots of accuracy against rounds, MB per agent and seconds."""
+    and write OUT/report.md (it opens with the verdict per link rate), OUT/summary.json and PNG plots of accuracy
+    against rounds, MB per agent and seconds (with matplotlib: pip install 'edge-agent[bench]')."""
     base = SETTINGS[setting]
     chosen = split_list(algorithms, "algorithm")
     unknown = [a for a in chosen if a not in AGENT_ALGORITHMS]
@@ -88,10 +89,9 @@ def link(agents: int | None, setting: str, algorithms: str, rates: str, latency:
     reason = unavailable_reason() if kernel_tc else None
     if reason is not None:
         raise click.ClickException(f"--kernel-tc: {reason}")
-    try:
-        require_matplotlib()
-    except PlotsUnavailableError as error:
-        raise click.ClickException(str(error)) from None
+    missing = plots_missing()
+    if missing is not None:  # said before the fleets run, so nobody waits for plots that will not come
+        click.echo(missing, err=True)
     budget_s = parse_budget(budget)
     plans = [FleetPlan(algorithm, item, agents or base.clients, setting, rounds or base.rounds, budget_s, until,
                        tuple(shlex.split(agent_args)), backend) for item in links for algorithm in chosen]

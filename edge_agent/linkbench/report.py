@@ -1,7 +1,7 @@
 """The link bench's output: summary.json, report.md and the PNG plots, from the fleets' own records.
 
-matplotlib is not a board dependency: it is imported only to draw, and `require_matplotlib` says which extra
-installs it before any fleet is started.
+matplotlib is not a dependency of the wheel: it is imported only to draw. Without it the report and summary are
+written all the same, and the report says which extra draws the plots (`plots_missing` tells the command first).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent.linkbench.runner import FleetResult
-from edge_agent.linkbench.summary import PHASES, curve, fleet_summary
+from edge_agent.linkbench.summary import PHASES, fleet_summary
 from edge_agent.linkbench.verdict import duration, link_label, stop_sentence, verdict
 
 PLOTS = {
@@ -24,16 +24,13 @@ PLOTS = {
 PLOTS_EXTRA = "pip install 'edge-agent[bench]' (matplotlib)"
 
 
-class PlotsUnavailableError(RuntimeError):
-    """matplotlib is not installed."""
-
-
-def require_matplotlib() -> None:
-    """PlotsUnavailableError naming the extra to install, when matplotlib is missing."""
+def plots_missing() -> str | None:
+    """Why no plots can be drawn here (matplotlib is not installed, and the extra that installs it), or None."""
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        raise PlotsUnavailableError(f"the link bench draws its plots with matplotlib: {PLOTS_EXTRA}") from None
+        return f"no plots: matplotlib is not installed ({PLOTS_EXTRA}); report.md and summary.json only"
+    return None
 
 
 def summary(results: Sequence[FleetResult], levels: Sequence[float], command: dict[str, Any]) -> dict[str, Any]:
@@ -54,11 +51,13 @@ def summary(results: Sequence[FleetResult], levels: Sequence[float], command: di
 
 def write_report(out: Path, results: Sequence[FleetResult], levels: Sequence[float],
                  command: dict[str, Any]) -> dict[str, Any]:
-    """Write OUT/summary.json, the plots and OUT/report.md; returns the summary."""
+    """Write OUT/summary.json, the plots (where matplotlib is) and OUT/report.md; returns the summary."""
     data = summary(results, levels, command)
     (out / "summary.json").write_text(json.dumps(data, indent=2) + "\n")
-    draw_plots(out, results)
-    (out / "report.md").write_text(markdown(data))
+    missing = plots_missing()
+    if missing is None:
+        draw_plots(out, data)
+    (out / "report.md").write_text(markdown(data, plots=missing is None))
     return data
 
 
@@ -69,7 +68,7 @@ def fleet_line(fleet: dict[str, Any]) -> str:
             f"{fleet['megabytes_per_agent']:.2f} MB per agent, {fleet['seconds']:.1f} s; {stop_sentence(fleet)}")
 
 
-def markdown(data: dict[str, Any]) -> str:
+def markdown(data: dict[str, Any], plots: bool = True) -> str:
     """report.md: the command, one table row per fleet, the cost to each accuracy level, and the plots."""
     command = data["command"]
     lines = [
@@ -112,37 +111,36 @@ def markdown(data: dict[str, Any]) -> str:
         phases = fleet["seconds_per_round"]
         cells = [f"{phases[p]:.2f}" if phases else "-" for p in PHASES]
         lines.append(f"| {fleet['algorithm']} | {link_label(fleet)} | " + " | ".join(cells) + " |")
-    lines += ["", *[f"![{title}]({name})" for name, title in PLOTS.items()], ""]
+    lines += ["", *([f"![{title}]({name})" for name, title in PLOTS.items()] if plots else
+                    [f"No plots: matplotlib was not installed ({PLOTS_EXTRA})."]), ""]
     return "\n".join(lines)
 
 
-def draw_plots(out: Path, results: Sequence[FleetResult]) -> None:
-    """The four PNGs of PLOTS in OUT."""
+def draw_plots(out: Path, data: dict[str, Any]) -> None:
+    """The four PNGs of PLOTS in OUT, drawn from summary.json's curves and phases (the report's own numbers)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    curves = [(result.plan.label, curve(result.records())) for result in results]
-    for name, attribute, xlabel in (("accuracy_vs_rounds.png", "rounds", "round (0-based, as in the records)"),
-                                    ("accuracy_vs_megabytes.png", "megabytes", "MB sent per agent"),
-                                    ("accuracy_vs_seconds.png", "seconds", "wall-clock seconds")):
+    fleets = data["fleets"]
+    labels = [f"{fleet['algorithm']} {link_label(fleet)}" for fleet in fleets]
+    for name, key, xlabel in (("accuracy_vs_rounds.png", "round", "round (0-based, as in the records)"),
+                              ("accuracy_vs_megabytes.png", "megabytes", "MB sent per agent"),
+                              ("accuracy_vs_seconds.png", "seconds", "wall-clock seconds")):
         figure, axes = plt.subplots(figsize=(7, 4.5))
-        for label, fleet in curves:
-            x = getattr(fleet, attribute)
-            axes.plot(x, fleet.accuracy, marker="o", markersize=3, label=label)
+        for label, fleet in zip(labels, fleets, strict=True):
+            axes.plot(fleet["curve"][key], fleet["curve"]["accuracy"], marker="o", markersize=3, label=label)
         axes.set(xlabel=xlabel, ylabel="mean test accuracy of the agents", title=PLOTS[name])
         axes.grid(alpha=0.3)
         axes.legend(fontsize=8)
         figure.tight_layout()
         figure.savefig(out / name, dpi=120)
         plt.close(figure)
-    figure, axes = plt.subplots(figsize=(max(6.0, 1.1 * len(results) + 2), 4.5))
-    labels = [label for label, _ in curves]
-    bottoms = [0.0] * len(results)
-    summaries = [fleet_summary(result.records(), ())["seconds_per_round"] for result in results]
+    figure, axes = plt.subplots(figsize=(max(6.0, 1.1 * len(fleets) + 2), 4.5))
+    bottoms = [0.0] * len(fleets)
     for phase in PHASES:
-        heights = [s.get(phase, 0.0) for s in summaries]
+        heights = [fleet["seconds_per_round"].get(phase, 0.0) for fleet in fleets]
         axes.bar(labels, heights, bottom=bottoms, label=phase)
         bottoms = [b + h for b, h in zip(bottoms, heights, strict=True)]
     axes.set(ylabel="seconds per round (mean over agents)", title=PLOTS["seconds_per_round.png"])
