@@ -316,3 +316,20 @@ def test_bench_overlap_prints_both_modes_and_the_ratios(tmp_path: Path) -> None:
         with (np.load(tmp_path / "off" / "checkpoints" / "client-0.npz") as off,
               np.load(tmp_path / mode / "checkpoints" / "client-0.npz") as this):
             assert off["weights"].tobytes() == this["weights"].tobytes()
+
+
+def test_bench_service_runs_a_finite_fleet_and_a_service_and_writes_both_curves(tmp_path: Path) -> None:
+    output = stdout_of("bench_service.py", "--setting", "smoke", "--agents", "3", "--rounds", "2", "--solver",
+                       "euler", "--out", str(tmp_path))
+    rows = markdown_tables(output)[0]
+    assert [row[0] for row in rows] == ["0", "1"]
+    assert rows[0][1] == rows[0][2]  # the same run until the schedule's end: round 0 alike, bit for bit
+    saved = json.loads((tmp_path / "service.json").read_text())
+    assert (saved["rounds"], saved["schedule"]) == (2, 5)
+    for name in ("before", "after"):
+        curve = saved[name]["accuracy"]
+        assert [f"{value:.4f}" for value in curve] == [row[1 if name == "before" else 2] for row in rows]
+        assert saved[name]["best_accuracy"] == max(curve) and saved[name]["final_accuracy"] == curve[-1]
+        assert all(best in (0, 1) for best in saved[name]["agents_best_round"])  # the agents' own records
+    assert saved["after"]["command"] == "edge-agent run --rounds 0"
+    assert (tmp_path / "service.png").read_bytes()[:8] == PNG_SIGNATURE
