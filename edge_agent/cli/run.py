@@ -77,7 +77,8 @@ def _duration(text: str) -> str:
               help="Named setting: samples per client, alpha, kappa, rounds (M comes from --shard).")
 @click.option("--algorithm", type=click.Choice(list(AGENT_ALGORITHMS)), default="spark", show_default=True)
 @click.option("--rounds", type=click.IntRange(min=0),
-              help="Rounds to run (default: the setting's); 0 trains until stopped (SIGTERM or Ctrl-C).")
+              help="Rounds to run (default: the setting's); 0 trains until stopped (SIGTERM or Ctrl-C): SPARK's "
+                   "stages then follow the setting's rounds, after which it trains without momentum.")
 @click.option("--run", "run_name", help="Run name shared by every agent of the run (default: a hash of the settings "
               "that must agree). Agents of other runs are never members, and their calls are refused.")
 @click.option("--partition", "partition_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -152,7 +153,8 @@ def run(ctx: click.Context, /, certs_dir: Path | None, insecure: bool, backend: 
     Mistakes in the arguments, paths or address give one line and exit status 2.
 
     A board reads its options from `--config agent.toml` (keys: the long option names without '--', e.g.
-    shard = "3/8", checkpoint-dir = "/var/lib/edge-agent", insecure = false); flags given win over the file.
+    shard = "3/8", checkpoint-dir = "state/checkpoints", insecure = false; relative paths are relative to the file,
+    see examples/agent.toml); flags given win over the file.
     To listen on every interface and tell peers the LAN address: --listen 0.0.0.0:50051 --advertise eth0.
     """
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(asctime)s %(name)s %(message)s")
