@@ -66,3 +66,28 @@ def test_agents_from_the_wheel_train_two_rounds_on_onnxruntime_with_exported_ker
         assert [(record["status"], record["members"]) for record in rounds] == [("trained", AGENTS)] * ROUNDS
         assert all(record["payload_received_bytes"] > 0 for record in rounds)
         assert (tmp_path / "ck" / f"client-{i}.npz").is_file()
+
+
+def test_the_wheel_without_torch_runs_the_demo_and_a_link_bench_with_spark_and_names_its_licence(
+        board_venv: Path, tmp_path: Path) -> None:
+    env = board_environment(XDG_CACHE_HOME=str(tmp_path / "cache"), OPENBLAS_NUM_THREADS="1")  # no kernels there
+
+    def edge_agent(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(board_venv / "bin" / "edge-agent"), *args], capture_output=True, text=True,
+                              env=env, cwd=tmp_path, timeout=400, check=False)
+
+    demo = edge_agent("demo", "--setting", "smoke", "--agents", "3", "--rounds", "2", "--out", str(tmp_path / "demo"))
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    assert [line.split()[0] for line in demo.stdout.splitlines() if line[:5].strip().isdigit()] == ["0", "1"]
+    assert "kernels on numpy (auto: no torch here" in (tmp_path / "demo" / "agent-0.log").read_text()
+    bench = edge_agent("bench", "link", "--agents", "3", "--setting", "smoke", "--algorithms", "spark,dfedavg",
+                       "--rounds", "2", "--rate", "100mbit", "--latency", "1ms", "--out", str(tmp_path / "bench"))
+    assert bench.returncode == 0, bench.stdout + bench.stderr
+    summary = json.loads((tmp_path / "bench" / "summary.json").read_text())
+    assert [(f["algorithm"], f["rounds_done"], f["stopped_by"]) for f in summary["fleets"]] == [
+        ("spark", 2, "rounds"), ("dfedavg", 2, "rounds")]
+    assert "no plots: matplotlib is not installed (pip install 'edge-agent[bench]'" in bench.stderr
+    assert "## Verdict" in (tmp_path / "bench" / "report.md").read_text()
+    assert not list((tmp_path / "bench").glob("*.png"))
+    shown = _board(board_venv, "python", "-m", "pip", "show", "edge-agent")
+    assert "License-Expression: Apache-2.0" in shown.stdout.splitlines(), shown.stdout
