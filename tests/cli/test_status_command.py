@@ -65,6 +65,7 @@ def test_status_of_an_agent_by_address_and_by_id_prints_its_block(operator_fleet
     assert first[0].startswith(f"client-1 at {where}: run {operator_fleet.run}, spark, shard 1/3, profile generic, "
                                f"backend numpy, edge-agent {__version__}, mutual TLS")
     assert any(line.split()[:3] == ["rounds", "next", "round"] for line in first)
+    assert any(line.split()[:2] == ["last", "round"] and "(best " in line for line in first)
     assert any(line.split()[:1] == ["PEER"] for line in first)
 
 
