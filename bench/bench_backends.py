@@ -56,7 +56,8 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
     from edge_agent.agent.memory import peak_rss_mb
     from edge_agent.learning.mlp import MLPSpec, init_weights
     from edge_agent.learning.projection import ProjectionConfig, TensorSketchProjection, make_projection
-    from edge_agent.runtime.backend import SketchState, make_backend
+    from edge_agent.runtime.backend import SketchState
+    from edge_agent.runtime.select import make_backend
 
     spec = MLPSpec()
     name, _, chunk = args.backend.partition("@")

@@ -37,7 +37,8 @@ from edge_agent.sim.engines.select import require_engine
 from edge_agent.sim.records import summarize
 from edge_agent.sim.run_dir import RunDirectory, read_records
 
-DEFAULT_SPLIT = Path(__file__).resolve().parents[2] / "shared" / "data" / "fmnist300-alpha0.1-split0.npz"
+# The published 300-client split, vendored beside this script (bench/data/README.md says where it comes from).
+DEFAULT_SPLIT = Path(__file__).resolve().parent / "data" / "fmnist300-alpha0.1-split0.npz"
 # The lean wire: int4 Jacobians, int8 weights, the rows holding 90% of the squared residual plus a weighted 25% tail.
 LEAN: dict[str, Any] = {"precision": "int4", "weights_precision": "int8", "residual_share": 0.9, "tail_rate": 0.25}
 # int4 kernel sketches of m' = 64 values a row, int8 weights, every row, fp32 pull-back.

@@ -1,1 +1,2 @@
-"""The agent process: round state machine, membership, metrics records, checkpoints."""
+"""The agent process: round loop and handler, who takes part (liveness), records committed with checkpoints, its shard,
+kernels and memory bounds, Status and Prometheus reports, and the launcher of local fleets."""

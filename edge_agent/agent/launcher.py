@@ -44,6 +44,21 @@ class LocalRun:
     def failed(self) -> list[int]:
         return [i for i, p in enumerate(self.processes) if p.poll() not in (None, 0)]
 
+    def first_error(self, agents: Sequence[int] | None = None) -> str:
+        """The first `Error:` line in the logs of `agents` (default: the failed ones), else the last line of the
+        first log that has one: why the run failed, in the agents' own words."""
+        chosen = self.failed() if agents is None else agents
+        last = ""
+        for index in chosen:
+            log = self.out / f"agent-{index}.log"
+            lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()] \
+                if log.is_file() else []
+            error = next((line for line in lines if line.startswith("Error:")), None)
+            if error is not None:
+                return f"agent {index}: {error}"
+            last = last or (f"agent {index}: {lines[-1]}" if lines else "")
+        return last or "no error line in the agents' logs"
+
     def stop(self) -> None:
         """Terminate what still runs (agents leave mDNS cleanly on SIGTERM), then kill stragglers."""
         for process in self.processes:

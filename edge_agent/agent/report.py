@@ -26,7 +26,9 @@ def agent_status(agent: Agent, security: str, uptime_s: float) -> AgentStatus:
         latency_s=config.link.latency_s,
         last_round_phase_seconds={k: float(v) for k, v in trained["seconds"].items()} if trained else {},
         last_accuracy=float(trained["test_accuracy"]) if trained else None,
-        uptime_s=uptime_s, peak_rss_mb=peak_rss_mb(), last_round=int(last["round"]) if last else -1)
+        uptime_s=uptime_s, peak_rss_mb=peak_rss_mb(), last_round=int(last["round"]) if last else -1,
+        best_round=-1 if agent.best.round is None else agent.best.round,
+        best_accuracy=None if agent.best.round is None else agent.best.accuracy)
 
 
 def link_bytes(now: dict[str, LinkCounters], round_start: dict[str, LinkCounters],

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from edge_agent.agent.best import BestModel, best_path
 from edge_agent.agent.channels import MemberChannels
 from edge_agent.agent.config import AgentConfig
 from edge_agent.agent.handler import AgentHandler
@@ -40,7 +41,7 @@ from edge_agent.learning.messages import Message, WeightsMessage
 from edge_agent.learning.mlp import FloatArray, MLPSpec, init_weights
 from edge_agent.learning.topology import neighbours
 from edge_agent.round_records import AGENT_ROUND, stamped
-from edge_agent.runtime.backend import make_backend
+from edge_agent.runtime.select import make_backend
 from edge_agent.transport.client import PeerPool
 from edge_agent.transport.contract import TransportError
 from edge_agent.transport.ledger import LinkCounters, TransportLedger
@@ -114,6 +115,8 @@ class Agent:
         self.liveness = Liveness(config.clients, config.shard)
         self.journal = RoundJournal(config.metrics, config.checkpoint_dir, config.agent_id, config.identity,
                                     self.spec.num_params)
+        self.best = BestModel(None if config.checkpoint_dir is None else best_path(config.checkpoint_dir,
+                                                                                   config.agent_id), config.identity)
         self.inbox = WeightsInbox()
         self.traffic = RoundTraffic(config.wire_codecs)
         self.handler = AgentHandler(Responder(config.agent_id, data.x, data.y, self.method), self.inbox, self.traffic,
@@ -142,6 +145,7 @@ class Agent:
     def prepare(self) -> None:
         """Open the metrics file and the checkpoint (OSError, ValueError: the operator's to fix) and resume."""
         checkpoint = self.journal.open()
+        self.best.resume(None if checkpoint is None else checkpoint.round)
         if checkpoint is not None:
             self.weights, self.velocity, self.next_round = checkpoint.weights, checkpoint.velocity, checkpoint.round + 1
             kept = [json.loads(line) for line in self.journal.recent()]
@@ -219,6 +223,7 @@ class Agent:
                 if self.finished:
                     break
                 record = self.run_round(self.next_round)
+                self.best.offer(record, self.weights)  # the best weights kept, and named in the record
                 self.journal.commit(record, self.next_round, self.weights, self.velocity)
                 self.last_record = self.last_trained = record
                 self.next_round += 1

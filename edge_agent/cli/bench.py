@@ -11,8 +11,9 @@ import click
 
 from edge_agent.agent.config import AGENT_ALGORITHMS
 from edge_agent.learning.settings import SETTINGS
-from edge_agent.linkbench.report import PlotsUnavailableError, require_matplotlib, write_report
+from edge_agent.linkbench.report import fleet_line, plots_missing, write_report
 from edge_agent.linkbench.runner import FleetPlan, Link, Progress, run_fleets
+from edge_agent.runtime.select import AUTO, BACKEND_CHOICES
 from edge_agent.transport.kernel_link import unavailable_reason
 from edge_agent.transport.rates import parse_bitrate, parse_duration
 
@@ -59,13 +60,18 @@ def bench() -> None:
               help="Accuracy levels the summary gives rounds, MB and seconds to.")
 @click.option("--kernel-tc", is_flag=True,
               help="Shape the rate with tc between network namespaces instead of the agents' throttle (root).")
+@click.option("--backend", type=click.Choice(BACKEND_CHOICES), default=AUTO, show_default=True,
+              help="Every agent's kernel backend: auto takes torch where it imports, else onnxruntime where the "
+                   "exported kernels are, else numpy (each agent's log names the one it took).")
 @click.option("--agent-args", default="", help="Further `edge-agent run` flags for every agent, e.g. '--solver euler'.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Where the fleets' records, report.md, the plots and summary.json go.")
 def link(agents: int | None, setting: str, algorithms: str, rates: str, latency: str, rounds: int | None,
-         until: float | None, budget: str, levels: str, kernel_tc: bool, agent_args: str, out: Path) -> None:
+         until: float | None, budget: str, levels: str, kernel_tc: bool, backend: str, agent_args: str,
+         out: Path) -> None:
     """Run a fleet of real agents per algorithm and link rate, each in a run of its own and one after the other,
-    and write OUT/report.md, OUT/summary.json and PNG plots of accuracy against rounds, MB per agent and seconds."""
+    and write OUT/report.md (it opens with the verdict per link rate), OUT/summary.json and PNG plots of accuracy
+    against rounds, MB per agent and seconds (with matplotlib: pip install 'edge-agent[bench]')."""
     base = SETTINGS[setting]
     chosen = split_list(algorithms, "algorithm")
     unknown = [a for a in chosen if a not in AGENT_ALGORITHMS]
@@ -83,13 +89,12 @@ def link(agents: int | None, setting: str, algorithms: str, rates: str, latency:
     reason = unavailable_reason() if kernel_tc else None
     if reason is not None:
         raise click.ClickException(f"--kernel-tc: {reason}")
-    try:
-        require_matplotlib()
-    except PlotsUnavailableError as error:
-        raise click.ClickException(str(error)) from None
+    missing = plots_missing()
+    if missing is not None:  # said before the fleets run, so nobody waits for plots that will not come
+        click.echo(missing, err=True)
     budget_s = parse_budget(budget)
     plans = [FleetPlan(algorithm, item, agents or base.clients, setting, rounds or base.rounds, budget_s, until,
-                       tuple(shlex.split(agent_args))) for item in links for algorithm in chosen]
+                       tuple(shlex.split(agent_args)), backend) for item in links for algorithm in chosen]
     out.mkdir(parents=True, exist_ok=True)
     click.echo(f"{len(plans)} fleets of {plans[0].agents} agents ({setting}, {plans[0].rounds} rounds, "
                f"{budget} budget each); records in {out}/fleets", err=True)
@@ -100,13 +105,12 @@ def link(agents: int | None, setting: str, algorithms: str, rates: str, latency:
     results = run_fleets(plans, out, report)
     given = sys.argv[sys.argv.index("link") + 1:] if "link" in sys.argv else []
     command = {"argv": shlex.join(["edge-agent", "bench", "link", *given]), "setting": setting,
-               "agents": plans[0].agents, "budget_s": budget_s, "until": until,
+               "agents": plans[0].agents, "budget_s": budget_s, "until": until, "backend": backend,
                "shaping": "tc between network namespaces: each agent's access link, up and down (latency: the "
                           "agents' throttle, as the kernel has no netem)"
                if kernel_tc else "the agents' own throttle: each link between two agents, each way (an agent "
                                  "busy with k neighbours at once moves up to k times the rate in all)"}
     data = write_report(out, results, level_values, command)
-    for fleet in data["fleets"]:
-        click.echo(f"{fleet['algorithm']} {fleet['rate']}: {fleet['rounds_done']} rounds, "
-                   f"{fleet['megabytes_per_agent']:.2f} MB per agent, {fleet['stopped_by']}", err=True)
+    for fleet in data["fleets"]:  # the figures of report.md's table, and its stop sentence
+        click.echo(fleet_line(fleet), err=True)
     click.echo(f"report: {out / 'report.md'}")

@@ -1,6 +1,6 @@
 """`--config agent.toml`: a command's options from a TOML file (click's default_map), so flags given still win.
 
-The file's top-level keys are the command's long option names without `--` (`checkpoint-dir = "/var/lib/..."`),
+The file's top-level keys are the command's long option names without `--` (`checkpoint-dir = "state/checkpoints"`),
 each of the TOML type of its option: a string for paths, choices and rates, an integer, a float (an integer will
 do), or a boolean for a flag. Relative paths (a --profile given as a .toml path too) are relative to the file's
 folder. Precedence: command line, then the
@@ -45,7 +45,7 @@ def config_option(command: F) -> F:
     return click.option(
         "--config", type=click.Path(path_type=Path), is_eager=True, expose_value=False, callback=_load,
         help="Read options from a TOML file: keys are the long option names without '--' (checkpoint-dir = "
-             "\"/var/lib/edge-agent\"), relative paths are relative to the file. Flags given on the command line "
+             "\"state/checkpoints\"), relative paths are relative to the file. Flags given on the command line "
              "win over the file, the file over the profile.")(command)
 
 

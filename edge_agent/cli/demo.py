@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, get_args
 
 import click
 import numpy as np
 
+from edge_agent.agent.checkpoint import checkpoint_path
 from edge_agent.agent.launcher import LocalRun, launch_local_agents
 from edge_agent.deploy.certs import throwaway_cluster
 from edge_agent.learning.codec import Precision
@@ -17,6 +19,7 @@ from edge_agent.learning.data import DataNotFoundError, load_fashion_mnist
 from edge_agent.learning.mlp import MLPSpec, accuracy, forward
 from edge_agent.learning.settings import SETTINGS
 from edge_agent.learning.topology import client_ids
+from edge_agent.runtime.select import AUTO, BACKEND_CHOICES
 
 
 @click.command()
@@ -28,10 +31,13 @@ from edge_agent.learning.topology import client_ids
 @click.option("--latency", default="5ms", show_default=True, help="Added one-way latency.")
 @click.option("--precision", type=click.Choice(get_args(Precision)), default="fp32", show_default=True,
               help="Element type of the projected Jacobians on the wire.")
+@click.option("--backend", type=click.Choice(BACKEND_CHOICES), default=AUTO, show_default=True,
+              help="The agents' kernel backend: auto takes torch where it imports, else onnxruntime where the "
+                   "exported kernels are, else numpy (each agent's log names the one it took).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/demo"),
               show_default=True, help="Metrics, logs and checkpoints of the agents.")
 def demo(setting: str, agents: int | None, rounds: int | None, uplink: str, downlink: str, latency: str,
-         precision: str, out: Path) -> None:
+         precision: str, backend: str, out: Path) -> None:
     """Launch one agent process per client on 127.0.0.1 (SPARK, mDNS, throttled links), follow them, and
     print a per-round table of accuracy, megabytes and seconds when they are done."""
     base = SETTINGS[setting]
@@ -42,7 +48,8 @@ def demo(setting: str, agents: int | None, rounds: int | None, uplink: str, down
         raise click.ClickException(str(error)) from error
     # A run of its own each time: checkpoints a finished demo left in `out` belong to another run and are not resumed.
     args = ["--setting", setting, "--rounds", str(total_rounds), "--uplink", uplink, "--downlink", downlink,
-            "--latency", latency, "--precision", precision, "--run", f"demo-{uuid.uuid4().hex[:8]}", "--quiet"]
+            "--latency", latency, "--precision", precision, "--backend", backend, "--run",
+            f"demo-{uuid.uuid4().hex[:8]}", "--quiet"]
     click.echo(f"starting {count} agents ({setting}, {total_rounds} rounds, links {uplink} up / {downlink} down, "
                f"{latency}); logs and metrics in {out}", err=True)
     # The secure path is the one exercised every day: mutual TLS with a throwaway CA made for this demo.
@@ -55,10 +62,10 @@ def demo(setting: str, agents: int | None, rounds: int | None, uplink: str, down
     finally:
         run.stop()
     if run.failed():
-        raise click.ClickException(f"agents {run.failed()} failed; see {out}/agent-N.log")
+        raise click.ClickException(f"agents {run.failed()} failed ({run.first_error()}); see {out}/agent-N.log")
     click.echo(_table(run.records()))
     click.echo(f"aggregated model (mean of the {count} agents' final weights): test accuracy "
-               f"{_aggregated_accuracy(out / 'checkpoints', test.x, test.y):.4f}")
+               f"{_aggregated_accuracy(out / 'checkpoints', client_ids(count), test.x, test.y):.4f}")
 
 
 def _follow(run: LocalRun, expected: int) -> None:
@@ -86,9 +93,10 @@ def _table(records: list[list[dict[str, Any]]]) -> str:
     return "\n".join(lines)
 
 
-def _aggregated_accuracy(checkpoints: Path, x: np.ndarray, y: np.ndarray) -> float:
+def _aggregated_accuracy(checkpoints: Path, agents: Sequence[str], x: np.ndarray, y: np.ndarray) -> float:
+    """Test accuracy of the mean of the agents' last checkpointed weights (not the best ones kept beside them)."""
     weights = []
-    for path in sorted(checkpoints.glob("*.npz")):
-        with np.load(path) as data:
+    for agent_id in agents:
+        with np.load(checkpoint_path(checkpoints, agent_id)) as data:
             weights.append(data["weights"])
     return accuracy(forward(MLPSpec(), np.mean(weights, axis=0).astype(np.float32), x), y)

@@ -40,7 +40,10 @@ PARALLEL = click.option("--parallel", type=click.IntRange(min=1), default=8, sho
 @click.command()
 @INVENTORY
 @ONLY
-@click.option("--dry-run", is_flag=True, help="Build the bundles and ask each board what it runs; change nothing.")
+@click.option("--dry-run", is_flag=True,
+              help="Build the bundles, check each board (architecture against its profile, Python and venv, sudo "
+                   "with become, the interface to advertise, free disk) and ask what it runs; copy and change "
+                   "nothing. One line per problem.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Only write each board's bundle into DIR/NAME/ (for boards provisioned offline: copy it there "
                    "and run `sh install.sh install .`).")
@@ -54,9 +57,11 @@ def flash(inventory_file: Path, only: str | None, dry_run: bool, out: Path | Non
           wheelhouse: Path | None, rollback_name: str | None, parallel: int) -> None:
     """Install every board of INVENTORY.toml (or upgrade it; an unchanged board is left alone) and (re)start it.
 
-    Each board gets the project wheel (and --wheelhouse's wheels), its profile and kernels, its own certificate
-    and the CA's (never another board's key, never the CA key), its agent.toml, a hardened systemd unit and an
-    install script. Ends with a table of what happened on each board; exit status 1 if any board failed.
+    Each board is checked first (architecture, Python, sudo with become, the interface to advertise, free disk);
+    one with a problem gets one failed line per problem and nothing is copied. Each board gets the project wheel
+    (and --wheelhouse's wheels), its profile and kernels, its own certificate and the CA's (never another board's
+    key, never the CA key), its agent.toml, a hardened systemd unit and an install script. Ends with a table of what
+    happened on each board; exit status 1 if any board failed.
     """
     inventory = _inventory(inventory_file)
     progress = _progress_printer()
@@ -81,8 +86,8 @@ def flash(inventory_file: Path, only: str | None, dry_run: bool, out: Path | Non
             _finish([_written(item, board) for board, item in zip(boards, bundles.values(), strict=True)])
             return
         options = ssh_options(inventory)
-        jobs = [_flash_job(bundles[board.name], options, progress, dry_run) for board in boards]
-        _finish(in_parallel(jobs, parallel))
+        jobs = [_flash_job(bundles[board.name], options, progress, inventory.python, dry_run) for board in boards]
+        _finish([outcome for outcomes in in_parallel(jobs, parallel) for outcome in outcomes])
 
 
 @click.command()
@@ -125,11 +130,11 @@ def build_wheel(scratch: Path, progress: Callable[[str, str], None]) -> Path:
     return wheels[0]
 
 
-def _flash_job(item: Bundle | Outcome, options: SshOptions, progress: Callable[[str, str], None],
-               dry_run: bool) -> Callable[[], Outcome]:
+def _flash_job(item: Bundle | Outcome, options: SshOptions, progress: Callable[[str, str], None], python: str,
+               dry_run: bool) -> Callable[[], list[Outcome]]:
     if isinstance(item, Outcome):
-        return lambda: item
-    return lambda: flash_board(item, options, progress, dry_run)
+        return lambda: [item]
+    return lambda: flash_board(item, options, progress, python, dry_run)
 
 
 def _written(item: Bundle | Outcome, board: BoardEntry) -> Outcome:

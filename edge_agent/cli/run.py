@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -19,14 +19,17 @@ from edge_agent.cli.addresses import check_host, host_port, resolve_addresses
 from edge_agent.cli.config_file import ConfigCommand, checked, config_option, from_file, option_label, options_label
 from edge_agent.cli.errors import OperatorError
 from edge_agent.cli.options import apply_preset, method_configs, method_options
-from edge_agent.deploy.profiles import BoardProfile, find_profile
+from edge_agent.deploy.profiles import TORCH_DEVICES, BoardProfile, find_profile
 from edge_agent.discovery.addresses import parse_listen
 from edge_agent.discovery.mdns import SERVICE_TYPE
 from edge_agent.discovery.peers import AGENT_ID_PATTERN, parse_peer_list
 from edge_agent.learning.data import DataNotFoundError
+from edge_agent.learning.mlp import MLPSpec
 from edge_agent.learning.settings import SETTINGS
 from edge_agent.learning.topology import client_ids
 from edge_agent.runtime.backend import BackendUnavailableError
+from edge_agent.runtime.onnx_export import MissingKernelsError
+from edge_agent.runtime.select import BACKEND_CHOICES, BackendChoice, choose_backend
 from edge_agent.transport.rates import parse_bitrate, parse_duration
 from edge_agent.transport.throttle import LinkModel
 
@@ -74,7 +77,8 @@ def _duration(text: str) -> str:
               help="Named setting: samples per client, alpha, kappa, rounds (M comes from --shard).")
 @click.option("--algorithm", type=click.Choice(list(AGENT_ALGORITHMS)), default="spark", show_default=True)
 @click.option("--rounds", type=click.IntRange(min=0),
-              help="Rounds to run (default: the setting's); 0 trains until stopped (SIGTERM or Ctrl-C).")
+              help="Rounds to run (default: the setting's); 0 trains until stopped (SIGTERM or Ctrl-C): SPARK's "
+                   "stages then follow the setting's rounds, after which it trains without momentum.")
 @click.option("--run", "run_name", help="Run name shared by every agent of the run (default: a hash of the settings "
               "that must agree). Agents of other runs are never members, and their calls are refused.")
 @click.option("--partition", "partition_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -112,8 +116,10 @@ def _duration(text: str) -> str:
 @click.option("--checkpoint-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write weights and momentum each round; resume from them on restart.")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="Fashion-MNIST directory.")
-@click.option("--backend", type=click.Choice(["numpy", "torch", "onnxruntime"]),
-              help="Kernels for the neighbour side (projected Jacobians, scoring); default: the profile's.")
+@click.option("--backend", type=click.Choice(BACKEND_CHOICES),
+              help="Kernels for the neighbour side (projected Jacobians, scoring); default: the profile's (generic: "
+                   "auto, which takes torch where it imports, else onnxruntime where the exported kernels are, else "
+                   "numpy). The start-up line says which and why.")
 @click.option("--threads", type=click.IntRange(min=1),
               help="Intra-op threads of the kernel backend (default: the profile's).")
 @click.option("--jacobian-chunk", type=click.IntRange(min=1),
@@ -147,7 +153,8 @@ def run(ctx: click.Context, /, certs_dir: Path | None, insecure: bool, backend: 
     Mistakes in the arguments, paths or address give one line and exit status 2.
 
     A board reads its options from `--config agent.toml` (keys: the long option names without '--', e.g.
-    shard = "3/8", checkpoint-dir = "/var/lib/edge-agent", insecure = false); flags given win over the file.
+    shard = "3/8", checkpoint-dir = "state/checkpoints", insecure = false; relative paths are relative to the file,
+    see examples/agent.toml); flags given win over the file.
     To listen on every interface and tell peers the LAN address: --listen 0.0.0.0:50051 --advertise eth0.
     """
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -163,6 +170,9 @@ def run(ctx: click.Context, /, certs_dir: Path | None, insecure: bool, backend: 
         for key, value in asdict(profile.spark).items():  # each [spark] key is the method flag of its name
             method[key] = _unless_given(ctx, key, method[key], value)
         ntk, spark, weights_codec = method_configs(**apply_preset(ctx, method))
+        if rounds == 0:  # a service: once SPARK's schedule is over, it trains on without momentum (docs/method.md)
+            spark = replace(spark, momentum_after_schedule=False)
+        kernels = kernel_backend(ctx, algorithm, backend, profile, spark.projection.dim)
         config = AgentConfig(
             agent_id=agent_id if agent_id is not None else client_ids(total)[index], shard=index,
             clients=total, setting=setting, algorithm=algorithm, rounds=base.rounds if rounds is None else rounds,
@@ -173,8 +183,8 @@ def run(ctx: click.Context, /, certs_dir: Path | None, insecure: bool, backend: 
             prometheus_port=prometheus_port, link=LinkModel.parse(uplink, downlink, latency), chunk_size=chunk_size,
             peers=peers, mdns=not no_mdns, service_type=service_type,
             wait_peers_s=wait_peers, metrics=metrics, checkpoint_dir=checkpoint_dir, profile=profile.name, ntk=ntk,
-            spark=spark, weights_codec=weights_codec, backend=backend or profile.runtime.backend,
-            providers=kernel_providers(profile, backend), threads=threads or profile.runtime.threads,
+            spark=spark, weights_codec=weights_codec, backend=kernels.name,
+            providers=kernel_providers(profile, kernels.name), threads=threads or profile.runtime.threads,
             jacobian_chunk=jacobian_chunk or profile.runtime.jacobian_chunk, overlap=not no_overlap, certs=certs_dir,
         )
         cluster_tls(config)  # this board's certificate and key, checked before the data is loaded
@@ -183,6 +193,9 @@ def run(ctx: click.Context, /, certs_dir: Path | None, insecure: bool, backend: 
     try:
         data, test = load_shard(config, data_dir)
         node = Node(config, data, test)
+    except MissingKernelsError as error:  # the command that makes them, for this board's profile when it fits
+        fits = profile.spark.proj_dim == error.dim
+        raise click.ClickException(error.line(profile.name) if fits else str(error)) from error
     except (ValueError, DataNotFoundError, BackendUnavailableError) as error:
         raise click.ClickException(str(error)) from error
     signals = StopSignals(node.stop)
@@ -194,7 +207,8 @@ def run(ctx: click.Context, /, certs_dir: Path | None, insecure: bool, backend: 
         security = (f"mutual TLS with the certificates in {certs_dir}" if certs_dir is not None else
                     "INSECURE: plaintext, any host on this network can join the run and read its data")
         click.echo(f"{config.agent_id} serving on {addresses.shown(bound)} in run {node.identity.run_id}, "
-                   f"{len(data)} samples{metrics_at}, waiting for {total - 1} peers; {security}", err=True)
+                   f"{len(data)} samples{metrics_at}, kernels on {kernels}, waiting for {total - 1} peers; {security}",
+                   err=True)
         node.run(lambda record: click.echo(_progress(record, config.rounds), err=True))
     except (OSError, ValueError, RuntimeError) as error:
         raise OperatorError(str(error)) from error
@@ -222,10 +236,25 @@ def check_security(ctx: click.Context, certs_dir: Path | None, insecure: bool) -
     return certs_dir
 
 
-def kernel_providers(profile: BoardProfile, backend: str | None) -> tuple[str, ...]:
-    """The profile's execution providers, which name devices of its own backend only: none for another backend."""
-    same = backend is None or backend == profile.runtime.backend
-    return profile.runtime.execution_providers if same else ()
+def kernel_backend(ctx: click.Context, algorithm: str, backend: str | None, profile: BoardProfile,
+                   dim: int) -> BackendChoice:
+    """The backend SPARK's neighbour side runs on, and why: --backend (flag or file), else the profile's; `auto`
+    resolved here. NTK-DFL's exact Jacobians and DFedAvg's SGD are numpy's whatever is asked."""
+    if algorithm != "spark":
+        return BackendChoice("numpy", f"{algorithm} computes with numpy")
+    given = option_label(ctx, "backend") if backend is not None else f"profile {profile.name}"
+    return choose_backend(backend or profile.runtime.backend, MLPSpec(), dim, given)
+
+
+def kernel_providers(profile: BoardProfile, backend: str) -> tuple[str, ...]:
+    """The profile's execution providers that name devices of `backend`: torch devices for torch, ONNX Runtime
+    providers for onnxruntime, none for numpy (an `auto` profile may list both kinds)."""
+    if backend == "torch":
+        return tuple(provider for provider in profile.runtime.execution_providers if provider in TORCH_DEVICES)
+    if backend == "onnxruntime":
+        return tuple(provider for provider in profile.runtime.execution_providers
+                     if provider.endswith("ExecutionProvider"))
+    return ()
 
 
 def _unless_given(ctx: click.Context, name: str, given: T, from_profile: T) -> T:

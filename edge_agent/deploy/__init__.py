@@ -1,1 +1,2 @@
-"""Getting onto boards: board profiles, bundles, systemd units, pushing to a board."""
+"""Getting onto boards: profiles, the cluster CA, inventories, per-board bundles and systemd units, and ssh steps that
+check, flash, roll back and remove them."""

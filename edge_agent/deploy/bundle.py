@@ -28,6 +28,7 @@ from edge_agent.deploy.certs import CA_NAME, CRL_NAME
 from edge_agent.deploy.inventory import BoardEntry, Inventory, Setting
 from edge_agent.deploy.profiles import BoardProfile, find_profile
 from edge_agent.deploy.unit import UNIT_NAME, render_unit
+from edge_agent.runtime.backend import TORCH_EXTRA
 
 INSTALL_SCRIPT = "install.sh"
 MANIFEST = "BUNDLE"
@@ -49,6 +50,7 @@ class Bundle:
     release: str
     venv: str
     backend: str
+    architecture: str = "x86_64"  # the profile's [board] architecture, which the board must have
 
     @property
     def short(self) -> str:
@@ -75,8 +77,8 @@ def build_bundle(inventory: Inventory, board: BoardEntry, folder: Path, wheel: P
     for source in wheels:
         _place(source, folder / "wheels" / source.name)
     _copy_certs(inventory, board, folder / "certs")
-    if backend == "onnxruntime":
-        _copy_kernels(inventory, profile, folder / "cache")
+    if backend in ("onnxruntime", "auto"):  # auto on a board without torch takes the kernels when they are there
+        _copy_kernels(inventory, profile, folder / "cache", required=backend == "onnxruntime")
     (folder / "profiles").mkdir()
     shutil.copyfile(profile.path, folder / "profiles" / f"{profile.name}.toml")
     (folder / "agent.toml").write_text(agent_toml(inventory, board), encoding="utf-8")
@@ -88,7 +90,7 @@ def build_bundle(inventory: Inventory, board: BoardEntry, folder: Path, wheel: P
     (folder / MANIFEST).write_text(
         f"RELEASE={release}\nVENV={venv}\nPYTHON='{inventory.python}'\nEXTRA='{extra}'\nBOARD='{board.name}'\n"
         f"WHEELHOUSE={'yes' if wheelhouse is not None else 'no'}\n", encoding="utf-8")
-    return Bundle(board, folder, release, venv, backend)
+    return Bundle(board, folder, release, venv, backend, profile.board.architecture)
 
 
 def agent_toml(inventory: Inventory, board: BoardEntry) -> str:
@@ -165,18 +167,24 @@ def _copy_certs(inventory: Inventory, board: BoardEntry, target: Path) -> None:
     os.chmod(target / f"{board.agent_id}.key", 0o600)
 
 
-def _copy_kernels(inventory: Inventory, profile: BoardProfile, cache: Path) -> None:
+def _copy_kernels(inventory: Inventory, profile: BoardProfile, cache: Path, required: bool) -> None:
     """The board kernels for the profile's projection dimension, from this machine's export cache (made with torch
-    if missing), placed where XDG_CACHE_HOME=<release>/cache makes the agent look."""
+    if missing), placed where XDG_CACHE_HOME=<release>/cache makes the agent look. Without them: one line naming
+    the export command when they are `required`, else nothing (an `auto` board then runs numpy, and says so)."""
     from edge_agent.learning.mlp import MLPSpec
-    from edge_agent.runtime.backend import BackendUnavailableError
     from edge_agent.runtime.onnx_backend import cache_subpath, ensure_exported
+    from edge_agent.runtime.onnx_export import MissingKernelsError
 
     dim = int(inventory.setting("proj-dim") or profile.spark.proj_dim)
     try:
         source = ensure_exported(MLPSpec(), dim)
-    except BackendUnavailableError as error:
-        raise BundleError(f"profile {profile.name} runs its kernels on onnxruntime: {error}") from None
+    except MissingKernelsError:
+        if not required:
+            return
+        command = f"edge-agent export --profile {profile.name}" if dim == profile.spark.proj_dim else \
+            f"edge-agent export --profile NAME (a profile with proj_dim = {dim})"
+        raise BundleError(f"profile {profile.name} runs its kernels on onnxruntime and this machine has none for "
+                          f"m = {dim}: run `{command}` here (needs torch: {TORCH_EXTRA})") from None
     shutil.copytree(source, cache / cache_subpath(MLPSpec(), dim))
 
 

@@ -3,6 +3,7 @@
 #
 #   sh install.sh install BUNDLE_DIR   install the bundle side by side and switch over; unchanged: does nothing
 #   sh install.sh status               release=, previous=, running=, venvs= (one per line)
+#   sh install.sh check PY ADV BECOME  what flash checks before copying: arch=, python=, venv=, sudo=, free_mb=, ...
 #   sh install.sh rollback             back to the previous release
 #   sh install.sh unflash [keep-state] stop the agent and remove everything this script installed (but state/)
 #
@@ -191,6 +192,50 @@ cmd_install() {
     if [ "$old" = none ]; then say "result=installed"; else say "result=upgraded"; say "from=$old"; fi
 }
 
+cmd_check() {  # $1 python, $2 advertise (an IP, an interface or ""), $3 become (yes/no): what flash checks, as key=value
+    py=$1
+    adv=$2
+    say "arch=$(uname -m)"
+    if ! command -v "$py" >/dev/null 2>&1; then
+        say "python=missing"
+    else
+        say "python=$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null || say broken)"
+        if "$py" -c 'import venv, ensurepip' >/dev/null 2>&1; then say "venv=yes"; else say "venv=no"; fi
+    fi
+    if [ "$3" = yes ]; then
+        if ! command -v sudo >/dev/null 2>&1; then
+            say "sudo=missing"
+        elif sudo -n true >/dev/null 2>&1; then
+            say "sudo=yes"
+        else
+            say "sudo=refused"
+        fi
+        dir=/opt/edge-agent
+    else
+        dir=$ROOT
+    fi
+    while [ ! -d "$dir" ]; do dir=$(dirname "$dir"); done
+    say "disk_dir=$dir"
+    say "free_mb=$(df -Pk "$dir" | awk 'NR == 2 { print int($4 / 1024) }')"
+    say "interfaces=$(ls /sys/class/net 2>/dev/null | tr '\n' ' ')"
+    [ -n "$adv" ] || return 0
+    case $adv in  # an IPv6 address has a colon, an IPv4 address only digits and dots; anything else names an interface
+        *:* | [0-9]*.[0-9]*.[0-9]*.[0-9]*)
+            if command -v "$py" >/dev/null 2>&1 && "$py" -c 'import socket, sys
+a = sys.argv[1]
+socket.socket(socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_DGRAM).bind((a, 0))' "$adv" 2>/dev/null
+            then say "advertise=local"; else say "advertise=not-local"; fi
+            return 0 ;;
+    esac
+    if [ ! -d "/sys/class/net/$adv" ]; then say "advertise=no-interface"; return 0; fi
+    if command -v ip >/dev/null 2>&1; then
+        ipv4=$(ip -4 -o addr show dev "$adv" 2>/dev/null | awk '{ split($4, a, "/"); print a[1]; exit }')
+        if [ -n "$ipv4" ]; then say "advertise=interface"; say "advertise_ipv4=$ipv4"; else say "advertise=no-ipv4"; fi
+    else
+        say "advertise=interface"
+    fi
+}
+
 cmd_status() {
     say "release=$(release_of current)"
     say "previous=$(release_of previous)"
@@ -242,6 +287,7 @@ cmd_unflash() {  # $1 = keep-state: leave state/ (checkpoints, records, log) and
 case ${1:-} in
     install) cmd_install "${2:?install needs the bundle folder}" ;;
     status) cmd_status ;;
+    check) cmd_check "${2:-python3}" "${3:-}" "${4:-no}" ;;
     rollback) cmd_rollback ;;
     unflash)
         case ${2:-} in "" | keep-state) cmd_unflash "${2:-}" ;; *) fail "unflash takes keep-state or nothing" ;; esac ;;

@@ -19,7 +19,8 @@ from edge_agent.learning.projection import FAMILIES, Family
 from edge_agent.transport.rates import parse_bitrate, parse_duration
 
 Architecture = Literal["aarch64", "arm64", "armv7l", "x86_64", "riscv64"]
-Backend = Literal["onnxruntime", "torch"]
+# auto: torch where it imports, else onnxruntime where the exported kernels are, else numpy (runtime/select.py)
+Backend = Literal["auto", "onnxruntime", "torch"]
 PROJECTIONS: tuple[str, ...] = tuple(family for family in FAMILIES if family != "identity")
 TORCH_DEVICES = ("cpu", "cuda", "mps")
 PROFILES_ENV = "EDGE_AGENT_PROFILES"
@@ -60,7 +61,9 @@ class Board:
 
 @dataclass(frozen=True)
 class RuntimeSettings:
-    """How the kernels run: backend, its execution providers (torch: devices) in order of preference, limits."""
+    """How the kernels run: backend, its execution providers (torch: devices) in order of preference, limits.
+
+    An `auto` profile may list torch devices and ONNX Runtime providers both: the backend chosen takes its own."""
 
     backend: Backend
     execution_providers: tuple[str, ...]
@@ -71,7 +74,7 @@ class RuntimeSettings:
     def __post_init__(self) -> None:
         _choice("runtime", "backend", self.backend, get_args(Backend))
         for provider in self.execution_providers:
-            if self.backend == "torch":
+            if self.backend == "torch" or (self.backend == "auto" and not provider.endswith("ExecutionProvider")):
                 _choice("runtime", "execution_providers", provider, TORCH_DEVICES)
             elif not provider.endswith("ExecutionProvider"):
                 raise ValueError(f"[runtime] execution_providers: {provider!r} is not an ONNX Runtime provider "

@@ -1,9 +1,11 @@
 """Flash, roll back and unflash boards over ssh, several at once, with a progress line per step and one result each.
 
-Each board is asked first what it runs (`install.sh status`): a board already on the bundle's release with its
-agent up is left alone ("unchanged", nothing copied, nothing restarted). Otherwise one ssh connection carries the
-bundle as a tar stream and runs its install script, which installs the release beside the old one and switches
-over (the wheels are left out when the board already has the venv they make).
+Each board is checked first (`install.sh check`, deploy.preflight: architecture, Python, sudo, the interface to
+advertise, free disk); a board with a problem gets one failed line per problem and nothing is copied. Then it is
+asked what it runs (`install.sh status`): a board already on the bundle's release with its agent up is left alone
+("unchanged", nothing copied, nothing restarted). Otherwise one ssh connection carries the bundle as a tar stream
+and runs its install script, which installs the release beside the old one and switches over (the wheels are left
+out when the board already has the venv they make).
 """
 
 from __future__ import annotations
@@ -13,10 +15,14 @@ import tarfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 from edge_agent.deploy.bundle import Bundle, install_script
 from edge_agent.deploy.inventory import BoardEntry
+from edge_agent.deploy.preflight import Expected, disk_problem, problems
 from edge_agent.deploy.ssh import Remote, SshOptions, run_remote
+
+T = TypeVar("T")
 
 Progress = Callable[[str, str], None]  # (board name, what it is doing)
 FAILED = "failed"
@@ -44,33 +50,51 @@ def board_options(options: SshOptions, board: BoardEntry) -> SshOptions:
     return replace(options, identity=board.identity) if board.identity is not None else options
 
 
-def flash_board(bundle: Bundle, options: SshOptions, progress: Progress, dry_run: bool = False) -> Outcome:
-    """Bring one board to the bundle's release: unchanged, installed, upgraded or started; failed with a reason."""
+def flash_board(bundle: Bundle, options: SshOptions, progress: Progress, python: str = "python3",
+                dry_run: bool = False) -> list[Outcome]:
+    """Bring one board to the bundle's release: unchanged, installed, upgraded or started; failed with a reason, one
+    line per problem the checks found (then nothing was copied). `python`: the inventory's command on the board."""
     board = bundle.board
     target, options = str(board.ssh), board_options(options, board)
+
+    def failed(*reasons: str) -> list[Outcome]:
+        return [Outcome(board.name, target, FAILED, bundle.short, reason) for reason in reasons]
+    progress(board.name, f"checking {target}")
+    check = run_remote(board.ssh, replace(options, become=False),  # as the ssh user: sudo is one of the checks
+                       ["sh", "-s", "--", "check", python, board.advertise or "", "yes" if options.become else "no"],
+                       stdin=install_script().encode())
+    if check.status != 0:
+        return failed(check.reason())
+    seen = check.values()
+    found = problems(seen, Expected(bundle.architecture, board.profile, python, board.advertise, options.become))
+    if found:
+        return failed(*found)
     progress(board.name, f"asking {target} what it runs")
     status = _script(board, options, "status")
     if status.status != 0:
-        return Outcome(board.name, target, FAILED, bundle.short, status.reason())
+        return failed(status.reason())
     now = status.values()
     if now.get("release") == bundle.release and now.get("running") == "yes":
-        return Outcome(board.name, target, "unchanged", bundle.short, f"agent running (pid {now['pid']})"
-                       if "pid" in now else "agent running")
+        return [Outcome(board.name, target, "unchanged", bundle.short, f"agent running (pid {now['pid']})"
+                        if "pid" in now else "agent running")]
+    short_of_disk = disk_problem(seen) if now.get("release") != bundle.release else None
+    if short_of_disk is not None:
+        return failed(short_of_disk)
     if dry_run:
         action = ("start" if now.get("release") == bundle.release else
                   "install" if now.get("release", "none") == "none" else "upgrade")
-        return Outcome(board.name, target, f"would-{action}", bundle.short,
-                       f"now on {now.get('release', 'none')[:12]}, running={now.get('running', 'no')}")
+        return [Outcome(board.name, target, f"would-{action}", bundle.short,
+                        f"now on {now.get('release', 'none')[:12]}, running={now.get('running', 'no')}")]
     has_venv = bundle.venv in now.get("venvs", "").split()
     stream = bundle_tar(bundle, with_wheels=not has_venv)
     progress(board.name, f"copying {len(stream) / 1e6:.1f} MB{' (venv already there)' if has_venv else ''} and "
                          f"installing release {bundle.short}")
     done = run_remote(board.ssh, options, ["sh", "-c", UNPACK_AND_INSTALL], stdin=stream)
     if done.status != 0:
-        return Outcome(board.name, target, FAILED, bundle.short, done.reason())
+        return failed(done.reason())
     values = done.values()
     detail = f"from {values['from'][:12]}" if "from" in values else "agent started"
-    return Outcome(board.name, target, values.get("result", "installed"), bundle.short, detail)
+    return [Outcome(board.name, target, values.get("result", "installed"), bundle.short, detail)]
 
 
 def rollback_board(board: BoardEntry, options: SshOptions, progress: Progress) -> Outcome:
@@ -96,8 +120,8 @@ def unflash_board(board: BoardEntry, options: SshOptions, progress: Progress, ke
     return Outcome(board.name, str(board.ssh), values.get("result", "removed"), "", kept)
 
 
-def in_parallel(jobs: Sequence[Callable[[], Outcome]], parallel: int) -> list[Outcome]:
-    """Run the jobs on up to `parallel` threads; outcomes in the jobs' order."""
+def in_parallel(jobs: Sequence[Callable[[], T]], parallel: int) -> list[T]:
+    """Run the jobs on up to `parallel` threads; results in the jobs' order."""
     with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(jobs)))) as pool:
         return list(pool.map(lambda job: job(), jobs))
 

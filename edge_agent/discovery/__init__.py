@@ -1,1 +1,2 @@
-"""Finding peers: mDNS advertise/browse (zeroconf), static peer lists, and the membership both feed."""
+"""Finding peers: mDNS advertise/browse (zeroconf), static peer lists, the membership both feed, and this machine's
+addresses."""

@@ -1,1 +1,2 @@
-"""The operator's view of a fleet: find agents (mDNS) and report what they advertise."""
+"""The operator's view of a fleet: find agents (mDNS), reach them (gRPC, mutual TLS), and what peers, status and inspect
+print."""

@@ -19,7 +19,7 @@ from edge_agent.transport.tls import ClusterTls
 PHASES = ("average", "jacobian", "transfer", "evolve", "score", "total")
 AGENT_KEYS = ("address", "id", "run", "version", "profile", "backend", "algorithm", "shard", "clients", "security",
               "state", "phase", "next_round", "last_round", "rounds", "members", "neighbours", "link", "links",
-              "total_sent_bytes", "total_received_bytes", "last_round_seconds", "last_accuracy", "uptime_s",
+              "total_sent_bytes", "total_received_bytes", "last_round_seconds", "last_accuracy", "best", "uptime_s",
               "peak_rss_mb")
 
 
@@ -38,7 +38,9 @@ def status_json(target: Target, s: AgentStatus) -> dict[str, Any]:
         "total_sent_bytes": s.bytes_sent, "total_received_bytes": s.bytes_received,
         "last_round_seconds": {phase: s.last_round_phase_seconds[phase] for phase in PHASES
                                if phase in s.last_round_phase_seconds} or None,
-        "last_accuracy": s.last_accuracy, "uptime_s": round(s.uptime_s, 3), "peak_rss_mb": s.peak_rss_mb}
+        "last_accuracy": s.last_accuracy,
+        "best": None if s.best_accuracy is None else {"round": s.best_round, "accuracy": s.best_accuracy},
+        "uptime_s": round(s.uptime_s, 3), "peak_rss_mb": s.peak_rss_mb}
 
 
 def ask_status(target: Target, tls: ClusterTls | None, connections: dict[str, Connection]) -> dict[str, Any]:
@@ -91,6 +93,7 @@ def status_text(agent: dict[str, Any]) -> str:
     rounds = f"of {a['rounds']}" if a["rounds"] else "(runs until stopped)"
     last = f"round {a['last_round']}" if a["last_round"] is not None else "none yet"
     accuracy = f"{a['last_accuracy']:.3f}" if a["last_accuracy"] is not None else "-"
+    best = f" (best {a['best']['accuracy']:.3f}, round {a['best']['round']})" if a.get("best") else ""
     neighbours = ", ".join(n["id"] + ("" if n["state"] == "ok" else f" missing ({n['reason']})")
                            for n in a["neighbours"]) or "-"
     link = a["link"]
@@ -101,7 +104,7 @@ def status_text(agent: dict[str, Any]) -> str:
         f"  rounds      next round {a['next_round']} = {a['next_round']} done {rounds}; last record: {last}",
         f"  members     {' '.join(a['members'])}",
         f"  neighbours  {neighbours}",
-        f"  last round  accuracy {accuracy}; seconds " + (" ".join(
+        f"  last round  accuracy {accuracy}{best}; seconds " + (" ".join(
             f"{phase} {value:.2f}" for phase, value in a["last_round_seconds"].items())
             if a["last_round_seconds"] else "-"),
         f"  process     up {_duration(a['uptime_s'])}, peak RSS {a['peak_rss_mb']:.1f} MiB",

@@ -6,6 +6,7 @@ downlink get the link's rate and its one-way latency through the agent's throttl
 tc between network namespaces instead: linkbench.kernel). A fleet stops when its agents
 finish their rounds, when their mean test accuracy reaches the target, when one fails, or when its time budget
 (counted from launch, per fleet) runs out; then the rest get SIGTERM, which stops them cleanly with their records.
+A fleet whose agents failed keeps the first error line of their logs: the report says why in their words.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 from edge_agent.agent.launcher import LocalRun, launch_local_agents
 from edge_agent.deploy.certs import throwaway_cluster
 from edge_agent.learning.topology import client_ids
-from edge_agent.linkbench.summary import trained
+from edge_agent.linkbench.summary import curve, trained
 from edge_agent.round_records import agent_rounds
 
 HEARTBEAT_S = 30.0  # a fleet stuck in a long round still says how long it has been at it
@@ -53,6 +54,7 @@ class FleetPlan:
     budget_s: float
     until: float | None = None  # stop once the agents' mean test accuracy reaches this
     agent_args: tuple[str, ...] = ()  # further `edge-agent run` flags (method options)
+    backend: str = "auto"  # the agents' kernel backend (`edge-agent run --backend`)
 
     @property
     def name(self) -> str:
@@ -68,24 +70,30 @@ class FleetPlan:
         rate = "unlimited" if self.link.kernel_tc else self.link.rate
         return ["--setting", self.setting, "--algorithm", self.algorithm, "--rounds", str(self.rounds),
                 "--uplink", rate, "--downlink", rate, "--latency", self.link.latency,
-                "--run", f"lb-{uuid.uuid4().hex[:12]}", "--certs", str(certs), "--quiet", *self.agent_args]
+                "--backend", self.backend, "--run", f"lb-{uuid.uuid4().hex[:12]}", "--certs", str(certs), "--quiet",
+                *self.agent_args]
 
 
 @dataclass(frozen=True)
 class Progress:
-    """Where a fleet stands: rounds every agent recorded, their mean accuracy after the last one, seconds since
-    launch."""
+    """Where a fleet stands: how many rounds every agent recorded and, for the last of them (0-based, as in the
+    records), the figures the report gives: mean accuracy, MB sent per agent, seconds since the first round began."""
 
     fleet: str
     rounds_done: int
     rounds: int
-    accuracy: float | None
-    elapsed_s: float
+    elapsed_s: float  # since launch
+    last_round: int | None = None
+    accuracy: float | None = None
+    megabytes: float = 0.0
+    seconds: float = 0.0
 
     def line(self) -> str:
-        accuracy = "-" if self.accuracy is None else f"{self.accuracy:.4f}"
-        return (f"{self.fleet}: round {self.rounds_done}/{self.rounds}, accuracy {accuracy}, "
-                f"{self.elapsed_s:.0f} s")
+        if self.last_round is None or self.accuracy is None:
+            return f"{self.fleet}: no round recorded yet, {self.elapsed_s:.0f} s since launch"
+        return (f"{self.fleet}: {self.rounds_done} of {self.rounds} rounds done (last: round {self.last_round}), "
+                f"accuracy {self.accuracy:.4f}, {self.megabytes:.2f} MB per agent, {self.seconds:.1f} s since its "
+                f"first round")
 
 
 STOP_REASONS = ("rounds", "target", "budget", "failed")  # what ran out, or why the fleet stopped
@@ -101,6 +109,7 @@ class FleetResult:
     elapsed_s: float  # launch to stop
     failed_agents: tuple[int, ...]
     failed_exits: tuple[int, ...] = ()  # their exit statuses, in the same order (-N: killed by signal N)
+    failure: str = ""  # the first error line in the failed agents' logs ("agent 1: Error: ...")
 
     def records(self) -> list[list[dict[str, Any]]]:
         """Per agent, its round records as it wrote them."""
@@ -136,7 +145,7 @@ def run_fleet(plan: FleetPlan, out: Path, report: Callable[[Progress], None], la
         run.stop()  # SIGTERM: the agents leave cleanly, their records committed round by round
     elapsed = time.monotonic() - started
     report(_progress(plan, run.records(), elapsed))
-    return FleetResult(plan, out, stopped_by, elapsed, failed, exits)
+    return FleetResult(plan, out, stopped_by, elapsed, failed, exits, run.first_error(failed) if failed else "")
 
 
 def run_fleets(plans: Sequence[FleetPlan], out: Path, report: Callable[[Progress], None]) -> list[FleetResult]:
@@ -167,10 +176,12 @@ def _follow(run: LocalRun, plan: FleetPlan, started: float, report: Callable[[Pr
 
 
 def _progress(plan: FleetPlan, per_agent: list[list[dict[str, Any]]], elapsed: float) -> Progress:
-    """Rounds that every agent recorded, and the mean accuracy of the last of them."""
+    """The rounds every agent recorded, and the report's figures for the last of them (summary.curve's)."""
     rows = trained(per_agent)
-    done = min((len(records) for records in rows), default=0)
-    accuracy = None
-    if done:
-        accuracy = sum(float(records[done - 1]["test_accuracy"]) for records in rows) / len(rows)
-    return Progress(plan.label, done, plan.rounds, accuracy, elapsed)
+    everyone = set.intersection(*({int(r["round"]) for r in records} for records in rows)) if rows else set()
+    if not everyone:
+        return Progress(plan.label, 0, plan.rounds, elapsed)
+    fleet = curve(per_agent)
+    index = fleet.rounds.index(max(everyone))
+    return Progress(plan.label, len(everyone), plan.rounds, elapsed, fleet.rounds[index], fleet.accuracy[index],
+                    fleet.megabytes[index], fleet.seconds[index])

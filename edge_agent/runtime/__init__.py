@@ -1,1 +1,1 @@
-"""Backends that run the round's kernels: the torch reference (autograd), later ONNX Runtime for boards."""
+"""Kernel backends of the neighbour side (numpy, torch, ONNX Runtime), their ONNX export, and the choice among them."""

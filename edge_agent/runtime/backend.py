@@ -5,7 +5,8 @@ data at the requester's average (with those logits), and the summed cross-entrop
 reference built on edge_agent.learning; `torch` runs the explicit-matmul torch modules of torch_kernels; and
 `onnxruntime` runs their ONNX exports with numpy and onnxruntime alone (a 512 MB board). Projection state crosses
 into a kernel as the seed-derived bucket and sign arrays of a TensorSketchProjection (`SketchState`), never as a
-seed: no graph draws random numbers. Importing this module imports neither torch nor onnxruntime.
+seed: no graph draws random numbers. Importing this module imports neither torch nor onnxruntime, and no backend
+module: the torch and ONNX Runtime backends import it, and runtime/select.py picks and builds one.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal, Protocol
 
 import numpy as np
@@ -194,32 +194,3 @@ class ChunkedBackend:
                  for s in self._starts(x)]
         total: FloatArray = np.sum(parts, axis=0)
         return total
-
-
-def make_backend(name: BackendName, spec: MLPSpec, providers: Sequence[str] | None = None,
-                 threads: int | None = None, *, dim: int = 1024, directory: Path | None = None,
-                 chunk: int | None = None) -> KernelBackend:
-    """The named backend for `spec`. providers: ONNX Runtime execution providers, or torch devices (first used).
-
-    onnxruntime only: `dim` is the projection dimension the exported graph is built for, and `directory` holds
-    pre-exported files (default: a per-spec cache, exported on first use when torch is importable).
-    `chunk` (the profile's jacobian_chunk) runs the kernels that many samples at a time.
-    """
-    backend: KernelBackend
-    if name == "numpy":
-        backend = NumpyBackend(spec, threads)
-    elif name == "torch":
-        try:
-            from edge_agent.runtime.torch_kernels import TorchBackend
-        except ImportError as error:
-            raise BackendUnavailableError(f"the torch backend needs torch, which is not importable here ({error}): "
-                                          f"{TORCH_EXTRA}, or run --backend onnxruntime") from None
-
-        backend = TorchBackend(spec, device=providers[0] if providers else "cpu", threads=threads)
-    elif name == "onnxruntime":
-        from edge_agent.runtime.onnx_backend import OnnxBackend
-
-        backend = OnnxBackend(spec, directory=directory, providers=providers, threads=threads, dim=dim)
-    else:
-        raise ValueError(f"unknown kernel backend {name!r}; choose numpy, torch or onnxruntime")
-    return backend if chunk is None else ChunkedBackend(backend, chunk)

@@ -3,7 +3,7 @@
 Exports come from a directory given by the caller (copied to a board that has no torch), or from a per-spec cache
 (`$XDG_CACHE_HOME` or ~/.cache, then edge-agent/onnx/<hash of format version, sizes and m>) that
 `edge-agent export` fills, and that the first agent fills itself when torch is importable, as quietly. Without torch
-and without a valid export the backend refuses with one line naming the command that makes one.
+and without a valid export the backend refuses with one line naming the command that makes one (MissingKernelsError).
 """
 
 from __future__ import annotations
@@ -20,12 +20,14 @@ import numpy as np
 import onnxruntime as ort  # type: ignore[import-untyped,unused-ignore]
 
 from edge_agent.learning.mlp import FloatArray, MLPSpec
-from edge_agent.runtime.backend import TORCH_EXTRA, BackendUnavailableError, SketchState
+from edge_agent.runtime.backend import SketchState
 from edge_agent.runtime.onnx_export import (
     EXPORT_COMMAND,
     FORMAT_VERSION,
     KERNELS,
+    MANIFEST,
     Manifest,
+    MissingKernelsError,
     check_exports,
     export_kernels,
 )
@@ -63,22 +65,27 @@ def export_to_cache(spec: MLPSpec, dim: int) -> Path:
     return directory
 
 
-def ensure_exported(spec: MLPSpec, dim: int) -> Path:
-    """The cache directory for (spec, dim), exported there first (needs torch) if it holds no valid export."""
+def usable_cache(spec: MLPSpec, dim: int) -> Path | None:
+    """The cache directory for (spec, dim) if it holds a valid export, else None."""
     directory = cache_directory(spec, dim)
     try:
         check_exports(directory, spec, dim)
+    except ValueError:
+        return None
+    return directory
+
+
+def ensure_exported(spec: MLPSpec, dim: int) -> Path:
+    """The cache directory for (spec, dim), exported there first (needs torch) if it holds no valid export."""
+    directory = usable_cache(spec, dim)
+    if directory is not None:
         return directory
-    except ValueError as error:
-        reason = str(error)
     try:
         import torch  # noqa: F401  (only to ask whether this machine can export)
     except ImportError:
-        raise BackendUnavailableError(
-            f"no usable ONNX export of the board kernels for MLP {spec.sizes}, m = {dim} ({reason}), and torch is "
-            f"not importable here to make one: on a machine with torch ({TORCH_EXTRA}) run `{EXPORT_COMMAND} "
-            f"--out DIR` with this board's profile, and copy DIR to {directory}") from None
-    export_to_cache(spec, dim)
+        directory = cache_directory(spec, dim)
+        raise MissingKernelsError(dim, directory, (directory / MANIFEST).exists()) from None
+    directory = export_to_cache(spec, dim)
     log.info("exported the board kernels for m = %d to %s (what `%s` does)", dim, directory, EXPORT_COMMAND)
     return directory
 

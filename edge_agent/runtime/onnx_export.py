@@ -21,13 +21,27 @@ from typing import Any
 
 from edge_agent.learning.mlp import MLPSpec
 from edge_agent.learning.projection import TensorSketchProjection
-from edge_agent.runtime.backend import BlockLayout, SketchState
+from edge_agent.runtime.backend import BackendUnavailableError, BlockLayout, SketchState
 
 FORMAT_VERSION = 1  # bump when a graph's inputs, outputs or semantics change: every cached export goes stale
 DEFAULT_OPSET = 18  # ScatterND with reduction="add" needs >= 16
 MANIFEST = "manifest.json"
 KERNELS = ("logits", "projected_jacobian", "loss_sums")
 EXPORT_COMMAND = "edge-agent export --profile NAME"  # what makes the kernels, NAME a profile with the board's m
+
+
+class MissingKernelsError(BackendUnavailableError):
+    """No usable ONNX export for (spec, dim) here and no torch to make one: says in one line how to export them."""
+
+    def __init__(self, dim: int, directory: Path, found: bool) -> None:
+        self.dim, self.directory, self.found = dim, directory, found
+        super().__init__(self.line())
+
+    def line(self, profile: str = "NAME") -> str:
+        """The one line a user reads: what is missing where, and the command that makes it (for `profile`)."""
+        there = f"the one in {self.directory} is stale or damaged" if self.found else f"none in {self.directory}"
+        return (f"no ONNX kernels for m = {self.dim} here ({there}): on a machine with torch run "
+                f"`{EXPORT_COMMAND.replace('NAME', profile)} --out DIR` and copy DIR to {self.directory}")
 
 
 @dataclass(frozen=True)

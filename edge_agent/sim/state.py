@@ -23,11 +23,12 @@ from edge_agent.records import write_npz_atomic
 _ADDED_LATER = {**{f"{codec}.{key}": value for codec in ("weights_codec", "spark.candidates_codec")
                    for key, value in asdict(CodecConfig()).items()},
                 "spark.residual_share": SparkConfig().residual_share, "spark.tail_rate": SparkConfig().tail_rate,
-                "spark.schedule_rounds": SparkConfig().schedule_rounds}
+                "spark.schedule_rounds": SparkConfig().schedule_rounds,
+                "spark.momentum_after_schedule": SparkConfig().momentum_after_schedule}
 
 # SPARK's settings that act only through its per-round coefficients: a fork may differ in them while those agree.
 _SCHEDULE_FIELDS = ("distill", "stage_lambdas", "temperature", "momentum", "beta", "momentum_from_stage",
-                    "schedule_rounds")
+                    "schedule_rounds", "momentum_after_schedule")
 _SCHEDULE_KEYS = {f"spark.{key}" for key in _SCHEDULE_FIELDS}
 
 

@@ -108,6 +108,8 @@ class AgentStatus:
     uptime_s: float = 0.0
     peak_rss_mb: float = 0.0
     last_round: int = -1
+    best_round: int = -1  # the round of the best weights it has seen by its test accuracy; -1 before one
+    best_accuracy: float | None = None
 
 
 class PeerLink(Protocol):

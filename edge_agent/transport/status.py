@@ -21,9 +21,11 @@ def status_reply(s: AgentStatus, security: str) -> pb.StatusReply:
                             total_sent=k.total_sent, total_received=k.total_received) for k in s.links],
         uplink_bits_per_s=s.uplink_bits_per_s, downlink_bits_per_s=s.downlink_bits_per_s, latency_s=s.latency_s,
         last_round_phase_seconds=s.last_round_phase_seconds, uptime_s=s.uptime_s, peak_rss_mb=s.peak_rss_mb,
-        last_round=s.last_round)
+        last_round=s.last_round, best_round=s.best_round)
     if s.last_accuracy is not None:
         reply.last_accuracy = s.last_accuracy
+    if s.best_accuracy is not None:
+        reply.best_accuracy = s.best_accuracy
     return reply
 
 
@@ -41,4 +43,6 @@ def agent_status(r: pb.StatusReply) -> AgentStatus:
         last_round_phase_seconds=dict(r.last_round_phase_seconds),
         last_accuracy=r.last_accuracy if r.HasField("last_accuracy") else None,
         uptime_s=r.uptime_s, peak_rss_mb=r.peak_rss_mb,
-        last_round=r.last_round if r.agent_id else -1)  # an old agent sends no last_round: unknown
+        last_round=r.last_round if r.agent_id else -1,  # an old agent sends no last_round: unknown
+        best_round=r.best_round if r.HasField("best_accuracy") else -1,
+        best_accuracy=r.best_accuracy if r.HasField("best_accuracy") else None)

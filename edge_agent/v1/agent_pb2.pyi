@@ -111,7 +111,7 @@ class LinkBytes(_message.Message):
     def __init__(self, peer: _Optional[str] = ..., round_sent: _Optional[int] = ..., round_received: _Optional[int] = ..., last_round_sent: _Optional[int] = ..., last_round_received: _Optional[int] = ..., total_sent: _Optional[int] = ..., total_received: _Optional[int] = ...) -> None: ...
 
 class StatusReply(_message.Message):
-    __slots__ = ("round", "state", "members", "bytes_sent", "bytes_received", "last_round_seconds", "run", "security", "agent_id", "version", "profile", "backend", "algorithm", "shard", "clients", "rounds", "phase", "neighbours", "links", "uplink_bits_per_s", "downlink_bits_per_s", "latency_s", "last_round_phase_seconds", "last_accuracy", "uptime_s", "peak_rss_mb", "last_round")
+    __slots__ = ("round", "state", "members", "bytes_sent", "bytes_received", "last_round_seconds", "run", "security", "agent_id", "version", "profile", "backend", "algorithm", "shard", "clients", "rounds", "phase", "neighbours", "links", "uplink_bits_per_s", "downlink_bits_per_s", "latency_s", "last_round_phase_seconds", "last_accuracy", "uptime_s", "peak_rss_mb", "last_round", "best_round", "best_accuracy")
     class LastRoundPhaseSecondsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -146,6 +146,8 @@ class StatusReply(_message.Message):
     UPTIME_S_FIELD_NUMBER: _ClassVar[int]
     PEAK_RSS_MB_FIELD_NUMBER: _ClassVar[int]
     LAST_ROUND_FIELD_NUMBER: _ClassVar[int]
+    BEST_ROUND_FIELD_NUMBER: _ClassVar[int]
+    BEST_ACCURACY_FIELD_NUMBER: _ClassVar[int]
     round: int
     state: str
     members: _containers.RepeatedScalarFieldContainer[str]
@@ -173,7 +175,9 @@ class StatusReply(_message.Message):
     uptime_s: float
     peak_rss_mb: float
     last_round: int
-    def __init__(self, round: _Optional[int] = ..., state: _Optional[str] = ..., members: _Optional[_Iterable[str]] = ..., bytes_sent: _Optional[int] = ..., bytes_received: _Optional[int] = ..., last_round_seconds: _Optional[float] = ..., run: _Optional[str] = ..., security: _Optional[str] = ..., agent_id: _Optional[str] = ..., version: _Optional[str] = ..., profile: _Optional[str] = ..., backend: _Optional[str] = ..., algorithm: _Optional[str] = ..., shard: _Optional[int] = ..., clients: _Optional[int] = ..., rounds: _Optional[int] = ..., phase: _Optional[str] = ..., neighbours: _Optional[_Iterable[_Union[NeighbourState, _Mapping]]] = ..., links: _Optional[_Iterable[_Union[LinkBytes, _Mapping]]] = ..., uplink_bits_per_s: _Optional[float] = ..., downlink_bits_per_s: _Optional[float] = ..., latency_s: _Optional[float] = ..., last_round_phase_seconds: _Optional[_Mapping[str, float]] = ..., last_accuracy: _Optional[float] = ..., uptime_s: _Optional[float] = ..., peak_rss_mb: _Optional[float] = ..., last_round: _Optional[int] = ...) -> None: ...
+    best_round: int
+    best_accuracy: float
+    def __init__(self, round: _Optional[int] = ..., state: _Optional[str] = ..., members: _Optional[_Iterable[str]] = ..., bytes_sent: _Optional[int] = ..., bytes_received: _Optional[int] = ..., last_round_seconds: _Optional[float] = ..., run: _Optional[str] = ..., security: _Optional[str] = ..., agent_id: _Optional[str] = ..., version: _Optional[str] = ..., profile: _Optional[str] = ..., backend: _Optional[str] = ..., algorithm: _Optional[str] = ..., shard: _Optional[int] = ..., clients: _Optional[int] = ..., rounds: _Optional[int] = ..., phase: _Optional[str] = ..., neighbours: _Optional[_Iterable[_Union[NeighbourState, _Mapping]]] = ..., links: _Optional[_Iterable[_Union[LinkBytes, _Mapping]]] = ..., uplink_bits_per_s: _Optional[float] = ..., downlink_bits_per_s: _Optional[float] = ..., latency_s: _Optional[float] = ..., last_round_phase_seconds: _Optional[_Mapping[str, float]] = ..., last_accuracy: _Optional[float] = ..., uptime_s: _Optional[float] = ..., peak_rss_mb: _Optional[float] = ..., last_round: _Optional[int] = ..., best_round: _Optional[int] = ..., best_accuracy: _Optional[float] = ...) -> None: ...
 
 class RecordsRequest(_message.Message):
     __slots__ = ("limit",)

@@ -53,7 +53,7 @@ def test_onnxruntime_agents_without_torch_match_the_simulator(tmp_path: Path, on
 
 @pytest.mark.parametrize(("backend", "cache", "message"), [
     ("torch", None, "the torch backend needs torch"),
-    ("onnxruntime", "empty", "no usable ONNX export"),
+    ("onnxruntime", "empty", "no ONNX kernels for m = 1024 here"),
 ])
 def test_a_board_without_what_its_backend_needs_gets_one_line(tmp_path: Path, board_cli: list[str], backend: str,
                                                              cache: str | None, message: str) -> None:

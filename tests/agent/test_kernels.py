@@ -16,7 +16,8 @@ from edge_agent.learning.jacobian import mlp_jacobian
 from edge_agent.learning.messages import JacobianRequest
 from edge_agent.learning.mlp import MLPSpec, cross_entropy_sum, forward, init_weights
 from edge_agent.learning.projection import ProjectionConfig, make_projection
-from edge_agent.runtime.backend import BackendName, make_backend
+from edge_agent.runtime.backend import BackendName
+from edge_agent.runtime.select import make_backend
 
 SPEC = MLPSpec()
 

@@ -25,9 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sim" / "engines"))
 import ray_cluster
 
 REPO = Path(__file__).resolve().parents[2]
-# The published split, where bench_paper.py looks for it (beside the checkout); tests/learning/test_partition.py
-# reads it from there too.
-SPLIT = REPO.parent / "shared" / "data" / "fmnist300-alpha0.1-split0.npz"
+# The published split, vendored where bench_paper.py looks for it (bench/data/README.md).
+SPLIT = REPO / "bench" / "data" / "fmnist300-alpha0.1-split0.npz"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 D = 79_510  # MLP parameters (SPEC)
 KAPPA = 5  # the paper setting's degree
@@ -407,3 +406,18 @@ def test_bench_dashboard_alternates_stretches_and_prints_the_ratio_and_the_dashb
     assert cpu is not None and 0.2 < float(cpu[1]) < 5 and float(cpu[2]) > float(cpu[1])
     assert used is not None and float(used[1]) > 0 and int(used[2]) >= 2
     assert (tmp_path / "certs" / "operator.crt").exists()
+def test_bench_service_runs_a_finite_fleet_and_a_service_and_writes_both_curves(tmp_path: Path) -> None:
+    output = stdout_of("bench_service.py", "--setting", "smoke", "--agents", "3", "--rounds", "2", "--solver",
+                       "euler", "--out", str(tmp_path))
+    rows = markdown_tables(output)[0]
+    assert [row[0] for row in rows] == ["0", "1"]
+    assert rows[0][1] == rows[0][2]  # the same run until the schedule's end: round 0 alike, bit for bit
+    saved = json.loads((tmp_path / "service.json").read_text())
+    assert (saved["rounds"], saved["schedule"]) == (2, 5)
+    for name in ("before", "after"):
+        curve = saved[name]["accuracy"]
+        assert [f"{value:.4f}" for value in curve] == [row[1 if name == "before" else 2] for row in rows]
+        assert saved[name]["best_accuracy"] == max(curve) and saved[name]["final_accuracy"] == curve[-1]
+        assert all(best in (0, 1) for best in saved[name]["agents_best_round"])  # the agents' own records
+    assert saved["after"]["command"] == "edge-agent run --rounds 0"
+    assert (tmp_path / "service.png").read_bytes()[:8] == PNG_SIGNATURE

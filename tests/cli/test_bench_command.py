@@ -36,7 +36,23 @@ def test_bench_link_writes_the_report_plots_and_summary(bench_out: tuple[Path, s
     assert all((out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for name in out.glob("*.png"))
     report = (out / "report.md").read_text()
     assert "| spark | 50mbit 1ms | 2 |" in report and "| dfedavg | 50mbit 1ms | 2 |" in report
-    assert "spark 50mbit 1ms: round 2/2, accuracy" in progress  # the progress lines, per fleet
+    assert "spark 50mbit 1ms: 2 of 2 rounds done (last: round 1), accuracy" in progress  # progress, per fleet
+    assert report.split("\n")[4:7] == ["## Verdict", "", "**50mbit 1ms**"]  # the answer comes first
+
+
+def test_the_console_and_the_report_give_the_same_figures_and_stop_sentence(bench_out: tuple[Path, str]) -> None:
+    out, progress = bench_out
+    summary = json.loads((out / "summary.json").read_text())
+    report = (out / "report.md").read_text()
+    for fleet in summary["fleets"]:
+        row = next(line for line in report.splitlines() if line.startswith(f"| {fleet['algorithm']} | 50mbit 1ms |"))
+        _, _, rounds, accuracy, megabytes, seconds, _, stopped = (cell.strip() for cell in row.strip("|").split("|"))
+        closing = (f"{fleet['algorithm']} 50mbit 1ms: {rounds} rounds done, accuracy {accuracy}, {megabytes} MB per "
+                   f"agent, {seconds} s; {stopped}")
+        assert closing in progress.splitlines()
+        last = [line for line in progress.splitlines() if line.startswith(f"{fleet['algorithm']} 50mbit 1ms: 2 of 2")]
+        assert last and f"accuracy {accuracy}, {megabytes} MB per agent, {seconds} s since its first round" in last[-1]
+        assert stopped == "ran all 2 rounds"
 
 
 def test_summary_bytes_rounds_and_accuracy_are_the_agents_own_records(bench_out: tuple[Path, str]) -> None:

@@ -17,4 +17,5 @@ def test_demo_runs_agents_and_prints_a_round_table_again_and_again_into_one_fold
     assert all(0.1 < float(row[1]) <= 1.0 and float(row[2]) > 0 for row in table)
     assert all(50 < float(row[4]) < 8192 for row in table)  # peak RSS MB of the largest agent, under generic's budget
     assert "aggregated model" in result.output
-    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [f"client-{i}.npz" for i in range(3)]
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == sorted(
+        name for i in range(3) for name in (f"client-{i}.npz", f"client-{i}.best.npz"))  # last and best weights

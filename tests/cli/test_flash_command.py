@@ -213,6 +213,42 @@ def test_flash_installs_three_boards_that_train_then_changes_nothing_reports_fai
     assert not any(map(_alive, pids[1:]))
 
 
+def _listing(home: Path) -> list[str]:
+    return sorted(str(path.relative_to(home)) for path in home.rglob("*"))
+
+
+@pytest.mark.skipif(SKIP_REASON is not None, reason=str(SKIP_REASON))
+def test_flash_checks_each_board_first_and_a_problem_is_one_line_with_nothing_copied(
+        boards: SshBoards, wheelhouse: Path, tmp_path: Path) -> None:
+    throwaway_cluster(tmp_path / "certs", [f"client-{i}" for i in range(BOARDS)])
+    ports = free_loopback_ports(BOARDS)
+    entries = [_board(f"b{i}", boards.users[i], boards.port, i, ports[i]) for i in range(BOARDS)]
+    entries[1] += 'advertise = "eth9"\n'  # no such interface on the board
+    entries[2] += 'advertise = "lo"\n'  # there, with an IPv4 address
+    fleet = _inventory(tmp_path, boards, entries, f"check-{uuid.uuid4().hex[:8]}", ports)
+    wheel, = wheelhouse.glob("edge_agent-*.whl")
+    before = [_listing(home) for home in boards.homes]
+    source = ["--wheel", str(wheel), "--wheelhouse", str(wheelhouse)]
+    looked, rows = _flash("flash", str(fleet), "--dry-run", *source)
+    assert looked.exit_code == 1, looked.output
+    assert rows["b0"][0] == rows["b2"][0] == "would-install"
+    failed = [line for line in looked.stdout.splitlines() if " failed " in line]
+    assert len(failed) == 1 and failed[0].startswith("b1 ")
+    assert 'advertise = "eth9": the board has no interface eth9 (interfaces: ' in failed[0] and "lo" in failed[0]
+    flashed, rows = _flash("flash", str(fleet), "--only", "b1", *source)  # a real flash checks first too
+    assert flashed.exit_code == 1 and list(rows) == ["b1"] and rows["b1"][0] == "failed", flashed.output
+    assert "copying" not in flashed.stderr
+    assert [_listing(home) for home in boards.homes] == before  # nothing copied anywhere
+
+    become = _inventory(tmp_path, boards, entries[:1], "check-become", ports).read_text()
+    root = tmp_path / "become.toml"
+    root.write_text("become = true\n" + become)
+    looked, rows = _flash("flash", str(root), "--dry-run", "--wheel", str(wheel))
+    assert looked.exit_code == 1 and rows["b0"][0] == "failed", looked.output
+    assert "sudo: become = true, but " in rows["b0"][1]  # no sudo here, or none without a password for this user
+    assert len(looked.stdout.splitlines()) == 2
+
+
 def test_flash_out_writes_one_bundle_per_board_and_a_table_without_touching_any_board(tmp_path: Path) -> None:
     throwaway_cluster(tmp_path / "certs", ["client-0", "client-1"])
     wheel = tmp_path / "edge_agent-0.1.0-py3-none-any.whl"

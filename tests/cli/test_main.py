@@ -1,5 +1,6 @@
 """The command group: every command is listed, and a command loads only its own module."""
 
+import os
 import subprocess
 import sys
 
@@ -7,6 +8,7 @@ from click.testing import CliRunner
 
 from edge_agent.cli.main import COMMANDS, cli
 
+EDGE_AGENT = "from edge_agent.cli.main import cli; cli(prog_name='edge-agent')"
 LOADED_BY_RUN_HELP = """
 import sys
 from edge_agent.cli.main import cli
@@ -32,3 +34,21 @@ def test_run_loads_neither_the_benchmarks_nor_flash() -> None:
     loaded = last.split()
     assert "--config" in "\n".join(shown) and "edge_agent.cli.run" in loaded
     assert not {"edge_agent.cli.bench", "edge_agent.cli.flash", "edge_agent.cli.inspect"} & set(loaded), loaded
+
+
+def _completion(**env: str) -> str:
+    """What `edge-agent` prints with click's completion variables set (the README's `_EDGE_AGENT_COMPLETE`)."""
+    return subprocess.run([sys.executable, "-c", EDGE_AGENT], capture_output=True, text=True,
+                          env={**os.environ, **env}, check=False).stdout
+
+
+def test_shell_completion_as_the_readme_loads_it_completes_commands_and_choices() -> None:
+    def complete(words: str) -> list[str]:
+        cword = len(words.split()) - (0 if words.endswith(" ") else 1)
+        lines = _completion(COMP_WORDS=words, COMP_CWORD=str(cword), _EDGE_AGENT_COMPLETE="bash_complete")
+        return [line.split(",", 1)[1] for line in lines.splitlines()]
+
+    assert complete("edge-agent bench li") == ["link"]
+    assert complete("edge-agent run --backend ") == ["auto", "numpy", "torch", "onnxruntime"]
+    source = _completion(_EDGE_AGENT_COMPLETE="bash_source")
+    assert "complete -o nosort -F _edge_agent_completion edge-agent" in source

@@ -36,10 +36,14 @@ def test_run_help_explains_the_shard_and_links() -> None:
         assert flag in result.output
 
 
-def test_a_backend_other_than_the_profiles_does_not_get_the_profiles_execution_providers() -> None:
+def test_a_backend_gets_only_the_profiles_execution_providers_that_name_its_own_devices() -> None:
     zero = find_profile("rpi-zero-2w")  # onnxruntime on CPUExecutionProvider, not a torch device
-    assert kernel_providers(zero, None) == kernel_providers(zero, "onnxruntime") == ("CPUExecutionProvider",)
+    assert kernel_providers(zero, "onnxruntime") == ("CPUExecutionProvider",)
     assert kernel_providers(zero, "torch") == kernel_providers(zero, "numpy") == ()
+    generic = find_profile("generic")  # auto: a torch device and an ONNX Runtime provider
+    assert generic.runtime.backend == "auto"
+    assert kernel_providers(generic, "torch") == ("cpu",)
+    assert kernel_providers(generic, "onnxruntime") == ("CPUExecutionProvider",)
 
 
 @pytest.mark.parametrize(("flags", "expected"), [

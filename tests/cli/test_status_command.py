@@ -50,6 +50,9 @@ def test_status_all_json_has_every_field_for_the_three_agents(operator_fleet: Fl
         # the last trained round's accuracy is the one its record holds
         written = {r["round"]: r for r in operator_fleet.records(index)}
         assert a["last_accuracy"] == written[a["last_round"]]["test_accuracy"]
+        # the best weights it kept: the highest accuracy of the rounds up to the one that holds them
+        assert a["best"]["accuracy"] == max(r["test_accuracy"] for k, r in written.items() if k <= a["best"]["round"])
+        assert written[a["last_round"]]["best_test_accuracy"] <= a["best"]["accuracy"]
 
 
 def test_status_of_an_agent_by_address_and_by_id_prints_its_block(operator_fleet: Fleet) -> None:
@@ -62,6 +65,7 @@ def test_status_of_an_agent_by_address_and_by_id_prints_its_block(operator_fleet
     assert first[0].startswith(f"client-1 at {where}: run {operator_fleet.run}, spark, shard 1/3, profile generic, "
                                f"backend numpy, edge-agent {__version__}, mutual TLS")
     assert any(line.split()[:3] == ["rounds", "next", "round"] for line in first)
+    assert any(line.split()[:2] == ["last", "round"] and "(best " in line for line in first)
     assert any(line.split()[:1] == ["PEER"] for line in first)
 
 

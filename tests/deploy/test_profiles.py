@@ -110,7 +110,7 @@ def test_valid_file_loads_into_typed_fields(tmp_path: Path) -> None:
     ("tail_rate = 0.0", "tail_rate = true", "[spark] tail_rate: expected a number"),
     ("tail_rate = 0.0", "tail_rate = -0.25", "[spark] tail_rate: must lie in [0, 1], got -0.25"),
     ("tail_rate = 0.0\n", "", "[spark] tail_rate: missing key"),
-    ('"onnxruntime"', '"tensorflow"', "[runtime] backend: expected one of onnxruntime, torch"),
+    ('"onnxruntime"', '"tensorflow"', "[runtime] backend: expected one of auto, onnxruntime, torch"),
     ('["CPUExecutionProvider"]', '["CUDA"]', "[runtime] execution_providers: 'CUDA'"),
     ('["CPUExecutionProvider"]', "[]", "[runtime] execution_providers: expected a non-empty list"),
     ("threads = 4", "threads = 8", "[runtime] threads: must be at most [board] cores (4)"),

@@ -43,7 +43,7 @@ def test_the_installed_wheel_says_in_one_line_what_it_lacks_for_the_kernels(boar
                          cwd=tmp_path, timeout=120, check=False)
     assert run.returncode == 1
     line, = run.stderr.splitlines()
-    assert "`edge-agent export --profile NAME --out DIR`" in line and str(tmp_path / "edge-agent" / "onnx") in line
+    assert "`edge-agent export --profile generic --out DIR`" in line and str(tmp_path / "edge-agent" / "onnx") in line
 
 
 def test_agents_from_the_wheel_train_two_rounds_on_onnxruntime_with_exported_kernels(
@@ -80,3 +80,28 @@ def test_the_installed_wheel_carries_the_dashboards_page_and_says_in_one_line_it
     assert served.returncode == 2
     assert served.stderr.splitlines() == [
         "Error: the dashboard needs aiohttp: pip install 'edge-agent[dashboard]'"]
+
+
+def test_the_wheel_without_torch_runs_the_demo_and_a_link_bench_with_spark_and_names_its_licence(
+        board_venv: Path, tmp_path: Path) -> None:
+    env = board_environment(XDG_CACHE_HOME=str(tmp_path / "cache"), OPENBLAS_NUM_THREADS="1")  # no kernels there
+
+    def edge_agent(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(board_venv / "bin" / "edge-agent"), *args], capture_output=True, text=True,
+                              env=env, cwd=tmp_path, timeout=400, check=False)
+
+    demo = edge_agent("demo", "--setting", "smoke", "--agents", "3", "--rounds", "2", "--out", str(tmp_path / "demo"))
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    assert [line.split()[0] for line in demo.stdout.splitlines() if line[:5].strip().isdigit()] == ["0", "1"]
+    assert "kernels on numpy (auto: no torch here" in (tmp_path / "demo" / "agent-0.log").read_text()
+    bench = edge_agent("bench", "link", "--agents", "3", "--setting", "smoke", "--algorithms", "spark,dfedavg",
+                       "--rounds", "2", "--rate", "100mbit", "--latency", "1ms", "--out", str(tmp_path / "bench"))
+    assert bench.returncode == 0, bench.stdout + bench.stderr
+    summary = json.loads((tmp_path / "bench" / "summary.json").read_text())
+    assert [(f["algorithm"], f["rounds_done"], f["stopped_by"]) for f in summary["fleets"]] == [
+        ("spark", 2, "rounds"), ("dfedavg", 2, "rounds")]
+    assert "no plots: matplotlib is not installed (pip install 'edge-agent[bench]'" in bench.stderr
+    assert "## Verdict" in (tmp_path / "bench" / "report.md").read_text()
+    assert not list((tmp_path / "bench").glob("*.png"))
+    shown = _board(board_venv, "python", "-m", "pip", "show", "edge-agent")
+    assert "License-Expression: Apache-2.0" in shown.stdout.splitlines(), shown.stdout

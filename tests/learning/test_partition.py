@@ -16,7 +16,8 @@ from edge_agent.learning.partition import (
     make_partition,
 )
 
-SHARED_SPLIT = Path(__file__).resolve().parents[3] / "shared" / "data" / "fmnist300-alpha0.1-split0.npz"
+# The published split, vendored with the benchmarks (bench/data/README.md).
+PUBLISHED_SPLIT = Path(__file__).resolve().parents[2] / "bench" / "data" / "fmnist300-alpha0.1-split0.npz"
 
 
 @pytest.fixture(scope="module")
@@ -97,9 +98,8 @@ def test_iid_split_rejects_more_samples_than_exist() -> None:
         iid_split(100, clients=3, samples_per_client=50, seed=0)
 
 
-@pytest.mark.skipif(not SHARED_SPLIT.is_file(), reason=f"published split not found at {SHARED_SPLIT}")
 def test_published_split_file_has_the_documented_counts() -> None:
-    split = load_partition(SHARED_SPLIT, None)
+    split = load_partition(PUBLISHED_SPLIT, None)
     sizes = [len(part) for part in split]
     taken = np.concatenate(split)
     assert len(split) == 300
@@ -109,10 +109,9 @@ def test_published_split_file_has_the_documented_counts() -> None:
     assert taken.dtype == np.int64
 
 
-@pytest.mark.skipif(not SHARED_SPLIT.is_file(), reason=f"published split not found at {SHARED_SPLIT}")
 def test_published_split_file_gives_its_first_clients() -> None:
-    everyone = load_partition(SHARED_SPLIT, None)
-    first = load_partition(SHARED_SPLIT, 10)
+    everyone = load_partition(PUBLISHED_SPLIT, None)
+    first = load_partition(PUBLISHED_SPLIT, 10)
     assert len(first) == 10
     assert all(np.array_equal(a, b) for a, b in zip(first, everyone[:10], strict=True))
 

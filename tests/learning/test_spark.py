@@ -113,6 +113,13 @@ def test_a_fixed_schedule_spreads_the_stages_over_its_own_rounds_and_later_round
         SparkConfig(schedule_rounds=-1)
 
 
+def test_a_service_trains_past_its_schedule_in_the_last_stage_without_momentum() -> None:
+    service = SparkConfig(momentum_after_schedule=False)  # what `run --rounds 0` runs, spread over 5 rounds
+    assert [service.momentum_beta(k, 5) for k in range(8)] == [0.0, 0.0, 0.9, 0.9, 0.9, 0.0, 0.0, 0.0]
+    assert [service.soft_label_weight(k, 5) for k in (4, 5, 50)] == [0.5, 0.5, 0.5]
+    assert SparkConfig(schedule_rounds=5, momentum_after_schedule=False).momentum_beta(5, 15) == 0.0
+
+
 def test_soft_targets_mix_one_hot_and_tempered_predictions() -> None:
     logits = np.array([[2.0, 0.0, -1.0], [0.5, 0.5, 3.0]])
     labels = np.array([1, 0])

@@ -9,7 +9,8 @@ from pathlib import Path
 from edge_agent.agent.launcher import LocalRun
 from edge_agent.linkbench.runner import FleetPlan, Link, Progress, run_fleet
 
-# Writes agent-i.jsonl's round 0 (accuracy from argv), then sleeps until SIGTERM, or exits with argv's status.
+# Writes agent-i.jsonl's round 0 (accuracy from argv), then sleeps until SIGTERM, or says why on its log and exits
+# with argv's status.
 STAND_IN = """
 import json, signal, sys, time
 path, accuracy, status = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
@@ -19,6 +20,7 @@ record = {"schema": 1, "record": "agent-round", "time": "2026-12-03T12:00:10.000
 open(path, "w").write(json.dumps(record) + "\\n")
 signal.signal(signal.SIGTERM, lambda *_: open(path + ".stopped", "w").close() or sys.exit(0))
 if status:
+    open(path.replace(".jsonl", ".log"), "w").write("starting\\nError: the torch backend needs torch\\nbye\\n")
     sys.exit(status)
 time.sleep(60)
 """
@@ -44,7 +46,9 @@ def test_a_fleet_out_of_budget_gets_sigterm_and_keeps_its_records(tmp_path: Path
     assert 3.0 <= result.elapsed_s < 15
     assert all((tmp_path / f"agent-{i}.jsonl.stopped").exists() for i in range(3))  # SIGTERM, not a kill
     assert [len(agent) for agent in result.records()] == [1, 1, 1]
-    assert seen[-1].line() == f"ntk-dfl 1mbit 20ms: round 1/5, accuracy 0.3000, {seen[-1].elapsed_s:.0f} s"
+    assert seen[-1].line() == ("ntk-dfl 1mbit 20ms: 1 of 5 rounds done (last: round 0), accuracy 0.3000, "
+                               "0.00 MB per agent, 1.0 s since its first round")
+    assert seen[0].line().startswith("ntk-dfl 1mbit 20ms: no round recorded yet, ")
     assert (tmp_path / "certs" / "ca.crt").exists()
 
 
@@ -55,5 +59,6 @@ def test_a_fleet_that_reaches_the_target_accuracy_stops(tmp_path: Path) -> None:
 
 def test_a_fleet_with_a_failed_agent_stops_and_names_it(tmp_path: Path) -> None:
     result = run_fleet(plan(budget_s=30.0), tmp_path, lambda _: None, launch=stand_ins(0.3, status=3), poll_s=0.1)
-    assert result.stopped_by == "failed" and result.failed_agents == (1,)
+    assert result.stopped_by == "failed" and result.failed_agents == (1,) and result.failed_exits == (3,)
+    assert result.failure == "agent 1: Error: the torch backend needs torch"  # its first error line
     assert json.loads((tmp_path / "agent-1.jsonl").read_text())["round"] == 0

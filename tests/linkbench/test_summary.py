@@ -5,8 +5,9 @@ from typing import Any
 
 import pytest
 
-from edge_agent.linkbench.report import markdown, stop_sentence
+from edge_agent.linkbench.report import markdown
 from edge_agent.linkbench.summary import PHASES, byte_totals, curve, fleet_summary, phase_seconds, round_parts, to_level
+from edge_agent.linkbench.verdict import stop_sentence
 
 
 def record(agent: int, k: int, accuracy: float, sent: int, time: str, total: float, **phases: float) -> dict[str, Any]:
@@ -84,4 +85,7 @@ def test_a_fleet_that_finished_no_round_within_its_budget_says_so() -> None:
 def test_a_fleet_whose_agents_failed_says_how_they_ended(exits: list[int], said: str) -> None:
     fleet = {"rounds_done": 0, "rounds_planned": 30, "budget_s": 480.0, "stopped_by": "failed",
              "failed_agents": list(range(len(exits))), "failed_exits": exits}
-    assert stop_sentence(fleet) == f"agents {list(range(len(exits)))} failed after 0 rounds ({said}; see their logs)"
+    assert stop_sentence(fleet) == f"agents {list(range(len(exits)))} failed after 0 rounds ({said}): see their logs"
+    told = {**fleet, "failure": "agent 0: Error: the torch backend needs torch"}
+    assert stop_sentence(told) == (f"agents {list(range(len(exits)))} failed after 0 rounds ({said}): agent 0: Error: "
+                                   "the torch backend needs torch")

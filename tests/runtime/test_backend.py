@@ -8,7 +8,8 @@ import pytest
 from edge_agent.learning.jacobian import mlp_jacobian
 from edge_agent.learning.mlp import MLPSpec, cross_entropy_sum, forward, init_weights
 from edge_agent.learning.projection import ProjectionConfig, TensorSketchProjection, make_projection
-from edge_agent.runtime.backend import ChunkedBackend, NumpyBackend, SketchState, make_backend
+from edge_agent.runtime.backend import ChunkedBackend, NumpyBackend, SketchState
+from edge_agent.runtime.select import make_backend
 
 SPECS = [MLPSpec((784, 100, 10)), MLPSpec((20, 60, 30, 5))]
 

@@ -24,7 +24,7 @@ from edge_agent.agent.kernels import BackendKernels, ChunkedReferenceKernels
 from edge_agent.agent.memory import peak_rss_mb
 from edge_agent.learning.mlp import MLPSpec, init_weights
 from edge_agent.learning.projection import ProjectionConfig, make_projection
-from edge_agent.runtime.backend import make_backend
+from edge_agent.runtime.select import make_backend
 
 kind, n, chunk = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]) or None
 spec = MLPSpec()

@@ -16,9 +16,10 @@ from edge_agent.learning.data import load_fashion_mnist
 from edge_agent.learning.jacobian import mlp_jacobian
 from edge_agent.learning.mlp import MLPSpec, cross_entropy_sum, forward, init_weights
 from edge_agent.learning.projection import ProjectionConfig, TensorSketchProjection, make_projection
-from edge_agent.runtime.backend import KernelBackend, SketchState, make_backend
+from edge_agent.runtime.backend import KernelBackend, SketchState
 from edge_agent.runtime.onnx_backend import OnnxBackend, cache_directory, ensure_exported
 from edge_agent.runtime.onnx_export import MANIFEST, check_exports
+from edge_agent.runtime.select import make_backend
 
 SPEC = MLPSpec()
 DIM = 1024

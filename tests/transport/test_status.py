@@ -22,7 +22,7 @@ SNAPSHOT = AgentStatus(
     links=(LinkBytes("a-1", 1, 2, 3, 4, 100, 110), LinkBytes("a-2", 5, 6, 7, 8, 200, 200)),
     uplink_bits_per_s=2e6, downlink_bits_per_s=1e7, latency_s=0.02,
     last_round_phase_seconds={"average": 0.25, "total": 1.5}, last_accuracy=0.0, uptime_s=12.5, peak_rss_mb=180.5,
-    last_round=4)
+    last_round=4, best_round=2, best_accuracy=0.5)
 LINES = [f'{{"round": {i}}}' for i in range(MAX_RECORDS + 5)]
 
 
@@ -48,6 +48,7 @@ def test_every_status_field_arrives_as_sent_an_accuracy_of_zero_included(client:
 def test_an_old_agents_reply_leaves_the_new_fields_unknown() -> None:
     old = agent_status(pb.StatusReply(round=3, state="round 3", run="kitchen"))
     assert (old.round, old.last_round, old.last_accuracy, old.neighbours) == (3, -1, None, ())
+    assert (old.best_round, old.best_accuracy) == (-1, None)
 
 
 @pytest.mark.parametrize(("limit", "expected"), [(3, LINES[-3:]), (0, LINES[-MAX_RECORDS:]),

@@ -76,6 +76,9 @@ class SparkConfig:
     tail_rate: float = 0.0  # of the other rows, the share still sent, drawn at random and weighted
     schedule_rounds: int = 0  # rounds the stages are spread over (0: the run's); later rounds stay in the last
     kernel_dim: int = 0  # m' of the kernel sketch a reply carries (0: the reply carries Jt, as published)
+    # Whether rounds past the schedule keep momentum. A service (`run --rounds 0`) turns it off: momentum on for good
+    # keeps carrying the first stages' large steps into rounds whose own steps are small, and accuracy drifts down.
+    momentum_after_schedule: bool = True
 
     def __post_init__(self) -> None:
         if not self.stage_lambdas or not all(0.0 <= lam <= 1.0 for lam in self.stage_lambdas):
@@ -101,8 +104,10 @@ class SparkConfig:
         return self.stage_lambdas[self.stage(round_index, rounds)] if self.distill else 0.0
 
     def momentum_beta(self, round_index: int, rounds: int) -> float:
-        """beta_k: 0 until momentum is switched on."""
+        """beta_k: 0 until momentum is switched on (and past the schedule, unless momentum_after_schedule)."""
         on = self.momentum and self.stage(round_index, rounds) >= self.momentum_from_stage
+        if round_index >= (self.schedule_rounds or rounds) and not self.momentum_after_schedule:
+            on = False
         return self.beta if on else 0.0
 
 
