@@ -33,11 +33,11 @@ from edge_agent.agent.traffic import RoundTraffic
 from edge_agent.discovery.membership import Membership, PeerChange
 from edge_agent.discovery.peers import PeerRecord
 from edge_agent.learning.algorithms.baselines import BASELINES, local_sgd
-from edge_agent.learning.algorithms.ntk_dfl import average_weights
 from edge_agent.learning.data import Dataset
 from edge_agent.learning.exchange import Gather, NTKDFLMethod, NTKMethod, Responder, SparkMethod, run_neighbourhood
 from edge_agent.learning.messages import Message, WeightsMessage
 from edge_agent.learning.mlp import FloatArray, MLPSpec, init_weights
+from edge_agent.learning.robust import RobustReport, robust_average
 from edge_agent.learning.topology import neighbours
 from edge_agent.round_records import AGENT_ROUND, stamped
 from edge_agent.runtime.backend import make_backend
@@ -130,6 +130,7 @@ class Agent:
         self.round_neighbours: tuple[str, ...] = ()  # the round graph's neighbours of the round in progress
         self.round_links: dict[str, LinkCounters] = {}  # the ledger's links when the round in progress began
         self._missing: dict[str, str] = {}  # this round's left-out neighbours and why
+        self._robust = RobustReport()  # what this round's --robust rule did to each neighbour
         self._exchange: WeightsExchange | None = None  # this round's weights: sent to whom, owed to whom
         self._joined_late = False  # this round was adopted from the fleet: its neighbours started it without us
         self._executor = ThreadPoolExecutor(max(4, 2 * config.kappa + 1),
@@ -198,10 +199,22 @@ class Agent:
     def members(self) -> list[str]:
         return sorted({self.config.agent_id, *self.membership.snapshot()})
 
-    def neighbour_states(self) -> dict[str, str]:
-        """The round in progress's (or last round's) graph neighbours -> "" when taking part, else why missing."""
-        missing = dict(self._missing)
-        return {peer: missing.get(peer, "") for peer in self.round_neighbours}
+    def neighbour_states(self) -> dict[str, tuple[str, str]]:
+        """The round in progress's (or last round's) graph neighbours -> (state, why): "ok", "clipped" (its messages
+        bounded by --robust), "refused" (left out by --robust) or "missing" (gone, stalled, ...)."""
+        missing, report = dict(self._missing), self._robust
+        states: dict[str, tuple[str, str]] = {}
+        for peer in self.round_neighbours:
+            if peer in report.refused:
+                states[peer] = ("refused", report.refused[peer])
+            elif peer in missing:
+                states[peer] = ("missing", missing[peer])
+            elif peer in report.clipped:
+                states[peer] = ("clipped", ", ".join(f"{kind} x{factor:.3g}"
+                                                     for kind, factor in sorted(report.clipped[peer].items())))
+            else:
+                states[peer] = ("ok", "")
+        return states
 
     def run(self, on_round: Callable[[dict[str, Any]], None] | None = None,
             while_discovering: Callable[[], None] | None = None) -> None:
@@ -253,6 +266,7 @@ class Agent:
         members = self.membership.snapshot()
         picked = self.liveness.neighbours(slots, members)
         self._missing = dict(picked.missing)
+        self._robust = RobustReport()
         self.round_neighbours = (*picked.live, *picked.missing)
         holders = self.liveness.holders(members)
         self._exchange = WeightsExchange(round_index, WeightsMessage(self.config.agent_id, round_index, self.weights),
@@ -269,8 +283,9 @@ class Agent:
                 clock.add(phase, seconds)
                 self.phase = PHASE_AFTER.get(phase, self.phase)
             result = run_neighbourhood(self.method, self.config.agent_id, anchor, self.velocity, s_i,
-                                       self._caller(), round_index, self._gatherer(clock), lap)
+                                       self._caller(), round_index, self._gatherer(clock), lap, self.config.robust)
             self.weights, self.velocity, tau_index = result.weights, result.velocity, result.tau_index
+            self._bounded(result.robust)
         clock.seconds["total"] = self.last_round_seconds = time.perf_counter() - start
         self.inbox.forget_before(round_index)
         self._joined_late = False
@@ -322,9 +337,21 @@ class Agent:
             log.warning("round %d: without %s", round_index,
                         ", ".join(f"{peer} ({why})" for peer, why in sorted(self._missing.items())))
         mine = sorted(received)
-        anchor = average_weights(self.weights, [received[s] for s in mine])
+        anchor, report = robust_average(self.weights, [received[s] for s in mine], self.config.robust)
+        self._bounded(report)
         clock.add("average", time.perf_counter() - start)
-        return anchor, mine
+        return anchor, [peer for peer in mine if peer not in report.refused]
+
+    def _bounded(self, report: RobustReport) -> None:
+        """Keep what the --robust rule did this round; a neighbour it refused is left out of the rest of it."""
+        self._robust.merge(report)
+        for peer, why in report.refused.items():
+            self._missing[peer] = f"refused by --robust {self.config.robust.rule}: {why}"
+            log.warning("round %d: %s refused by --robust %s: %s", self.next_round, peer, self.config.robust.rule,
+                        why)
+        for peer, kinds in report.clipped.items():
+            log.info("round %d: %s clipped by --robust %s: %s", self.next_round, peer, self.config.robust.rule,
+                     ", ".join(f"{kind} x{factor:.3g}" for kind, factor in sorted(kinds.items())))
 
     def _wait_for_weights(self, round_index: int, senders: Sequence[str], window: float
                           ) -> dict[str, WeightsMessage]:
@@ -444,6 +471,7 @@ class Agent:
             "links": links, "seconds": clock.seconds,
             "served_seconds": {"jacobian": served["jacobian"], "score": served["score"]},
             "overlap": {"jacobian": served["overlap"]},
+            "robust": {"rule": self.config.robust.rule, **self._robust.as_record(), "seconds": self._robust.seconds},
             "tau": None if tau_index is None else self.method_taus()[tau_index],
             "lambda": spark.soft_label_weight(round_index, self.config.schedule_span)
             if self.config.algorithm == "spark" else 0.0,

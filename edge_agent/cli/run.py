@@ -18,12 +18,13 @@ from edge_agent.agent.shard import load_shard
 from edge_agent.cli.addresses import check_host, host_port, resolve_addresses
 from edge_agent.cli.config_file import ConfigCommand, checked, config_option, from_file, option_label, options_label
 from edge_agent.cli.errors import OperatorError
-from edge_agent.cli.options import method_configs, method_options
+from edge_agent.cli.options import method_configs, method_options, robust_option
 from edge_agent.deploy.profiles import BoardProfile, find_profile
 from edge_agent.discovery.addresses import parse_listen
 from edge_agent.discovery.mdns import SERVICE_TYPE
 from edge_agent.discovery.peers import AGENT_ID_PATTERN, parse_peer_list
 from edge_agent.learning.data import DataNotFoundError
+from edge_agent.learning.robust import RobustConfig
 from edge_agent.learning.settings import SETTINGS
 from edge_agent.learning.topology import client_ids
 from edge_agent.runtime.backend import BackendUnavailableError
@@ -80,6 +81,7 @@ def _duration(text: str) -> str:
 @click.option("--partition", "partition_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Read the split from an npz file instead of generating it.")
 @method_options
+@robust_option
 @click.option("--host", callback=checked(check_host),
               help="IP address to listen on and advertise (default: 127.0.0.1).")
 @click.option("--port", type=click.IntRange(0, 65535), help="Port to listen on (default: 0, any free port).")
@@ -138,7 +140,7 @@ def run(ctx: click.Context, /, certs_dir: Path | None, insecure: bool, backend: 
         advertise: str | None, prometheus_port: int | None, uplink: str, downlink: str, latency: str, chunk_size: int,
         peers: tuple[tuple[str, int], ...], no_mdns: bool, service_type: str, wait_peers: float, stall_window: float,
         metrics: Path | None,
-        checkpoint_dir: Path | None, data_dir: Path | None, quiet: bool, **method: Any) -> None:
+        checkpoint_dir: Path | None, data_dir: Path | None, quiet: bool, robust: str, **method: Any) -> None:
     """Run one agent: find its neighbours, exchange projected Jacobians over throttled gRPC links, train.
 
     Every agent of a run needs the same --setting, --seed, method flags and M; each gets its own i. A neighbour
@@ -176,6 +178,7 @@ def run(ctx: click.Context, /, certs_dir: Path | None, insecure: bool, backend: 
             spark=spark, weights_codec=weights_codec, backend=backend or profile.runtime.backend,
             providers=kernel_providers(profile, backend), threads=threads or profile.runtime.threads,
             jacobian_chunk=jacobian_chunk or profile.runtime.jacobian_chunk, overlap=not no_overlap, certs=certs_dir,
+            robust=RobustConfig(robust),  # type: ignore[arg-type]
         )
         cluster_tls(config)  # this board's certificate and key, checked before the data is loaded
     except ValueError as error:

@@ -9,8 +9,9 @@ from typing import Any
 
 import click
 
-from edge_agent.cli.options import method_configs, method_options
+from edge_agent.cli.options import method_configs, method_options, robust_option
 from edge_agent.learning.data import DataNotFoundError, load_fashion_mnist
+from edge_agent.learning.robust import RobustConfig
 from edge_agent.learning.settings import SETTINGS
 from edge_agent.sim.config import ALGORITHMS, SimulationConfig
 from edge_agent.sim.engine import Simulation
@@ -31,6 +32,7 @@ from edge_agent.sim.run_dir import RunDirectory
 @click.option("--partition", "partition_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Read the split from an npz file (client_000, ...) instead of generating it.")
 @method_options
+@robust_option
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Fashion-MNIST directory (default: $EDGE_AGENT_DATA, the Debian package, the user cache).")
 @click.option("--workers", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default="CPU count",
@@ -42,7 +44,7 @@ from edge_agent.sim.run_dir import RunDirectory
                    "starting afresh; starts afresh if OUT holds no rounds yet.")
 def simulate(setting: str, algorithm: str, rounds: int | None, clients: int | None, samples_per_client: int | None,
              alpha: float | None, kappa: int | None, topology: str, partition_file: Path | None,
-             data_dir: Path | None, workers: int, out: Path, resume: bool, **method: Any) -> None:
+             data_dir: Path | None, workers: int, out: Path, resume: bool, robust: str, **method: Any) -> None:
     """Simulate decentralized training of all clients in this process.
 
     Writes OUT/rounds.jsonl (one line per round: accuracies, bytes per client, tau, seconds), OUT/state.npz
@@ -56,7 +58,8 @@ def simulate(setting: str, algorithm: str, rounds: int | None, clients: int | No
             seed=method["seed"], topology=topology, partition_file=partition_file,
         )
         ntk, spark, weights_codec = method_configs(**method)
-        config = replace(config, ntk=ntk, spark=spark, weights_codec=weights_codec)
+        config = replace(config, ntk=ntk, spark=spark, weights_codec=weights_codec,
+                         robust=RobustConfig(robust))  # type: ignore[arg-type]
         train, test = load_fashion_mnist(data_dir)
         simulation = Simulation(config, train, test, workers=workers)
         run = RunDirectory(out, simulation, resume=resume)

@@ -63,7 +63,7 @@ def status_text(agent: dict[str, Any]) -> str:
     rounds = f"of {a['rounds']}" if a["rounds"] else "(runs until stopped)"
     last = f"round {a['last_round']}" if a["last_round"] is not None else "none yet"
     accuracy = f"{a['last_accuracy']:.3f}" if a["last_accuracy"] is not None else "-"
-    neighbours = ", ".join(n["id"] + ("" if n["state"] == "ok" else f" missing ({n['reason']})")
+    neighbours = ", ".join(n["id"] + ("" if n["state"] == "ok" else f" {n['state']} ({n['reason']})")
                            for n in a["neighbours"]) or "-"
     link = a["link"]
     lines = [
