@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import faulthandler
 import logging
+import sys
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypeVar
@@ -11,7 +14,7 @@ import click
 from click.core import ParameterSource
 
 from edge_agent.agent.config import AGENT_ALGORITHMS, AgentConfig
-from edge_agent.agent.lifecycle import StopSignals
+from edge_agent.agent.lifecycle import Ending, PathError, StopSignals
 from edge_agent.agent.memory import bound_malloc
 from edge_agent.agent.node import Node, cluster_tls
 from edge_agent.agent.shard import load_shard
@@ -28,10 +31,12 @@ from edge_agent.learning.robust import RobustConfig
 from edge_agent.learning.settings import SETTINGS
 from edge_agent.learning.topology import client_ids
 from edge_agent.runtime.backend import BackendUnavailableError
+from edge_agent.transport.core_log import CoreLogFilter
 from edge_agent.transport.rates import parse_bitrate, parse_duration
 from edge_agent.transport.throttle import LinkModel
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 MAX_CLIENTS = 4096  # a run's split is drawn for all M shards at start-up: 3.5 s at 4096, minutes past 50,000
 
 
@@ -180,34 +185,66 @@ def run(ctx: click.Context, /, certs_dir: Path | None, insecure: bool, backend: 
             jacobian_chunk=jacobian_chunk or profile.runtime.jacobian_chunk, overlap=not no_overlap, certs=certs_dir,
             robust=RobustConfig(robust),  # type: ignore[arg-type]
         )
-        cluster_tls(config)  # this board's certificate and key, checked before the data is loaded
     except ValueError as error:
         raise OperatorError(str(error)) from error
     try:
+        cluster_tls(config)  # this board's certificate and key, checked before the data is loaded
+    except ValueError as error:
+        raise OperatorError(f"{option_label(ctx, 'certs_dir')}: {error}") from error
+    try:
         data, test = load_shard(config, data_dir)
         node = Node(config, data, test)
-    except (ValueError, DataNotFoundError, BackendUnavailableError) as error:
+    except DataNotFoundError as error:
+        if data_dir is not None:
+            raise OperatorError(f"{option_label(ctx, 'data_dir')}: {error}") from error
+        raise click.ClickException(str(error)) from error
+    except (ValueError, BackendUnavailableError) as error:
         raise click.ClickException(str(error)) from error
     signals = StopSignals(node.stop)
     signals.install()
+    core_log = CoreLogFilter()  # gRPC core's lines to stderr, failed TLS handshakes at a bounded rate
+    core_log.start()
+    faulthandler.enable(sys.stderr, all_threads=True)  # a fatal signal in C code still leaves its threads' stacks
     try:
-        bound = node.start()
-        metrics_at = (f", metrics on http://{host_port(config.host, node.prometheus_port)}/metrics"
-                      if node.prometheus_port else "")
-        security = (f"mutual TLS with the certificates in {certs_dir}" if certs_dir is not None else
-                    "INSECURE: plaintext, any host on this network can join the run and read its data")
-        click.echo(f"{config.agent_id} serving on {addresses.shown(bound)} in run {node.identity.run_id}, "
-                   f"{len(data)} samples{metrics_at}, waiting for {total - 1} peers; {security}", err=True)
-        node.run(lambda record: click.echo(_progress(record, config.rounds), err=True))
+        status, reason = serve_and_train(node, config, addresses.shown, certs_dir, total, signals)
+    except PathError as error:
+        status, reason = 2, f"{option_label(ctx, error.option)} {error}"
     except (OSError, ValueError, RuntimeError) as error:
-        raise OperatorError(str(error)) from error
+        status, reason = 2, str(error)
     except KeyboardInterrupt:  # a second signal: stop without waiting for the phase
-        raise click.ClickException(f"{config.agent_id} stopped at once by a second signal") from None
+        status, reason = 1, f"stopped at once by a second {signals.received or 'signal'}"
+    except Exception as error:  # a bug: its traceback, then the same last line and summary as any other end
+        log.exception("%s failed", config.agent_id)
+        status, reason = 1, f"{type(error).__name__}: {error}"
     finally:
         node.close()
+    node.agent.write_summary(Ending(status, reason, signals.received))
+    faulthandler.disable()
+    core_log.stop()
+    if status == 2:
+        raise OperatorError(reason)
+    if status:
+        raise click.ClickException(f"{config.agent_id} exits with status {status}: {reason}")
+    click.echo(f"{config.agent_id} exits with status 0: {reason}", err=True)
+
+
+def serve_and_train(node: Node, config: AgentConfig, shown: Callable[[int], str], certs_dir: Path | None,
+                    total: int, signals: StopSignals) -> tuple[int, str]:
+    """Start serving, train until done or stopped, and say how it ended: (0, why)."""
+    bound = node.start()
+    metrics_at = (f", metrics on http://{host_port(config.host, node.prometheus_port)}/metrics"
+                  if node.prometheus_port else "")
+    security = (f"mutual TLS with the certificates in {certs_dir}" if certs_dir is not None else
+                "INSECURE: plaintext, any host on this network can join the run and read its data")
+    click.echo(f"{config.agent_id} serving on {shown(bound)} in run {node.identity.run_id}, "
+               f"{len(node.agent.data)} samples{metrics_at}, waiting for {total - 1} peers; {security}", err=True)
+    node.run(lambda record: click.echo(_progress(record, config.rounds), err=True))
+    done = node.agent.next_round
     if signals.received is not None:
-        click.echo(f"{config.agent_id} stopped by {signals.received} before round {node.agent.next_round} "
-                   f"({node.agent.next_round} rounds done); checkpoint kept", err=True)
+        return 0, f"stopped by {signals.received} before round {done} ({done} rounds done); checkpoint kept"
+    if node.agent.stopping.is_set():
+        return 0, f"stopped before round {done} ({done} rounds done); checkpoint kept"
+    return 0, f"finished its {config.rounds} rounds"
 
 
 def check_security(ctx: click.Context, certs_dir: Path | None, insecure: bool) -> Path | None:
