@@ -52,8 +52,12 @@ class PathError(OSError):
     `checkpoint_dir`), so the error can name the flag or config key."""
 
     def __init__(self, option: str, path: Path, error: OSError) -> None:
-        super().__init__(f"{path}: {error.strerror or error}"
-                         + (f" ({error.filename})" if error.filename and str(error.filename) != str(path) else ""))
+        where = error.filename
+        if isinstance(error, FileExistsError) and where and not Path(where).is_dir():  # mkdir met a file
+            reason = f"{where} is a file, not a folder"
+        else:
+            reason = f"{error.strerror or error}" + (f" ({where})" if where and str(where) != str(path) else "")
+        super().__init__(f"{path}: {reason}")
         self.option = option
 
 
@@ -65,6 +69,7 @@ class RoundJournal:
         self.metrics_path, self.checkpoint_dir = metrics, checkpoint_dir
         self.agent_id, self.run, self.num_params = agent_id, run, num_params
         self._file: Any = None
+        self.opened = False  # both paths checked: a summary may be written
         self._recent: deque[str] = deque(maxlen=MAX_RECORDS)  # the last lines committed, as written
         self._recent_lock = threading.Lock()
 
@@ -99,6 +104,7 @@ class RoundJournal:
             self._file.seek(0, os.SEEK_END)
             if resume is None and self.summary_path is not None:  # a fresh start: an old summary is not ours
                 self.summary_path.unlink(missing_ok=True)
+        self.opened = True
         return resume
 
     @property

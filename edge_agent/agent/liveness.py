@@ -90,8 +90,10 @@ class Liveness:
         return RoundNeighbours(tuple(live), missing)
 
     def alive_round(self, members: Mapping[str, PeerRecord], within: float) -> int | None:
-        """The round most members that showed life in the last `within` seconds are at, or None if none did."""
-        return self.fleet_round({a: r for a, r in members.items() if self.heard_within(a, within)})
+        """The round at least half the members that showed life in the last `within` seconds have reached (the upper
+        median: one member behind of two is not the fleet), or None if none did."""
+        rounds = [record.round for agent_id, record in members.items() if self.heard_within(agent_id, within)]
+        return int(statistics.median_high(rounds)) if rounds else None
 
     def fleet_round(self, members: Mapping[str, PeerRecord]) -> int | None:
         """The round most members are at (the median of what they advertise), or None with no members.

@@ -1,11 +1,11 @@
 """The agent process: serve neighbours, find members, and run synchronous NTK-DFL/SPARK/DFedAvg rounds over the wire.
 
 Rounds stay synchronous but never wait without bound: a neighbour that is gone, stalls or sends no weights within
-the stall window is left out of the round (recorded in the round's `missing`), unless it is behind us and shows
-life (it will come). An agent that finds itself behind the fleet (restarted, paused) adopts the fleet's round,
-recording the rounds it skipped; one more than a round ahead of the live members waits for them; and a round that
-ended with no neighbour while the fleet moved past it is dropped, not committed, so nobody trains alone for long.
-"""
+the stall window is left out of the round (recorded in the round's `missing`), unless it is behind us and still
+shows life (its weights will come). An agent that finds itself behind the fleet (restarted, paused) adopts the
+fleet's round, recording the rounds it skipped; one more than a round ahead of the live members waits for them; and
+a round that ended with no neighbour while the fleet moved past it is dropped, not committed, so nobody trains
+alone for long."""
 
 from __future__ import annotations
 
@@ -102,6 +102,7 @@ WAIT_SLICE_S = 0.2  # waits wake this often to notice a stop request
 ROUND_SLACK = 2  # rounds a message may be before ours or past ours (or the fleet's): peers a little off
 KEPT_EXCHANGES = 3  # our weights messages of the last rounds, still sent to a neighbour that asks for them late
 ALIVE_WINDOWS = 3  # a member heard from within this many stall windows (or round times) is alive
+PROBE_EVERY_S = 1.0  # past the window, a late neighbour is asked whether it is alive this often
 
 
 class Agent:
@@ -196,8 +197,14 @@ class Agent:
                 "payload_sent_bytes": totals.payload_sent, "payload_received_bytes": totals.payload_received}
 
     def write_summary(self, ending: Ending) -> None:
-        """The summary file, with how the process ends (written however it ends, once the round loop is over)."""
-        self.journal.write_summary({**self.summary(), "exit": asdict(ending)})
+        """The summary file, with how the process ends (written however it ends, once the round loop is over; a
+        folder that cannot take it, the reason it may be ending, gets a log line instead)."""
+        if not self.journal.opened:  # its paths were the mistake: the error line says so
+            return
+        try:
+            self.journal.write_summary({**self.summary(), "exit": asdict(ending)})
+        except OSError as error:
+            log.warning("%s: no summary written: %s", self.config.agent_id, error)
 
     def accepted_rounds(self) -> tuple[int, int]:
         """The rounds a peer's message may be for now: a few either side of ours, or up to a few past the fleet's."""
@@ -371,6 +378,7 @@ class Agent:
         message = self._exchanges[round_index].message
         sent = list(self._executor.map(lambda peer: self._send(message, peer), live))
         reachable = [peer for peer, ok in zip(live, sent, strict=True) if ok]
+        self._exchanges[round_index].sent_to.difference_update(set(live) - set(reachable))  # owed if they call
         window = JOIN_GRACE_S if self._joined_late else self.config.stall_s
         received = self._wait_for_weights(round_index, reachable, window)
         for peer in sorted(set(reachable) - set(received)):
@@ -403,22 +411,35 @@ class Agent:
     def _wait_for_weights(self, round_index: int, senders: Sequence[str], window: float
                           ) -> dict[str, WeightsMessage]:
         """The round's weights from `senders` that came within `window`, or later from a sender that is behind us
-        (it advertises an earlier round) and showed life in the last stall window: it is on its way."""
-        deadline = time.monotonic() + window
+        (it advertises an earlier round) and alive (heard from in the last stall window, or it answers a PeerInfo):
+        it is finishing its round and its weights will come. The wait never exceeds ALIVE_WINDOWS round times (or
+        stall windows); a frozen or dead sender is cut at the window."""
+        started = time.monotonic()
+        deadline, cap = started + window, started + ALIVE_WINDOWS * max(window, self.last_round_seconds)
         while True:
             self._check_stop()
             received = self.inbox.wait_for(round_index, senders, WAIT_SLICE_S)
             if len(received) == len(senders):
                 return received
-            if time.monotonic() >= deadline and not any(self._on_its_way(peer, round_index)
-                                                        for peer in senders if peer not in received):
-                return received
+            now = time.monotonic()
+            if now >= deadline:
+                pending = [peer for peer in senders if peer not in received]
+                if now >= cap or not any(self._on_its_way(peer, round_index) for peer in pending):
+                    return received
+                deadline = now + PROBE_EVERY_S
 
     def _on_its_way(self, peer: str, round_index: int) -> bool:
-        """A neighbour that is behind this round but alive, so its weights for it will come."""
+        """A neighbour behind this round that is alive, so its weights will come."""
         record = self.membership.get(peer)
-        return (record is not None and record.round < round_index
-                and self.liveness.heard_within(peer, self.config.stall_s))
+        if record is None or record.round >= round_index:
+            return False
+        if self.liveness.heard_within(peer, self.config.stall_s):
+            return True
+        try:
+            info = self.pool.get(record.address, peer).peer_info(timeout=PROBE_EVERY_S)
+        except TransportError:
+            return False  # frozen, gone
+        return info.round < round_index
 
     def _send(self, message: Message, peer: str) -> bool:
         return self._call_remote(message, peer) is not _FAILED

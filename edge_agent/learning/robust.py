@@ -5,7 +5,8 @@ Every bound is a radius around the agent's own value, scaled by the second-farth
 neighbourhood may lie; the others set the scale), so a fleet of honest boards is left exactly as it was.
 
 - Weights, every algorithm. tau = RADIUS x the second-largest distance of a neighbour's weights from our own (with
-  a single neighbour there is nobody to set the scale: tau = FALLBACK x our own weights' norm).
+  a single neighbour there is nobody to set the scale: tau = FALLBACK x our own weights' norm; and it is never
+  below FLOOR x that norm, since neighbours that agree to the last bits, as in a fully connected fleet, set none).
   `screen`: a neighbour beyond tau is left out of the round: its weights, Jacobians and scores (comparative
   elimination, as in Gupta, Doan & Vaidya, "Byzantine fault-tolerance in decentralized optimization under
   2f-redundancy", 2021, with a radius instead of a fixed count, so an honest fleet loses nobody).
@@ -44,8 +45,9 @@ DEFAULT_RULE: Rule = "screen"
 TOLERATED = 1  # neighbours of one neighbourhood that may lie: the scale is set by the one after them
 RADIUS = 3.0  # tau, in units of the second-largest neighbour distance (honest smoke fleets: at most 1.6)
 FALLBACK = 2.0  # tau with a single neighbour, in units of our own weights' norm (honest: at most 0.64)
+FLOOR = 0.25  # tau is never below this, in units of our own norm: neighbours that agree closely set no scale
 ROW_RADIUS = 2.0  # a neighbour's Jacobian row, in units of the largest row norm of our own reply
-SCORE_RADIUS = 2.0  # a neighbour's loss curve, in units of the larger of ours and the second-largest neighbour's
+SCORE_RADIUS = 1.0  # a neighbour's loss curve, in units of the larger of ours and the second-largest neighbour's
 
 
 @dataclass(frozen=True)
@@ -117,10 +119,11 @@ def robust_average(own: FloatArray, received: Sequence[WeightsMessage], config: 
 
 
 def radius(distances: Sequence[float], own_norm: float) -> float:
-    """tau: RADIUS x the second-largest of `distances`, or FALLBACK x our own norm with a single one."""
+    """tau: RADIUS x the second-largest of `distances` but at least FLOOR x our own norm, or FALLBACK x our own
+    norm with a single one."""
     if len(distances) <= TOLERATED:
         return FALLBACK * own_norm
-    return RADIUS * sorted(distances, reverse=True)[TOLERATED]
+    return max(RADIUS * sorted(distances, reverse=True)[TOLERATED], FLOOR * own_norm)
 
 
 def bound_replies(replies: Mapping[str, JacobianReply], requester: str, num_classes: int, config: RobustConfig

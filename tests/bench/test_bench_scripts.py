@@ -272,16 +272,19 @@ def test_plot_curves_plots_agent_metrics_beside_a_simulation(paper_run: tuple[Pa
     assert done.returncode == 1 and "nothing to plot" in done.stderr and not (tmp_path / "none.png").exists()
 
 
-def test_bench_soak_kills_and_restarts_an_agent_and_reports_every_round_once(tmp_path: Path) -> None:
+def test_bench_soak_kills_freezes_and_restarts_agents_and_reports_every_round_and_exit(tmp_path: Path) -> None:
     """Too short for a fair memory verdict (RSS still grows over a life of a few rounds), but the table is made from
-    the agents' own records; rounds and kills are checked."""
-    done = run_script("bench_soak.py", "--agents", "3", "--rounds", "8", "--kill-every", "3", "--setting", "smoke",
-                      "--warmup", "1", "--window", "2", "--stall-window", "5",
-                      "--agent-flags", "--uplink 8mbit --proj-dim 256",
-                      "--out", str(tmp_path))
+    the agents' own records; rounds, kills, freezes and exits are checked."""
+    done = run_script("bench_soak.py", "--agents", "3", "--rounds", "8", "--kill-every", "3", "--pause-every", "3",
+                      "--pause-windows", "1", "--setting", "smoke", "--warmup", "1", "--window", "2",
+                      "--stall-window", "5", "--agent-flags", "--uplink 8mbit --proj-dim 256", "--out", str(tmp_path))
     out = done.stdout
     assert re.search(r"round \d+: killed agent \d; restarting it", out), done.stderr[-2000:]
+    assert re.search(r"round \d+: froze agent \d for 5 s", out) and "thawed agent" in out
     assert "every round recorded once by every agent: yes" in out
+    assert re.search(r"three stall windows after each thaw: \[\d.*; all within 2: (yes|NO)", out)
+    assert "every agent that ended by itself told its exit status and reason: yes" in out
+    assert len(re.findall(r"status 0 +client-\d exits with status 0: finished its 8 rounds", out)) == 3
     assert re.search(r"round seconds: median [\d.]+, max [\d.]+; stuck rounds \(over [\d.]+ s\): none", out)
     assert re.search(r"RSS and open fds within 10% of their values after warm-up: (yes|NO)", out)
     judged = re.findall(r"^ +\d +0\.\.\d+ +(\d+) -> +(\d+) \([\d.]+\) +\d+ -> +\d+ \([\d.]+\) +(ok|GREW)", out, re.M)
