@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from edge_agent.cli.errors import writable_folder
 from edge_agent.cli.options import method_configs, method_options, robust_option
 from edge_agent.learning.data import DataNotFoundError, load_fashion_mnist
 from edge_agent.learning.robust import RobustConfig
@@ -51,6 +52,7 @@ def simulate(setting: str, algorithm: str, rounds: int | None, clients: int | No
     after every round (so `--resume` continues an interrupted run) and OUT/summary.json (resolved configuration,
     rounds and bytes to 85% aggregated accuracy).
     """
+    writable_folder("--out", out)
     try:
         config = SimulationConfig.from_setting(
             setting, algorithm,  # type: ignore[arg-type]

@@ -320,3 +320,16 @@ def test_bench_overlap_prints_both_modes_and_the_ratios(tmp_path: Path) -> None:
         with (np.load(tmp_path / "off" / "checkpoints" / "client-0.npz") as off,
               np.load(tmp_path / mode / "checkpoints" / "client-0.npz") as this):
             assert off["weights"].tobytes() == this["weights"].tobytes()
+
+
+def test_bench_robust_runs_a_clean_an_absent_and_a_poisoned_fleet_and_tables_them(tmp_path: Path) -> None:
+    result = run_script("bench_robust.py", "--algorithms", "dfedavg", "--attacks", "scale", "--rules", "off,screen",
+                        "--rounds", "1", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    rows = {(row[0], row[1]): row for table in markdown_tables(result.stdout) for row in table}
+    assert set(rows) == {("clean", "off"), ("clean", "screen"), ("client-3 absent", "screen"), ("scale", "off"),
+                         ("scale", "screen")}
+    assert all(row[-1] in ("0,0,0,0", "0,0,0") for row in rows.values())
+    assert int(rows[("scale", "screen")][7]) >= 1 and int(rows[("scale", "off")][7]) == 0  # who refused client-3
+    assert rows[("clean", "off")][2] == rows[("clean", "screen")][2]  # DFedAvg: honest fleets untouched by the rule
+    assert "| scale | screen |" in (tmp_path / "robust.md").read_text()

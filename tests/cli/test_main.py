@@ -3,6 +3,7 @@
 import subprocess
 import sys
 
+import pytest
 from click.testing import CliRunner
 
 from edge_agent.cli.main import COMMANDS, cli
@@ -32,3 +33,11 @@ def test_run_loads_neither_the_benchmarks_nor_flash() -> None:
     loaded = last.split()
     assert "--config" in "\n".join(shown) and "edge_agent.cli.run" in loaded
     assert not {"edge_agent.cli.bench", "edge_agent.cli.flash", "edge_agent.cli.inspect"} & set(loaded), loaded
+
+
+@pytest.mark.parametrize("command", [["simulate", "--setting", "smoke", "--rounds", "1"], ["demo", "--agents", "3"],
+                                     ["bench", "link", "--agents", "3", "--rounds", "1"]])
+def test_an_output_folder_that_cannot_be_made_is_one_line_naming_its_option(command: list[str]) -> None:
+    result = CliRunner().invoke(cli, [*command, "--out", "/proc/x"])
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 2 and lines == ["Error: --out /proc/x: No such file or directory"], result.output
