@@ -64,8 +64,8 @@ def main() -> None:
         poisoned = [run_fleet(args, certs, algorithm, attack, rule, attack)
                     for attack in args.attacks.split(",") for rule in rules]
         lines += _table(algorithm, clean, absent, poisoned)
+        (args.out / "robust.md").write_text("\n".join(lines) + "\n")  # each algorithm's table as soon as it is done
     print("\n".join(lines))
-    (args.out / "robust.md").write_text("\n".join(lines) + "\n")
 
 
 def run_fleet(args: argparse.Namespace, certs: Path, algorithm: str, name: str, rule: str, attack: str | None,

@@ -8,6 +8,7 @@ never waits on the thread.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import sys
@@ -45,6 +46,7 @@ class CoreLogFilter:
         read, write = os.pipe()
         os.dup2(write, 2)
         os.close(write)
+        _unbuffered_c_stderr()
         sys.stderr = self._out
         self._thread = threading.Thread(target=self._forward, args=(read,), name="grpc-core-log", daemon=True)
         self._thread.start()
@@ -96,3 +98,13 @@ class CoreLogFilter:
         log.warning("%d TLS handshake%s failed (callers without a cluster certificate, or not speaking TLS; "
                     "one such line per %.0f s at most), the last: %s", count, "" if count == 1 else "s",
                     self.window_s, example)
+
+
+def _unbuffered_c_stderr() -> None:
+    """C's `stderr` stream unbuffered, as C starts it: a native library may have made it buffered, which on a pipe
+    would hold gRPC core's lines until the process exits."""
+    try:
+        libc = ctypes.CDLL(None)
+        libc.setvbuf(ctypes.c_void_p.in_dll(libc, "stderr"), None, 2, 0)  # 2: _IONBF
+    except (OSError, ValueError, AttributeError):  # no glibc symbol of that name: nothing to undo
+        pass
