@@ -1,7 +1,11 @@
-"""Soak: M real agents on loopback for many rounds, a random one SIGKILLed and restarted every few rounds.
+"""Soak: M real agents on loopback for many rounds, a random one SIGKILLed and restarted every few rounds, and
+another frozen (SIGSTOP) for a while and thawed (SIGCONT) halfway between the kills.
 
 It checks what a fleet must keep doing while boards come and go:
 - no stuck round: every agent finishes every round, none takes longer than the stall window plus three median rounds;
+- no split: three stall windows after each thaw (and at the end) every agent's round is within two of the others';
+- no silent exit: every agent process that ends by itself leaves its exit status and reason as its last log line and
+  in its summary, and they agree with the exit status the bench sees;
 - no leak: within each agent process's life, resident memory and open file descriptors at the end of the life stay
   within 10% of their values just after warm-up.
 
@@ -14,15 +18,18 @@ agent skipped to rejoin are no work and do not count). The verdict takes the rou
 peak also follows how many neighbours the round's graph gave the agent and how many asked it for a Jacobian (0 to
 M-1), so peaks are shown beside it, with the rounds that had the most common neighbourhood size, but do not decide.
 
-    python bench/bench_soak.py --agents 8 --rounds 100 --kill-every 10 --out runs/soak
+    python bench/bench_soak.py --agents 8 --rounds 100 --kill-every 10 --pause-every 10 --out runs/soak
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import random
+import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -77,11 +84,37 @@ class RoundSample:
     neighbours: int
 
 
+@dataclass
+class Pause:
+    """One freeze: when and whom, when it is thawed, and the spread of the agents' rounds three stall windows later."""
+
+    round: int
+    agent: int
+    frozen: float  # monotonic seconds
+    thaw_at: float
+    thawed: bool = False
+    spread: int | None = None  # max - min of the agents' recorded rounds, three stall windows after the thaw
+
+    def follow(self, now: float, done: dict[int, int], stall_s: float, current: dict[int, Life]) -> None:
+        if not self.thawed and now >= self.thaw_at:
+            life = current[self.agent]
+            if life.process.poll() is None:
+                os.kill(life.process.pid, signal.SIGCONT)
+            self.thawed, self.thaw_at = True, now
+            print(f"thawed agent {self.agent}", flush=True)
+        elif self.thawed and self.spread is None and now >= self.thaw_at + 3 * stall_s:
+            self.spread = max(done.values()) - min(done.values())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--agents", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=100)
     parser.add_argument("--kill-every", type=int, default=10, help="rounds between kills (of the fleet's round)")
+    parser.add_argument("--pause-every", type=int, default=10,
+                        help="rounds between freezes of a random agent (halfway between the kills; 0: none)")
+    parser.add_argument("--pause-windows", type=float, default=2.0,
+                        help="how long each freeze lasts, in stall windows")
     parser.add_argument("--setting", default="edge")
     parser.add_argument("--warmup", type=int, default=5, help="rounds of a process's life before its baseline")
     parser.add_argument("--window", type=int, default=5,
@@ -112,7 +145,9 @@ def main() -> None:
     lives = [start(i) for i in range(args.agents)]
     current = {life.index: life for life in lives}
     kills: list[tuple[int, int]] = []  # (fleet round, agent)
+    pauses: list[Pause] = []
     next_kill = args.kill_every
+    next_pause = args.kill_every // 2 if args.pause_every else args.rounds + 1
     started = time.monotonic()
     try:
         while any(life.process.poll() is None for life in current.values()):
@@ -122,8 +157,20 @@ def main() -> None:
                 if life.process.poll() is None:
                     life.sample(records[life.index])
             fleet_round = statistics.median_low(done.values())
+            now = time.monotonic()
+            for pause in pauses:
+                pause.follow(now, done, args.stall_window, current)
+            if fleet_round >= next_pause and next_pause < args.rounds - 2 and all(p.thawed for p in pauses):
+                victim = rng.randrange(args.agents)
+                if current[victim].process.poll() is None:
+                    current[victim].process.send_signal(signal.SIGSTOP)
+                    pauses.append(Pause(fleet_round, victim, now, now + args.pause_windows * args.stall_window))
+                    print(f"round {fleet_round}: froze agent {victim} for "
+                          f"{args.pause_windows * args.stall_window:.0f} s", flush=True)
+                next_pause += args.pause_every
             if fleet_round >= next_kill and next_kill < args.rounds - 2:
                 victim = rng.randrange(args.agents)
+                os.kill(current[victim].process.pid, signal.SIGCONT)  # should it be frozen: a kill must land
                 current[victim].process.kill()
                 current[victim].process.wait()
                 kills.append((fleet_round, victim))
@@ -136,9 +183,10 @@ def main() -> None:
     finally:
         for life in lives:
             if life.process.poll() is None:
+                os.kill(life.process.pid, signal.SIGCONT)
                 life.process.kill()
                 life.process.wait()
-    _report(args, lives, kills, time.monotonic() - started)
+    _report(args, lives, kills, pauses, time.monotonic() - started)
 
 
 def _records(out: Path, index: int) -> list[dict[str, Any]]:
@@ -153,11 +201,17 @@ def _open_fds(pid: int) -> int | None:
         return None
 
 
-def _report(args: argparse.Namespace, lives: list[Life], kills: list[tuple[int, int]], seconds: float) -> None:
+def _report(args: argparse.Namespace, lives: list[Life], kills: list[tuple[int, int]], pauses: list[Pause],
+            seconds: float) -> None:
     print(f"\n{args.agents} agents, {args.rounds} rounds ({args.setting}), {len(kills)} kills and restarts, "
-          f"{seconds / 60:.1f} min")
+          f"{len(pauses)} freezes of {args.pause_windows * args.stall_window:.0f} s, {seconds / 60:.1f} min")
     once = all([r["round"] for r in _records(args.out, i)] == list(range(args.rounds)) for i in range(args.agents))
     print(f"every round recorded once by every agent: {'yes' if once else 'NO'}")
+    spreads = [p.spread for p in pauses]
+    together = all(spread is not None and spread <= 2 for spread in spreads)
+    print(f"rounds apart (max - min) three stall windows after each thaw: {spreads or '-'}; "
+          f"all within 2: {'yes' if together else 'NO'}")
+    told = _exits(args, lives)
     totals = [r["seconds"]["total"] for i in range(args.agents) for r in _records(args.out, i)
               if r["status"] == "trained"]
     median = statistics.median(totals)
@@ -193,9 +247,38 @@ def _report(args: argparse.Namespace, lives: list[Life], kills: list[tuple[int, 
     if peaks:
         print(f"highest round peak of any process: {max(peaks):.0f} MiB (the usual neighbourhood: {usual} neighbours)")
     print(f"RSS and open fds within 10% of their values after warm-up: {'yes' if flat else 'NO'}")
-    ok = once and not stuck and flat
+    ok = once and not stuck and flat and together and told
     print(f"\n{'PASS' if ok else 'FAIL'}")
     sys.exit(0 if ok else 1)
+
+
+def _exits(args: argparse.Namespace, lives: list[Life]) -> bool:
+    """Each life's end as the bench saw it (the status, or the SIGKILL it sent) and as the agent told it (the last
+    line of its stint in the log, its summary's `exit`); True when every end the agent could tell, it told."""
+    print("\nagent  life (rounds)  bench saw            agent's last line")
+    logs = {i: (args.out / f"agent-{i}.log").read_text(errors="replace") for i in range(args.agents)}
+    told = True
+    for life in lives:
+        code = life.process.returncode
+        seen = f"killed ({signal.Signals(-code).name})" if code is not None and code < 0 else f"status {code}"
+        last = _last_exit_line(logs[life.index]) if code is not None and code >= 0 else None
+        if code is not None and code >= 0:
+            summary = json.loads((args.out / f"agent-{life.index}.summary.json").read_text())
+            agrees = last is not None and f"status {code}" in last and summary["exit"]["status"] == code
+            told &= agrees
+        else:
+            agrees = True  # SIGKILL leaves no last word; the bench's own line is the record
+        print(f"{life.index:5d}  {life.started_round:4d}..       {seen:20s} {last or '-'}"
+              f"{'' if agrees else '  DISAGREES'}")
+    print(f"every agent that ended by itself told its exit status and reason: {'yes' if told else 'NO'}")
+    return told
+
+
+def _last_exit_line(log: str) -> str | None:
+    """The last `exits with status` line of an agent's log (its lives append to it; only the last one ends by
+    itself)."""
+    lines = re.findall(r"^.*exits with status \d+: .*$", log, re.M)
+    return lines[-1].strip() if lines else None
 
 
 def _window_ratio(base: list[RoundSample], late: list[RoundSample], name: str) -> tuple[float, float, float]:

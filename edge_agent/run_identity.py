@@ -2,9 +2,10 @@
 
 Two fleets on one LAN must never mix: an agent takes as members, and answers calls from, only agents whose run id
 and fingerprint equal its own. The fingerprint hashes every setting that changes what the method computes
-(protocol, algorithm, setting, M, seed, split, NTK and SPARK constants). What each board chooses for itself and
-its peers can read whatever it picks (wire precision, which Jacobian rows it sends, its link, its backend) is left
-out, so a fleet of different boards is still one run. The run id is `--run NAME`, or the fingerprint itself.
+(protocol, algorithm, setting, M, seed, split, NTK and SPARK constants, the robust rule). What each board chooses
+for itself and its peers can read whatever it picks (wire precision, which Jacobian rows it sends, its link, its
+backend) is left out, so a fleet of different boards is still one run. The run id is `--run NAME`, or the
+fingerprint itself.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 from edge_agent.learning.algorithms.baselines import BASELINES
 from edge_agent.learning.algorithms.ntk_dfl import NTKDFLConfig
 from edge_agent.learning.algorithms.spark import SparkConfig
+from edge_agent.learning.robust import OFF, RobustConfig
 
 RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
 FINGERPRINT_HEX = 12
@@ -66,8 +68,9 @@ class RunIdentity:
 
 def agreed_settings(*, protocol: str, algorithm: str, setting: str, clients: int, samples_per_client: int,
                     alpha: float, kappa: int, seed: int, rounds: int, ntk: NTKDFLConfig, spark: SparkConfig,
-                    partition_file: Path | None) -> dict[str, Any]:
-    """Every setting that must be equal on all agents of a run, as plain JSON values."""
+                    partition_file: Path | None, robust: RobustConfig = OFF) -> dict[str, Any]:
+    """Every setting that must be equal on all agents of a run, as plain JSON values (`robust` only when on, so a
+    run with `--robust off` keeps the fingerprint it had before the rule existed)."""
     settings: dict[str, Any] = {
         "protocol": protocol, "algorithm": algorithm, "setting": setting, "clients": clients,
         "samples_per_client": samples_per_client, "alpha": alpha, "kappa": kappa, "seed": seed,
@@ -81,6 +84,8 @@ def agreed_settings(*, protocol: str, algorithm: str, setting: str, clients: int
         settings["local_sgd"] = asdict(BASELINES[algorithm])
     else:
         settings["ntk"] = asdict(ntk)
+    if robust.on:
+        settings["robust"] = robust.rule
     return settings
 
 

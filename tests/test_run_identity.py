@@ -14,6 +14,7 @@ from edge_agent.learning.algorithms.ntk_dfl import NTKDFLConfig
 from edge_agent.learning.algorithms.spark import SparkConfig
 from edge_agent.learning.codec import CodecConfig
 from edge_agent.learning.messages import Message, WeightsMessage
+from edge_agent.learning.robust import RobustConfig
 from edge_agent.run_identity import RunIdentity, agreed_settings, fingerprint, run_identity
 from edge_agent.transport.client import PeerClient
 from edge_agent.transport.contract import TransportError
@@ -34,6 +35,12 @@ def _fingerprint(**changes: Any) -> str:
 ])
 def test_every_setting_that_changes_the_method_changes_the_fingerprint(change: dict[str, Any]) -> None:
     assert _fingerprint(**change) != _fingerprint()
+
+
+def test_the_robust_rule_is_agreed_and_off_keeps_the_fingerprint_of_runs_before_it() -> None:
+    assert _fingerprint(robust=RobustConfig("off")) == _fingerprint()  # BASE names no rule: as before --robust
+    assert _fingerprint(robust=RobustConfig("screen")) != _fingerprint()
+    assert _fingerprint(robust=RobustConfig("clip")) != _fingerprint(robust=RobustConfig("screen"))
 
 
 def test_what_a_board_picks_for_itself_leaves_the_fingerprint_alone() -> None:

@@ -11,6 +11,7 @@ from edge_agent.learning.algorithms.ntk_dfl import NTKDFLConfig
 from edge_agent.learning.algorithms.spark import SparkConfig, wire_codecs_for
 from edge_agent.learning.codec import CodecConfig
 from edge_agent.learning.messages import FP32, WireCodecs
+from edge_agent.learning.robust import RobustConfig
 from edge_agent.learning.topology import TopologyConfig
 from edge_agent.run_identity import RunIdentity, agreed_settings, run_identity
 from edge_agent.transport.contract import PROTOCOL_VERSION
@@ -59,6 +60,7 @@ class AgentConfig:
     spark: SparkConfig = field(default_factory=SparkConfig)
     weights_codec: CodecConfig = FP32  # the weights on the wire (exchange and Jacobian request)
     certs: Path | None = None  # the cluster certs folder (mutual TLS); None: plaintext (--insecure)
+    robust: RobustConfig = field(default_factory=RobustConfig)  # how far one neighbour can move this agent
 
     @property
     def wire_codecs(self) -> WireCodecs:
@@ -76,7 +78,8 @@ class AgentConfig:
         settings = agreed_settings(
             protocol=PROTOCOL_VERSION, algorithm=self.algorithm, setting=self.setting, clients=self.clients,
             samples_per_client=self.samples_per_client, alpha=self.alpha, kappa=self.kappa, seed=self.seed,
-            rounds=self.schedule_span, ntk=self.ntk, spark=self.spark, partition_file=self.partition_file)
+            rounds=self.schedule_span, ntk=self.ntk, spark=self.spark, partition_file=self.partition_file,
+            robust=self.robust)
         return run_identity(settings, self.run_name)
 
     @property

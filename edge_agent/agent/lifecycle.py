@@ -4,7 +4,8 @@ A round commits in two durable steps: its metrics line is appended and fsynced, 
 the metrics file's length, replaces the old one atomically. A restart truncates the file to the length the
 checkpoint names, so a line written after the last checkpoint (its round will run again) is dropped: no restart
 repeats or loses a line. A checkpoint of another run is ignored, so a finished run never blocks a new one.
-The metrics file holds round records only (docs/records.md); a finished agent's summary goes to a file beside it.
+The metrics file holds round records only (docs/records.md); the summary, written however the agent ends, goes to a
+file beside it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import tempfile
 import threading
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -31,8 +33,32 @@ from edge_agent.transport.status import MAX_RECORDS
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Ending:
+    """How an agent process ended, as its summary and its last log line say: exit status, why, and the signal that
+    asked it to stop (None when none did)."""
+
+    status: int
+    reason: str
+    signal: str | None = None
+
+
 class AgentStopped(Exception):  # noqa: N818 (a request, not a failure)
     """The agent was asked to stop; the round in progress is abandoned, the last committed one stands."""
+
+
+class PathError(OSError):
+    """A path the operator gave that cannot be used; `option` is the parameter it came from (`metrics`,
+    `checkpoint_dir`), so the error can name the flag or config key."""
+
+    def __init__(self, option: str, path: Path, error: OSError) -> None:
+        where = error.filename
+        if isinstance(error, FileExistsError) and where and not Path(where).is_dir():  # mkdir met a file
+            reason = f"{where} is a file, not a folder"
+        else:
+            reason = f"{error.strerror or error}" + (f" ({where})" if where and str(where) != str(path) else "")
+        super().__init__(f"{path}: {reason}")
+        self.option = option
 
 
 class RoundJournal:
@@ -43,6 +69,7 @@ class RoundJournal:
         self.metrics_path, self.checkpoint_dir = metrics, checkpoint_dir
         self.agent_id, self.run, self.num_params = agent_id, run, num_params
         self._file: Any = None
+        self.opened = False  # both paths checked: a summary may be written
         self._recent: deque[str] = deque(maxlen=MAX_RECORDS)  # the last lines committed, as written
         self._recent_lock = threading.Lock()
 
@@ -53,15 +80,21 @@ class RoundJournal:
         """
         resume = None
         if self.checkpoint_dir is not None:
-            _check_writable_directory(self.checkpoint_dir)
+            try:
+                _check_writable_directory(self.checkpoint_dir)
+            except OSError as error:
+                raise PathError("checkpoint_dir", self.checkpoint_dir, error) from None
             resume = load_checkpoint(self.checkpoint_dir, self.agent_id, self.num_params)
             if resume is not None and (resume.run, resume.fingerprint) != (self.run.run_id, self.run.fingerprint):
                 log.info("checkpoint of %s belongs to run %r, not %r: starting fresh", self.agent_id,
                          resume.run or "(unnamed)", self.run.run_id)
                 resume = None
         if self.metrics_path is not None:
-            self.metrics_path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = self.metrics_path.open("a+b")
+            try:
+                self.metrics_path.parent.mkdir(parents=True, exist_ok=True)
+                self._file = self.metrics_path.open("a+b")
+            except OSError as error:
+                raise PathError("metrics", self.metrics_path, error) from None
             keep = resume.metrics_bytes if resume is not None and resume.metrics_bytes >= 0 else 0
             self._file.truncate(min(keep, self._file.seek(0, os.SEEK_END)))
             self._file.seek(0)
@@ -71,6 +104,7 @@ class RoundJournal:
             self._file.seek(0, os.SEEK_END)
             if resume is None and self.summary_path is not None:  # a fresh start: an old summary is not ours
                 self.summary_path.unlink(missing_ok=True)
+        self.opened = True
         return resume
 
     @property
@@ -128,15 +162,15 @@ def _check_writable_directory(directory: Path) -> None:
 
 
 class StopSignals:
-    """SIGTERM and SIGINT call `stop` (the round loop ends at its next check, the agent exits 0); a second
-    signal raises KeyboardInterrupt, to stop at once."""
+    """SIGTERM, SIGINT and SIGHUP (its terminal closed) call `stop` (the round loop ends at its next check, the agent
+    exits 0); a second signal raises KeyboardInterrupt, to stop at once."""
 
     def __init__(self, stop: Callable[[], None]) -> None:
         self._stop = stop
         self.received: str | None = None
 
     def install(self) -> None:
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, self._on_signal)
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:

@@ -5,6 +5,8 @@ Every round's graph is drawn over the roster of all M shard slots (`client_ids(M
 the member that advertises that shard; a slot nobody fills, or whose member failed a call, stalled or sent no
 weights in time, is skipped for the round and recorded as missing with the reason. A member marked down is
 back as soon as it shows life: any message from it, or a change in what it advertises (a new round or address).
+When each member last showed life is kept too: rounds wait for a neighbour that is behind but alive, and an agent
+ahead of the fleet waits for the members that are alive.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import logging
 import statistics
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -36,6 +39,7 @@ class Liveness:
         self.roster = client_ids(clients)
         self.slot = self.roster[shard]
         self._down: dict[str, str] = {}  # agent id -> reason
+        self._heard: dict[str, float] = {}  # agent id -> monotonic time it last showed life
         self._lock = threading.Lock()
 
     def mark_down(self, agent_id: str, reason: str) -> None:
@@ -45,9 +49,17 @@ class Liveness:
             self._down[agent_id] = reason
 
     def mark_up(self, agent_id: str) -> None:
+        """`agent_id` showed life (a message, a new advert): it is up, and heard from now."""
         with self._lock:
+            self._heard[agent_id] = time.monotonic()
             if self._down.pop(agent_id, None) is not None:
                 log.info("%s is back", agent_id)
+
+    def heard_within(self, agent_id: str, seconds: float) -> bool:
+        """Whether `agent_id` showed life in the last `seconds`."""
+        with self._lock:
+            heard = self._heard.get(agent_id)
+        return heard is not None and time.monotonic() - heard <= seconds
 
     def down(self) -> dict[str, str]:
         with self._lock:
@@ -76,6 +88,12 @@ class Liveness:
             else:
                 live.append(agent_id)
         return RoundNeighbours(tuple(live), missing)
+
+    def alive_round(self, members: Mapping[str, PeerRecord], within: float) -> int | None:
+        """The round at least half the members that showed life in the last `within` seconds have reached (the upper
+        median: one member behind of two is not the fleet), or None if none did."""
+        rounds = [record.round for agent_id, record in members.items() if self.heard_within(agent_id, within)]
+        return int(statistics.median_high(rounds)) if rounds else None
 
     def fleet_round(self, members: Mapping[str, PeerRecord]) -> int | None:
         """The round most members are at (the median of what they advertise), or None with no members.

@@ -103,13 +103,14 @@ class Node:
         return port
 
     def run(self, on_round: Callable[[dict[str, Any]], None] | None = None) -> None:
-        """Train until the rounds are done or `stop()`; ValueError if another agent of the run holds our shard."""
+        """Train until the rounds are done or `stop()`, advertising each round committed (trained or skipped) and
+        handing `on_round` the trained ones; ValueError if another agent of the run holds our shard."""
         def advertise(record: dict[str, Any]) -> None:
             self.metrics.observe(record)
             for discovery in self._discovery:
                 if isinstance(discovery, MdnsDiscovery):
                     discovery.update(round=record["round"] + 1)
-            if on_round is not None:
+            if on_round is not None and record["status"] == "trained":
                 on_round(record)
         self.agent.run(advertise, while_discovering=self._refuse_conflicts)
 
@@ -225,6 +226,9 @@ def cluster_tls(config: AgentConfig) -> ClusterTls | None:
     tls = ClusterTls(TlsFiles.in_folder(config.certs, config.agent_id))
     if tls.identity != config.agent_id:
         raise IdentityError(f"{tls.files.cert} names {tls.identity!r:.60}, not this agent ({config.agent_id})")
+    if not tls.board:
+        raise IdentityError(f"{tls.files.cert} is an operator certificate, which may read status but not train; "
+                            f"a board needs its own: `edge-agent certs issue {config.agent_id} --dir DIR`")
     return tls
 
 

@@ -1,5 +1,6 @@
 """Prometheus metrics of one agent (`run --prometheus-port`): bytes per peer and direction, seconds per phase,
-round, accuracy, members and memory, on a registry of its own served over HTTP (docs/operator.md).
+round, accuracy, members, memory, and the neighbours its --robust rule bounded or left out, on a registry of its
+own served over HTTP (docs/operator.md).
 
 Byte counters are read from the transport ledger at scrape time, so they are exact whenever Prometheus asks.
 """
@@ -57,6 +58,11 @@ class AgentMetrics:
                                 [*LABELS, "phase"], buckets=PHASE_BUCKETS, registry=self.registry)
         self._rounds = Counter("edge_agent_rounds", "Rounds recorded, by status (trained or skipped).",
                                [*LABELS, "status"], registry=self.registry)
+        self._clipped = Counter("edge_agent_robust_clipped", "Rounds in which the --robust rule bounded a "
+                                "neighbour's message, by neighbour and message (weights, jacobian, scores).",
+                                [*LABELS, "peer", "message"], registry=self.registry)
+        self._refused = Counter("edge_agent_robust_refused", "Rounds in which the --robust rule left a neighbour "
+                                "out, by neighbour.", [*LABELS, "peer"], registry=self.registry)
         self._accuracy = Gauge("edge_agent_test_accuracy", "Test accuracy after the last trained round (0..1).",
                                LABELS, registry=self.registry).labels(**labels)
         gauges: dict[str, tuple[str, Callable[[], float]]] = {
@@ -80,6 +86,12 @@ class AgentMetrics:
             return
         for phase in PHASES:
             self._phase.labels(**self._labels, phase=phase).observe(float(record["seconds"][phase]))
+        robust = record.get("robust", {})
+        for peer, kinds in robust.get("clipped", {}).items():
+            for kind in kinds:
+                self._clipped.labels(**self._labels, peer=peer, message=kind).inc()
+        for peer in robust.get("refused", {}):
+            self._refused.labels(**self._labels, peer=peer).inc()
         self._accuracy.set(float(record["test_accuracy"]))
 
     def serve(self, host: str, port: int) -> int:

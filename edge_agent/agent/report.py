@@ -19,8 +19,7 @@ def agent_status(agent: Agent, security: str, uptime_s: float) -> AgentStatus:
         run=config.identity.run_id, security=security, agent_id=config.agent_id, version=__version__,
         profile=config.profile, backend=config.backend, algorithm=config.algorithm, shard=config.shard,
         clients=config.clients, rounds=config.rounds, phase=agent.phase,
-        neighbours=tuple(NeighbourState(peer, "missing" if why else "ok", why)
-                         for peer, why in agent.neighbour_states().items()),
+        neighbours=tuple(NeighbourState(peer, state, why) for peer, (state, why) in agent.neighbour_states().items()),
         links=link_bytes(agent.ledger.links(), agent.round_links, trained),
         uplink_bits_per_s=config.link.uplink_bits, downlink_bits_per_s=config.link.downlink_bits,
         latency_s=config.link.latency_s,

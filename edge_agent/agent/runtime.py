@@ -1,9 +1,11 @@
 """The agent process: serve neighbours, find members, and run synchronous NTK-DFL/SPARK/DFedAvg rounds over the wire.
 
 Rounds stay synchronous but never wait without bound: a neighbour that is gone, stalls or sends no weights within
-the stall window is left out of the round (recorded in the round's `missing`), and an agent that finds itself
-behind the fleet (restarted, paused) adopts the fleet's round, recording the rounds it skipped.
-"""
+the stall window is left out of the round (recorded in the round's `missing`), unless it is behind us and still
+shows life (its weights will come). An agent that finds itself behind the fleet (restarted, paused) adopts the
+fleet's round, recording the rounds it skipped; one more than a round ahead of the live members waits for them; and
+a round that ended with no neighbour while the fleet moved past it is dropped, not committed, so nobody trains
+alone for long."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -26,7 +28,7 @@ from edge_agent.agent.config import AgentConfig
 from edge_agent.agent.handler import AgentHandler
 from edge_agent.agent.inbox import WeightsInbox
 from edge_agent.agent.kernels import BackendKernels, ChunkedReferenceKernels
-from edge_agent.agent.lifecycle import AgentStopped, RoundJournal
+from edge_agent.agent.lifecycle import AgentStopped, Ending, RoundJournal
 from edge_agent.agent.liveness import Liveness
 from edge_agent.agent.memory import peak_rss_mb, release_free_memory, round_peak_rss_mb, rss_mb, start_round_peak
 from edge_agent.agent.shard import EvaluationImages
@@ -34,11 +36,11 @@ from edge_agent.agent.traffic import RoundTraffic
 from edge_agent.discovery.membership import Membership, PeerChange
 from edge_agent.discovery.peers import PeerRecord
 from edge_agent.learning.algorithms.baselines import BASELINES, local_sgd
-from edge_agent.learning.algorithms.ntk_dfl import average_weights
 from edge_agent.learning.data import Dataset
 from edge_agent.learning.exchange import Gather, NTKDFLMethod, NTKMethod, Responder, SparkMethod, run_neighbourhood
 from edge_agent.learning.messages import Message, WeightsMessage
 from edge_agent.learning.mlp import FloatArray, MLPSpec, init_weights
+from edge_agent.learning.robust import RobustReport, robust_average
 from edge_agent.learning.topology import neighbours
 from edge_agent.round_records import AGENT_ROUND, stamped
 from edge_agent.runtime.select import make_backend
@@ -100,6 +102,9 @@ RETRY_PAUSE_S = 0.5  # before the one retry of a call that failed at once (conne
 JOIN_GRACE_S = 1.0  # in the round an agent joins late, how long it waits for weights its neighbours may not send
 WAIT_SLICE_S = 0.2  # waits wake this often to notice a stop request
 ROUND_SLACK = 2  # rounds a message may be before ours or past ours (or the fleet's): peers a little off
+KEPT_EXCHANGES = 3  # our weights messages of the last rounds, still sent to a neighbour that asks for them late
+ALIVE_WINDOWS = 3  # a member heard from within this many stall windows (or round times) is alive
+PROBE_EVERY_S = 1.0  # past the window, a late neighbour is asked whether it is alive this often
 
 
 class Agent:
@@ -134,7 +139,8 @@ class Agent:
         self.round_neighbours: tuple[str, ...] = ()  # the round graph's neighbours of the round in progress
         self.round_links: dict[str, LinkCounters] = {}  # the ledger's links when the round in progress began
         self._missing: dict[str, str] = {}  # this round's left-out neighbours and why
-        self._exchange: WeightsExchange | None = None  # this round's weights: sent to whom, owed to whom
+        self._robust = RobustReport()  # what this round's --robust rule did to each neighbour
+        self._exchanges: dict[int, WeightsExchange] = {}  # the last rounds' weights: sent to whom, owed to whom
         self._joined_late = False  # this round was adopted from the fleet: its neighbours started it without us
         self._executor = ThreadPoolExecutor(max(4, 2 * config.kappa + 1),
                                             thread_name_prefix=f"{config.agent_id}-call")
@@ -195,6 +201,16 @@ class Agent:
                 "wire_sent_bytes": totals.wire_sent, "wire_received_bytes": totals.wire_received,
                 "payload_sent_bytes": totals.payload_sent, "payload_received_bytes": totals.payload_received}
 
+    def write_summary(self, ending: Ending) -> None:
+        """The summary file, with how the process ends (written however it ends, once the round loop is over; a
+        folder that cannot take it, the reason it may be ending, gets a log line instead)."""
+        if not self.journal.opened:  # its paths were the mistake: the error line says so
+            return
+        try:
+            self.journal.write_summary({**self.summary(), "exit": asdict(ending)})
+        except OSError as error:
+            log.warning("%s: no summary written: %s", self.config.agent_id, error)
+
     def accepted_rounds(self) -> tuple[int, int]:
         """The rounds a peer's message may be for now: a few either side of ours, or up to a few past the fleet's."""
         fleet = self.liveness.fleet_round(self.membership.snapshot()) or 0
@@ -203,10 +219,22 @@ class Agent:
     def members(self) -> list[str]:
         return sorted({self.config.agent_id, *self.membership.snapshot()})
 
-    def neighbour_states(self) -> dict[str, str]:
-        """The round in progress's (or last round's) graph neighbours -> "" when taking part, else why missing."""
-        missing = dict(self._missing)
-        return {peer: missing.get(peer, "") for peer in self.round_neighbours}
+    def neighbour_states(self) -> dict[str, tuple[str, str]]:
+        """The round in progress's (or last round's) graph neighbours -> (state, why): "ok", "clipped" (its messages
+        bounded by --robust), "refused" (left out by --robust) or "missing" (gone, stalled, ...)."""
+        missing, report = dict(self._missing), self._robust
+        states: dict[str, tuple[str, str]] = {}
+        for peer in self.round_neighbours:
+            if peer in report.refused:
+                states[peer] = ("refused", report.refused[peer])
+            elif peer in missing:
+                states[peer] = ("missing", missing[peer])
+            elif peer in report.clipped:
+                states[peer] = ("clipped", ", ".join(f"{kind} x{factor:.3g}"
+                                                     for kind, factor in sorted(report.clipped[peer].items())))
+            else:
+                states[peer] = ("ok", "")
+        return states
 
     def run(self, on_round: Callable[[dict[str, Any]], None] | None = None,
             while_discovering: Callable[[], None] | None = None) -> None:
@@ -219,13 +247,21 @@ class Agent:
                 return
             self.wait_for_members(while_discovering)
             while not self.finished and not self.stopping.is_set():
-                self._catch_up()
+                for skipped in self._catch_up():
+                    if on_round is not None:
+                        on_round(skipped)
                 if self.finished:
                     break
+                self._wait_for_fleet()
+                before = (self.weights, self.velocity)
                 record = self.run_round(self.next_round)
-                self.best.offer(record, self.weights)  # the best weights kept, and named in the record
-                self.journal.commit(record, self.next_round, self.weights, self.velocity)
-                self.last_record = self.last_trained = record
+                if self._left_behind(record):  # alone while the fleet went on: drop the round and rejoin it
+                    self.weights, self.velocity = before
+                    record = self._skipped(self.next_round, "trained alone while the fleet moved past this round")
+                else:
+                    self.best.offer(record, self.weights)  # the best weights kept, and named in the record
+                    self.journal.commit(record, self.next_round, self.weights, self.velocity)
+                    self.last_record = self.last_trained = record
                 self.next_round += 1
                 self.phase = ""
                 if on_round is not None:
@@ -233,7 +269,6 @@ class Agent:
             if not self.stopping.is_set():
                 self.state = "finishing"
                 self.wait_for_peers_to_finish()
-                self.journal.write_summary(self.summary())
             self.state = "done"
         except AgentStopped:
             self.state = "stopped"
@@ -259,10 +294,14 @@ class Agent:
         members = self.membership.snapshot()
         picked = self.liveness.neighbours(slots, members)
         self._missing = dict(picked.missing)
+        self._robust = RobustReport()
         self.round_neighbours = (*picked.live, *picked.missing)
         holders = self.liveness.holders(members)
-        self._exchange = WeightsExchange(round_index, WeightsMessage(self.config.agent_id, round_index, self.weights),
-                                         frozenset(holders[s] for s in slots if s in holders), set(picked.live))
+        self._exchanges[round_index] = WeightsExchange(
+            round_index, WeightsMessage(self.config.agent_id, round_index, self.weights),
+            frozenset(holders[s] for s in slots if s in holders), set(picked.live))
+        for old in [r for r in self._exchanges if r <= round_index - KEPT_EXCHANGES]:
+            del self._exchanges[old]
         anchor, mine = self._average(round_index, picked.live, clock)
         tau_index: int | None = None
         if self.config.algorithm in BASELINES:
@@ -276,8 +315,9 @@ class Agent:
                 clock.add(phase, seconds)
                 self.phase = after.get(phase, self.phase)
             result = run_neighbourhood(self.method, self.config.agent_id, anchor, self.velocity, s_i,
-                                       self._caller(), round_index, self._gatherer(clock), lap)
+                                       self._caller(), round_index, self._gatherer(clock), lap, self.config.robust)
             self.weights, self.velocity, tau_index = result.weights, result.velocity, result.tau_index
+            self._bounded(result.robust)
         clock.seconds["total"] = self.last_round_seconds = time.perf_counter() - start
         self.inbox.forget_before(round_index)
         self._joined_late = False
@@ -291,31 +331,61 @@ class Agent:
         clock.seconds["train"] = time.perf_counter() - started
         return trained
 
-    def _catch_up(self) -> None:
-        """Adopt the fleet's round when most live members are past ours, recording the rounds skipped."""
+    def _catch_up(self) -> list[dict[str, Any]]:
+        """Adopt the fleet's round when most members are past ours, recording (and returning) the rounds skipped."""
         fleet = self.liveness.fleet_round(self.membership.snapshot())
         if fleet is None or fleet <= self.next_round:
-            return
+            return []
         if self.config.rounds:
             fleet = min(fleet, self.config.rounds)
         log.warning("%s is behind the fleet: skipping rounds %d..%d to join it at round %d", self.config.agent_id,
                     self.next_round, fleet - 1, fleet)
-        for skipped in range(self.next_round, fleet):
-            record = stamped(AGENT_ROUND, {
-                "round": skipped, "agent": self.config.agent_id, "algorithm": self.config.algorithm,
-                "status": "skipped", "reason": f"behind the fleet; joined it at round {fleet}"})
-            self.journal.commit(record, skipped, self.weights, self.velocity)
-            self.last_record = record
+        skipped = [self._skipped(round_index, f"behind the fleet; joined it at round {fleet}")
+                   for round_index in range(self.next_round, fleet)]
         self.next_round = fleet
         self._joined_late = True
+        return skipped
+
+    def _skipped(self, round_index: int, reason: str) -> dict[str, Any]:
+        """Commit a `skipped` record of the round (with the weights as they stand)."""
+        record = stamped(AGENT_ROUND, {"round": round_index, "agent": self.config.agent_id,
+                                       "algorithm": self.config.algorithm, "status": "skipped", "reason": reason})
+        self.journal.commit(record, round_index, self.weights, self.velocity)
+        self.last_record = record
+        return record
+
+    def _wait_for_fleet(self) -> None:
+        """More than a round ahead of the members that are alive, wait (serving them) until they come within one;
+        they then find us where they are, as an agent behind adopts the fleet's round."""
+        alive_s = ALIVE_WINDOWS * max(self.config.stall_s, self.last_round_seconds)
+
+        def ahead() -> int:
+            fleet = self.liveness.alive_round(self.membership.snapshot(), alive_s)
+            return 0 if fleet is None else self.next_round - fleet
+        lead = ahead()
+        if lead <= 1:
+            return
+        log.warning("%s is %d rounds ahead of the live members: waiting for them before round %d",
+                    self.config.agent_id, lead, self.next_round)
+        self.state, self.phase = f"waiting for the fleet before round {self.next_round}", ""
+        while ahead() > 1:
+            self._check_stop()
+            self.stopping.wait(WAIT_SLICE_S)
+
+    def _left_behind(self, record: dict[str, Any]) -> bool:
+        """A round trained with no neighbour while most members went past it (we were paused mid-round, say)."""
+        if record["neighbours"]:
+            return False
+        fleet = self.liveness.fleet_round(self.membership.snapshot())
+        return fleet is not None and fleet > record["round"]
 
     def _average(self, round_index: int, live: Sequence[str], clock: RoundClock) -> tuple[FloatArray, list[str]]:
         """wbar_i over the neighbours whose weights came within the stall window; those are the round's S_i."""
         start = time.perf_counter()
-        assert self._exchange is not None
-        message = self._exchange.message
+        message = self._exchanges[round_index].message
         sent = list(self._executor.map(lambda peer: self._send(message, peer), live))
         reachable = [peer for peer, ok in zip(live, sent, strict=True) if ok]
+        self._exchanges[round_index].sent_to.difference_update(set(live) - set(reachable))  # owed if they call
         window = JOIN_GRACE_S if self._joined_late else self.config.stall_s
         received = self._wait_for_weights(round_index, reachable, window)
         for peer in sorted(set(reachable) - set(received)):
@@ -329,19 +399,54 @@ class Agent:
             log.warning("round %d: without %s", round_index,
                         ", ".join(f"{peer} ({why})" for peer, why in sorted(self._missing.items())))
         mine = sorted(received)
-        anchor = average_weights(self.weights, [received[s] for s in mine])
+        anchor, report = robust_average(self.weights, [received[s] for s in mine], self.config.robust)
+        self._bounded(report)
         clock.add("average", time.perf_counter() - start)
-        return anchor, mine
+        return anchor, [peer for peer in mine if peer not in report.refused]
+
+    def _bounded(self, report: RobustReport) -> None:
+        """Keep what the --robust rule did this round; a neighbour it refused is left out of the rest of it."""
+        self._robust.merge(report)
+        for peer, why in report.refused.items():
+            self._missing[peer] = f"refused by --robust {self.config.robust.rule}: {why}"
+            log.warning("round %d: %s refused by --robust %s: %s", self.next_round, peer, self.config.robust.rule,
+                        why)
+        for peer, kinds in report.clipped.items():
+            log.info("round %d: %s clipped by --robust %s: %s", self.next_round, peer, self.config.robust.rule,
+                     ", ".join(f"{kind} x{factor:.3g}" for kind, factor in sorted(kinds.items())))
 
     def _wait_for_weights(self, round_index: int, senders: Sequence[str], window: float
                           ) -> dict[str, WeightsMessage]:
-        deadline = time.monotonic() + window
+        """The round's weights from `senders` that came within `window`, or later from a sender that is behind us
+        (it advertises an earlier round) and alive (heard from in the last stall window, or it answers a PeerInfo):
+        it is finishing its round and its weights will come. The wait never exceeds ALIVE_WINDOWS round times (or
+        stall windows); a frozen or dead sender is cut at the window."""
+        started = time.monotonic()
+        deadline, cap = started + window, started + ALIVE_WINDOWS * max(window, self.last_round_seconds)
         while True:
             self._check_stop()
-            left = deadline - time.monotonic()
-            received = self.inbox.wait_for(round_index, senders, max(0.0, min(WAIT_SLICE_S, left)))
-            if len(received) == len(senders) or left <= 0:
+            received = self.inbox.wait_for(round_index, senders, WAIT_SLICE_S)
+            if len(received) == len(senders):
                 return received
+            now = time.monotonic()
+            if now >= deadline:
+                pending = [peer for peer in senders if peer not in received]
+                if now >= cap or not any(self._on_its_way(peer, round_index) for peer in pending):
+                    return received
+                deadline = now + PROBE_EVERY_S
+
+    def _on_its_way(self, peer: str, round_index: int) -> bool:
+        """A neighbour behind this round that is alive, so its weights will come."""
+        record = self.membership.get(peer)
+        if record is None or record.round >= round_index:
+            return False
+        if self.liveness.heard_within(peer, self.config.stall_s):
+            return True
+        try:
+            info = self.pool.get(record.address, peer).peer_info(timeout=PROBE_EVERY_S)
+        except TransportError:
+            return False  # frozen, gone
+        return info.round < round_index
 
     def _send(self, message: Message, peer: str) -> bool:
         return self._call_remote(message, peer) is not _FAILED
@@ -422,7 +527,7 @@ class Agent:
     def _on_message(self, message: Message) -> None:
         """Whoever calls us is alive; a neighbour we left out of this round that sends its weights gets ours."""
         self.liveness.mark_up(message.sender)
-        exchange = self._exchange
+        exchange = self._exchanges.get(message.round)
         if isinstance(message, WeightsMessage) and exchange is not None and exchange.owes(message):
             exchange.sent_to.add(message.sender)
             with contextlib.suppress(RuntimeError):  # RuntimeError: the agent is stopping
@@ -452,6 +557,7 @@ class Agent:
             "served_seconds": {"jacobian": served["jacobian"], "score": served["score"],
                                **({"pullback": served["pullback"]} if self.sketched else {})},
             "overlap": {"jacobian": served["overlap"]},
+            "robust": {"rule": self.config.robust.rule, **self._robust.as_record(), "seconds": self._robust.seconds},
             "tau": None if tau_index is None else self.method_taus()[tau_index],
             "lambda": spark.soft_label_weight(round_index, self.config.schedule_span)
             if self.config.algorithm == "spark" else 0.0,

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from edge_agent.agent.config import AGENT_ALGORITHMS
+from edge_agent.cli.errors import writable_folder
 from edge_agent.learning.settings import SETTINGS
 from edge_agent.linkbench.report import fleet_line, plots_missing, write_report
 from edge_agent.linkbench.runner import FleetPlan, Link, Progress, run_fleets
@@ -95,7 +96,7 @@ def link(agents: int | None, setting: str, algorithms: str, rates: str, latency:
     budget_s = parse_budget(budget)
     plans = [FleetPlan(algorithm, item, agents or base.clients, setting, rounds or base.rounds, budget_s, until,
                        tuple(shlex.split(agent_args)), backend) for item in links for algorithm in chosen]
-    out.mkdir(parents=True, exist_ok=True)
+    writable_folder("--out", out)
     click.echo(f"{len(plans)} fleets of {plans[0].agents} agents ({setting}, {plans[0].rounds} rounds, "
                f"{budget} budget each); records in {out}/fleets", err=True)
 

@@ -48,7 +48,8 @@ def download_command(dest: Path | None) -> None:
     except DownloadError as error:
         raise click.ClickException(str(error)) from error
     except OSError as error:
-        raise click.ClickException(f"cannot write the dataset to {target}: {error}") from error
+        where = f"--dest {target}" if dest is not None else f"cannot write the dataset to {target}"
+        raise click.ClickException(f"{where}: {error.strerror or error}") from error
     click.echo(f"Fashion-MNIST is in {target}")
     if target.resolve() not in {place.resolve() for place in candidate_dirs()}:
         click.echo(f"Agents do not look there: set EDGE_AGENT_DATA={target} to use it.", err=True)

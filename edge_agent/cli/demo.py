@@ -13,6 +13,7 @@ import numpy as np
 
 from edge_agent.agent.checkpoint import checkpoint_path
 from edge_agent.agent.launcher import LocalRun, launch_local_agents
+from edge_agent.cli.errors import writable_folder
 from edge_agent.deploy.certs import throwaway_cluster
 from edge_agent.learning.codec import Precision
 from edge_agent.learning.data import DataNotFoundError, load_fashion_mnist
@@ -42,6 +43,7 @@ def demo(setting: str, agents: int | None, rounds: int | None, uplink: str, down
     print a per-round table of accuracy, megabytes and seconds when they are done."""
     base = SETTINGS[setting]
     count, total_rounds = agents or base.clients, rounds or base.rounds
+    writable_folder("--out", out)
     try:
         _, test = load_fashion_mnist()
     except DataNotFoundError as error:

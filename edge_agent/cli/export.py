@@ -87,7 +87,9 @@ def export(profile_name: str, out: Path | None) -> None:
                 directory = out
         check_exports(directory, spec, dim)
     except OSError as error:  # --out (or the cache) cannot be written
-        raise OperatorError(f"cannot write the kernels for profile {profile.name}: {error}") from None
+        where = f"--out {out}" if out is not None else f"the cache ({error.filename})"
+        raise OperatorError(f"{where}: cannot write the kernels for profile {profile.name}: "
+                            f"{error.strerror or error}") from None
     except ValueError as error:
         raise click.ClickException(f"export for profile {profile.name} failed: {error}") from None
     click.echo(f"exported the board kernels for profile {profile.name} (m = {dim}): {summary(directory)}; "

@@ -13,6 +13,7 @@ from edge_agent.learning.algorithms.spark import PRESETS, SparkConfig
 from edge_agent.learning.codec import CodecConfig, Precision
 from edge_agent.learning.ntk import EvolutionConfig
 from edge_agent.learning.projection import FAMILIES, ProjectionConfig
+from edge_agent.learning.robust import DEFAULT_RULE, RULES
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULTS = NTKDFLConfig()
@@ -83,6 +84,17 @@ _METHOD_OPTIONS = (
                  help="SPARK: rounds its stages (soft-label weights, momentum) are spread over; 0: --rounds. "
                  "Rounds after them stay in the last stage, so a run can go on past its schedule."),
 )
+
+
+def robust_option(command: F) -> F:
+    """Decorate a command with --robust, the rule that bounds what one neighbour can do (learning/robust.py)."""
+    return click.option(
+        "--robust", type=click.Choice(RULES), default=DEFAULT_RULE, show_default=True,
+        help="How far one neighbour's messages may move this agent: screen leaves out of the round a neighbour "
+             "whose weights lie 3x farther than the others' (and bounds every neighbour's Jacobian rows and "
+             "candidate scores by our own); clip keeps it, its weights clipped to that radius; off is the "
+             "published method. A fleet of honest boards trains the same either way (bench/results/robust.md).",
+    )(command)
 
 
 def method_options(command: F) -> F:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import faulthandler
 import logging
+import sys
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -11,29 +14,32 @@ import click
 from click.core import ParameterSource
 
 from edge_agent.agent.config import AGENT_ALGORITHMS, AgentConfig
-from edge_agent.agent.lifecycle import StopSignals
+from edge_agent.agent.lifecycle import Ending, PathError, StopSignals
 from edge_agent.agent.memory import bound_malloc
 from edge_agent.agent.node import Node, cluster_tls
 from edge_agent.agent.shard import load_shard
 from edge_agent.cli.addresses import check_host, host_port, resolve_addresses
 from edge_agent.cli.config_file import ConfigCommand, checked, config_option, from_file, option_label, options_label
 from edge_agent.cli.errors import OperatorError
-from edge_agent.cli.options import apply_preset, method_configs, method_options
+from edge_agent.cli.options import apply_preset, method_configs, method_options, robust_option
 from edge_agent.deploy.profiles import TORCH_DEVICES, BoardProfile, find_profile
 from edge_agent.discovery.addresses import parse_listen
 from edge_agent.discovery.mdns import SERVICE_TYPE
 from edge_agent.discovery.peers import AGENT_ID_PATTERN, parse_peer_list
 from edge_agent.learning.data import DataNotFoundError
 from edge_agent.learning.mlp import MLPSpec
+from edge_agent.learning.robust import RobustConfig
 from edge_agent.learning.settings import SETTINGS
 from edge_agent.learning.topology import client_ids
 from edge_agent.runtime.backend import BackendUnavailableError
 from edge_agent.runtime.onnx_export import MissingKernelsError
 from edge_agent.runtime.select import BACKEND_CHOICES, BackendChoice, choose_backend
+from edge_agent.transport.core_log import CoreLogFilter
 from edge_agent.transport.rates import parse_bitrate, parse_duration
 from edge_agent.transport.throttle import LinkModel
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 MAX_CLIENTS = 4096  # a run's split is drawn for all M shards at start-up: 3.5 s at 4096, minutes past 50,000
 
 
@@ -84,6 +90,7 @@ def _duration(text: str) -> str:
 @click.option("--partition", "partition_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Read the split from an npz file instead of generating it.")
 @method_options
+@robust_option
 @click.option("--host", callback=checked(check_host),
               help="IP address to listen on and advertise (default: 127.0.0.1).")
 @click.option("--port", type=click.IntRange(0, 65535), help="Port to listen on (default: 0, any free port).")
@@ -144,7 +151,7 @@ def run(ctx: click.Context, /, certs_dir: Path | None, insecure: bool, backend: 
         advertise: str | None, prometheus_port: int | None, uplink: str, downlink: str, latency: str, chunk_size: int,
         peers: tuple[tuple[str, int], ...], no_mdns: bool, service_type: str, wait_peers: float, stall_window: float,
         metrics: Path | None,
-        checkpoint_dir: Path | None, data_dir: Path | None, quiet: bool, **method: Any) -> None:
+        checkpoint_dir: Path | None, data_dir: Path | None, quiet: bool, robust: str, **method: Any) -> None:
     """Run one agent: find its neighbours, exchange projected Jacobians over throttled gRPC links, train.
 
     Every agent of a run needs the same --setting, --seed, method flags and M; each gets its own i. A neighbour
@@ -186,39 +193,72 @@ def run(ctx: click.Context, /, certs_dir: Path | None, insecure: bool, backend: 
             spark=spark, weights_codec=weights_codec, backend=kernels.name,
             providers=kernel_providers(profile, kernels.name), threads=threads or profile.runtime.threads,
             jacobian_chunk=jacobian_chunk or profile.runtime.jacobian_chunk, overlap=not no_overlap, certs=certs_dir,
+            robust=RobustConfig(robust),  # type: ignore[arg-type]
         )
-        cluster_tls(config)  # this board's certificate and key, checked before the data is loaded
     except ValueError as error:
         raise OperatorError(str(error)) from error
+    try:
+        cluster_tls(config)  # this board's certificate and key, checked before the data is loaded
+    except ValueError as error:
+        raise OperatorError(f"{option_label(ctx, 'certs_dir')}: {error}") from error
     try:
         data, test = load_shard(config, data_dir)
         node = Node(config, data, test)
     except MissingKernelsError as error:  # the command that makes them, for this board's profile when it fits
         fits = profile.spark.proj_dim == error.dim
         raise click.ClickException(error.line(profile.name) if fits else str(error)) from error
-    except (ValueError, DataNotFoundError, BackendUnavailableError) as error:
+    except DataNotFoundError as error:
+        if data_dir is not None:
+            raise OperatorError(f"{option_label(ctx, 'data_dir')}: {error}") from error
+        raise click.ClickException(str(error)) from error
+    except (ValueError, BackendUnavailableError) as error:
         raise click.ClickException(str(error)) from error
     signals = StopSignals(node.stop)
     signals.install()
+    core_log = CoreLogFilter()  # gRPC core's lines to stderr, failed TLS handshakes at a bounded rate
+    core_log.start()
+    faulthandler.enable(sys.stderr, all_threads=True)  # a fatal signal in C code still leaves its threads' stacks
     try:
-        bound = node.start()
-        metrics_at = (f", metrics on http://{host_port(config.host, node.prometheus_port)}/metrics"
-                      if node.prometheus_port else "")
-        security = (f"mutual TLS with the certificates in {certs_dir}" if certs_dir is not None else
-                    "INSECURE: plaintext, any host on this network can join the run and read its data")
-        click.echo(f"{config.agent_id} serving on {addresses.shown(bound)} in run {node.identity.run_id}, "
-                   f"{len(data)} samples{metrics_at}, kernels on {kernels}, waiting for {total - 1} peers; {security}",
-                   err=True)
-        node.run(lambda record: click.echo(_progress(record, config.rounds), err=True))
+        status, reason = serve_and_train(node, config, addresses.shown, certs_dir, total, signals, kernels)
+    except PathError as error:
+        status, reason = 2, f"{option_label(ctx, error.option)} {error}"
     except (OSError, ValueError, RuntimeError) as error:
-        raise OperatorError(str(error)) from error
+        status, reason = 2, str(error)
     except KeyboardInterrupt:  # a second signal: stop without waiting for the phase
-        raise click.ClickException(f"{config.agent_id} stopped at once by a second signal") from None
+        status, reason = 1, f"stopped at once by a second {signals.received or 'signal'}"
+    except Exception as error:  # a bug: its traceback, then the same last line and summary as any other end
+        log.exception("%s failed", config.agent_id)
+        status, reason = 1, f"{type(error).__name__}: {error}"
     finally:
         node.close()
+    node.agent.write_summary(Ending(status, reason, signals.received))
+    faulthandler.disable()
+    core_log.stop()
+    if status == 2:
+        raise OperatorError(reason)
+    if status:
+        raise click.ClickException(f"{config.agent_id} exits with status {status}: {reason}")
+    click.echo(f"{config.agent_id} exits with status 0: {reason}", err=True)
+
+
+def serve_and_train(node: Node, config: AgentConfig, shown: Callable[[int], str], certs_dir: Path | None,
+                    total: int, signals: StopSignals, kernels: BackendChoice) -> tuple[int, str]:
+    """Start serving, train until done or stopped, and say how it ended: (0, why)."""
+    bound = node.start()
+    metrics_at = (f", metrics on http://{host_port(config.host, node.prometheus_port)}/metrics"
+                  if node.prometheus_port else "")
+    security = (f"mutual TLS with the certificates in {certs_dir}" if certs_dir is not None else
+                "INSECURE: plaintext, any host on this network can join the run and read its data")
+    click.echo(f"{config.agent_id} serving on {shown(bound)} in run {node.identity.run_id}, "
+               f"{len(node.agent.data)} samples{metrics_at}, kernels on {kernels}, waiting for {total - 1} peers; "
+               f"{security}", err=True)
+    node.run(lambda record: click.echo(_progress(record, config.rounds), err=True))
+    done = node.agent.next_round
     if signals.received is not None:
-        click.echo(f"{config.agent_id} stopped by {signals.received} before round {node.agent.next_round} "
-                   f"({node.agent.next_round} rounds done); checkpoint kept", err=True)
+        return 0, f"stopped by {signals.received} before round {done} ({done} rounds done); checkpoint kept"
+    if node.agent.stopping.is_set():
+        return 0, f"stopped before round {done} ({done} rounds done); checkpoint kept"
+    return 0, f"finished its {config.rounds} rounds"
 
 
 def check_security(ctx: click.Context, certs_dir: Path | None, insecure: bool) -> Path | None:

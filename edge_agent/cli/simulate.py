@@ -9,11 +9,12 @@ from typing import Any
 
 import click
 
-from edge_agent.cli.errors import OperatorError
-from edge_agent.cli.options import apply_preset, method_configs, method_options
+from edge_agent.cli.errors import OperatorError, writable_folder
+from edge_agent.cli.options import apply_preset, method_configs, method_options, robust_option
 from edge_agent.cli.round_progress import RoundProgress
 from edge_agent.deploy.profiles import find_profile
 from edge_agent.learning.data import DataNotFoundError, load_fashion_mnist
+from edge_agent.learning.robust import RobustConfig
 from edge_agent.learning.settings import SETTINGS
 from edge_agent.sim.config import ALGORITHMS, SimulationConfig
 from edge_agent.sim.engine import Simulation
@@ -38,6 +39,7 @@ from edge_agent.transport.rates import UNLIMITED, parse_bitrate, parse_duration
 @click.option("--partition", "partition_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Read the split from an npz file (client_000, ...) instead of generating it.")
 @method_options
+@robust_option
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Fashion-MNIST directory (default: $EDGE_AGENT_DATA, the Debian package, the user cache).")
 @click.option("--workers", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default="CPU count",
@@ -67,7 +69,7 @@ def simulate(setting: str, algorithm: str, rounds: int | None, clients: int | No
              alpha: float | None, kappa: int | None, topology: str, partition_file: Path | None,
              data_dir: Path | None, workers: int, engine: str, address: str | None,
              link_rate: str | None, latency: str, board: str | None, compute_scale: float | None, out: Path,
-             resume: bool, **method: Any) -> None:
+             resume: bool, robust: str, **method: Any) -> None:
     """Simulate decentralized training of all clients: one process, its per-client work on local worker processes
     or a Ray cluster.
 
@@ -75,6 +77,7 @@ def simulate(setting: str, algorithm: str, rounds: int | None, clients: int | No
     after every round (so `--resume` continues an interrupted run, on either engine) and OUT/summary.json
     (resolved configuration, rounds and bytes to 85% aggregated accuracy).
     """
+    writable_folder("--out", out)
     try:
         engine_config = EngineConfig(engine, workers, address)  # type: ignore[arg-type]
         require_engine(engine_config)
@@ -88,7 +91,8 @@ def simulate(setting: str, algorithm: str, rounds: int | None, clients: int | No
         )
         ntk, spark, weights_codec = method_configs(**apply_preset(click.get_current_context(), method))
         config = replace(config, ntk=ntk, spark=spark, weights_codec=weights_codec,
-                         link=link_model(link_rate, latency, board, compute_scale))
+                         link=link_model(link_rate, latency, board, compute_scale),
+                         robust=RobustConfig(robust))  # type: ignore[arg-type]
         train, test = load_fashion_mnist(data_dir)
         progress = RoundProgress(config.rounds, click.get_text_stream("stderr"))
         simulation = Simulation(config, train, test, engine=engine_config,

@@ -236,11 +236,21 @@ socket.socket(socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_DGRAM
     fi
 }
 
+last_exit() {  # the agent's own last word on how it ended, or that it left none (SIGKILL: out of memory, kill -9)
+    line=$(tail -n 1 "$ROOT/state/agent.log" 2>/dev/null)
+    case "$line" in
+        *"exits with status"* | "Error: "*) say "$line" ;;
+        *) say "none: the agent left no last line (a SIGKILL: out of memory?); its log ends: $line" ;;
+    esac
+}
+
 cmd_status() {
     say "release=$(release_of current)"
     say "previous=$(release_of previous)"
     if running; then say "running=yes"; else say "running=no"; fi
-    if pid=$(our_pid); then say "pid=$pid"; fi
+    if pid=$(our_pid); then say "pid=$pid"; elif ! with_systemd && [ -f "$ROOT/agent.pid" ]; then
+        say "last-exit=$(last_exit)"
+    fi
     say "venvs=$(ls "$ROOT/venvs" 2>/dev/null | tr '\n' ' ')"
 }
 

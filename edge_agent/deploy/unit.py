@@ -54,6 +54,7 @@ StateDirectoryMode=0700
 KillSignal=SIGTERM
 TimeoutStopSec={settings.stop_timeout_s}
 Restart=on-failure
+RestartPreventExitStatus=2
 RestartSec=5
 StandardOutput=journal
 StandardError=journal

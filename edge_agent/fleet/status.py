@@ -94,7 +94,7 @@ def status_text(agent: dict[str, Any]) -> str:
     last = f"round {a['last_round']}" if a["last_round"] is not None else "none yet"
     accuracy = f"{a['last_accuracy']:.3f}" if a["last_accuracy"] is not None else "-"
     best = f" (best {a['best']['accuracy']:.3f}, round {a['best']['round']})" if a.get("best") else ""
-    neighbours = ", ".join(n["id"] + ("" if n["state"] == "ok" else f" missing ({n['reason']})")
+    neighbours = ", ".join(n["id"] + ("" if n["state"] == "ok" else f" {n['state']} ({n['reason']})")
                            for n in a["neighbours"]) or "-"
     link = a["link"]
     lines = [

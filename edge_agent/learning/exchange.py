@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 import numpy as np
@@ -28,6 +28,7 @@ from edge_agent.learning.messages import (
 )
 from edge_agent.learning.mlp import FloatArray, MLPSpec
 from edge_agent.learning.projection import Projection, make_projection
+from edge_agent.learning.robust import OFF, RobustConfig, RobustReport, bound_replies, bound_scores
 
 
 class BoardKernels(Protocol):
@@ -241,26 +242,30 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class NeighbourhoodResult:
-    """The requester's committed weights and momentum, and the index of the tau it chose."""
+    """The requester's committed weights and momentum, the index of the tau it chose, and what its robust rule did."""
 
     weights: FloatArray
     velocity: FloatArray
     tau_index: int
+    robust: RobustReport = field(default_factory=RobustReport)
 
 
 def run_neighbourhood(method: NTKMethod, requester: str, anchor: FloatArray, velocity: FloatArray,
                       members: Sequence[str], call: Call, round_index: int, gather: Gather | None = None,
-                      on_phase: Callable[[str, float], None] | None = None) -> NeighbourhoodResult:
+                      on_phase: Callable[[str, float], None] | None = None,
+                      robust: RobustConfig = OFF) -> NeighbourhoodResult:
     """SPEC 3/4 steps 2-7 for requester i: Jacobians from S_i, evolution, candidates scored by S_i, commit.
 
     With SPARK's kernel sketch the evolution's residual sums go back to the members, whose pulled-back sums make the
     candidates (the pullback phase). A member that cannot be reached (call returns None) is left out of the rest
     of the exchange. `on_phase(name, seconds)` hears how long the jacobian, evolve, pullback and score phases took.
+    `robust` bounds what each member's Jacobian reply and scores can do (edge_agent.learning.robust).
     """
     fan_out = gather or _in_order
     clock = time.perf_counter()
     request = JacobianRequest(requester, round_index, anchor)
     answered = _answers(fan_out(lambda m: call(request, m), members), members, JacobianReply)
+    answered, report = bound_replies(answered, requester, method.spec.num_classes, robust)
     clock = _lap(on_phase, "jacobian", clock)
     evolved = method.propose(list(answered.values()), round_index, requester)
     clock = _lap(on_phase, "evolve", clock)
@@ -274,9 +279,12 @@ def run_neighbourhood(method: NTKMethod, requester: str, anchor: FloatArray, vel
     else:
         proposal = evolved
     scored = _answers(fan_out(lambda m: call(proposal, m), list(answered)), list(answered), CandidateScores)
-    weights, new_velocity, index = method.commit(anchor, proposal, list(scored.values()), velocity, round_index)
+    samples = {member: answered[member].represented_samples for member in scored}
+    chosen, refused = bound_scores(scored, samples, requester, len(proposal.updates), robust)
+    report.merge(refused)
+    weights, new_velocity, index = method.commit(anchor, proposal, chosen, velocity, round_index)
     _lap(on_phase, "score", clock)
-    return NeighbourhoodResult(weights, new_velocity, index)
+    return NeighbourhoodResult(weights, new_velocity, index, report)
 
 
 def _lap(on_phase: Callable[[str, float], None] | None, name: str, since: float) -> float:

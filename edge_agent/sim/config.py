@@ -10,6 +10,7 @@ from edge_agent.learning.algorithms.ntk_dfl import NTKDFLConfig
 from edge_agent.learning.algorithms.spark import SparkConfig, wire_codecs_for
 from edge_agent.learning.codec import CodecConfig
 from edge_agent.learning.messages import FP32, WireCodecs
+from edge_agent.learning.robust import RobustConfig
 from edge_agent.learning.settings import SETTINGS, TARGET_ACCURACY
 from edge_agent.sim.link_model import ModelledLink
 
@@ -34,6 +35,7 @@ class SimulationConfig:
     ntk: NTKDFLConfig = field(default_factory=NTKDFLConfig)
     spark: SparkConfig = field(default_factory=SparkConfig)
     weights_codec: CodecConfig = FP32  # every algorithm's weights on the wire (exchange and Jacobian request)
+    robust: RobustConfig = field(default_factory=RobustConfig)  # how far one neighbour can move a client
     target_accuracy: float = TARGET_ACCURACY
     link: ModelledLink | None = None  # rounds get modelled seconds on this link (None: no model)
 

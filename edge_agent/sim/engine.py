@@ -104,14 +104,15 @@ class Simulation:
             learning_rate = self.config.spark.ntk.learning_rate(round_index)
             self.weights, self.velocity, taus = spark_round(self.spec, self.clients, self.weights, self.velocity, graph,
                                                             network, self.config.spark, round_index, self.config.rounds,
-                                                            mapper, compute)
+                                                            mapper, compute, self.config.robust)
         elif self.config.algorithm == "ntk-dfl":
             learning_rate = self.config.ntk.learning_rate(round_index)
             self.weights, taus = ntk_dfl_round(self.spec, self.clients, self.weights, graph, network,
-                                               self.config.ntk, round_index, mapper, compute)
+                                               self.config.ntk, round_index, mapper, compute, self.config.robust)
         else:
             self.weights = baseline_round(self.spec, self.clients, self.weights, graph, network,
-                                          BASELINES[self.config.algorithm], self.config.seed, round_index, compute)
+                                          BASELINES[self.config.algorithm], self.config.seed, round_index, compute,
+                                          self.config.robust)
         seconds = time.perf_counter() - start
         modelled = None
         if compute is not None and self.config.link is not None:

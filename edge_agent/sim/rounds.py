@@ -14,11 +14,12 @@ import numpy as np
 
 from edge_agent.learning.algorithms import spark
 from edge_agent.learning.algorithms.baselines import LocalSGDConfig, local_sgd
-from edge_agent.learning.algorithms.ntk_dfl import NTKDFLConfig, average_weights
+from edge_agent.learning.algorithms.ntk_dfl import NTKDFLConfig
 from edge_agent.learning.codec import CodecConfig
 from edge_agent.learning.exchange import NTKDFLMethod, NTKMethod, Responder, SparkMethod, run_neighbourhood
 from edge_agent.learning.messages import FP32, Message, WeightsMessage, WireCodecs
 from edge_agent.learning.mlp import FloatArray, MLPSpec
+from edge_agent.learning.robust import OFF, RobustConfig, robust_average
 from edge_agent.sim.network import InMemoryNetwork, TrafficLedger
 
 
@@ -83,16 +84,23 @@ def map_in_process(clients: Sequence[Client]) -> RequesterMap:
 
 
 def exchange_and_average(clients: Sequence[Client], weights: FloatArray, graph: Graph,
-                         network: InMemoryNetwork, round_index: int) -> FloatArray:
-    """Every client sends its weights to its neighbours; returns each client's neighbourhood mean (M, d)."""
+                         network: InMemoryNetwork, round_index: int, robust: RobustConfig = OFF
+                         ) -> tuple[FloatArray, Graph]:
+    """Every client sends its weights to its neighbours; returns each client's neighbourhood mean (M, d), robust
+    under `robust`, and the round's graph less the neighbours each client's rule refused."""
     index = {client.id: i for i, client in enumerate(clients)}
     inbox: dict[str, list[WeightsMessage]] = {client.id: [] for client in clients}
     for client in clients:
         message = WeightsMessage(client.id, round_index, weights[index[client.id]])
         for neighbour in graph[client.id]:
             inbox[neighbour].append(network.deliver(message, neighbour))
-    averaged = [average_weights(weights[index[c.id]], sorted(inbox[c.id], key=lambda m: m.sender)) for c in clients]
-    return np.stack(averaged)
+    averaged, kept = [], {}
+    for client in clients:
+        anchor, report = robust_average(weights[index[client.id]], sorted(inbox[client.id], key=lambda m: m.sender),
+                                        robust)
+        averaged.append(anchor)
+        kept[client.id] = tuple(peer for peer in graph[client.id] if peer not in report.refused)
+    return np.stack(averaged), kept
 
 
 @dataclass(frozen=True)
@@ -103,6 +111,7 @@ class NeighbourhoodStep:
     method: NTKMethod
     round_index: int
     codecs: WireCodecs
+    robust: RobustConfig = OFF
 
     def __call__(self, clients: Mapping[str, Client], task: RequesterTask) -> RequesterResult:
         network = InMemoryNetwork(TrafficLedger(self.codecs))
@@ -119,7 +128,8 @@ class NeighbourhoodStep:
 
         velocity = task.velocity if task.velocity is not None else np.zeros_like(task.anchor)
         result = run_neighbourhood(self.method, task.requester, task.anchor, velocity, task.members, call,
-                                   self.round_index, on_phase=lambda phase, seconds: own.__setitem__(phase, seconds))
+                                   self.round_index, on_phase=lambda phase, seconds: own.__setitem__(phase, seconds),
+                                   robust=self.robust)
         return RequesterResult(result.weights, result.velocity, result.tau_index, network.ledger, served,
                                {"evolve": own.get("evolve", 0.0)})
 
@@ -149,12 +159,12 @@ def _require_codecs(codecs: WireCodecs, jacobian: CodecConfig, updates: CodecCon
 
 def ntk_dfl_round(spec: MLPSpec, clients: Sequence[Client], weights: FloatArray, graph: Graph,
                   network: InMemoryNetwork, config: NTKDFLConfig, round_index: int,
-                  mapper: RequesterMap | None = None, compute: ComputeLog | None = None
+                  mapper: RequesterMap | None = None, compute: ComputeLog | None = None, robust: RobustConfig = OFF
                   ) -> tuple[FloatArray, list[int]]:
     """SPEC section 3 for every client in lockstep; returns the committed weights and each client's tau."""
     _require_codecs(network.ledger.codecs, FP32, FP32, "NTK-DFL")
-    averaged = exchange_and_average(clients, weights, graph, network, round_index)
-    step = NeighbourhoodStep(NTKDFLMethod(spec, config), round_index, network.ledger.codecs)
+    averaged, graph = exchange_and_average(clients, weights, graph, network, round_index, robust)
+    step = NeighbourhoodStep(NTKDFLMethod(spec, config), round_index, network.ledger.codecs, robust)
     results = run_requesters(step, clients, averaged, None, graph, network, mapper or map_in_process(clients),
                              compute)
     return np.stack([r.weights for r in results]), [config.evolution.taus[r.tau_index] for r in results]
@@ -162,12 +172,13 @@ def ntk_dfl_round(spec: MLPSpec, clients: Sequence[Client], weights: FloatArray,
 
 def spark_round(spec: MLPSpec, clients: Sequence[Client], weights: FloatArray, velocity: FloatArray, graph: Graph,
                 network: InMemoryNetwork, config: spark.SparkConfig, round_index: int, rounds: int,
-                mapper: RequesterMap | None = None, compute: ComputeLog | None = None
+                mapper: RequesterMap | None = None, compute: ComputeLog | None = None, robust: RobustConfig = OFF
                 ) -> tuple[FloatArray, FloatArray, list[int]]:
     """SPEC section 4 for every client in lockstep; returns weights, momentum velocities and each client's tau."""
     _require_codecs(network.ledger.codecs, config.codec, config.candidates_codec, "SPARK")
-    averaged = exchange_and_average(clients, weights, graph, network, round_index)
-    step = NeighbourhoodStep(SparkMethod(spec, config, rounds, keep_drawn=True), round_index, network.ledger.codecs)
+    averaged, graph = exchange_and_average(clients, weights, graph, network, round_index, robust)
+    step = NeighbourhoodStep(SparkMethod(spec, config, rounds, keep_drawn=True), round_index, network.ledger.codecs,
+                             robust)
     results = run_requesters(step, clients, averaged, velocity, graph, network, mapper or map_in_process(clients),
                              compute)
     velocities = np.stack([r.velocity for r in results])
@@ -177,13 +188,14 @@ def spark_round(spec: MLPSpec, clients: Sequence[Client], weights: FloatArray, v
 
 def baseline_round(spec: MLPSpec, clients: Sequence[Client], weights: FloatArray, graph: Graph,
                    network: InMemoryNetwork, config: LocalSGDConfig, seed: int, round_index: int,
-                   compute: ComputeLog | None = None) -> FloatArray:
-    """Local SGD on every client, then uniform averaging with the round's neighbours (SPEC section 5). Given a log,
-    one client's local SGD is timed alone, as a board runs it, and stands for every client's."""
+                   compute: ComputeLog | None = None, robust: RobustConfig = OFF) -> FloatArray:
+    """Local SGD on every client, then averaging with the round's neighbours (SPEC section 5; robust under
+    `robust`). Given a log, one client's local SGD is timed alone, as a board runs it, and stands for every
+    client's."""
     data = [(client.x, client.y) for client in clients]
     trained = local_sgd(spec, weights, data, config, seed, round_index)
     if compute is not None:
         started = time.perf_counter()
         local_sgd(spec, weights[:1], data[:1], config, seed, round_index)
         compute.train.update(dict.fromkeys((client.id for client in clients), time.perf_counter() - started))
-    return exchange_and_average(clients, trained, graph, network, round_index)
+    return exchange_and_average(clients, trained, graph, network, round_index, robust)[0]

@@ -56,7 +56,8 @@ class PeerInfo:
 
 @dataclass(frozen=True)
 class NeighbourState:
-    """A neighbour of the round in progress: "ok" (taking part) or "missing", with the reason its record gives."""
+    """A neighbour of the round in progress: "ok" (taking part), "missing" (gone, stalled, ...), "refused" (left
+    out by the agent's --robust rule) or "clipped" (its messages bounded by it), with the reason."""
 
     agent_id: str
     state: str

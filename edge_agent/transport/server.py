@@ -49,6 +49,8 @@ GRPC_OPTIONS = (("grpc.max_send_message_length", MAX_FRAME_BYTES),
                 ("grpc.max_receive_message_length", MAX_FRAME_BYTES), ("grpc.so_reuseport", 0))
 REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
 LOG_EVERY_S = 10.0  # a caller's rejections of one kind are logged once per this many seconds
+HANDSHAKE_DEADLINE_S = 10.0  # a connection that has not finished its TLS (or HTTP/2) handshake by then is closed
+HANDSHAKE_OPTIONS = (("grpc.server_handshake_timeout_ms", int(HANDSHAKE_DEADLINE_S * 1000)),)
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,7 @@ class AgentServer:
     def start(self) -> int:
         """Bind, start serving, and return the bound port."""
         server = grpc.server(futures.ThreadPoolExecutor(self.config.max_workers),
-                             options=GRPC_OPTIONS + SERVER_KEEPALIVE_OPTIONS)
+                             options=GRPC_OPTIONS + SERVER_KEEPALIVE_OPTIONS + HANDSHAKE_OPTIONS)
         server.add_generic_rpc_handlers((_handlers(_Servicer(self)),))
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         names = (SERVICE_NAME, health.SERVICE_NAME, REFLECTION_V1, reflection.SERVICE_NAME)

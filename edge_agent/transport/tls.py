@@ -60,6 +60,7 @@ class ClusterTls:
         except ValueError as error:
             raise IdentityError(f"{files.ca} or {files.cert} is not a PEM certificate: {error}") from None
         self.identity = self.verify(own)
+        self.board = is_board_certificate(own)  # False: an operator's, which may not take part in rounds
         self._crl_lock = threading.Lock()
         self._crl_stamp: tuple[int, int] | None = None
         self._revoked: frozenset[int] = frozenset()

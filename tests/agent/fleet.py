@@ -34,6 +34,7 @@ class Fleet:
     service: str = field(default_factory=lambda: f"_ea-{uuid.uuid4().hex[:8]}._tcp.local.")
     run: str | None = field(default_factory=lambda: f"t-{uuid.uuid4().hex[:8]}")  # None: the settings' hash
     per_agent: dict[int, Sequence[str]] = field(default_factory=dict)  # extra flags of agent i
+    programs: dict[int, Sequence[str]] = field(default_factory=dict)  # agent i's program, if not edge-agent
     certs: Path | None = None  # the cluster's certs folder (mutual TLS); None: throwaway certs made in out/certs
     insecure: bool = False  # plaintext instead
     processes: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
@@ -41,7 +42,8 @@ class Fleet:
 
     def command(self, index: int) -> list[str]:
         security = ("--insecure",) if self.insecure else ("--certs", str(self.certs_dir()))
-        return [sys.executable, "-m", "edge_agent", "run", "--shard", f"{index}/{self.size}", *BASE_ARGS,
+        program = self.programs.get(index, (sys.executable, "-m", "edge_agent"))
+        return [*program, "run", "--shard", f"{index}/{self.size}", *BASE_ARGS,
                 "--service-type", self.service, *(("--run", self.run) if self.run else ()), *security,
                 "--metrics", str(self.metrics(index)), "--checkpoint-dir", str(self.out / "checkpoints"), *self.args,
                 *self.per_agent.get(index, ())]

@@ -8,7 +8,9 @@ come) takes the memory attacks, so its RSS moves only with what they cost.
 
 from __future__ import annotations
 
+import os
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -31,7 +33,7 @@ from edge_agent.learning.messages import WeightsMessage
 from edge_agent.run_identity import METADATA_KEY, RunIdentity
 from edge_agent.transport.client import PeerClient
 from edge_agent.transport.contract import PROTOCOL_VERSION, TransportError
-from edge_agent.transport.server import GRPC_OPTIONS, SERVICE_NAME, AgentServer, ServerConfig
+from edge_agent.transport.server import GRPC_OPTIONS, HANDSHAKE_DEADLINE_S, SERVICE_NAME, AgentServer, ServerConfig
 from edge_agent.transport.tls import ClusterTls, TlsFiles
 from edge_agent.transport.wire import describe
 from edge_agent.v1 import agent_pb2 as pb
@@ -253,3 +255,51 @@ def test_a_thousand_junk_messages_leave_rss_within_20_mb(idle: tuple[subprocess.
     assert set(codes) <= {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.PERMISSION_DENIED}, codes
     assert sum(codes.values()) == 1000
     assert abs(_rss_mb(process) - before) < 20
+
+
+def _threads(process: subprocess.Popen[bytes]) -> int:
+    return len(os.listdir(f"/proc/{process.pid}/task"))
+
+
+def _fds(process: subprocess.Popen[bytes]) -> int:
+    return len(os.listdir(f"/proc/{process.pid}/fd"))
+
+
+def test_half_open_and_broken_tls_handshakes_are_closed_in_time_and_logged_at_a_bounded_rate(
+        idle: tuple[subprocess.Popen[bytes], str]) -> None:
+    """200 connections that never start the handshake are closed by the handshake deadline; 100 broken handshakes
+    are one or two log lines, not 100; threads and fds are back where they were."""
+    process, address = idle
+    log = Path(os.readlink(f"/proc/{process.pid}/fd/1"))
+    host, _, port = address.rpartition(":")
+    threads, fds = _threads(process), _fds(process)
+    opened = time.monotonic()
+    sockets = [socket.create_connection((host, int(port)), timeout=10) for _ in range(200)]
+    try:
+        time.sleep(1.0)
+        assert _fds(process) >= fds + 190  # the agent holds them all until the deadline
+        closed = 0
+        for sock in sockets:  # the server closes each: the next read gets end-of-file
+            sock.settimeout(max(0.1, opened + HANDSHAKE_DEADLINE_S + 5.0 - time.monotonic()))
+            closed += sock.recv(1) == b""
+        waited = time.monotonic() - opened
+    finally:
+        for sock in sockets:
+            sock.close()
+    assert closed == 200 and HANDSHAKE_DEADLINE_S - 1 <= waited <= HANDSHAKE_DEADLINE_S + 5, (closed, waited)
+    before = log.read_text(errors="replace").count("handshake")
+    for _ in range(100):
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(b"\x16\x03\x01\x00\x05garbage-not-tls" * 4)
+            sock.recv(64)
+    time.sleep(2.0)
+    lines = log.read_text(errors="replace").lower().splitlines()
+    summaries = [line for line in lines if "tls handshakes failed" in line or "tls handshake failed" in line]
+    assert "Handshake failed" not in log.read_text(errors="replace")
+    assert 1 <= len(summaries) <= 2 and log.read_text(errors="replace").count("handshake") - before <= 2
+    assert re.search(r"\d+ TLS handshakes? failed", "\n".join(summaries), re.I)
+    deadline = time.monotonic() + 15
+    while (_threads(process) > threads + 2 or _fds(process) > fds + 2) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert _threads(process) <= threads + 2 and _fds(process) <= fds + 2, (threads, _threads(process), fds,
+                                                                           _fds(process))

@@ -41,3 +41,15 @@ def test_an_agent_that_woke_from_a_pause_and_marked_everyone_down_still_sees_the
     for agent_id in members:
         liveness.mark_down(agent_id, "no weights within the 3 s stall window")
     assert liveness.fleet_round(members) == 9
+
+
+def test_the_live_fleets_round_counts_only_members_heard_from_and_one_of_two_behind_is_not_the_fleet() -> None:
+    liveness = Liveness(clients=4, shard=0)
+    members = {"client-1": _member("client-1", 1, 9), "client-2": _member("client-2", 2, 9),
+               "client-3": _member("client-3", 3, 2)}  # client-3 froze at round 2
+    assert liveness.alive_round(members, 60.0) is None  # nobody heard from yet
+    for agent_id in members:
+        liveness.mark_up(agent_id)
+    assert liveness.alive_round(members, 60.0) == 9 and liveness.heard_within("client-3", 60.0)
+    assert liveness.alive_round({k: members[k] for k in ("client-1", "client-3")}, 60.0) == 9  # upper median
+    assert not liveness.heard_within("client-3", 0.0) and liveness.alive_round(members, -1.0) is None

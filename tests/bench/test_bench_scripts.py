@@ -303,16 +303,19 @@ def test_plot_curves_plots_agent_metrics_beside_a_simulation(paper_run: tuple[Pa
     assert done.returncode == 1 and "nothing to plot" in done.stderr and not (tmp_path / "none.png").exists()
 
 
-def test_bench_soak_kills_and_restarts_an_agent_and_reports_every_round_once(tmp_path: Path) -> None:
+def test_bench_soak_kills_freezes_and_restarts_agents_and_reports_every_round_and_exit(tmp_path: Path) -> None:
     """Too short for a fair memory verdict (RSS still grows over a life of a few rounds), but the table is made from
-    the agents' own records; rounds and kills are checked."""
-    done = run_script("bench_soak.py", "--agents", "3", "--rounds", "8", "--kill-every", "3", "--setting", "smoke",
-                      "--warmup", "1", "--window", "2", "--stall-window", "5",
-                      "--agent-flags", "--uplink 8mbit --proj-dim 256",
-                      "--out", str(tmp_path))
+    the agents' own records; rounds, kills, freezes and exits are checked."""
+    done = run_script("bench_soak.py", "--agents", "3", "--rounds", "8", "--kill-every", "3", "--pause-every", "3",
+                      "--pause-windows", "1", "--setting", "smoke", "--warmup", "1", "--window", "2",
+                      "--stall-window", "5", "--agent-flags", "--uplink 8mbit --proj-dim 256", "--out", str(tmp_path))
     out = done.stdout
     assert re.search(r"round \d+: killed agent \d; restarting it", out), done.stderr[-2000:]
+    assert re.search(r"round \d+: froze agent \d for 5 s", out) and "thawed agent" in out
     assert "every round recorded once by every agent: yes" in out
+    assert re.search(r"three stall windows after each thaw: \[\d.*; all within 2: (yes|NO)", out)
+    assert "every agent that ended by itself told its exit status and reason: yes" in out
+    assert len(re.findall(r"status 0 +client-\d exits with status 0: finished its 8 rounds", out)) == 3
     assert re.search(r"round seconds: median [\d.]+, max [\d.]+; stuck rounds \(over [\d.]+ s\): none", out)
     assert re.search(r"RSS and open fds within 10% of their values after warm-up: (yes|NO)", out)
     judged = re.findall(r"^ +\d +0\.\.\d+ +(\d+) -> +(\d+) \([\d.]+\) +\d+ -> +\d+ \([\d.]+\) +(ok|GREW)", out, re.M)
@@ -406,6 +409,8 @@ def test_bench_dashboard_alternates_stretches_and_prints_the_ratio_and_the_dashb
     assert cpu is not None and 0.2 < float(cpu[1]) < 5 and float(cpu[2]) > float(cpu[1])
     assert used is not None and float(used[1]) > 0 and int(used[2]) >= 2
     assert (tmp_path / "certs" / "operator.crt").exists()
+
+
 def test_bench_service_runs_a_finite_fleet_and_a_service_and_writes_both_curves(tmp_path: Path) -> None:
     output = stdout_of("bench_service.py", "--setting", "smoke", "--agents", "3", "--rounds", "2", "--solver",
                        "euler", "--out", str(tmp_path))
@@ -421,3 +426,16 @@ def test_bench_service_runs_a_finite_fleet_and_a_service_and_writes_both_curves(
         assert all(best in (0, 1) for best in saved[name]["agents_best_round"])  # the agents' own records
     assert saved["after"]["command"] == "edge-agent run --rounds 0"
     assert (tmp_path / "service.png").read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_bench_robust_runs_a_clean_an_absent_and_a_poisoned_fleet_and_tables_them(tmp_path: Path) -> None:
+    result = run_script("bench_robust.py", "--algorithms", "dfedavg", "--attacks", "scale", "--rules", "off,screen",
+                        "--rounds", "1", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    rows = {(row[0], row[1]): row for table in markdown_tables(result.stdout) for row in table}
+    assert set(rows) == {("clean", "off"), ("clean", "screen"), ("client-3 absent", "screen"), ("scale", "off"),
+                         ("scale", "screen")}
+    assert all(row[-1] in ("0,0,0,0", "0,0,0") for row in rows.values())
+    assert int(rows[("scale", "screen")][7]) >= 1 and int(rows[("scale", "off")][7]) == 0  # who refused client-3
+    assert rows[("clean", "off")][2] == rows[("clean", "screen")][2]  # DFedAvg: honest fleets untouched by the rule
+    assert "| scale | screen |" in (tmp_path / "robust.md").read_text()

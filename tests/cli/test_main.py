@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from click.testing import CliRunner
 
 from edge_agent.cli.main import COMMANDS, cli
@@ -52,3 +53,11 @@ def test_shell_completion_as_the_readme_loads_it_completes_commands_and_choices(
     assert complete("edge-agent run --backend ") == ["auto", "numpy", "torch", "onnxruntime"]
     source = _completion(_EDGE_AGENT_COMPLETE="bash_source")
     assert "complete -o nosort -F _edge_agent_completion edge-agent" in source
+
+
+@pytest.mark.parametrize("command", [["simulate", "--setting", "smoke", "--rounds", "1"], ["demo", "--agents", "3"],
+                                     ["bench", "link", "--agents", "3", "--rounds", "1"]])
+def test_an_output_folder_that_cannot_be_made_is_one_line_naming_its_option(command: list[str]) -> None:
+    result = CliRunner().invoke(cli, [*command, "--out", "/proc/x"])
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 2 and lines == ["Error: --out /proc/x: No such file or directory"], result.output

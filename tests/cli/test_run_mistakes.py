@@ -4,6 +4,7 @@ or trains: run as a board runs it, in a subprocess."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from edge_agent.deploy import certs
 from edge_agent.discovery.mdns import MdnsBrowser
 
 BASE = [sys.executable, "-m", "edge_agent", "run", "--setting", "smoke", "--backend", "numpy", "--quiet"]
@@ -72,8 +74,17 @@ def test_unwritable_outputs_give_one_line_and_status_2_before_advertising(blocke
     started = time.monotonic()
     result = _run("--shard", "0/3", which, str(blocker / "below"), "--service-type",
                   f"_ea-{uuid.uuid4().hex[:8]}._tcp.local.", "--wait-peers", "60")
-    _one_line_exit_2(result, str(blocker))
+    _one_line_exit_2(result, f"{which} {blocker / 'below'}: ")
     assert time.monotonic() - started < 30  # not after the 60 s wait for peers
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["--metrics", "/proc/x"], "--metrics /proc/x: "),
+    (["--checkpoint-dir", "/proc/x/y"], "--checkpoint-dir /proc/x/y: "),
+    (["--data-dir", "/proc"], "--data-dir: Fashion-MNIST not found in /proc"),
+])
+def test_every_path_error_names_its_option(args: list[str], expected: str) -> None:
+    _one_line_exit_2(_run("--shard", "0/3", "--no-mdns", "--peers", "127.0.0.1:9", *args), expected)
 
 
 @pytest.fixture
@@ -122,10 +133,15 @@ def test_a_second_agent_for_the_same_shard_is_refused_once_it_browses(first_agen
     ([], "give --certs DIR"),
     (["--insecure", "--certs", "."], "exclude each other"),
     (["--certs", "/nonexistent/certs"], "is not a folder"),
-    (["--certs", "{cluster}", "--id", "pi-kitchen"], "pi-kitchen.crt is missing"),
+    (["--certs", "{cluster}", "--id", "pi-kitchen"], "--certs: {cluster}/pi-kitchen.crt is missing"),
+    (["--certs", "{cluster}", "--id", "operator"], "operator.crt is an operator certificate, which may read status"),
 ])
-def test_security_mistakes_give_one_line(security: list[str], expected: str, cluster_certs: Path) -> None:
-    args = [arg.replace("{cluster}", str(cluster_certs)) for arg in security]
+def test_security_mistakes_give_one_line(security: list[str], expected: str, cluster_certs: Path,
+                                        tmp_path: Path) -> None:
+    folder = tmp_path / "certs"
+    shutil.copytree(cluster_certs, folder)
+    certs.issue(folder, "operator", operator=True)  # `run --id operator` must not start a board on it
+    args = [arg.replace("{cluster}", str(folder)) for arg in security]
     result = subprocess.run([*BASE, "--shard", "0/3", "--no-mdns", "--peers", "127.0.0.1:9", *args],
                             capture_output=True, text=True, timeout=60, check=False, stdin=subprocess.DEVNULL)
-    _one_line_exit_2(result, expected)
+    _one_line_exit_2(result, expected.replace("{cluster}", str(folder)))
