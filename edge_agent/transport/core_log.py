@@ -35,6 +35,8 @@ class CoreLogFilter:
         self._out: TextIO | None = None
         self._lock = threading.Lock()
         self._timer: threading.Timer | None = None
+        self._previous: TextIO = sys.stderr
+        self._moved: list[logging.StreamHandler[TextIO]] = []
 
     def start(self) -> None:
         """From now on C writes to fd 2 pass the filter; `sys.stderr` writes where fd 2 wrote before."""
@@ -47,7 +49,12 @@ class CoreLogFilter:
         os.dup2(write, 2)
         os.close(write)
         _unbuffered_c_stderr()
+        self._previous = sys.stderr
         sys.stderr = self._out
+        self._moved = [handler for handler in logging.getLogger().handlers  # set up before: they hold the old stream
+                       if isinstance(handler, logging.StreamHandler) and handler.stream is self._previous]
+        for handler in self._moved:
+            handler.setStream(self._out)
         self._thread = threading.Thread(target=self._forward, args=(read,), name="grpc-core-log", daemon=True)
         self._thread.start()
 
@@ -55,6 +62,9 @@ class CoreLogFilter:
         """Give fd 2 back (the thread drains the pipe, then logs the failures still pending)."""
         if self._saved is None:
             return
+        for handler in self._moved:
+            handler.setStream(self._previous)
+        sys.stderr = self._previous
         os.dup2(self._saved, 2)  # closes the pipe's last write end: the thread reads to its end
         os.close(self._saved)
         self._saved = None
@@ -93,7 +103,9 @@ class CoreLogFilter:
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
-            example = self._example.decode(errors="replace").strip().partition("] ")[2][:160]
+            # what went wrong, without the words the filter looks for (this line may pass it again)
+            example = self._example.decode(errors="replace").strip().partition(FAILED_HANDSHAKE.decode())[2]
+            example = example.removeprefix(" with ")[:160]
             count, self._pending, self._last_logged = self._pending, 0, now
         log.warning("%d TLS handshake%s failed (callers without a cluster certificate, or not speaking TLS; "
                     "one such line per %.0f s at most), the last: %s", count, "" if count == 1 else "s",

@@ -109,4 +109,4 @@ def test_a_destination_that_cannot_be_a_directory_is_one_error_line(tmp_path: Pa
     blocker.write_text("not a directory")
     result = CliRunner().invoke(data, ["download", "--dest", str(blocker / "data")])
     assert result.exit_code == 1
-    assert f"cannot write the dataset to {blocker / 'data'}" in result.output and "Traceback" not in result.output
+    assert result.output.splitlines() == [f"Error: --dest {blocker / 'data'}: Not a directory"]

@@ -59,8 +59,8 @@ def test_an_out_folder_that_cannot_be_made_is_one_line_and_exit_status_2(tmp_pat
     (tmp_path / "a-file").write_text("")
     result = CliRunner().invoke(export, ["--profile", "rpi-4", "--out", str(tmp_path / "a-file" / "kernels")])
     assert result.exit_code == 2
-    assert result.output.splitlines() == [f"Error: cannot write the kernels for profile rpi-4: [Errno 20] Not a "
-                                          f"directory: '{tmp_path / 'a-file' / 'kernels'}'"]
+    assert result.output.splitlines() == [f"Error: --out {tmp_path / 'a-file' / 'kernels'}: cannot write the kernels "
+                                          "for profile rpi-4: Not a directory"]
 
 
 def test_a_profile_that_does_not_project_with_tensorsketch_is_one_line_and_exit_status_2(
