@@ -37,7 +37,8 @@ def test_status_all_json_has_every_field_for_the_three_agents(operator_fleet: Fl
         assert a["state"].startswith("round ") and a["phase"] in ("average", "jacobian", "evolve", "score", "record")
         assert a["last_round"] is not None and a["next_round"] == a["last_round"] + 1  # docs/records.md
         assert {n["id"] for n in a["neighbours"]} <= set(IDS) - {a["id"]} and a["neighbours"]
-        assert all(n["state"] in ("ok", "missing") for n in a["neighbours"])
+        # the default --robust screen may clip an honest neighbour's Jacobian rows; it refuses none of them
+        assert all(n["state"] in ("ok", "missing", "clipped") for n in a["neighbours"]), a["neighbours"]
         assert a["link"] == {"uplink_bits_per_s": 0.0, "downlink_bits_per_s": 0.0, "latency_s": 0.0}
         assert {k["peer"] for k in a["links"]} == set(IDS) - {a["id"]}
         for link in a["links"]:
