@@ -3,6 +3,7 @@ and, where a run kept its work (`--link`), the modelled wall-clock seconds to th
 
 Usage: python bench/bench_frontier.py RUN_DIR [RUN_DIR ...] [--target 0.85] [--links 1mbit,10mbit]
            [--latency 20ms] [--board rpi-4 | --compute-scale X] [--plot FILE.png] [--table FILE.md]
+           [--earlier NAME=ROUNDS:MB ...]
 Each RUN_DIR holds VARIANT/rounds.jsonl (bench_paper.py's --out, or simulate's --out itself). A variant that never
 reached the target is listed with its best accuracy and left off the plot. Modelled seconds come from
 VARIANT/work.jsonl (each round's messages and measured compute), modelled on each link with the board's scale.
@@ -61,12 +62,25 @@ def table(rows: list[dict[str, Any]], target: float, links: list[str]) -> str:
     lines = [head, "|---" * (5 + len(links)) + "|"]
     for row in sorted(rows, key=lambda r: (r["mb"] is None, r["mb"] or 0.0)):
         reached = row["rounds"] is not None
-        cells = [row["variant"], str(row["rounds"]) if reached else "not reached",
-                 f"{row['mb']:,.1f}" if reached else "-", f"{row['mb_per_round']:,.2f}",
-                 f"{row['best']:.4f} ({row['rounds_run']})"]
+        earlier = row.get("earlier", False)
+        cells = [row["variant"] + (" (earlier run)" if earlier else ""), str(row["rounds"]) if reached else
+                 "not reached", f"{row['mb']:,.1f}" if reached else "-",
+                 "-" if earlier else f"{row['mb_per_round']:,.2f}",
+                 "-" if earlier else f"{row['best']:.4f} ({row['rounds_run']})"]
         cells += [seconds(row["seconds"][label]) if label in row["seconds"] else "-" for label in links]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def earlier_point(text: str) -> dict[str, Any]:
+    """NAME=ROUNDS:MB, a variant measured earlier whose run folder is gone (its figures from a results table)."""
+    name, _, figures = text.partition("=")
+    rounds, _, mb = figures.partition(":")
+    try:
+        return {"variant": name, "rounds": int(rounds), "mb": float(mb), "earlier": True, "seconds": {},
+                "best": None, "rounds_run": None, "mb_per_round": None}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected NAME=ROUNDS:MB, got {text!r}") from None
 
 
 def plot(rows: list[dict[str, Any]], target: float, path: Path) -> None:
@@ -79,8 +93,9 @@ def plot(rows: list[dict[str, Any]], target: float, path: Path) -> None:
     figure, axes = plt.subplots(figsize=(8, 5.5))
     for row in reached:
         baseline = row["variant"].startswith("dfedavg")
-        axes.scatter(row["rounds"], row["mb"], marker="s" if baseline else "o",
-                     color="tab:gray" if baseline else "tab:blue", zorder=3)
+        color = "tab:gray" if baseline else "tab:blue"
+        axes.scatter(row["rounds"], row["mb"], marker="s" if baseline else "o", zorder=3,
+                     facecolors="none" if row.get("earlier") else color, edgecolors=color)
         axes.annotate(row["variant"], (row["rounds"], row["mb"]), textcoords="offset points", xytext=(5, 4),
                       fontsize=8)
     axes.set_xlabel(f"rounds to {target:.0%} aggregated test accuracy")
@@ -90,7 +105,8 @@ def plot(rows: list[dict[str, Any]], target: float, path: Path) -> None:
     axes.yaxis.set_major_formatter(plain)
     axes.yaxis.set_minor_formatter(plain)
     axes.grid(True, which="both", alpha=0.3)
-    axes.set_title("bytes against rounds to the target (squares: DFedAvg)")
+    hollow = ", hollow: earlier runs" if any(row.get("earlier") for row in reached) else ""
+    axes.set_title(f"bytes against rounds to the target (squares: DFedAvg{hollow})")
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
@@ -106,6 +122,8 @@ def main() -> None:
     parser.add_argument("--compute-scale", type=float, help="board seconds per second measured in the runs")
     parser.add_argument("--plot", type=Path, help="write the frontier as a PNG here")
     parser.add_argument("--table", type=Path, help="write the markdown table here too")
+    parser.add_argument("--earlier", type=earlier_point, action="append", default=[], metavar="NAME=ROUNDS:MB",
+                        help="a point measured earlier whose run folder is gone (plotted hollow, tabled as such)")
     args = parser.parse_args()
     try:
         links = {rate: link_model(rate, args.latency, args.board, args.compute_scale)
@@ -117,6 +135,7 @@ def main() -> None:
         sys.exit(f"bench_frontier: no {ROUNDS_FILE} in {', '.join(map(str, args.runs))} or the folders in them")
     rows = [point(name, run, args.target, {k: v for k, v in links.items() if v is not None})
             for name, run in runs.items()]
+    rows += args.earlier
     text = table(rows, args.target, list(links))
     print(text)
     if args.table:

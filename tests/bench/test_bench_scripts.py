@@ -380,9 +380,10 @@ def test_bench_frontier_tabulates_and_plots_each_variant_and_models_its_seconds_
         assert done.returncode == 0, done.stderr
     plot = tmp_path / "frontier.png"
     out = stdout_of("bench_frontier.py", str(tmp_path / "runs"), "--target", "0.2", "--links", "1mbit,10mbit",
-                    "--board", "rpi-4", "--plot", str(plot))
+                    "--board", "rpi-4", "--plot", str(plot), "--earlier", "dfedavg=82:130.4")
     [rows] = markdown_tables(out)
     by_name = {row[0]: row for row in rows}
+    assert by_name.pop("dfedavg (earlier run)")[1:3] == ["82", "130.4"]  # a point from a results table, as given
     assert set(by_name) == {"lean", "dfedavg-w8"}
     for name, row in by_name.items():
         records = [json.loads(line) for line in (tmp_path / "runs" / name / "rounds.jsonl").read_text().splitlines()]
