@@ -11,6 +11,7 @@ import click
 
 from edge_agent.agent.config import AGENT_ALGORITHMS
 from edge_agent.cli.errors import writable_folder
+from edge_agent.learning.algorithms.spark import PRESETS
 from edge_agent.learning.settings import SETTINGS
 from edge_agent.linkbench.report import fleet_line, plots_missing, write_report
 from edge_agent.linkbench.runner import FleetPlan, Link, Progress, run_fleets
@@ -64,11 +65,14 @@ def bench() -> None:
 @click.option("--backend", type=click.Choice(BACKEND_CHOICES), default=AUTO, show_default=True,
               help="Every agent's kernel backend: auto takes torch where it imports, else onnxruntime where the "
                    "exported kernels are, else numpy (each agent's log names the one it took).")
+@click.option("--preset", type=click.Choice(list(PRESETS)), default="published", show_default=True,
+              help="The SPARK fleets' preset (`run --preset`; lean: kernel sketches, int4 weights, residual rows); "
+                   "the other algorithms' fleets run as they are.")
 @click.option("--agent-args", default="", help="Further `edge-agent run` flags for every agent, e.g. '--solver euler'.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Where the fleets' records, report.md, the plots and summary.json go.")
 def link(agents: int | None, setting: str, algorithms: str, rates: str, latency: str, rounds: int | None,
-         until: float | None, budget: str, levels: str, kernel_tc: bool, backend: str, agent_args: str,
+         until: float | None, budget: str, levels: str, kernel_tc: bool, backend: str, preset: str, agent_args: str,
          out: Path) -> None:
     """Run a fleet of real agents per algorithm and link rate, each in a run of its own and one after the other,
     and write OUT/report.md (it opens with the verdict per link rate), OUT/summary.json and PNG plots of accuracy
@@ -95,7 +99,7 @@ def link(agents: int | None, setting: str, algorithms: str, rates: str, latency:
         click.echo(missing, err=True)
     budget_s = parse_budget(budget)
     plans = [FleetPlan(algorithm, item, agents or base.clients, setting, rounds or base.rounds, budget_s, until,
-                       tuple(shlex.split(agent_args)), backend) for item in links for algorithm in chosen]
+                       tuple(shlex.split(agent_args)), backend, preset) for item in links for algorithm in chosen]
     writable_folder("--out", out)
     click.echo(f"{len(plans)} fleets of {plans[0].agents} agents ({setting}, {plans[0].rounds} rounds, "
                f"{budget} budget each); records in {out}/fleets", err=True)

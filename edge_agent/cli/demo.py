@@ -10,11 +10,13 @@ from typing import Any, get_args
 
 import click
 import numpy as np
+from click.core import ParameterSource
 
 from edge_agent.agent.checkpoint import checkpoint_path
 from edge_agent.agent.launcher import LocalRun, launch_local_agents
 from edge_agent.cli.errors import writable_folder
 from edge_agent.deploy.certs import throwaway_cluster
+from edge_agent.learning.algorithms.spark import PRESETS
 from edge_agent.learning.codec import Precision
 from edge_agent.learning.data import DataNotFoundError, load_fashion_mnist
 from edge_agent.learning.mlp import MLPSpec, accuracy, forward
@@ -32,13 +34,16 @@ from edge_agent.runtime.select import AUTO, BACKEND_CHOICES
 @click.option("--latency", default="5ms", show_default=True, help="Added one-way latency.")
 @click.option("--precision", type=click.Choice(get_args(Precision)), default="fp32", show_default=True,
               help="Element type of the projected Jacobians on the wire.")
+@click.option("--preset", type=click.Choice(list(PRESETS)), default="published", show_default=True,
+              help="SPARK's preset for every agent (`run --preset`; lean: kernel sketches, int4 weights, residual "
+                   "rows); --precision given explicitly wins over it.")
 @click.option("--backend", type=click.Choice(BACKEND_CHOICES), default=AUTO, show_default=True,
               help="The agents' kernel backend: auto takes torch where it imports, else onnxruntime where the "
                    "exported kernels are, else numpy (each agent's log names the one it took).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/demo"),
               show_default=True, help="Metrics, logs and checkpoints of the agents.")
 def demo(setting: str, agents: int | None, rounds: int | None, uplink: str, downlink: str, latency: str,
-         precision: str, backend: str, out: Path) -> None:
+         precision: str, preset: str, backend: str, out: Path) -> None:
     """Launch one agent process per client on 127.0.0.1 (SPARK, mDNS, throttled links), follow them, and
     print a per-round table of accuracy, megabytes and seconds when they are done."""
     base = SETTINGS[setting]
@@ -50,8 +55,10 @@ def demo(setting: str, agents: int | None, rounds: int | None, uplink: str, down
         raise click.ClickException(str(error)) from error
     # A run of its own each time: checkpoints a finished demo left in `out` belong to another run and are not resumed.
     args = ["--setting", setting, "--rounds", str(total_rounds), "--uplink", uplink, "--downlink", downlink,
-            "--latency", latency, "--precision", precision, "--backend", backend, "--run",
-            f"demo-{uuid.uuid4().hex[:8]}", "--quiet"]
+            "--latency", latency, "--preset", preset, "--backend", backend, "--run", f"demo-{uuid.uuid4().hex[:8]}",
+            "--quiet"]
+    if click.get_current_context().get_parameter_source("precision") != ParameterSource.DEFAULT:
+        args += ["--precision", precision]  # a default here would hide the preset's precision
     click.echo(f"starting {count} agents ({setting}, {total_rounds} rounds, links {uplink} up / {downlink} down, "
                f"{latency}); logs and metrics in {out}", err=True)
     # The secure path is the one exercised every day: mutual TLS with a throwaway CA made for this demo.

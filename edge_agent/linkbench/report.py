@@ -39,7 +39,7 @@ def summary(results: Sequence[FleetResult], levels: Sequence[float], command: di
     for result in results:
         plan = result.plan
         fleets.append({
-            "fleet": plan.name, "algorithm": plan.algorithm, "rate": plan.link.rate, "latency": plan.link.latency,
+            "fleet": plan.name, "algorithm": plan.method, "rate": plan.link.rate, "latency": plan.link.latency,
             "agents": plan.agents, "rounds_planned": plan.rounds, "budget_s": plan.budget_s,
             "stopped_by": result.stopped_by, "failed_agents": list(result.failed_agents),
             "failed_exits": list(result.failed_exits), "failure": result.failure,

@@ -55,15 +55,22 @@ class FleetPlan:
     until: float | None = None  # stop once the agents' mean test accuracy reaches this
     agent_args: tuple[str, ...] = ()  # further `edge-agent run` flags (method options)
     backend: str = "auto"  # the agents' kernel backend (`edge-agent run --backend`)
+    preset: str = "published"  # SPARK's preset (`edge-agent run --preset`); other algorithms have none
+
+    @property
+    def method(self) -> str:
+        """The algorithm, with SPARK's preset when it is not the published method: spark-lean."""
+        return f"{self.algorithm}-{self.preset}" if self.algorithm == "spark" and self.preset != "published" \
+            else self.algorithm
 
     @property
     def name(self) -> str:
-        """The fleet's folder name: algorithm-rate[-latency]."""
-        return re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{self.algorithm}-{self.link.label}")
+        """The fleet's folder name: method-rate[-latency]."""
+        return re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{self.method}-{self.link.label}")
 
     @property
     def label(self) -> str:
-        return f"{self.algorithm} {self.link.label}"
+        return f"{self.method} {self.link.label}"
 
     def agent_flags(self, certs: Path) -> list[str]:
         """What every agent of the fleet is started with (the launcher adds shard, service type and files)."""
@@ -71,7 +78,7 @@ class FleetPlan:
         return ["--setting", self.setting, "--algorithm", self.algorithm, "--rounds", str(self.rounds),
                 "--uplink", rate, "--downlink", rate, "--latency", self.link.latency,
                 "--backend", self.backend, "--run", f"lb-{uuid.uuid4().hex[:12]}", "--certs", str(certs), "--quiet",
-                *self.agent_args]
+                *(["--preset", self.preset] if self.algorithm == "spark" else []), *self.agent_args]
 
 
 @dataclass(frozen=True)

@@ -62,3 +62,15 @@ def test_a_fleet_with_a_failed_agent_stops_and_names_it(tmp_path: Path) -> None:
     assert result.stopped_by == "failed" and result.failed_agents == (1,) and result.failed_exits == (3,)
     assert result.failure == "agent 1: Error: the torch backend needs torch"  # its first error line
     assert json.loads((tmp_path / "agent-1.jsonl").read_text())["round"] == 0
+
+
+def test_a_spark_fleet_asked_for_a_preset_runs_it_and_names_it_other_fleets_run_as_they_are(tmp_path: Path) -> None:
+    link = Link("1mbit", "20ms")
+    lean = FleetPlan("spark", link, agents=3, setting="smoke", rounds=5, budget_s=60, preset="lean")
+    assert (lean.name, lean.label) == ("spark-lean-1mbit-20ms", "spark-lean 1mbit 20ms")
+    flags = lean.agent_flags(tmp_path)
+    assert flags[flags.index("--preset") + 1] == "lean" and flags[flags.index("--algorithm") + 1] == "spark"
+    baseline = FleetPlan("dfedavg", link, agents=3, setting="smoke", rounds=5, budget_s=60, preset="lean")
+    assert baseline.name == "dfedavg-1mbit-20ms" and "--preset" not in baseline.agent_flags(tmp_path)
+    published = FleetPlan("spark", link, agents=3, setting="smoke", rounds=5, budget_s=60)
+    assert published.name == "spark-1mbit-20ms"
