@@ -144,7 +144,7 @@ def bound_replies(replies: Mapping[str, JacobianReply], requester: str, num_clas
             report.refused[sender] = f"Jacobian reply with labels outside 0..{num_classes - 1}"
             continue
         norms = np.sqrt(row_norms_squared(reply.jacobian))
-        factors = np.minimum(1.0, limit / np.maximum(norms, np.finfo(np.float64).tiny))
+        factors = np.divide(limit, norms, out=np.ones_like(norms), where=norms > limit)  # rows within: 1
         if factors.size and factors.min() < 1.0:
             report.clip(sender, "jacobian", float(factors.min()))
             reply = replace(reply, jacobian=scale_rows(reply.jacobian, factors))
