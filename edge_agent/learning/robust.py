@@ -19,9 +19,8 @@ neighbourhood may lie; the others set the scale), so a fleet of honest boards is
   kernel; a reply whose labels are not classes is refused, and so is one whose labels disagree with its own logits
   (at our weights) far more than the neighbourhood's replies do: label agreement, the share of the samples a reply
   stands for whose label its logits predict, below AGREEMENT_RATIO x the median reply's, once that median shows a
-  model worth asking (AGREEMENT_FLOOR). A neighbour with flipped labels agrees almost never (2-6% in
-  bench/results/robust.md, where the least-fitted honest neighbour agreed 14-18% with a median of 76-100%); rows
-  picked by residual alone are no fair sample and are not judged.
+  model worth asking (AGREEMENT_FLOOR). A neighbour with flipped labels agrees almost never; rows picked by residual
+  alone are no fair sample and are not judged.
 - Candidate scores, NTK-DFL and SPARK. Tau is chosen by the summed loss as published, but a neighbour's loss curve
   (its mean loss per sample, less its mean: what the choice sees) is scaled down to at most SCORE_RADIUS x the
   largest of our own curve and the second-largest neighbour's, so no neighbour picks tau alone. Scores no honest
@@ -53,7 +52,7 @@ FALLBACK = 2.0  # tau with a single neighbour, in units of our own weights' norm
 FLOOR = 0.25  # tau is never below this, in units of our own norm: neighbours that agree closely set no scale
 ROW_RADIUS = 2.0  # a neighbour's Jacobian row, in units of the largest row norm of our own reply
 SCORE_RADIUS = 1.0  # a neighbour's loss curve, in units of the larger of ours and the second-largest neighbour's
-AGREEMENT_RATIO = 0.1  # a reply's label agreement, in units of the median reply's
+AGREEMENT_RATIO = 0.25  # a reply's label agreement, in units of the median reply's
 AGREEMENT_FLOOR = 0.3  # below this median agreement the model says too little about labels to judge them
 
 
