@@ -16,11 +16,7 @@ neighbourhood may lie; the others set the scale), so a fleet of honest boards is
   A neighbour within tau counts as in the uniform mean, to the bit.
 - Jacobian replies, NTK-DFL and SPARK. Each row (sample) of a neighbour's Jacobian is scaled down to at most
   ROW_RADIUS x the largest row norm of the requester's own reply at the same weights, so no reply dominates the
-  kernel; a reply whose labels are not classes is refused, and so is one whose labels disagree with its own logits
-  (at our weights) far more than the neighbourhood's replies do: label agreement, the share of the samples a reply
-  stands for whose label its logits predict, below AGREEMENT_RATIO x the median reply's, once that median shows a
-  model worth asking (AGREEMENT_FLOOR). A neighbour with flipped labels agrees almost never; rows picked by residual
-  alone are no fair sample and are not judged.
+  kernel; a reply whose labels are not classes is refused.
 - Candidate scores, NTK-DFL and SPARK. Tau is chosen by the summed loss as published, but a neighbour's loss curve
   (its mean loss per sample, less its mean: what the choice sees) is scaled down to at most SCORE_RADIUS x the
   largest of our own curve and the second-largest neighbour's, so no neighbour picks tau alone. Scores no honest
@@ -52,8 +48,6 @@ FALLBACK = 2.0  # tau with a single neighbour, in units of our own weights' norm
 FLOOR = 0.25  # tau is never below this, in units of our own norm: neighbours that agree closely set no scale
 ROW_RADIUS = 2.0  # a neighbour's Jacobian row, in units of the largest row norm of our own reply
 SCORE_RADIUS = 1.0  # a neighbour's loss curve, in units of the larger of ours and the second-largest neighbour's
-AGREEMENT_RATIO = 0.25  # a reply's label agreement, in units of the median reply's
-AGREEMENT_FLOOR = 0.3  # below this median agreement the model says too little about labels to judge them
 
 
 @dataclass(frozen=True)
@@ -141,9 +135,6 @@ def bound_replies(replies: Mapping[str, JacobianReply], requester: str, num_clas
     if not config.on or own is None:
         return dict(replies), report
     limit = ROW_RADIUS * float(np.sqrt(np.max(row_norms_squared(own.jacobian), initial=0.0)))
-    agreements = {sender: label_agreement(reply) for sender, reply in replies.items()}
-    judged = [value for value in agreements.values() if value is not None]
-    median = float(np.median(judged)) if judged else 0.0
     bounded: dict[str, JacobianReply] = {}
     for sender, reply in replies.items():
         if sender == requester:
@@ -151,11 +142,6 @@ def bound_replies(replies: Mapping[str, JacobianReply], requester: str, num_clas
             continue
         if reply.labels.size and not 0 <= int(reply.labels.min()) <= int(reply.labels.max()) < num_classes:
             report.refused[sender] = f"Jacobian reply with labels outside 0..{num_classes - 1}"
-            continue
-        agreement = agreements[sender]
-        if median >= AGREEMENT_FLOOR and agreement is not None and agreement < AGREEMENT_RATIO * median:
-            report.refused[sender] = (f"Jacobian reply whose labels agree with its logits for {agreement:.0%} of its "
-                                      f"samples, the neighbourhood's median {median:.0%}")
             continue
         norms = np.sqrt(row_norms_squared(reply.jacobian))
         factors = np.divide(limit, norms, out=np.ones_like(norms), where=norms > limit)  # rows within: 1
@@ -165,16 +151,6 @@ def bound_replies(replies: Mapping[str, JacobianReply], requester: str, num_clas
         bounded[sender] = reply
     report.seconds = time.perf_counter() - started
     return bounded, report
-
-
-def label_agreement(reply: JacobianReply) -> float | None:
-    """The share of the samples `reply` stands for whose label its logits predict (argmax); None without rows, or
-    for rows chosen by residual alone (they hold the worst-predicted samples, no fair sample of the neighbour's)."""
-    if not reply.labels.size or (reply.samples and not reply.sampled_rows):
-        return None
-    weights = reply.row_weights()
-    hits = np.argmax(reply.logits, axis=-1) == reply.labels
-    return float(weights @ hits / weights.sum())
 
 
 def row_norms_squared(jacobian: object) -> FloatArray:
