@@ -8,7 +8,8 @@ import numpy as np
 
 from edge_agent.learning.jacobian import mlp_jacobian
 from edge_agent.learning.mlp import FloatArray, MLPSpec
-from edge_agent.learning.projection import Projection, TensorSketchProjection
+from edge_agent.learning.models.contract import Projection
+from edge_agent.learning.projection import TensorSketchProjection
 from edge_agent.runtime.backend import ChunkedBackend, KernelBackend, NumpyBackend, SketchState, rows_in_chunks
 
 

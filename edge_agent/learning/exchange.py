@@ -26,8 +26,9 @@ from edge_agent.learning.messages import (
     PullBackReply,
     PullBackRequest,
 )
-from edge_agent.learning.mlp import FloatArray, MLPSpec
-from edge_agent.learning.projection import Projection, make_projection
+from edge_agent.learning.mlp import FloatArray
+from edge_agent.learning.models.contract import Model, Projection
+from edge_agent.learning.projection import make_projection
 from edge_agent.learning.robust import OFF, RobustConfig, RobustReport, bound_replies, bound_scores
 
 
@@ -48,7 +49,7 @@ class NTKMethod(Protocol):
     """What differs between NTK-DFL and SPARK inside one neighbourhood exchange."""
 
     @property
-    def spec(self) -> MLPSpec: ...
+    def spec(self) -> Model: ...
 
     def answer(self, request: JacobianRequest, x: FloatArray, y: np.ndarray, sender: str) -> JacobianReply: ...
 
@@ -74,7 +75,7 @@ class NTKMethod(Protocol):
 class NTKDFLMethod:
     """The published method: exact Jacobians, hard labels, no momentum."""
 
-    spec: MLPSpec
+    spec: Model
     config: ntk_dfl.NTKDFLConfig
 
     def answer(self, request: JacobianRequest, x: FloatArray, y: np.ndarray, sender: str) -> JacobianReply:
@@ -113,7 +114,7 @@ class SparkMethod:
     candidate scoring) runs on it; without one, on the numpy reference path.
     """
 
-    def __init__(self, spec: MLPSpec, config: spark.SparkConfig, rounds: int,
+    def __init__(self, spec: Model, config: spark.SparkConfig, rounds: int,
                  kernels: BoardKernels | None = None, keep_drawn: bool = False) -> None:
         if kernels is not None and config.projection.family != "tensorsketch":
             raise ValueError(f"board kernel backends implement the tensorsketch projection, "

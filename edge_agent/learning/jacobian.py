@@ -15,7 +15,25 @@ from typing import Protocol
 
 import numpy as np
 
-from edge_agent.learning.mlp import FloatArray, MLPSpec
+FloatArray = np.ndarray
+
+
+class LayeredSpec(Protocol):
+    """What the factored Jacobian reads of an MLP's spec (MLPSpec): its sizes and its flat layout per layer."""
+
+    @property
+    def sizes(self) -> tuple[int, ...]: ...
+
+    @property
+    def num_classes(self) -> int: ...
+
+    @property
+    def num_params(self) -> int: ...
+
+    @property
+    def num_layers(self) -> int: ...
+
+    def layers(self, w: FloatArray) -> list[tuple[FloatArray, FloatArray]]: ...
 
 
 class JacobianOperator(Protocol):
@@ -23,6 +41,11 @@ class JacobianOperator(Protocol):
 
     @property
     def shape(self) -> tuple[int, int, int]: ...
+
+    @property
+    def size(self) -> int:
+        """N C p, the values it stands for."""
+        ...
 
     def kernel(self) -> FloatArray:
         """H = (1/C) sum_c J[:, c, :] J[:, c, :]^T, (N, N) float64."""
@@ -37,7 +60,7 @@ class JacobianOperator(Protocol):
 class FactoredJacobian:
     """Exact MLP Jacobian (N, C, d) kept per layer as inputs (N, in) and d f_c / d pre-activation (N, C, out)."""
 
-    spec: MLPSpec
+    spec: LayeredSpec
     inputs: tuple[FloatArray, ...]  # per layer: (N, in_l)
     output_grads: tuple[FloatArray, ...]  # per layer: (N, C, out_l)
 
@@ -152,7 +175,7 @@ class StackedJacobian:
         return functools.reduce(np.add, pieces)
 
 
-def mlp_jacobian(spec: MLPSpec, w: FloatArray, x: FloatArray) -> tuple[FactoredJacobian, FloatArray]:
+def mlp_jacobian(spec: LayeredSpec, w: FloatArray, x: FloatArray) -> tuple[FactoredJacobian, FloatArray]:
     """Factored per-sample Jacobian of the logits at weights `w` on inputs `x` (N, in), and the logits (N, C)."""
     layers = spec.layers(w)
     inputs: list[FloatArray] = []

@@ -1,19 +1,31 @@
-"""The MLP as one flat float32 parameter vector: layout, seeded initialisation, forward pass, loss (numpy only)."""
+"""The MLP as one flat float32 parameter vector: layout, seeded initialisation, forward pass, loss (numpy only).
+
+MLPSpec serves the model contract (learning/models/contract.py) with exact kernels: the factored Jacobian of
+learning/jacobian.py, whose structure every projection family uses to form J P cheaply.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-FloatArray = np.ndarray
+from edge_agent.learning.jacobian import FloatArray as FloatArray
+from edge_agent.learning.jacobian import JacobianOperator, mlp_jacobian
+from edge_agent.learning.models.contract import Projection
+
+# The MLP of the published runs: a fleet on it keeps the run identity it had before models could be chosen.
+DEFAULT_SIZES = (784, 100, 10)
+HIDDEN = 100  # the hidden width `--model mlp` gives any data
 
 
 @dataclass(frozen=True)
 class MLPSpec:
     """Layer sizes of a ReLU MLP; the flat layout is (W1, b1, W2, b2, ...) like torch's nn.Sequential."""
 
-    sizes: tuple[int, ...] = (784, 100, 10)
+    sizes: tuple[int, ...] = DEFAULT_SIZES
 
     def __post_init__(self) -> None:
         if len(self.sizes) < 2 or min(self.sizes) < 1:
@@ -42,6 +54,48 @@ class MLPSpec:
             start += fan_out
             views.append((weight, bias))
         return views
+
+    @classmethod
+    def for_data(cls, input_shape: tuple[int, ...], num_classes: int) -> MLPSpec:
+        """The one-hidden-layer MLP (in, 100, C) for flattened samples of `input_shape` and C classes."""
+        return cls((math.prod(input_shape), HIDDEN, num_classes))
+
+    # --- the model contract ----------------------------------------------------------------------------------
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.sizes[0],)
+
+    def identity(self) -> dict[str, Any]:
+        return {"name": "mlp", "sizes": list(self.sizes)}
+
+    def init_weights(self, seed: int) -> FloatArray:
+        return init_weights(self, seed)
+
+    def logits(self, w: FloatArray, x: FloatArray) -> FloatArray:
+        return forward(self, w, x)
+
+    def jvp(self, w: FloatArray, x: FloatArray, v: FloatArray) -> FloatArray:
+        """J v from the factors: per layer, the output-side factor times the layer's response to v, (N, C)."""
+        jac, _ = mlp_jacobian(self, w, x)
+        out = np.zeros(jac.output_grads[0].shape[:2], dtype=np.float64)
+        for a, g, (weight, bias) in zip(jac.inputs, jac.output_grads, self.layers(v.astype(np.float32)),
+                                        strict=True):
+            out += np.einsum("nco,no->nc", g, a @ weight.T + bias)
+        return out.astype(np.float32)
+
+    def vjp(self, w: FloatArray, x: FloatArray, u: FloatArray) -> FloatArray:
+        jac, _ = mlp_jacobian(self, w, x)
+        pulled: FloatArray = jac.pull_back(u)
+        return pulled
+
+    def jacobian(self, w: FloatArray, x: FloatArray) -> tuple[JacobianOperator, FloatArray]:
+        return mlp_jacobian(self, w, x)
+
+    def projected_jacobian(self, w: FloatArray, x: FloatArray, projection: Projection
+                           ) -> tuple[FloatArray, FloatArray]:
+        jac, logits = mlp_jacobian(self, w, x)
+        return projection.project(jac), logits
 
 
 def init_weights(spec: MLPSpec, seed: int) -> FloatArray:

@@ -16,13 +16,14 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal, Protocol, get_args
+from typing import Literal, get_args
 
 import numpy as np
 import numpy.typing as npt
 
 from edge_agent.learning.jacobian import FactoredJacobian
 from edge_agent.learning.mlp import FloatArray, MLPSpec
+from edge_agent.learning.models.contract import Model, Projection
 
 Family = Literal["identity", "gaussian", "sparse", "kron", "tensorsketch"]
 FAMILIES: tuple[str, ...] = get_args(Family)
@@ -61,34 +62,24 @@ class ProjectionConfig:
             raise ValueError(f"projection seed must be >= 0, got {self.seed}")
 
 
-class Projection(Protocol):
-    """A d x m matrix P applied to Jacobians from the right and to R^m vectors from the left."""
-
-    @property
-    def dim(self) -> int:
-        """m, the projected dimension (d for identity)."""
-        ...
-
-    def project(self, jac: FactoredJacobian) -> FloatArray:
-        """J P: (N, C, m) float32."""
-        ...
-
-    def lift(self, z: FloatArray) -> FloatArray:
-        """P z: (m,) -> (d,) or (T, m) -> (T, d), float32."""
-        ...
-
-
-def make_projection(config: ProjectionConfig, spec: MLPSpec, round_index: int, keep_drawn: bool = False) -> Projection:
-    """P_k for round `round_index`: a pure function of (config, spec, round_index).
+def make_projection(config: ProjectionConfig, spec: Model, round_index: int, keep_drawn: bool = False) -> Projection:
+    """P_k for round `round_index`: a pure function of (config, model, round_index).
 
     `keep_drawn`: a dense `gaussian` P keeps its blocks once drawn (see GaussianProjection); the structured
-    families hold their few MB of state anyway.
+    families hold their few MB of state anyway. A model other than the MLP has no layers to structure P by: its
+    `tensorsketch` is a CountSketch over the flat parameters (FlatSketchProjection), and only that and `identity`
+    serve it.
     """
     if round_index < 0:
         raise ValueError(f"round index must be >= 0, got {round_index}")
     seed = (config.seed, round_index, _FAMILY_TAGS[config.family])
     if config.family == "identity":
         return IdentityProjection(spec)
+    if not isinstance(spec, MLPSpec):
+        if config.family != "tensorsketch":
+            raise ValueError(f"projection family {config.family!r} needs the MLP; other models take tensorsketch "
+                             "or identity")
+        return FlatSketchProjection(spec.num_params, config.dim, seed)
     if config.family == "gaussian":
         return GaussianProjection(spec, config.dim, seed, keep_drawn)
     if config.family == "sparse":
@@ -174,7 +165,7 @@ def _rademacher(rng: np.random.Generator, shape: tuple[int, ...]) -> FloatArray:
 class IdentityProjection:
     """P = I_d: the unprojected Jacobian, for equivalence with NTK-DFL."""
 
-    def __init__(self, spec: MLPSpec) -> None:
+    def __init__(self, spec: Model) -> None:
         self.spec = spec
 
     @property
@@ -182,6 +173,8 @@ class IdentityProjection:
         return self.spec.num_params
 
     def project(self, jac: FactoredJacobian) -> FloatArray:
+        if not isinstance(self.spec, MLPSpec):
+            raise TypeError("a factored Jacobian is an MLP's; this identity projection serves another model")
         _check_spec(jac, self.spec)
         return jac.dense()
 
@@ -480,6 +473,45 @@ class TensorSketchProjection:
             for o0, o1, k0, k1, nz in blocks:
                 _add_sparse_product(out[:, :, k0:k1], signed_t, g[:, :, o0:o1], nz)
         return out
+
+    def lift(self, z: FloatArray) -> FloatArray:
+        batch, batched = _as_batch(z, self._dim)
+        flat: FloatArray = batch[:, self._bucket] * self._sign
+        return flat if batched else flat[0]
+
+
+class FlatSketchProjection:
+    """A CountSketch over any model's flat parameters: parameter i goes to a uniform bucket with a uniform sign.
+
+    The MLP's tensorsketch draws the same kind of hash but ranges its buckets by blocks of output units, which
+    needs layers; a model seen only as d parameters gets this. The model computes J P itself from `bucket` and
+    `sign` (Model.projected_jacobian), so `project` of an MLP's factored Jacobian is refused.
+    """
+
+    def __init__(self, num_params: int, dim: int, seed: tuple[int, ...]) -> None:
+        rng = np.random.default_rng(list(seed))
+        self._dim = dim
+        self._bucket = rng.integers(0, dim, size=num_params, dtype=np.int64)
+        self._sign = _rademacher(rng, (num_params,))
+        self._bucket.flags.writeable = False
+        self._sign.flags.writeable = False
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    @property
+    def bucket(self) -> IntArray:
+        """Each parameter's bucket in [0, m), (d,) in the model's flat layout (read-only)."""
+        return self._bucket
+
+    @property
+    def sign(self) -> FloatArray:
+        """Each parameter's sign, (d,) float32 +-1 (read-only)."""
+        return self._sign
+
+    def project(self, jac: FactoredJacobian) -> FloatArray:
+        raise TypeError("a flat sketch serves models other than the MLP; they apply it in projected_jacobian")
 
     def lift(self, z: FloatArray) -> FloatArray:
         batch, batched = _as_batch(z, self._dim)

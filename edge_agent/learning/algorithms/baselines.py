@@ -1,9 +1,9 @@
 """Local mini-batch SGD of the baselines DFedAvg, DFedAvgM and D-PSGD, vectorised across clients (numpy only).
 
 SPEC section 5: each round every client runs local SGD from its own weights, then averages with its neighbours
-(the averaging lives with the round, not here). All M clients step together on stacked arrays; a client whose
-data is used up for the current step sits that step out, so each client gets exactly the batches a per-client
-loop would give it.
+(the averaging lives with the round, not here). On the MLP all M clients step together on stacked arrays; a client
+whose data is used up for the current step sits that step out, so each client gets exactly the batches a per-client
+loop would give it. Any other model steps client by client, on the gradients its vjp gives.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge_agent.learning.mlp import FloatArray, MLPSpec
+from edge_agent.learning.mlp import FloatArray, MLPSpec, one_hot, softmax
+from edge_agent.learning.models.contract import Model
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ def _epoch_indices(rngs: Sequence[np.random.Generator], sizes: np.ndarray, offse
     return rows, valid
 
 
-def local_sgd(spec: MLPSpec, weights: FloatArray, clients: Sequence[tuple[FloatArray, np.ndarray]],
+def local_sgd(spec: Model, weights: FloatArray, clients: Sequence[tuple[FloatArray, np.ndarray]],
               config: LocalSGDConfig, seed: int, round_index: int,
               client_indices: Sequence[int] | None = None) -> FloatArray:
     """Weights (M, d) after each client's local SGD on its own (x (N_i, in), y (N_i,)) from its row of weights (M, d).
@@ -115,6 +116,12 @@ def local_sgd(spec: MLPSpec, weights: FloatArray, clients: Sequence[tuple[FloatA
     """
     if weights.ndim != 2 or weights.shape != (len(clients), spec.num_params):
         raise ValueError(f"weights must have shape ({len(clients)}, {spec.num_params}), got {weights.shape}")
+    indices = range(len(clients)) if client_indices is None else client_indices
+    if len(indices) != len(clients):
+        raise ValueError(f"{len(indices)} client indices for {len(clients)} clients")
+    if not isinstance(spec, MLPSpec):
+        return np.stack([_local_sgd_one(spec, w, x, y, config, np.random.default_rng([seed, round_index, client]))
+                         for w, (x, y), client in zip(weights, clients, indices, strict=True)])
     dtype = weights.dtype if weights.dtype in (np.float32, np.float64) else np.dtype(np.float32)
     w = np.array(weights, dtype=dtype)
     sizes = np.array([len(labels) for _, labels in clients], dtype=np.intp)
@@ -123,9 +130,6 @@ def local_sgd(spec: MLPSpec, weights: FloatArray, clients: Sequence[tuple[FloatA
     offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     x_all = np.concatenate([np.asarray(x, dtype=dtype).reshape(len(x), spec.sizes[0]) for x, _ in clients])
     y_all = np.concatenate([np.asarray(labels, dtype=np.intp) for _, labels in clients])
-    indices = range(len(clients)) if client_indices is None else client_indices
-    if len(indices) != len(clients):
-        raise ValueError(f"{len(indices)} client indices for {len(clients)} clients")
     rngs = [np.random.default_rng([seed, round_index, client]) for client in indices]
     batch = config.batch_size
     steps_per_epoch = -(-int(sizes.max()) // batch)
@@ -157,6 +161,29 @@ def local_sgd(spec: MLPSpec, weights: FloatArray, clients: Sequence[tuple[FloatA
     return w
 
 
+def _local_sgd_one(model: Model, weights: FloatArray, x: FloatArray, y: np.ndarray, config: LocalSGDConfig,
+                   rng: np.random.Generator) -> FloatArray:
+    """One client's local SGD on any model: the batches, momentum and order of the vectorised MLP path, with the
+    gradient of the batch's mean cross-entropy from the model's vjp."""
+    w = np.array(weights, dtype=np.float32)
+    buffer = np.zeros_like(w) if config.momentum > 0 else None
+    labels = np.asarray(y, dtype=np.intp)
+    for _epoch in range(config.local_epochs):
+        order = rng.permutation(len(labels))
+        for start in range(0, len(order), config.batch_size):
+            rows = order[start : start + config.batch_size]
+            probabilities = softmax(model.logits(w, x[rows]).astype(np.float64))
+            residual = (probabilities - one_hot(labels[rows], model.num_classes)) * (config.lr / len(rows))
+            grad = model.vjp(w, x[rows], residual.astype(np.float32)).astype(np.float32)
+            if buffer is None:
+                w -= grad
+                continue
+            buffer *= np.float32(config.momentum)
+            buffer += grad
+            w -= buffer
+    return w
+
+
 def _sgd_step(spec: MLPSpec, w: FloatArray, buffer: FloatArray | None, x: FloatArray, y: np.ndarray,
               sample_weights: FloatArray, momentum: float, grad_buffers: list[tuple[FloatArray, FloatArray]]) -> None:
     """One SGD step in place on stacked weights w (M, d); sample_weights (M, B) already carry lr / batch count."""
@@ -180,7 +207,7 @@ def _sgd_step(spec: MLPSpec, w: FloatArray, buffer: FloatArray | None, x: FloatA
             weights -= velocity
 
 
-def evaluate_accuracies(spec: MLPSpec, weights: FloatArray, x: FloatArray, y: np.ndarray,
+def evaluate_accuracies(spec: Model, weights: FloatArray, x: FloatArray, y: np.ndarray,
                         max_bytes: int = 256 * 2**20) -> FloatArray:
     """Test accuracy (M,) of each of M models (weights (M, d)) on a shared test set x (N, in), y (N,).
 
@@ -189,6 +216,8 @@ def evaluate_accuracies(spec: MLPSpec, weights: FloatArray, x: FloatArray, y: np
     """
     if weights.ndim != 2 or weights.shape[1] != spec.num_params:
         raise ValueError(f"weights must have shape (M, {spec.num_params}), got {weights.shape}")
+    if not isinstance(spec, MLPSpec):
+        return np.array([accuracy_in_chunks(spec, w, x, y) for w in weights])
     dtype = weights.dtype if weights.dtype in (np.float32, np.float64) else np.dtype(np.float32)
     x = np.asarray(x, dtype=dtype).reshape(len(x), spec.sizes[0])
     labels = np.asarray(y)
@@ -210,3 +239,10 @@ def evaluate_accuracies(spec: MLPSpec, weights: FloatArray, x: FloatArray, y: np
             h += bias[:, None, :]
         correct[start : start + m] = (h.argmax(axis=-1) == labels[None, :]).sum(axis=1)
     return correct / max(1, num_samples)
+
+
+def accuracy_in_chunks(model: Model, w: FloatArray, x: FloatArray, y: np.ndarray, chunk: int = 500) -> float:
+    """Accuracy of weights w on (x, y), `chunk` samples at a time (a CNN's activations on 10,000 images are 1 GB)."""
+    hits = sum(int((model.logits(w, x[start : start + chunk]).argmax(axis=-1) == y[start : start + chunk]).sum())
+               for start in range(0, len(x), chunk))
+    return hits / max(1, len(x))

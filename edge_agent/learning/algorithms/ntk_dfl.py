@@ -16,7 +16,6 @@ from edge_agent.learning.jacobian import (
     DenseJacobian,
     FactoredJacobian,
     JacobianOperator,
-    mlp_jacobian,
     stack_jacobians,
 )
 from edge_agent.learning.messages import (
@@ -26,7 +25,8 @@ from edge_agent.learning.messages import (
     JacobianRequest,
     WeightsMessage,
 )
-from edge_agent.learning.mlp import FloatArray, MLPSpec, cross_entropy_sum, forward, one_hot
+from edge_agent.learning.mlp import FloatArray, cross_entropy_sum, one_hot
+from edge_agent.learning.models.contract import Model
 from edge_agent.learning.ntk import EvolutionConfig, candidate_updates, choose_candidate
 
 Lift = Callable[[FloatArray], FloatArray]  # maps (T, p) updates to (T, d) weight steps
@@ -54,14 +54,14 @@ def average_weights(own: FloatArray, received: Sequence[WeightsMessage]) -> Floa
     return stack.mean(axis=0, dtype=np.float64).astype(np.float32)
 
 
-def answer_jacobian_request(spec: MLPSpec, request: JacobianRequest, x: FloatArray, y: np.ndarray,
+def answer_jacobian_request(spec: Model, request: JacobianRequest, x: FloatArray, y: np.ndarray,
                             sender: str) -> JacobianReply:
     """Neighbour side: the exact Jacobian of our data at the requester's average, with logits and labels."""
-    jacobian, logits = mlp_jacobian(spec, request.weights, x)
+    jacobian, logits = spec.jacobian(request.weights, x)
     return JacobianReply(sender, request.round, jacobian, logits, y)
 
 
-def propose_candidates(spec: MLPSpec, replies: Sequence[JacobianReply], eta: float, config: NTKDFLConfig,
+def propose_candidates(spec: Model, replies: Sequence[JacobianReply], eta: float, config: NTKDFLConfig,
                        sender: str) -> CandidateRequest:
     """Requester side: evolve the neighbourhood in function space and return one update per candidate tau."""
     jacobian = stack_replies(replies)
@@ -71,11 +71,11 @@ def propose_candidates(spec: MLPSpec, replies: Sequence[JacobianReply], eta: flo
     return CandidateRequest(sender, replies[0].round, updates)
 
 
-def score_candidates(spec: MLPSpec, anchor: FloatArray, request: CandidateRequest, x: FloatArray,
+def score_candidates(spec: Model, anchor: FloatArray, request: CandidateRequest, x: FloatArray,
                      y: np.ndarray, sender: str, lift: Lift | None = None) -> CandidateScores:
     """Neighbour side: summed cross-entropy on our data of each candidate anchor + lift(update)."""
     steps = request.updates if lift is None else lift(request.updates)
-    sums = np.array([cross_entropy_sum(forward(spec, anchor + step, x), y) for step in steps])
+    sums = np.array([cross_entropy_sum(spec.logits(anchor + step, x), y) for step in steps])
     return CandidateScores(sender, request.round, sums)
 
 

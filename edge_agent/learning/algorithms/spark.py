@@ -22,7 +22,7 @@ import numpy as np
 
 from edge_agent.learning.algorithms.ntk_dfl import NTKDFLConfig, best_candidate
 from edge_agent.learning.codec import CodecConfig
-from edge_agent.learning.jacobian import DenseJacobian, StackedJacobian, mlp_jacobian
+from edge_agent.learning.jacobian import DenseJacobian, StackedJacobian
 from edge_agent.learning.messages import (
     FP32,
     CandidateRequest,
@@ -34,9 +34,10 @@ from edge_agent.learning.messages import (
     PullBackRequest,
     WireCodecs,
 )
-from edge_agent.learning.mlp import FloatArray, MLPSpec, forward, one_hot, softmax
+from edge_agent.learning.mlp import FloatArray, one_hot, softmax
+from edge_agent.learning.models.contract import Model, Projection
 from edge_agent.learning.ntk import candidate_updates, weighted_residual_sums
-from edge_agent.learning.projection import Projection, ProjectionConfig, kernel_sketch
+from edge_agent.learning.projection import ProjectionConfig, kernel_sketch
 
 # Named sets of the method flags, by their option names (edge_agent/cli/options.py); a flag given on the command
 # line or in a config file wins over its preset's value. `published`: SPARK as published (SPEC section 4); `lean`:
@@ -144,13 +145,13 @@ class ReplyRows:
     sampled: int
 
 
-def rows_to_send(spec: MLPSpec, weights: FloatArray, x: FloatArray, y: np.ndarray, config: SparkConfig,
+def rows_to_send(spec: Model, weights: FloatArray, x: FloatArray, y: np.ndarray, config: SparkConfig,
                  draw: Sequence[int]) -> ReplyRows | None:
     """Which rows to answer with at the requester's `weights`: None for every row; else those that hold
     `residual_share` of the squared residual, then `tail_rate` of the others drawn with the seed `draw`."""
     if config.residual_share >= 1.0:
         return None
-    top = residual_rows(forward(spec, weights, x), y, config.residual_share)
+    top = residual_rows(spec.logits(weights, x), y, config.residual_share)
     rest = np.setdiff1d(np.arange(len(y)), top)
     count = min(len(rest), math.ceil(config.tail_rate * len(rest)))
     tail = np.sort(np.random.default_rng(list(draw)).choice(rest, count, replace=False))
@@ -159,7 +160,7 @@ def rows_to_send(spec: MLPSpec, weights: FloatArray, x: FloatArray, y: np.ndarra
     return ReplyRows(np.concatenate([top, tail]), len(y), count)
 
 
-def answer_jacobian_request(spec: MLPSpec, request: JacobianRequest, x: FloatArray, y: np.ndarray, sender: str,
+def answer_jacobian_request(spec: Model, request: JacobianRequest, x: FloatArray, y: np.ndarray, sender: str,
                             projection: Projection, config: SparkConfig | None = None,
                             projected_jacobian: ProjectedJacobian | None = None) -> JacobianReply:
     """Neighbour side: J P of our data at the requester's average (the wire's codec is applied in transit),
@@ -167,7 +168,7 @@ def answer_jacobian_request(spec: MLPSpec, request: JacobianRequest, x: FloatArr
     return reply_blocks(spec, request, x, y, sender, projection, config, projected_jacobian).whole()
 
 
-def reply_blocks(spec: MLPSpec, request: JacobianRequest, x: FloatArray, y: np.ndarray, sender: str,
+def reply_blocks(spec: Model, request: JacobianRequest, x: FloatArray, y: np.ndarray, sender: str,
                  projection: Projection, config: SparkConfig | None = None,
                  projected_jacobian: ProjectedJacobian | None = None,
                  block_rows: int | None = None) -> JacobianReplyBlocks:
@@ -204,13 +205,13 @@ def reply_blocks(spec: MLPSpec, request: JacobianRequest, x: FloatArray, y: np.n
     return JacobianReplyBlocks(reply, blocks[0], rest())
 
 
-def _projected_rows(spec: MLPSpec, weights: FloatArray, x: FloatArray, projection: Projection,
+def _projected_rows(spec: Model, weights: FloatArray, x: FloatArray, projection: Projection,
                     projected_jacobian: ProjectedJacobian | None) -> Callable[[slice], tuple[FloatArray, FloatArray]]:
-    """rows -> (J P (n, C, m), logits (n, C)) of those rows of x at `weights`, on the kernels given (default: numpy)."""
+    """rows -> (J P (n, C, m), logits (n, C)) of those rows of x at `weights`, on the kernels given (default: the
+    model's own)."""
     def compute(rows: slice) -> tuple[FloatArray, FloatArray]:
         if projected_jacobian is None:
-            jacobian, logits = mlp_jacobian(spec, weights, x[rows])
-            return projection.project(jacobian), logits
+            return spec.projected_jacobian(weights, x[rows], projection)
         return projected_jacobian(weights, x[rows])
     return compute
 
@@ -226,7 +227,7 @@ def reply_draw(config: SparkConfig, round_index: int, requester: str, sender: st
     return (config.projection.seed, round_index, zlib.crc32(requester.encode()), zlib.crc32(sender.encode()))
 
 
-def pull_back(spec: MLPSpec, anchor: FloatArray, request: PullBackRequest, x: FloatArray, y: np.ndarray,
+def pull_back(spec: Model, anchor: FloatArray, request: PullBackRequest, x: FloatArray, y: np.ndarray,
               sender: str, projection: Projection, config: SparkConfig,
               projected_jacobian: ProjectedJacobian | None = None, block_rows: int | None = None) -> PullBackReply:
     """Neighbour side of a kernel-sketched round: sum_c Jt_c^T R_c (T, m) over the rows this neighbour replied with
@@ -274,7 +275,7 @@ class PullBackPlan:
         return CandidateRequest(self.sender, self.round, (self.scale * total).astype(np.float32))
 
 
-def propose_candidates(spec: MLPSpec, replies: Sequence[JacobianReply], eta: float, soft_weight: float,
+def propose_candidates(spec: Model, replies: Sequence[JacobianReply], eta: float, soft_weight: float,
                        config: SparkConfig, sender: str) -> CandidateRequest | PullBackPlan:
     """Requester side: evolve under the soft target with the projected kernel; updates dz live in R^m. With a kernel
     sketch the replies carry Jt Q, and the evolution's residual sums go back to the members to be pulled back."""

@@ -1,0 +1,168 @@
+"""Any torch.nn.Module as a Model: its parameters as one flat vector, its Jacobian products through torch.func.
+
+The flat layout is the module's parameters in `named_parameters()` order, each raveled row-major (for an
+nn.Sequential of Linear layers, the MLP's own layout). Per-sample Jacobians are taken `chunk` samples at a time
+(vmap over jacrev), projected at once with the round's CountSketch and dropped, so memory stays bounded by one
+chunk's (n, C, d) whatever N is. Buffers (say BatchNorm's running statistics) stay as the factory made them:
+only parameters are learned and exchanged. torch is imported here and nowhere below it, so boards without torch
+never load this module.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call, jacrev, jvp, vjp, vmap
+
+from edge_agent.learning.jacobian import DenseJacobian, FloatArray, JacobianOperator
+from edge_agent.learning.models.contract import CountSketch, Projection
+from edge_agent.learning.projection import IdentityProjection
+
+Factory = Callable[[tuple[int, ...], int], nn.Module]
+"""(input shape of one sample, class count) -> a module mapping (N, *input_shape) to logits (N, C)."""
+
+# One chunk's per-sample Jacobian (n, C, d) float32 stays under this many bytes (twice it while it is signed).
+JACOBIAN_CHUNK_BYTES = 64 * 2**20
+LOGITS_CHUNK = 500  # samples per forward pass when only logits are wanted
+
+
+class TorchModuleModel:
+    """A module built by `factory` for `input_shape` and `num_classes`, served through torch.func on the CPU."""
+
+    def __init__(self, factory: Factory, input_shape: tuple[int, ...], num_classes: int, name: str,
+                 digest: str) -> None:
+        self.factory, self.name, self.digest = factory, name, digest
+        self._input_shape, self._num_classes = tuple(input_shape), num_classes
+        self.module = self._build(0).eval()
+        self._names = [name for name, _ in self.module.named_parameters()]
+        self._shapes = [tuple(p.shape) for _, p in self.module.named_parameters()]
+        self._sizes = [math.prod(shape) for shape in self._shapes]
+        self._buffers = dict(self.module.named_buffers())
+        if not self._names:
+            raise ValueError(f"model {name}: the module has no parameters")
+        logits = self.logits(self.init_weights(0), np.zeros((2, math.prod(self._input_shape)), dtype=np.float32))
+        if logits.shape != (2, num_classes):
+            raise ValueError(f"model {name}: logits of 2 samples have shape {logits.shape}, expected "
+                             f"(2, {num_classes}) for {num_classes} classes")
+
+    def _build(self, seed: int) -> nn.Module:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            module = self.factory(self._input_shape, self._num_classes)
+        if not isinstance(module, nn.Module):
+            raise ValueError(f"model {self.name}: the factory returned {type(module).__name__}, not a torch.nn.Module")
+        return module
+
+    @property
+    def num_params(self) -> int:
+        return sum(self._sizes)
+
+    @property
+    def num_classes(self) -> int:
+        return self._num_classes
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return self._input_shape
+
+    def identity(self) -> dict[str, Any]:
+        return {"name": self.name, "source_sha256": self.digest,
+                "parameters": [[name, list(shape)] for name, shape in zip(self._names, self._shapes, strict=True)]}
+
+    def init_weights(self, seed: int) -> FloatArray:
+        """The factory's own initialisation under torch.manual_seed(seed), flattened."""
+        module = self._build(seed)
+        shapes = [tuple(p.shape) for p in module.parameters()]
+        if shapes != self._shapes:
+            raise ValueError(f"model {self.name}: the factory builds different parameter shapes from seed to seed")
+        return torch.cat([p.detach().reshape(-1) for p in module.parameters()]).numpy().astype(np.float32)
+
+    # --- torch.func plumbing ---------------------------------------------------------------------------------
+
+    def _params(self, w: FloatArray) -> dict[str, Tensor]:
+        flat = torch.from_numpy(np.ascontiguousarray(w, dtype=np.float32))
+        return {name: part.view(shape)
+                for name, part, shape in zip(self._names, torch.split(flat, self._sizes), self._shapes, strict=True)}
+
+    def _inputs(self, x: FloatArray) -> Tensor:
+        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).reshape(len(x), *self._input_shape)
+
+    def _call(self, params: dict[str, Tensor], x: Tensor) -> Tensor:
+        out: Tensor = functional_call(self.module, (params, self._buffers), (x,))
+        return out
+
+    def _flat(self, parts: dict[str, Tensor], lead: int) -> Tensor:
+        """Per-parameter tensors (*lead dims, *shape) -> one (*lead dims, d) tensor in the flat layout."""
+        return torch.cat([parts[name].reshape(*parts[name].shape[:lead], -1) for name in self._names], dim=-1)
+
+    def _per_sample_jacobian(self, params: dict[str, Tensor], x: Tensor) -> Tensor:
+        """(n, C, d) float32: d f_c(x_i) / d w for each sample of x."""
+        def one(p: dict[str, Tensor], sample: Tensor) -> Tensor:
+            out: Tensor = self._call(p, sample[None])[0]
+            return out
+        parts = vmap(jacrev(one), in_dims=(None, 0))(params, x)
+        return self._flat(parts, 2)
+
+    def _chunk(self) -> int:
+        return max(1, JACOBIAN_CHUNK_BYTES // (self._num_classes * self.num_params * 4))
+
+    # --- the contract ----------------------------------------------------------------------------------------
+
+    def logits(self, w: FloatArray, x: FloatArray) -> FloatArray:
+        params = self._params(w)
+        with torch.no_grad():
+            parts = [self._call(params, self._inputs(x[start : start + LOGITS_CHUNK]))
+                     for start in range(0, len(x), LOGITS_CHUNK)]
+        if not parts:
+            return np.zeros((0, self._num_classes), dtype=np.float32)
+        return torch.cat(parts).numpy().astype(np.float32)
+
+    def jvp(self, w: FloatArray, x: FloatArray, v: FloatArray) -> FloatArray:
+        inputs = self._inputs(x)
+        out = jvp(lambda p: self._call(p, inputs), (self._params(w),), (self._params(v),))[1]  # (primal, tangent)
+        result: FloatArray = out.detach().numpy().astype(np.float32)
+        return result
+
+    def vjp(self, w: FloatArray, x: FloatArray, u: FloatArray) -> FloatArray:
+        inputs = self._inputs(x)
+        pull = vjp(lambda p: self._call(p, inputs), self._params(w))[1]  # (primal, pull-back)
+        (grads,) = pull(torch.from_numpy(np.ascontiguousarray(u, dtype=np.float32)))
+        result: FloatArray = self._flat(grads, 0).detach().numpy()
+        return result
+
+    def jacobian(self, w: FloatArray, x: FloatArray) -> tuple[JacobianOperator, FloatArray]:
+        """The dense (N, C, d) Jacobian: N C d floats, so only for small models (NTK-DFL sends it whole)."""
+        params, inputs = self._params(w), self._inputs(x)
+        parts = [self._per_sample_jacobian(params, inputs[s : s + self._chunk()]).detach()
+                 for s in range(0, len(x), self._chunk())]
+        values = torch.cat(parts).numpy() if parts else np.zeros((0, self._num_classes, self.num_params), np.float32)
+        return DenseJacobian(values), self.logits(w, x)
+
+    def projected_jacobian(self, w: FloatArray, x: FloatArray, projection: Projection
+                           ) -> tuple[FloatArray, FloatArray]:
+        """J P chunk by chunk: each chunk's per-sample Jacobian, signed and summed into its buckets, then dropped."""
+        if isinstance(projection, IdentityProjection):
+            jacobian, logits = self.jacobian(w, x)
+            assert isinstance(jacobian, DenseJacobian)
+            return jacobian.values, logits
+        if not isinstance(projection, CountSketch):
+            raise TypeError(f"model {self.name} takes a CountSketch projection (tensorsketch), "
+                            f"not {type(projection).__name__}")
+        params, inputs = self._params(w), self._inputs(x)
+        bucket = torch.from_numpy(np.array(projection.bucket, dtype=np.int64))  # a writable copy
+        sign = torch.from_numpy(np.ascontiguousarray(projection.sign, dtype=np.float32))
+        out = torch.zeros((len(x), self._num_classes, projection.dim), dtype=torch.float32)
+        step = self._chunk()
+        with torch.no_grad():
+            for start in range(0, len(x), step):
+                rows = slice(start, start + step)
+                with torch.enable_grad():
+                    jac = self._per_sample_jacobian(params, inputs[rows]).detach()
+                jac *= sign
+                out[rows].index_add_(2, bucket, jac)
+        return out.numpy(), self.logits(w, x)
