@@ -97,6 +97,15 @@ def robust_option(command: F) -> F:
     )(command)
 
 
+def model_option(command: F) -> F:
+    """`--model`: which classifier every client trains (one run's agents must all name the same)."""
+    return click.option(
+        "--model", "model", default="mlp", show_default=True, metavar="MODEL",
+        help="The classifier trained: mlp (784-100-10 on Fashion-MNIST, sized to the data), cnn (the reference's "
+             "two-conv CNN, needs torch), or your own: path/to/file.py:factory or package.module:factory, a function "
+             "(input_shape, num_classes) -> torch.nn.Module.")(command)
+
+
 def method_options(command: F) -> F:
     """Decorate a command with the method flags (seed, solver, projection, precision, switches)."""
     for option in reversed(_METHOD_OPTIONS):

@@ -10,10 +10,11 @@ from typing import Any
 import click
 
 from edge_agent.cli.errors import OperatorError, writable_folder
-from edge_agent.cli.options import apply_preset, method_configs, method_options, robust_option
+from edge_agent.cli.options import apply_preset, method_configs, method_options, model_option, robust_option
 from edge_agent.cli.round_progress import RoundProgress
 from edge_agent.deploy.profiles import find_profile
-from edge_agent.learning.data import DataNotFoundError, load_fashion_mnist
+from edge_agent.learning.data import IMAGE_SIDE, NUM_CLASSES, DataNotFoundError, load_fashion_mnist
+from edge_agent.learning.models.select import load_model
 from edge_agent.learning.robust import RobustConfig
 from edge_agent.learning.settings import SETTINGS
 from edge_agent.sim.config import ALGORITHMS, SimulationConfig
@@ -38,6 +39,7 @@ from edge_agent.transport.rates import UNLIMITED, parse_bitrate, parse_duration
               show_default=True, help="Graph drawn each round from (seed, round).")
 @click.option("--partition", "partition_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Read the split from an npz file (client_000, ...) instead of generating it.")
+@model_option
 @method_options
 @robust_option
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
@@ -69,7 +71,7 @@ def simulate(setting: str, algorithm: str, rounds: int | None, clients: int | No
              alpha: float | None, kappa: int | None, topology: str, partition_file: Path | None,
              data_dir: Path | None, workers: int, engine: str, address: str | None,
              link_rate: str | None, latency: str, board: str | None, compute_scale: float | None, out: Path,
-             resume: bool, robust: str, **method: Any) -> None:
+             resume: bool, robust: str, model: str, **method: Any) -> None:
     """Simulate decentralized training of all clients: one process, its per-client work on local worker processes
     or a Ray cluster.
 
@@ -92,10 +94,11 @@ def simulate(setting: str, algorithm: str, rounds: int | None, clients: int | No
         ntk, spark, weights_codec = method_configs(**apply_preset(click.get_current_context(), method))
         config = replace(config, ntk=ntk, spark=spark, weights_codec=weights_codec,
                          link=link_model(link_rate, latency, board, compute_scale),
-                         robust=RobustConfig(robust))  # type: ignore[arg-type]
+                         robust=RobustConfig(robust), model=model)  # type: ignore[arg-type]
         train, test = load_fashion_mnist(data_dir)
+        classifier = load_model(model, (1, IMAGE_SIDE, IMAGE_SIDE), NUM_CLASSES)
         progress = RoundProgress(config.rounds, click.get_text_stream("stderr"))
-        simulation = Simulation(config, train, test, engine=engine_config,
+        simulation = Simulation(config, train, test, classifier, engine=engine_config,
                                 hooks=EngineHooks(progress.requesters, progress.notice))
         run = RunDirectory(out, simulation, resume=resume)
     except (ValueError, DataNotFoundError) as error:

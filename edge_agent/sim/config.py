@@ -38,6 +38,7 @@ class SimulationConfig:
     robust: RobustConfig = field(default_factory=RobustConfig)  # how far one neighbour can move a client
     target_accuracy: float = TARGET_ACCURACY
     link: ModelledLink | None = None  # rounds get modelled seconds on this link (None: no model)
+    model: str = "mlp"  # --model: mlp, cnn or a factory (path/to/file.py:factory, package.module:factory)
 
     def __post_init__(self) -> None:
         if self.algorithm not in ALGORITHMS:
@@ -66,7 +67,10 @@ class SimulationConfig:
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict of the resolved configuration."""
-        return asdict(self, dict_factory=lambda items: {k: _jsonable(v) for k, v in items})
+        values = asdict(self, dict_factory=lambda items: {k: _jsonable(v) for k, v in items})
+        if values["model"] == "mlp":  # runs saved before models could be chosen resume as they were
+            del values["model"]
+        return values
 
 
 def _jsonable(value: Any) -> Any:

@@ -10,7 +10,9 @@ import numpy as np
 
 from edge_agent.learning.algorithms.baselines import BASELINES, evaluate_accuracies
 from edge_agent.learning.data import Dataset
-from edge_agent.learning.mlp import MLPSpec, accuracy, forward, init_weights
+from edge_agent.learning.algorithms.baselines import accuracy_in_chunks
+from edge_agent.learning.mlp import MLPSpec
+from edge_agent.learning.models.contract import Model
 from edge_agent.learning.partition import PartitionConfig, make_partition
 from edge_agent.learning.topology import TopologyConfig, client_ids, neighbours
 from edge_agent.sim.config import SimulationConfig
@@ -39,12 +41,12 @@ REQUESTER_ALGORITHMS = ("spark", "ntk-dfl")
 class Simulation:
     """All clients of one run in this process, with their weights (M, d) and the round counter."""
 
-    def __init__(self, config: SimulationConfig, train: Dataset, test: Dataset, spec: MLPSpec | None = None,
+    def __init__(self, config: SimulationConfig, train: Dataset, test: Dataset, spec: Model | None = None,
                  engine: EngineConfig | None = None, hooks: EngineHooks | None = None) -> None:
         self.config = config
         self.engine = engine or EngineConfig()
         self.hooks = hooks or EngineHooks()
-        self.spec = spec or MLPSpec()
+        self.spec: Model = spec or MLPSpec()
         self.test = test
         self.topology = TopologyConfig(kind=config.topology, degree=config.kappa, seed=config.seed)
         self.topology.validate(config.clients)
@@ -53,7 +55,7 @@ class Simulation:
         splits = make_partition(partition, train.y)
         self.clients = [Client(cid, train.x[idx], train.y[idx]) for cid, idx in zip(client_ids(config.clients), splits,
                                                                                    strict=True)]
-        self.weights = np.tile(init_weights(self.spec, config.seed), (config.clients, 1))
+        self.weights = np.tile(self.spec.init_weights(config.seed), (config.clients, 1))
         self.velocity = np.zeros_like(self.weights)  # SPARK's per-client momentum
         self.rounds_done = 0
         self.cumulative_bytes_per_client = 0.0
@@ -136,4 +138,4 @@ class Simulation:
     def aggregated_accuracy(self) -> float:
         """Test accuracy of the uniform average of all client models."""
         mean = self.weights.mean(axis=0, dtype=np.float64).astype(np.float32)
-        return accuracy(forward(self.spec, mean, self.test.x), self.test.y)
+        return accuracy_in_chunks(self.spec, mean, self.test.x, self.test.y)

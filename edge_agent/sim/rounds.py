@@ -18,7 +18,8 @@ from edge_agent.learning.algorithms.ntk_dfl import NTKDFLConfig
 from edge_agent.learning.codec import CodecConfig
 from edge_agent.learning.exchange import NTKDFLMethod, NTKMethod, Responder, SparkMethod, run_neighbourhood
 from edge_agent.learning.messages import FP32, Message, WeightsMessage, WireCodecs
-from edge_agent.learning.mlp import FloatArray, MLPSpec
+from edge_agent.learning.mlp import FloatArray
+from edge_agent.learning.models.contract import Model
 from edge_agent.learning.robust import OFF, RobustConfig, robust_average
 from edge_agent.sim.network import InMemoryNetwork, TrafficLedger
 
@@ -28,7 +29,7 @@ class Client:
     """One simulated client: its id and its local training data."""
 
     id: str
-    x: FloatArray  # (N_i, 784)
+    x: FloatArray  # (N_i, prod(input shape))
     y: np.ndarray  # (N_i,)
 
 
@@ -157,7 +158,7 @@ def _require_codecs(codecs: WireCodecs, jacobian: CodecConfig, updates: CodecCon
                          f"{method}'s ({jacobian}, {updates})")
 
 
-def ntk_dfl_round(spec: MLPSpec, clients: Sequence[Client], weights: FloatArray, graph: Graph,
+def ntk_dfl_round(spec: Model, clients: Sequence[Client], weights: FloatArray, graph: Graph,
                   network: InMemoryNetwork, config: NTKDFLConfig, round_index: int,
                   mapper: RequesterMap | None = None, compute: ComputeLog | None = None, robust: RobustConfig = OFF
                   ) -> tuple[FloatArray, list[int]]:
@@ -170,7 +171,7 @@ def ntk_dfl_round(spec: MLPSpec, clients: Sequence[Client], weights: FloatArray,
     return np.stack([r.weights for r in results]), [config.evolution.taus[r.tau_index] for r in results]
 
 
-def spark_round(spec: MLPSpec, clients: Sequence[Client], weights: FloatArray, velocity: FloatArray, graph: Graph,
+def spark_round(spec: Model, clients: Sequence[Client], weights: FloatArray, velocity: FloatArray, graph: Graph,
                 network: InMemoryNetwork, config: spark.SparkConfig, round_index: int, rounds: int,
                 mapper: RequesterMap | None = None, compute: ComputeLog | None = None, robust: RobustConfig = OFF
                 ) -> tuple[FloatArray, FloatArray, list[int]]:
@@ -186,7 +187,7 @@ def spark_round(spec: MLPSpec, clients: Sequence[Client], weights: FloatArray, v
             [config.ntk.evolution.taus[r.tau_index] for r in results])
 
 
-def baseline_round(spec: MLPSpec, clients: Sequence[Client], weights: FloatArray, graph: Graph,
+def baseline_round(spec: Model, clients: Sequence[Client], weights: FloatArray, graph: Graph,
                    network: InMemoryNetwork, config: LocalSGDConfig, seed: int, round_index: int,
                    compute: ComputeLog | None = None, robust: RobustConfig = OFF) -> FloatArray:
     """Local SGD on every client, then averaging with the round's neighbours (SPEC section 5; robust under

@@ -242,7 +242,9 @@ def evaluate_accuracies(spec: Model, weights: FloatArray, x: FloatArray, y: np.n
 
 
 def accuracy_in_chunks(model: Model, w: FloatArray, x: FloatArray, y: np.ndarray, chunk: int = 500) -> float:
-    """Accuracy of weights w on (x, y), `chunk` samples at a time (a CNN's activations on 10,000 images are 1 GB)."""
+    """Accuracy of weights w on (x, y), `chunk` samples at a time (a CNN's activations on 10,000 images are 1 GB);
+    the MLP takes them all in one GEMM, as every recorded MLP run did."""
+    chunk = max(chunk, len(x)) if isinstance(model, MLPSpec) else chunk
     hits = sum(int((model.logits(w, x[start : start + chunk]).argmax(axis=-1) == y[start : start + chunk]).sum())
                for start in range(0, len(x), chunk))
     return hits / max(1, len(x))

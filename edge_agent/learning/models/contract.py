@@ -17,6 +17,10 @@ from edge_agent.learning.jacobian import FactoredJacobian, FloatArray, JacobianO
 IntArray = npt.NDArray[np.int64]
 
 
+class ModelError(ValueError):
+    """`--model` names nothing that builds a model; the message says what is wrong in one line."""
+
+
 class Projection(Protocol):
     """A d x m matrix P applied to Jacobians from the right and to R^m vectors from the left."""
 

@@ -4,14 +4,21 @@ The flat layout is the module's parameters in `named_parameters()` order, each r
 nn.Sequential of Linear layers, the MLP's own layout). Per-sample Jacobians are taken `chunk` samples at a time
 (vmap over jacrev), projected at once with the round's CountSketch and dropped, so memory stays bounded by one
 chunk's (n, C, d) whatever N is. Buffers (say BatchNorm's running statistics) stay as the factory made them:
-only parameters are learned and exchanged. torch is imported here and nowhere below it, so boards without torch
-never load this module.
+only parameters are learned and exchanged. A model is named by its source (cnn, path/to/file.py:factory,
+package.module:factory) and pickles as that name, so worker processes and Ray tasks rebuild it from the same
+source. torch is imported here and nowhere below it, so boards without torch never load this module.
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib
+import importlib.util
 import math
+import sys
 from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -20,7 +27,8 @@ from torch import Tensor, nn
 from torch.func import functional_call, jacrev, jvp, vjp, vmap
 
 from edge_agent.learning.jacobian import DenseJacobian, FloatArray, JacobianOperator
-from edge_agent.learning.models.contract import CountSketch, Projection
+from edge_agent.learning.models import cnn
+from edge_agent.learning.models.contract import CountSketch, ModelError, Projection
 from edge_agent.learning.projection import IdentityProjection
 
 Factory = Callable[[tuple[int, ...], int], nn.Module]
@@ -31,31 +39,59 @@ JACOBIAN_CHUNK_BYTES = 64 * 2**20
 LOGITS_CHUNK = 500  # samples per forward pass when only logits are wanted
 
 
-class TorchModuleModel:
-    """A module built by `factory` for `input_shape` and `num_classes`, served through torch.func on the CPU."""
+def resolve_factory(source: str) -> tuple[Factory, str]:
+    """The factory `source` names and the SHA-256 of the file that defines it (the source it was loaded from)."""
+    if source == "cnn":
+        return cnn.reference_cnn, _file_digest(cnn.__file__)
+    where, _, name = source.rpartition(":")
+    if not where or not name:
+        raise ModelError(f"--model {source!r}: expected mlp, cnn, path/to/file.py:factory or package.module:factory")
+    module = _module_from_file(Path(where)) if where.endswith(".py") else _module_by_name(where)
+    factory = getattr(module, name, None)
+    if not callable(factory):
+        raise ModelError(f"--model {source!r}: {where} has no function {name!r}")
+    return factory, _file_digest(module.__file__)
 
-    def __init__(self, factory: Factory, input_shape: tuple[int, ...], num_classes: int, name: str,
-                 digest: str) -> None:
-        self.factory, self.name, self.digest = factory, name, digest
+
+class TorchModuleModel:
+    """The module `source` builds for `input_shape` and `num_classes`, served through torch.func on the CPU."""
+
+    def __init__(self, source: str, input_shape: tuple[int, ...], num_classes: int) -> None:
+        self.source = self.name = source
+        self.factory, self.digest = resolve_factory(source)
         self._input_shape, self._num_classes = tuple(input_shape), num_classes
-        self.module = self._build(0).eval()
+        try:
+            self.module = self._build(0).eval()
+        except ModelError:
+            raise
+        except Exception as error:  # a user's factory may fail in any way; one line, naming the model
+            raise ModelError(f"--model {source!r} does not build for samples {self._input_shape} and {num_classes} "
+                             f"classes: {type(error).__name__}: {error}") from None
         self._names = [name for name, _ in self.module.named_parameters()]
         self._shapes = [tuple(p.shape) for _, p in self.module.named_parameters()]
         self._sizes = [math.prod(shape) for shape in self._shapes]
         self._buffers = dict(self.module.named_buffers())
         if not self._names:
-            raise ValueError(f"model {name}: the module has no parameters")
-        logits = self.logits(self.init_weights(0), np.zeros((2, math.prod(self._input_shape)), dtype=np.float32))
+            raise ModelError(f"--model {source!r}: the module has no parameters")
+        try:
+            logits = self.logits(self.init_weights(0), np.zeros((2, math.prod(self._input_shape)), np.float32))
+        except Exception as error:
+            raise ModelError(f"--model {source!r} fails on samples of shape {self._input_shape}: "
+                             f"{type(error).__name__}: {error}") from None
         if logits.shape != (2, num_classes):
-            raise ValueError(f"model {name}: logits of 2 samples have shape {logits.shape}, expected "
+            raise ModelError(f"--model {source!r}: logits of 2 samples have shape {logits.shape}, expected "
                              f"(2, {num_classes}) for {num_classes} classes")
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its source: a worker rebuilds the same module (and checks the same digest)."""
+        return (_rebuilt, (self.source, self._input_shape, self._num_classes, self.digest))
     def _build(self, seed: int) -> nn.Module:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             module = self.factory(self._input_shape, self._num_classes)
         if not isinstance(module, nn.Module):
-            raise ValueError(f"model {self.name}: the factory returned {type(module).__name__}, not a torch.nn.Module")
+            raise ModelError(f"--model {self.name!r}: the factory returned {type(module).__name__}, not a "
+                             "torch.nn.Module")
         return module
 
     @property
@@ -79,7 +115,7 @@ class TorchModuleModel:
         module = self._build(seed)
         shapes = [tuple(p.shape) for p in module.parameters()]
         if shapes != self._shapes:
-            raise ValueError(f"model {self.name}: the factory builds different parameter shapes from seed to seed")
+            raise ModelError(f"--model {self.name!r}: the factory builds different parameter shapes from seed to seed")
         return torch.cat([p.detach().reshape(-1) for p in module.parameters()]).numpy().astype(np.float32)
 
     # --- torch.func plumbing ---------------------------------------------------------------------------------
@@ -166,3 +202,40 @@ class TorchModuleModel:
                 jac *= sign
                 out[rows].index_add_(2, bucket, jac)
         return out.numpy(), self.logits(w, x)
+
+
+def _rebuilt(source: str, input_shape: tuple[int, ...], num_classes: int, digest: str) -> TorchModuleModel:
+    model = TorchModuleModel(source, input_shape, num_classes)
+    if model.digest != digest:
+        raise ModelError(f"--model {source!r}: its source changed since the run began (sha256 {model.digest[:12]}, "
+                         f"was {digest[:12]})")
+    return model
+
+
+def _module_from_file(path: Path) -> ModuleType:
+    if not path.is_file():
+        raise ModelError(f"--model: no file {path}")
+    name = f"edge_agent_user_model_{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]}"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ModelError(f"--model: {path} cannot be imported as Python")
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as error:
+        raise ModelError(f"--model: importing {path} failed: {type(error).__name__}: {error}") from None
+    sys.modules[name] = module
+    return module
+
+
+def _module_by_name(name: str) -> ModuleType:
+    try:
+        return importlib.import_module(name)
+    except Exception as error:
+        raise ModelError(f"--model: cannot import {name}: {type(error).__name__}: {error}") from None
+
+
+def _file_digest(path: str | None) -> str:
+    return "unknown" if path is None else hashlib.sha256(Path(path).read_bytes()).hexdigest()
