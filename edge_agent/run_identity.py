@@ -68,9 +68,10 @@ class RunIdentity:
 
 def agreed_settings(*, protocol: str, algorithm: str, setting: str, clients: int, samples_per_client: int,
                     alpha: float, kappa: int, seed: int, rounds: int, ntk: NTKDFLConfig, spark: SparkConfig,
-                    partition_file: Path | None, robust: RobustConfig = OFF) -> dict[str, Any]:
-    """Every setting that must be equal on all agents of a run, as plain JSON values (`robust` only when on, so a
-    run with `--robust off` keeps the fingerprint it had before the rule existed)."""
+                    partition_file: Path | None, robust: RobustConfig = OFF, model: str | None = None
+                    ) -> dict[str, Any]:
+    """Every setting that must be equal on all agents of a run, as plain JSON values (`robust` only when on, and
+    `model`, the model's identity as JSON, only when not the published MLP, so older runs keep their fingerprints)."""
     settings: dict[str, Any] = {
         "protocol": protocol, "algorithm": algorithm, "setting": setting, "clients": clients,
         "samples_per_client": samples_per_client, "alpha": alpha, "kappa": kappa, "seed": seed,
@@ -86,6 +87,8 @@ def agreed_settings(*, protocol: str, algorithm: str, setting: str, clients: int
         settings["ntk"] = asdict(ntk)
     if robust.on:
         settings["robust"] = robust.rule
+    if model is not None:
+        settings["model"] = model
     return settings
 
 

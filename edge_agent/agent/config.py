@@ -61,6 +61,8 @@ class AgentConfig:
     weights_codec: CodecConfig = FP32  # the weights on the wire (exchange and Jacobian request)
     certs: Path | None = None  # the cluster certs folder (mutual TLS); None: plaintext (--insecure)
     robust: RobustConfig = field(default_factory=RobustConfig)  # how far one neighbour can move this agent
+    model: str = "mlp"  # --model: mlp, cnn or a factory (path/to/file.py:factory, package.module:factory)
+    model_identity: str | None = None  # the model's identity as canonical JSON (None: the published MLP)
 
     @property
     def wire_codecs(self) -> WireCodecs:
@@ -79,7 +81,7 @@ class AgentConfig:
             protocol=PROTOCOL_VERSION, algorithm=self.algorithm, setting=self.setting, clients=self.clients,
             samples_per_client=self.samples_per_client, alpha=self.alpha, kappa=self.kappa, seed=self.seed,
             rounds=self.schedule_span, ntk=self.ntk, spark=self.spark, partition_file=self.partition_file,
-            robust=self.robust)
+            robust=self.robust, model=self.model_identity)
         return run_identity(settings, self.run_name)
 
     @property

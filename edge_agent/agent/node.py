@@ -24,6 +24,7 @@ from edge_agent.discovery.peers import PeerRecord
 from edge_agent.discovery.static import StaticDiscovery
 from edge_agent.learning.data import Dataset
 from edge_agent.learning.mlp import MLPSpec
+from edge_agent.learning.models.contract import Model
 from edge_agent.transport.client import PeerPool
 from edge_agent.transport.contract import PROTOCOL_VERSION, AgentStatus, PeerInfo, TransportError
 from edge_agent.transport.ledger import TransportLedger
@@ -45,12 +46,14 @@ PROBE_TIMEOUT_S = 3.0
 class Node:
     """A running agent process: start() serves and discovers, run() trains, close() stops everything."""
 
-    def __init__(self, config: AgentConfig, data: Dataset, test: EvaluationImages) -> None:
+    def __init__(self, config: AgentConfig, data: Dataset, test: EvaluationImages, model: Model | None = None
+                 ) -> None:
         self.config = config
         self.identity = config.identity
         self.ledger = TransportLedger()
         self.tls = cluster_tls(config)
-        self.limits = run_limits(config, len(data))
+        model = model or MLPSpec()
+        self.limits = run_limits(config, len(data), model)
         shaper = LinkShaper(config.link)
         wire = WireConfig(codecs=config.wire_codecs, chunk_size=config.chunk_size,
                           max_message_bytes=self.limits.max_message_bytes)
@@ -64,7 +67,7 @@ class Node:
         self._probe_lock = threading.Lock()
         self._prober = ThreadPoolExecutor(2, thread_name_prefix=f"{config.agent_id}-probe")
         self.membership = Membership(admit=self._admit)
-        self.agent = Agent(config, data, test, self.membership, self.pool, self.ledger, limits=self.limits)
+        self.agent = Agent(config, data, test, self.membership, self.pool, self.ledger, model, limits=self.limits)
         self.server = AgentServer(ServerConfig(config.agent_id, config.bind_host, config.port, wire, run=self.identity,
                                                tls=self.tls, limits=self.limits, idle_s=config.stall_s),
                                   self.agent.handler, peer_info=self.peer_info, status=self.status,
@@ -232,9 +235,9 @@ def cluster_tls(config: AgentConfig) -> ClusterTls | None:
     return tls
 
 
-def run_limits(config: AgentConfig, own_samples: int) -> MessageLimits:
+def run_limits(config: AgentConfig, own_samples: int, spec: Model | None = None) -> MessageLimits:
     """The largest messages any agent of this run sends: what this agent accepts before allocating."""
-    spec = MLPSpec()
+    spec = spec or MLPSpec()
     spark = config.algorithm == "spark"
     taus = (config.spark.ntk if spark else config.ntk).evolution.taus
     samples = TRAINING_IMAGES if config.partition_file is not None else config.samples_per_client

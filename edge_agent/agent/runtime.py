@@ -39,7 +39,8 @@ from edge_agent.learning.algorithms.baselines import BASELINES, local_sgd
 from edge_agent.learning.data import Dataset
 from edge_agent.learning.exchange import Gather, NTKDFLMethod, NTKMethod, Responder, SparkMethod, run_neighbourhood
 from edge_agent.learning.messages import Message, WeightsMessage
-from edge_agent.learning.mlp import FloatArray, MLPSpec, init_weights
+from edge_agent.learning.mlp import FloatArray, MLPSpec
+from edge_agent.learning.models.contract import Model
 from edge_agent.learning.robust import RobustReport, robust_average
 from edge_agent.learning.topology import neighbours
 from edge_agent.round_records import AGENT_ROUND, stamped
@@ -53,10 +54,13 @@ from edge_agent.transport.schema import WireError
 log = logging.getLogger(__name__)
 
 
-def make_method(config: AgentConfig, spec: MLPSpec) -> NTKMethod:
-    """The NTK method the agent runs, configured exactly as the simulator would be, on the chosen kernels."""
+def make_method(config: AgentConfig, spec: Model) -> NTKMethod:
+    """The NTK method the agent runs, configured exactly as the simulator would be, on the chosen kernels (a model
+    other than the MLP on its own torch.func kernels)."""
     if config.algorithm != "spark":
         return NTKDFLMethod(spec, config.ntk)
+    if not isinstance(spec, MLPSpec):
+        return SparkMethod(spec, config.spark, config.schedule_span)
     if config.backend == "numpy":  # the simulator's reference path, chunked where the profile asks and it can be
         if config.jacobian_chunk is None or config.spark.projection.family != "tensorsketch":
             return SparkMethod(spec, config.spark, config.schedule_span)
@@ -111,11 +115,11 @@ class Agent:
     """One board's learner: local shard, weights and momentum, and the round loop over its peers."""
 
     def __init__(self, config: AgentConfig, data: Dataset, test: EvaluationImages, membership: Membership,
-                 pool: PeerPool, ledger: TransportLedger, spec: MLPSpec | None = None,
+                 pool: PeerPool, ledger: TransportLedger, spec: Model | None = None,
                  limits: MessageLimits | None = None) -> None:
         self.config, self.data, self.test, self.membership = config, data, test, membership
         self.pool, self.ledger = pool, ledger
-        self.spec = spec or MLPSpec()
+        self.spec: Model = spec or MLPSpec()
         self.method = make_method(config, self.spec)
         self.liveness = Liveness(config.clients, config.shard)
         self.journal = RoundJournal(config.metrics, config.checkpoint_dir, config.agent_id, config.identity,
@@ -128,7 +132,7 @@ class Agent:
                                     on_message=self._on_message,
                                     is_member=lambda agent_id: membership.get(agent_id) is not None,
                                     rounds=self.accepted_rounds, limits=limits, in_blocks=config.overlap)
-        self.weights = init_weights(self.spec, config.seed)
+        self.weights = self.spec.init_weights(config.seed)
         self.velocity = np.zeros_like(self.weights)
         self.next_round = 0
         self.state = "starting"

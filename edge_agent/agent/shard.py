@@ -11,7 +11,8 @@ import numpy.typing as npt
 from edge_agent.agent.config import AgentConfig
 from edge_agent.learning import data as fmnist
 from edge_agent.learning.data import Dataset
-from edge_agent.learning.mlp import FloatArray, MLPSpec, forward
+from edge_agent.learning.mlp import FloatArray
+from edge_agent.learning.models.contract import Model
 from edge_agent.learning.partition import PartitionConfig, make_partition
 
 
@@ -25,11 +26,11 @@ class EvaluationImages:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def accuracy(self, spec: MLPSpec, w: FloatArray, batch: int = 1000) -> float:
+    def accuracy(self, spec: Model, w: FloatArray, batch: int = 1000) -> float:
         """Fraction of the images whose arg-max logit under weights `w` is their label."""
         hits = 0
         for start in range(0, len(self), batch):
-            logits = forward(spec, w, fmnist.normalise_images(self.pixels[start : start + batch]))  # (batch, C)
+            logits = spec.logits(w, fmnist.normalise_images(self.pixels[start : start + batch]))  # (batch, C)
             hits += int((logits.argmax(axis=-1) == self.labels[start : start + batch]).sum())
         return hits / len(self)
 

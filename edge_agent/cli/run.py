@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import faulthandler
+import json
 import logging
 import sys
 from collections.abc import Callable
@@ -21,19 +22,21 @@ from edge_agent.agent.shard import load_shard
 from edge_agent.cli.addresses import check_host, host_port, resolve_addresses
 from edge_agent.cli.config_file import ConfigCommand, checked, config_option, from_file, option_label, options_label
 from edge_agent.cli.errors import OperatorError
-from edge_agent.cli.options import apply_preset, method_configs, method_options, robust_option
+from edge_agent.cli.options import apply_preset, method_configs, method_options, model_option, robust_option
 from edge_agent.deploy.profiles import TORCH_DEVICES, BoardProfile, find_profile
 from edge_agent.discovery.addresses import parse_listen
 from edge_agent.discovery.mdns import SERVICE_TYPE
 from edge_agent.discovery.peers import AGENT_ID_PATTERN, parse_peer_list
-from edge_agent.learning.data import DataNotFoundError
+from edge_agent.learning.data import IMAGE_SIDE, NUM_CLASSES, DataNotFoundError
 from edge_agent.learning.mlp import MLPSpec
+from edge_agent.learning.models.contract import Model
+from edge_agent.learning.models.select import is_default, load_model
 from edge_agent.learning.robust import RobustConfig
 from edge_agent.learning.settings import SETTINGS
 from edge_agent.learning.topology import client_ids
-from edge_agent.runtime.backend import BackendUnavailableError
+from edge_agent.runtime.backend import TORCH_EXTRA, BackendUnavailableError
 from edge_agent.runtime.onnx_export import MissingKernelsError
-from edge_agent.runtime.select import BACKEND_CHOICES, BackendChoice, choose_backend
+from edge_agent.runtime.select import BACKEND_CHOICES, BackendChoice, choose_backend, torch_missing
 from edge_agent.transport.core_log import CoreLogFilter
 from edge_agent.transport.rates import parse_bitrate, parse_duration
 from edge_agent.transport.throttle import LinkModel
@@ -143,6 +146,7 @@ def _duration(text: str) -> str:
 @click.option("--insecure", is_flag=True,
               help="Plaintext, for labs: any host on the network can join the run and read its data.")
 @click.option("--quiet", is_flag=True, help="Only warnings and errors.")
+@model_option
 @click.pass_context
 def run(ctx: click.Context, /, certs_dir: Path | None, insecure: bool, backend: str | None, threads: int | None,
         jacobian_chunk: int | None, no_overlap: bool, profile: BoardProfile, shard: tuple[int, int],
@@ -151,7 +155,8 @@ def run(ctx: click.Context, /, certs_dir: Path | None, insecure: bool, backend: 
         advertise: str | None, prometheus_port: int | None, uplink: str, downlink: str, latency: str, chunk_size: int,
         peers: tuple[tuple[str, int], ...], no_mdns: bool, service_type: str, wait_peers: float, stall_window: float,
         metrics: Path | None,
-        checkpoint_dir: Path | None, data_dir: Path | None, quiet: bool, robust: str, **method: Any) -> None:
+        checkpoint_dir: Path | None, data_dir: Path | None, quiet: bool, robust: str, model: str,
+        **method: Any) -> None:
     """Run one agent: find its neighbours, exchange projected Jacobians over throttled gRPC links, train.
 
     Every agent of a run needs the same --setting, --seed, method flags and M; each gets its own i. A neighbour
@@ -179,7 +184,8 @@ def run(ctx: click.Context, /, certs_dir: Path | None, insecure: bool, backend: 
         ntk, spark, weights_codec = method_configs(**apply_preset(ctx, method))
         if rounds == 0:  # a service: once SPARK's schedule is over, it trains on without momentum (docs/method.md)
             spark = replace(spark, momentum_after_schedule=False)
-        kernels = kernel_backend(ctx, algorithm, backend, profile, spark.projection.dim)
+        classifier = load_model(model, (1, IMAGE_SIDE, IMAGE_SIDE), NUM_CLASSES)
+        kernels = kernel_backend(ctx, algorithm, backend, profile, spark.projection.dim, classifier)
         config = AgentConfig(
             agent_id=agent_id if agent_id is not None else client_ids(total)[index], shard=index,
             clients=total, setting=setting, algorithm=algorithm, rounds=base.rounds if rounds is None else rounds,
@@ -193,7 +199,8 @@ def run(ctx: click.Context, /, certs_dir: Path | None, insecure: bool, backend: 
             spark=spark, weights_codec=weights_codec, backend=kernels.name,
             providers=kernel_providers(profile, kernels.name), threads=threads or profile.runtime.threads,
             jacobian_chunk=jacobian_chunk or profile.runtime.jacobian_chunk, overlap=not no_overlap, certs=certs_dir,
-            robust=RobustConfig(robust),  # type: ignore[arg-type]
+            robust=RobustConfig(robust), model=model,  # type: ignore[arg-type]
+            model_identity=None if is_default(classifier) else json.dumps(classifier.identity(), sort_keys=True),
         )
     except ValueError as error:
         raise OperatorError(str(error)) from error
@@ -203,7 +210,7 @@ def run(ctx: click.Context, /, certs_dir: Path | None, insecure: bool, backend: 
         raise OperatorError(f"{option_label(ctx, 'certs_dir')}: {error}") from error
     try:
         data, test = load_shard(config, data_dir)
-        node = Node(config, data, test)
+        node = Node(config, data, test, classifier)
     except MissingKernelsError as error:  # the command that makes them, for this board's profile when it fits
         fits = profile.spark.proj_dim == error.dim
         raise click.ClickException(error.line(profile.name) if fits else str(error)) from error
@@ -277,13 +284,22 @@ def check_security(ctx: click.Context, certs_dir: Path | None, insecure: bool) -
 
 
 def kernel_backend(ctx: click.Context, algorithm: str, backend: str | None, profile: BoardProfile,
-                   dim: int) -> BackendChoice:
+                   dim: int, model: Model) -> BackendChoice:
     """The backend SPARK's neighbour side runs on, and why: --backend (flag or file), else the profile's; `auto`
-    resolved here. NTK-DFL's exact Jacobians and DFedAvg's SGD are numpy's whatever is asked."""
+    resolved here. NTK-DFL's exact Jacobians and DFedAvg's SGD are numpy's whatever is asked; a model other than
+    the MLP computes everything with torch, so it asks for torch (its kernels are not exported to ONNX)."""
+    given = option_label(ctx, "backend") if backend is not None else f"profile {profile.name}"
+    requested = backend or profile.runtime.backend
+    if not isinstance(model, MLPSpec):
+        if requested not in ("torch", "auto"):
+            raise ValueError(f"--model {model.identity()['name']} runs on the torch backend only (its kernels are not "
+                             f"exported to ONNX), not {requested} ({given}): give --backend torch")
+        if torch_missing() is not None:
+            raise ValueError(f"--model {model.identity()['name']} needs torch: {TORCH_EXTRA}")
+        return BackendChoice("torch", f"--model {model.identity()['name']} computes with torch.func")
     if algorithm != "spark":
         return BackendChoice("numpy", f"{algorithm} computes with numpy")
-    given = option_label(ctx, "backend") if backend is not None else f"profile {profile.name}"
-    return choose_backend(backend or profile.runtime.backend, MLPSpec(), dim, given)
+    return choose_backend(requested, model, dim, given)
 
 
 def kernel_providers(profile: BoardProfile, backend: str) -> tuple[str, ...]:

@@ -8,9 +8,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from edge_agent.learning.algorithms.baselines import BASELINES, evaluate_accuracies
+from edge_agent.learning.algorithms.baselines import BASELINES, accuracy_in_chunks, evaluate_accuracies
 from edge_agent.learning.data import Dataset
-from edge_agent.learning.algorithms.baselines import accuracy_in_chunks
 from edge_agent.learning.mlp import MLPSpec
 from edge_agent.learning.models.contract import Model
 from edge_agent.learning.partition import PartitionConfig, make_partition
