@@ -20,7 +20,7 @@ from bench_paper import DEFAULT_SPLIT
 from bench_projection import kernel_error
 
 from edge_agent.deploy.profiles import PROJECTIONS
-from edge_agent.learning.data import load_fashion_mnist
+from edge_agent.learning.data import TRAIN_SIZE, load_fashion_mnist
 from edge_agent.learning.jacobian import mlp_jacobian
 from edge_agent.learning.mlp import MLPSpec, init_weights
 from edge_agent.learning.partition import load_partition
@@ -41,7 +41,7 @@ def main() -> None:
     ranks = [int(r) for r in args.ranks.split(",")]
     spec = MLPSpec()
     train, _ = load_fashion_mnist()
-    splits = load_partition(args.partition, args.clients)
+    splits = load_partition(args.partition, args.clients, n_train=TRAIN_SIZE)
     weights, label = [init_weights(spec, 0)] * args.clients, "initial weights"
     if args.state is not None:
         with np.load(args.state) as data:

@@ -2,8 +2,8 @@
 
 Two fleets on one LAN must never mix: an agent takes as members, and answers calls from, only agents whose run id
 and fingerprint equal its own. The fingerprint hashes every setting that changes what the method computes
-(protocol, algorithm, setting, M, seed, split, NTK and SPARK constants, the robust rule). What each board chooses
-for itself and its peers can read whatever it picks (wire precision, which Jacobian rows it sends, its link, its
+(protocol, algorithm, setting, M, seed, split, the data, NTK and SPARK constants, the robust rule). What each board
+chooses for itself and its peers can read whatever it picks (wire precision, which Jacobian rows it sends, its link, its
 backend) is left out, so a fleet of different boards is still one run. The run id is `--run NAME`, or the
 fingerprint itself.
 """
@@ -20,6 +20,7 @@ from typing import Any
 from edge_agent.learning.algorithms.baselines import BASELINES
 from edge_agent.learning.algorithms.ntk_dfl import NTKDFLConfig
 from edge_agent.learning.algorithms.spark import SparkConfig
+from edge_agent.learning.datasets import DEFAULT_SOURCE
 from edge_agent.learning.robust import OFF, RobustConfig
 
 RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
@@ -62,16 +63,17 @@ class RunIdentity:
             return f"it belongs to run {other.run_id!r}, this agent to {self.run_id!r}"
         if other.fingerprint != self.fingerprint:
             return (f"run {self.run_id!r} with other settings (fingerprint {other.fingerprint}, "
-                    f"ours {self.fingerprint}): check --setting, --seed, --preset, M and the method flags")
+                    f"ours {self.fingerprint}): check --setting, --seed, --preset, --data, M and the method flags")
         return None
 
 
 def agreed_settings(*, protocol: str, algorithm: str, setting: str, clients: int, samples_per_client: int,
                     alpha: float, kappa: int, seed: int, rounds: int, ntk: NTKDFLConfig, spark: SparkConfig,
-                    partition_file: Path | None, robust: RobustConfig = OFF, model: str | None = None
-                    ) -> dict[str, Any]:
-    """Every setting that must be equal on all agents of a run, as plain JSON values (`robust` only when on, and
-    `model`, the model's identity as JSON, only when not the published MLP, so older runs keep their fingerprints)."""
+                    partition_file: Path | None, robust: RobustConfig = OFF, data_name: str = DEFAULT_SOURCE,
+                    data_digest: str = "", model: str | None = None) -> dict[str, Any]:
+    """Every setting that must be equal on all agents of a run, as plain JSON values (`robust` only when on, the
+    data only when it is not Fashion-MNIST, `model` (its identity as JSON) only when it is not the published MLP, so
+    runs keep the fingerprints they had before these existed)."""
     settings: dict[str, Any] = {
         "protocol": protocol, "algorithm": algorithm, "setting": setting, "clients": clients,
         "samples_per_client": samples_per_client, "alpha": alpha, "kappa": kappa, "seed": seed,
@@ -87,6 +89,8 @@ def agreed_settings(*, protocol: str, algorithm: str, setting: str, clients: int
         settings["ntk"] = asdict(ntk)
     if robust.on:
         settings["robust"] = robust.rule
+    if data_name != DEFAULT_SOURCE:
+        settings["data"] = {"name": data_name, "digest": data_digest}
     if model is not None:
         settings["model"] = model
     return settings

@@ -107,3 +107,12 @@ def test_a_call_of_the_same_run_is_served(served: tuple[AgentServer, Inbox, RunI
     finally:
         client.close()
     assert inbox.received == ["near"]
+
+
+def test_the_data_is_agreed_and_fashion_mnist_keeps_the_fingerprint_of_runs_before_it() -> None:
+    assert "data" not in agreed_settings(**BASE)
+    assert _fingerprint(data_name="fashion-mnist", data_digest="anything") == _fingerprint()
+    digits = _fingerprint(data_name="digits", data_digest="dcdcc9fd5285a213")
+    assert digits != _fingerprint()
+    assert _fingerprint(data_name="npz", data_digest="dcdcc9fd5285a213") != digits
+    assert _fingerprint(data_name="digits", data_digest="0123456789abcdef") != digits

@@ -10,6 +10,7 @@ from edge_agent.discovery.mdns import SERVICE_TYPE
 from edge_agent.learning.algorithms.ntk_dfl import NTKDFLConfig
 from edge_agent.learning.algorithms.spark import SparkConfig, wire_codecs_for
 from edge_agent.learning.codec import CodecConfig
+from edge_agent.learning.datasets import DEFAULT_SOURCE, source_name
 from edge_agent.learning.messages import FP32, WireCodecs
 from edge_agent.learning.robust import RobustConfig
 from edge_agent.learning.topology import TopologyConfig
@@ -38,6 +39,8 @@ class AgentConfig:
     run_name: str | None = None  # --run; default: the fingerprint of the agreed settings
     stall_s: float = 20.0  # a transfer or a neighbour that shows no progress this long is cut and counted missing
     partition_file: Path | None = None
+    data: str = DEFAULT_SOURCE  # --data: fashion-mnist, digits or a path to an npz file
+    data_digest: str = ""  # the loaded data's content digest (learning/datasets); empty for Fashion-MNIST
     host: str = "127.0.0.1"  # the address peers are told (mDNS, PeerInfo) and dial
     port: int = 0  # the port bound (0: any free port), which peers are told too
     listen_host: str | None = None  # the address bound, e.g. 0.0.0.0 (None: host)
@@ -81,7 +84,8 @@ class AgentConfig:
             protocol=PROTOCOL_VERSION, algorithm=self.algorithm, setting=self.setting, clients=self.clients,
             samples_per_client=self.samples_per_client, alpha=self.alpha, kappa=self.kappa, seed=self.seed,
             rounds=self.schedule_span, ntk=self.ntk, spark=self.spark, partition_file=self.partition_file,
-            robust=self.robust, model=self.model_identity)
+            robust=self.robust, data_name=source_name(self.data), data_digest=self.data_digest,
+            model=self.model_identity)
         return run_identity(settings, self.run_name)
 
     @property
@@ -107,5 +111,8 @@ class AgentConfig:
                              f"(kappa {self.kappa}): {error}") from None
         if self.stall_s <= 0:
             raise ValueError(f"the stall window must be positive, got {self.stall_s} s")
+        if source_name(self.data) != DEFAULT_SOURCE and not self.data_digest:
+            raise ValueError(f"data {self.data} needs its content digest (load it first): agents with other data "
+                             "must never join this run")
         if not self.mdns and not self.peers:
             raise ValueError("with --no-mdns the agent needs --peers host:port,... to find its neighbours")

@@ -17,7 +17,7 @@ from edge_agent.agent.config import AgentConfig
 from edge_agent.agent.prometheus import AgentMetrics
 from edge_agent.agent.report import agent_status
 from edge_agent.agent.runtime import Agent
-from edge_agent.agent.shard import EvaluationImages
+from edge_agent.agent.shard import Evaluation
 from edge_agent.discovery.mdns import MdnsDiscovery
 from edge_agent.discovery.membership import Membership, Pending
 from edge_agent.discovery.peers import PeerRecord
@@ -39,21 +39,23 @@ log = logging.getLogger(__name__)
 # An agent of our run that already holds our shard answers our first browse within this window: we are the
 # duplicate and refuse to start. One that appears later is the duplicate; it is ignored here and refuses itself.
 CONFLICT_WINDOW_S = 5.0
-TRAINING_IMAGES = 60_000  # with --partition, a shard may hold up to all of Fashion-MNIST's training set
+TRAINING_IMAGES = 60_000  # with --partition, a shard may hold up to all of Fashion-MNIST's training set (default)
 PROBE_TIMEOUT_S = 3.0
 
 
 class Node:
     """A running agent process: start() serves and discovers, run() trains, close() stops everything."""
 
-    def __init__(self, config: AgentConfig, data: Dataset, test: EvaluationImages, model: Model | None = None
-                 ) -> None:
+    def __init__(self, config: AgentConfig, data: Dataset, test: Evaluation, spec: Model | None = None,
+                 train_size: int = TRAINING_IMAGES) -> None:
+        """`spec`: the run's model (default MLPSpec(), Fashion-MNIST's); `train_size`: the training set the split
+        cuts, which bounds a --partition shard's size."""
         self.config = config
         self.identity = config.identity
         self.ledger = TransportLedger()
         self.tls = cluster_tls(config)
-        model = model or MLPSpec()
-        self.limits = run_limits(config, len(data), model)
+        spec = spec or MLPSpec()
+        self.limits = run_limits(config, len(data), spec, train_size)
         shaper = LinkShaper(config.link)
         wire = WireConfig(codecs=config.wire_codecs, chunk_size=config.chunk_size,
                           max_message_bytes=self.limits.max_message_bytes)
@@ -67,7 +69,7 @@ class Node:
         self._probe_lock = threading.Lock()
         self._prober = ThreadPoolExecutor(2, thread_name_prefix=f"{config.agent_id}-probe")
         self.membership = Membership(admit=self._admit)
-        self.agent = Agent(config, data, test, self.membership, self.pool, self.ledger, model, limits=self.limits)
+        self.agent = Agent(config, data, test, self.membership, self.pool, self.ledger, spec=spec, limits=self.limits)
         self.server = AgentServer(ServerConfig(config.agent_id, config.bind_host, config.port, wire, run=self.identity,
                                                tls=self.tls, limits=self.limits, idle_s=config.stall_s),
                                   self.agent.handler, peer_info=self.peer_info, status=self.status,
@@ -235,12 +237,13 @@ def cluster_tls(config: AgentConfig) -> ClusterTls | None:
     return tls
 
 
-def run_limits(config: AgentConfig, own_samples: int, spec: Model | None = None) -> MessageLimits:
+def run_limits(config: AgentConfig, own_samples: int, spec: Model | None = None,
+               train_size: int = TRAINING_IMAGES) -> MessageLimits:
     """The largest messages any agent of this run sends: what this agent accepts before allocating."""
     spec = spec or MLPSpec()
     spark = config.algorithm == "spark"
     taus = (config.spark.ntk if spark else config.ntk).evolution.taus
-    samples = TRAINING_IMAGES if config.partition_file is not None else config.samples_per_client
+    samples = train_size if config.partition_file is not None else config.samples_per_client
     width = config.spark.projection.dim if spark else spec.num_params
     reply = config.spark.kernel_dim if spark and config.spark.kernel_dim else width
     return MessageLimits(num_params=spec.num_params, max_samples=max(samples, own_samples),

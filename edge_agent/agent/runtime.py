@@ -31,7 +31,7 @@ from edge_agent.agent.kernels import BackendKernels, ChunkedReferenceKernels
 from edge_agent.agent.lifecycle import AgentStopped, Ending, RoundJournal
 from edge_agent.agent.liveness import Liveness
 from edge_agent.agent.memory import peak_rss_mb, release_free_memory, round_peak_rss_mb, rss_mb, start_round_peak
-from edge_agent.agent.shard import EvaluationImages
+from edge_agent.agent.shard import Evaluation
 from edge_agent.agent.traffic import RoundTraffic
 from edge_agent.discovery.membership import Membership, PeerChange
 from edge_agent.discovery.peers import PeerRecord
@@ -114,7 +114,7 @@ PROBE_EVERY_S = 1.0  # past the window, a late neighbour is asked whether it is 
 class Agent:
     """One board's learner: local shard, weights and momentum, and the round loop over its peers."""
 
-    def __init__(self, config: AgentConfig, data: Dataset, test: EvaluationImages, membership: Membership,
+    def __init__(self, config: AgentConfig, data: Dataset, test: Evaluation, membership: Membership,
                  pool: PeerPool, ledger: TransportLedger, spec: Model | None = None,
                  limits: MessageLimits | None = None) -> None:
         self.config, self.data, self.test, self.membership = config, data, test, membership

@@ -10,8 +10,13 @@ from pathlib import Path
 import click
 
 from edge_agent.agent.config import AGENT_ALGORITHMS
-from edge_agent.cli.errors import writable_folder
+from edge_agent.cli.data_source import data_option, labelled_data
+from edge_agent.cli.errors import OperatorError, writable_folder
+from edge_agent.cli.options import model_option
 from edge_agent.learning.algorithms.spark import PRESETS
+from edge_agent.learning.datasets import DEFAULT_SOURCE, source_name
+from edge_agent.learning.datasets.fashion_mnist import FashionMnistLayout
+from edge_agent.learning.models.select import absolute_source, load_model
 from edge_agent.learning.settings import SETTINGS
 from edge_agent.linkbench.report import fleet_line, plots_missing, write_report
 from edge_agent.linkbench.runner import FleetPlan, Link, Progress, run_fleets
@@ -30,6 +35,11 @@ def parse_budget(text: str) -> float:
     if match is None or float(match.group(1)) <= 0:
         raise click.BadParameter(f"expected a positive duration such as 30m, 90s or 1h, got {text!r}")
     return float(match.group(1)) * _BUDGET_UNIT[match.group(2)]
+
+
+def agent_data(source: str) -> str:
+    """--data as every agent is given it: an npz path made absolute, since the agents run in folders of their own."""
+    return str(Path(source).resolve()) if source_name(source) == "npz" else source
 
 
 def split_list(text: str, name: str) -> list[str]:
@@ -68,12 +78,14 @@ def bench() -> None:
 @click.option("--preset", type=click.Choice(list(PRESETS)), default="published", show_default=True,
               help="The SPARK fleets' preset (`run --preset`; lean: kernel sketches, int4 weights, residual rows); "
                    "the other algorithms' fleets run as they are.")
+@model_option
+@data_option
 @click.option("--agent-args", default="", help="Further `edge-agent run` flags for every agent, e.g. '--solver euler'.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Where the fleets' records, report.md, the plots and summary.json go.")
 def link(agents: int | None, setting: str, algorithms: str, rates: str, latency: str, rounds: int | None,
-         until: float | None, budget: str, levels: str, kernel_tc: bool, backend: str, preset: str, agent_args: str,
-         out: Path) -> None:
+         until: float | None, budget: str, levels: str, kernel_tc: bool, backend: str, preset: str, model: str,
+         data_source: str, agent_args: str, out: Path) -> None:
     """Run a fleet of real agents per algorithm and link rate, each in a run of its own and one after the other,
     and write OUT/report.md (it opens with the verdict per link rate), OUT/summary.json and PNG plots of accuracy
     against rounds, MB per agent and seconds (with matplotlib: pip install 'edge-agent[bench]')."""
@@ -98,8 +110,16 @@ def link(agents: int | None, setting: str, algorithms: str, rates: str, latency:
     if missing is not None:  # said before the fleets run, so nobody waits for plots that will not come
         click.echo(missing, err=True)
     budget_s = parse_budget(budget)
+    # refused here in one line rather than by every agent of every fleet
+    layout = FashionMnistLayout() if data_source == DEFAULT_SOURCE else labelled_data(data_source)
+    try:
+        load_model(model, layout.input_shape, layout.num_classes)
+    except ValueError as error:
+        raise OperatorError(str(error)) from None
     plans = [FleetPlan(algorithm, item, agents or base.clients, setting, rounds or base.rounds, budget_s, until,
-                       tuple(shlex.split(agent_args)), backend, preset) for item in links for algorithm in chosen]
+                       tuple(shlex.split(agent_args)), backend, preset, agent_data(data_source),
+                       absolute_source(model))
+             for item in links for algorithm in chosen]
     writable_folder("--out", out)
     click.echo(f"{len(plans)} fleets of {plans[0].agents} agents ({setting}, {plans[0].rounds} rounds, "
                f"{budget} budget each); records in {out}/fleets", err=True)

@@ -116,7 +116,8 @@ def _value(path: Path, key: str, option: click.Option, value: Any) -> Any:
                                                                        else expected):
         raise OperatorError(f"{path}: {key} must be {TOML_TYPES[expected]}, not {_toml_name(value)} "
                             f"({key} = {value!r:.40})")
-    if isinstance(option.type, click.Path) or (option.name == "profile" and names_a_file(value)):
+    if (isinstance(option.type, click.Path) or (option.name == "profile" and names_a_file(value))
+            or (option.name == "data_source" and value.endswith(".npz"))):
         value = str(path.parent / value) if value else value  # an absolute value stays as it is
     return float(value) if expected is float else value
 

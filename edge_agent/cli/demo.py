@@ -14,12 +14,17 @@ from click.core import ParameterSource
 
 from edge_agent.agent.checkpoint import checkpoint_path
 from edge_agent.agent.launcher import LocalRun, launch_local_agents
-from edge_agent.cli.errors import writable_folder
+from edge_agent.cli.data_source import data_option, labelled_data
+from edge_agent.cli.errors import OperatorError, writable_folder
+from edge_agent.cli.options import model_option
 from edge_agent.deploy.certs import throwaway_cluster
+from edge_agent.learning.algorithms.baselines import accuracy_in_chunks
 from edge_agent.learning.algorithms.spark import PRESETS
 from edge_agent.learning.codec import Precision
-from edge_agent.learning.data import DataNotFoundError, load_fashion_mnist
-from edge_agent.learning.mlp import MLPSpec, accuracy, forward
+from edge_agent.learning.data import DataNotFoundError
+from edge_agent.learning.datasets import DEFAULT_SOURCE
+from edge_agent.learning.models.contract import Model
+from edge_agent.learning.models.select import absolute_source, load_model
 from edge_agent.learning.settings import SETTINGS
 from edge_agent.learning.topology import client_ids
 from edge_agent.runtime.select import AUTO, BACKEND_CHOICES
@@ -40,23 +45,33 @@ from edge_agent.runtime.select import AUTO, BACKEND_CHOICES
 @click.option("--backend", type=click.Choice(BACKEND_CHOICES), default=AUTO, show_default=True,
               help="The agents' kernel backend: auto takes torch where it imports, else onnxruntime where the "
                    "exported kernels are, else numpy (each agent's log names the one it took).")
+@model_option
+@data_option
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/demo"),
               show_default=True, help="Metrics, logs and checkpoints of the agents.")
 def demo(setting: str, agents: int | None, rounds: int | None, uplink: str, downlink: str, latency: str,
-         precision: str, preset: str, backend: str, out: Path) -> None:
+         precision: str, preset: str, backend: str, model: str, data_source: str, out: Path) -> None:
     """Launch one agent process per client on 127.0.0.1 (SPARK, mDNS, throttled links), follow them, and
     print a per-round table of accuracy, megabytes and seconds when they are done."""
     base = SETTINGS[setting]
     count, total_rounds = agents or base.clients, rounds or base.rounds
     writable_folder("--out", out)
     try:
-        _, test = load_fashion_mnist()
+        data = labelled_data(data_source)
     except DataNotFoundError as error:
         raise click.ClickException(str(error)) from error
+    try:
+        classifier = load_model(model, data.input_shape, data.num_classes)
+    except ValueError as error:
+        raise OperatorError(str(error)) from None
     # A run of its own each time: checkpoints a finished demo left in `out` belong to another run and are not resumed.
     args = ["--setting", setting, "--rounds", str(total_rounds), "--uplink", uplink, "--downlink", downlink,
             "--latency", latency, "--preset", preset, "--backend", backend, "--run", f"demo-{uuid.uuid4().hex[:8]}",
             "--quiet"]
+    if data_source != DEFAULT_SOURCE:  # an npz path as every agent, whatever its folder, finds it
+        args += ["--data", str(Path(data_source).resolve()) if data.name == "npz" else data_source]
+    if model != "mlp":  # a model file as every agent, whatever its folder, finds it
+        args += ["--model", absolute_source(model)]
     if click.get_current_context().get_parameter_source("precision") != ParameterSource.DEFAULT:
         args += ["--precision", precision]  # a default here would hide the preset's precision
     click.echo(f"starting {count} agents ({setting}, {total_rounds} rounds, links {uplink} up / {downlink} down, "
@@ -73,8 +88,8 @@ def demo(setting: str, agents: int | None, rounds: int | None, uplink: str, down
     if run.failed():
         raise click.ClickException(f"agents {run.failed()} failed ({run.first_error()}); see {out}/agent-N.log")
     click.echo(_table(run.records()))
-    click.echo(f"aggregated model (mean of the {count} agents' final weights): test accuracy "
-               f"{_aggregated_accuracy(out / 'checkpoints', client_ids(count), test.x, test.y):.4f}")
+    final = _aggregated_accuracy(out / "checkpoints", client_ids(count), classifier, data.test.x, data.test.y)
+    click.echo(f"aggregated model (mean of the {count} agents' final weights): test accuracy {final:.4f}")
 
 
 def _follow(run: LocalRun, expected: int) -> None:
@@ -102,10 +117,11 @@ def _table(records: list[list[dict[str, Any]]]) -> str:
     return "\n".join(lines)
 
 
-def _aggregated_accuracy(checkpoints: Path, agents: Sequence[str], x: np.ndarray, y: np.ndarray) -> float:
+def _aggregated_accuracy(checkpoints: Path, agents: Sequence[str], spec: Model, x: np.ndarray,
+                         y: np.ndarray) -> float:
     """Test accuracy of the mean of the agents' last checkpointed weights (not the best ones kept beside them)."""
     weights = []
     for agent_id in agents:
         with np.load(checkpoint_path(checkpoints, agent_id)) as data:
             weights.append(data["weights"])
-    return accuracy(forward(MLPSpec(), np.mean(weights, axis=0).astype(np.float32), x), y)
+    return accuracy_in_chunks(spec, np.mean(weights, axis=0).astype(np.float32), x, y)

@@ -11,9 +11,12 @@ from pathlib import Path
 
 import click
 
+from edge_agent.cli.data_source import data_option, labelled_data
 from edge_agent.cli.errors import OperatorError
+from edge_agent.cli.options import model_option
 from edge_agent.deploy.profiles import find_profile
-from edge_agent.learning.mlp import MLPSpec
+from edge_agent.learning.datasets import DEFAULT_SOURCE, mlp_for
+from edge_agent.learning.datasets.fashion_mnist import FashionMnistLayout
 from edge_agent.runtime.backend import TORCH_EXTRA
 from edge_agent.runtime.onnx_backend import cache_subpath, export_to_cache
 from edge_agent.runtime.onnx_export import MANIFEST, check_exports, export_kernels, read_manifest
@@ -60,12 +63,17 @@ def summary(directory: Path) -> str:
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Folder to write into (default: the cache folder agents on this machine read, "
                    "~/.cache/edge-agent/onnx/<key>).")
-def export(profile_name: str, out: Path | None) -> None:
+@data_option
+@model_option
+def export(profile_name: str, out: Path | None, data_source: str, model: str) -> None:
     """Export the board kernels (forward pass, projected Jacobian, candidate losses) with their manifest.
 
     Needs torch (pip install 'edge-agent[torch]'); a board then runs them with ONNX Runtime alone. Copy the folder
     to ~/.cache/edge-agent/onnx/<key>/ on each board of the profile (the result line names <key>).
     """
+    if model != "mlp":
+        raise OperatorError(f"--model {model}: only the mlp's kernels export to ONNX; run this model's agents with "
+                            "--backend torch")
     try:
         profile = find_profile(profile_name)
     except ValueError as error:
@@ -77,7 +85,8 @@ def export(profile_name: str, out: Path | None) -> None:
         import torch  # noqa: F401  (only to ask whether this machine can export)
     except ImportError:
         raise click.ClickException(f"export needs torch, which is not importable here: {TORCH_EXTRA}") from None
-    spec, dim = MLPSpec(), profile.spark.proj_dim
+    layout = FashionMnistLayout() if data_source == DEFAULT_SOURCE else labelled_data(data_source)
+    spec, dim = mlp_for(layout), profile.spark.proj_dim  # the kernels are built for the data's input and classes
     try:
         with output_captured():
             if out is None:

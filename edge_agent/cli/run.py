@@ -18,16 +18,19 @@ from edge_agent.agent.config import AGENT_ALGORITHMS, AgentConfig
 from edge_agent.agent.lifecycle import Ending, PathError, StopSignals
 from edge_agent.agent.memory import bound_malloc
 from edge_agent.agent.node import Node, cluster_tls
-from edge_agent.agent.shard import load_shard
+from edge_agent.agent.shard import load_shard, shard_of
 from edge_agent.cli.addresses import check_host, host_port, resolve_addresses
 from edge_agent.cli.config_file import ConfigCommand, checked, config_option, from_file, option_label, options_label
+from edge_agent.cli.data_source import data_option, labelled_data
 from edge_agent.cli.errors import OperatorError
 from edge_agent.cli.options import apply_preset, method_configs, method_options, model_option, robust_option
 from edge_agent.deploy.profiles import TORCH_DEVICES, BoardProfile, find_profile
 from edge_agent.discovery.addresses import parse_listen
 from edge_agent.discovery.mdns import SERVICE_TYPE
 from edge_agent.discovery.peers import AGENT_ID_PATTERN, parse_peer_list
-from edge_agent.learning.data import IMAGE_SIDE, NUM_CLASSES, DataNotFoundError
+from edge_agent.learning.data import TRAIN_SIZE, DataNotFoundError
+from edge_agent.learning.datasets import DEFAULT_SOURCE, LabelledData
+from edge_agent.learning.datasets.fashion_mnist import FashionMnistLayout
 from edge_agent.learning.mlp import MLPSpec
 from edge_agent.learning.models.contract import Model
 from edge_agent.learning.models.select import is_default, load_model
@@ -125,6 +128,7 @@ def _duration(text: str) -> str:
 @click.option("--metrics", type=click.Path(dir_okay=False, path_type=Path), help="Per-round JSON lines file.")
 @click.option("--checkpoint-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write weights and momentum each round; resume from them on restart.")
+@data_option
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="Fashion-MNIST directory.")
 @click.option("--backend", type=click.Choice(BACKEND_CHOICES),
               help="Kernels for the neighbour side (projected Jacobians, scoring); default: the profile's (generic: "
@@ -154,9 +158,8 @@ def run(ctx: click.Context, /, certs_dir: Path | None, insecure: bool, backend: 
         partition_file: Path | None, host: str | None, port: int | None, listen: tuple[str, int] | None,
         advertise: str | None, prometheus_port: int | None, uplink: str, downlink: str, latency: str, chunk_size: int,
         peers: tuple[tuple[str, int], ...], no_mdns: bool, service_type: str, wait_peers: float, stall_window: float,
-        metrics: Path | None,
-        checkpoint_dir: Path | None, data_dir: Path | None, quiet: bool, robust: str, model: str,
-        **method: Any) -> None:
+        metrics: Path | None, checkpoint_dir: Path | None, data_source: str, data_dir: Path | None, quiet: bool,
+        robust: str, model: str, **method: Any) -> None:
     """Run one agent: find its neighbours, exchange projected Jacobians over throttled gRPC links, train.
 
     Every agent of a run needs the same --setting, --seed, method flags and M; each gets its own i. A neighbour
@@ -175,7 +178,10 @@ def run(ctx: click.Context, /, certs_dir: Path | None, insecure: bool, backend: 
     addresses = resolve_addresses(ctx, host, port, listen, advertise)
     certs_dir = check_security(ctx, certs_dir, insecure)
     base = SETTINGS[setting]
+    labelled = _other_data(ctx, data_source, data_dir)  # None: Fashion-MNIST, read lean once the shard is known
+    layout = labelled or FashionMnistLayout()
     try:
+        spec = load_model(model, layout.input_shape, layout.num_classes)
         uplink = _unless_given(ctx, "uplink", uplink, profile.link.uplink)
         downlink = _unless_given(ctx, "downlink", downlink, profile.link.downlink)
         latency = _unless_given(ctx, "latency", latency, profile.link.latency)
@@ -184,14 +190,14 @@ def run(ctx: click.Context, /, certs_dir: Path | None, insecure: bool, backend: 
         ntk, spark, weights_codec = method_configs(**apply_preset(ctx, method))
         if rounds == 0:  # a service: once SPARK's schedule is over, it trains on without momentum (docs/method.md)
             spark = replace(spark, momentum_after_schedule=False)
-        classifier = load_model(model, (1, IMAGE_SIDE, IMAGE_SIDE), NUM_CLASSES)
-        kernels = kernel_backend(ctx, algorithm, backend, profile, spark.projection.dim, classifier)
+        kernels = kernel_backend(ctx, algorithm, backend, profile, spark.projection.dim, spec)
         config = AgentConfig(
             agent_id=agent_id if agent_id is not None else client_ids(total)[index], shard=index,
             clients=total, setting=setting, algorithm=algorithm, rounds=base.rounds if rounds is None else rounds,
             schedule_rounds=base.rounds, run_name=run_name, stall_s=stall_window,
             samples_per_client=base.samples_per_client, alpha=base.alpha, kappa=base.kappa, seed=method["seed"],
-            partition_file=partition_file, host=addresses.advertise, port=addresses.port,
+            partition_file=partition_file, data=data_source, data_digest=labelled.digest if labelled else "",
+            host=addresses.advertise, port=addresses.port,
             listen_host=addresses.listen_host if addresses.listens_elsewhere else None,
             prometheus_port=prometheus_port, link=LinkModel.parse(uplink, downlink, latency), chunk_size=chunk_size,
             peers=peers, mdns=not no_mdns, service_type=service_type,
@@ -200,7 +206,7 @@ def run(ctx: click.Context, /, certs_dir: Path | None, insecure: bool, backend: 
             providers=kernel_providers(profile, kernels.name), threads=threads or profile.runtime.threads,
             jacobian_chunk=jacobian_chunk or profile.runtime.jacobian_chunk, overlap=not no_overlap, certs=certs_dir,
             robust=RobustConfig(robust), model=model,  # type: ignore[arg-type]
-            model_identity=None if is_default(classifier) else json.dumps(classifier.identity(), sort_keys=True),
+            model_identity=None if is_default(spec) else json.dumps(spec.identity(), sort_keys=True),
         )
     except ValueError as error:
         raise OperatorError(str(error)) from error
@@ -209,11 +215,12 @@ def run(ctx: click.Context, /, certs_dir: Path | None, insecure: bool, backend: 
     except ValueError as error:
         raise OperatorError(f"{option_label(ctx, 'certs_dir')}: {error}") from error
     try:
-        data, test = load_shard(config, data_dir)
-        node = Node(config, data, test, classifier)
+        data, test = load_shard(config, data_dir) if labelled is None else shard_of(config, labelled)
+        node = Node(config, data, test, spec, len(labelled.train) if labelled else TRAIN_SIZE)
     except MissingKernelsError as error:  # the command that makes them, for this board's profile when it fits
         fits = profile.spark.proj_dim == error.dim
-        raise click.ClickException(error.line(profile.name) if fits else str(error)) from error
+        for_data = "" if data_source == DEFAULT_SOURCE else f" --data {data_source}"  # its own input size
+        raise click.ClickException(error.line(profile.name + for_data) if fits else str(error)) from error
     except DataNotFoundError as error:
         if data_dir is not None:
             raise OperatorError(f"{option_label(ctx, 'data_dir')}: {error}") from error
@@ -283,23 +290,36 @@ def check_security(ctx: click.Context, certs_dir: Path | None, insecure: bool) -
     return certs_dir
 
 
+def _other_data(ctx: click.Context, source: str, data_dir: Path | None) -> LabelledData | None:
+    """The data --data names, loaded, unless it is Fashion-MNIST (None), which load_shard reads lean."""
+    if source == DEFAULT_SOURCE:
+        return None
+    try:
+        return labelled_data(source, data_dir)
+    except OperatorError as error:
+        label = option_label(ctx, "data_source")
+        raise OperatorError(error.message.replace("--data", label, 1)) from None
+
+
 def kernel_backend(ctx: click.Context, algorithm: str, backend: str | None, profile: BoardProfile,
-                   dim: int, model: Model) -> BackendChoice:
+                   dim: int, spec: Model | None = None) -> BackendChoice:
     """The backend SPARK's neighbour side runs on, and why: --backend (flag or file), else the profile's; `auto`
     resolved here. NTK-DFL's exact Jacobians and DFedAvg's SGD are numpy's whatever is asked; a model other than
     the MLP computes everything with torch, so it asks for torch (its kernels are not exported to ONNX)."""
+    spec = spec or MLPSpec()
     given = option_label(ctx, "backend") if backend is not None else f"profile {profile.name}"
     requested = backend or profile.runtime.backend
-    if not isinstance(model, MLPSpec):
+    if not isinstance(spec, MLPSpec):
+        name = spec.identity()["name"]
         if requested not in ("torch", "auto"):
-            raise ValueError(f"--model {model.identity()['name']} runs on the torch backend only (its kernels are not "
-                             f"exported to ONNX), not {requested} ({given}): give --backend torch")
+            raise ValueError(f"--model {name} runs on the torch backend only (its kernels are not exported to ONNX), "
+                             f"not {requested} ({given}): give --backend torch")
         if torch_missing() is not None:
-            raise ValueError(f"--model {model.identity()['name']} needs torch: {TORCH_EXTRA}")
-        return BackendChoice("torch", f"--model {model.identity()['name']} computes with torch.func")
+            raise ValueError(f"--model {name} needs torch: {TORCH_EXTRA}")
+        return BackendChoice("torch", f"--model {name} computes with torch.func")
     if algorithm != "spark":
         return BackendChoice("numpy", f"{algorithm} computes with numpy")
-    return choose_backend(requested, model, dim, given)
+    return choose_backend(requested, spec, dim, given)
 
 
 def kernel_providers(profile: BoardProfile, backend: str) -> tuple[str, ...]:

@@ -9,11 +9,13 @@ from typing import Any
 
 import click
 
+from edge_agent.cli.data_source import data_option, labelled_data
 from edge_agent.cli.errors import OperatorError, writable_folder
 from edge_agent.cli.options import apply_preset, method_configs, method_options, model_option, robust_option
 from edge_agent.cli.round_progress import RoundProgress
 from edge_agent.deploy.profiles import find_profile
-from edge_agent.learning.data import IMAGE_SIDE, NUM_CLASSES, DataNotFoundError, load_fashion_mnist
+from edge_agent.learning.data import DataNotFoundError
+from edge_agent.learning.datasets import DEFAULT_SOURCE
 from edge_agent.learning.models.select import load_model
 from edge_agent.learning.robust import RobustConfig
 from edge_agent.learning.settings import SETTINGS
@@ -42,6 +44,7 @@ from edge_agent.transport.rates import UNLIMITED, parse_bitrate, parse_duration
 @model_option
 @method_options
 @robust_option
+@data_option
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Fashion-MNIST directory (default: $EDGE_AGENT_DATA, the Debian package, the user cache).")
 @click.option("--workers", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default="CPU count",
@@ -69,7 +72,7 @@ from edge_agent.transport.rates import UNLIMITED, parse_bitrate, parse_duration
                    "starting afresh; starts afresh if OUT holds no rounds yet.")
 def simulate(setting: str, algorithm: str, rounds: int | None, clients: int | None, samples_per_client: int | None,
              alpha: float | None, kappa: int | None, topology: str, partition_file: Path | None,
-             data_dir: Path | None, workers: int, engine: str, address: str | None,
+             data_source: str, data_dir: Path | None, workers: int, engine: str, address: str | None,
              link_rate: str | None, latency: str, board: str | None, compute_scale: float | None, out: Path,
              resume: bool, robust: str, model: str, **method: Any) -> None:
     """Simulate decentralized training of all clients: one process, its per-client work on local worker processes
@@ -86,6 +89,10 @@ def simulate(setting: str, algorithm: str, rounds: int | None, clients: int | No
     except (ValueError, EngineError) as error:
         raise OperatorError(str(error)) from error
     try:
+        data = labelled_data(data_source, data_dir)
+    except DataNotFoundError as error:
+        raise click.ClickException(str(error)) from error
+    try:
         config = SimulationConfig.from_setting(
             setting, algorithm,  # type: ignore[arg-type]
             rounds=rounds, clients=clients, samples_per_client=samples_per_client, alpha=alpha, kappa=kappa,
@@ -94,16 +101,18 @@ def simulate(setting: str, algorithm: str, rounds: int | None, clients: int | No
         ntk, spark, weights_codec = method_configs(**apply_preset(click.get_current_context(), method))
         config = replace(config, ntk=ntk, spark=spark, weights_codec=weights_codec,
                          link=link_model(link_rate, latency, board, compute_scale),
-                         robust=RobustConfig(robust), model=model)  # type: ignore[arg-type]
-        train, test = load_fashion_mnist(data_dir)
-        classifier = load_model(model, (1, IMAGE_SIDE, IMAGE_SIDE), NUM_CLASSES)
+                         robust=RobustConfig(robust), data=data.name, data_digest=data.digest,  # type: ignore[arg-type]
+                         model=model)
+        classifier = load_model(model, data.input_shape, data.num_classes)
         progress = RoundProgress(config.rounds, click.get_text_stream("stderr"))
-        simulation = Simulation(config, train, test, classifier, engine=engine_config,
+        simulation = Simulation(config, data.train, data.test, spec=classifier, engine=engine_config,
                                 hooks=EngineHooks(progress.requesters, progress.notice))
         run = RunDirectory(out, simulation, resume=resume)
-    except (ValueError, DataNotFoundError) as error:
+    except ValueError as error:
         raise click.ClickException(str(error)) from error
-    click.echo(f"{config.algorithm} on {config.clients} clients, {config.rounds} rounds, engine {engine}", err=True)
+    on_data = "" if data_source == DEFAULT_SOURCE else f", data {data_source} ({len(data.train)} training samples)"
+    click.echo(f"{config.algorithm} on {config.clients} clients, {config.rounds} rounds, engine {engine}{on_data}",
+               err=True)
     if run.resumed_at:
         click.echo(f"resuming {out} at round {run.resumed_at} ({run.resumed_at} of {config.rounds} done)", err=True)
     progress.start(run.resumed_at)

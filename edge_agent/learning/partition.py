@@ -11,8 +11,6 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from edge_agent.learning.data import TRAIN_SIZE
-
 IndexArray = npt.NDArray[np.int64]
 PartitionKind = Literal["dirichlet-overlap", "dirichlet-disjoint", "iid", "file"]
 PARTITION_KINDS: tuple[PartitionKind, ...] = ("dirichlet-overlap", "dirichlet-disjoint", "iid", "file")
@@ -88,8 +86,9 @@ def iid_split(n: int, clients: int, samples_per_client: int, seed: int) -> list[
     return [order[i * samples_per_client : (i + 1) * samples_per_client] for i in range(clients)]
 
 
-def load_partition(path: Path, clients: int | None, n_train: int = TRAIN_SIZE) -> list[IndexArray]:
-    """The first `clients` (all if None) index arrays client_000, client_001, ... of an npz split file."""
+def load_partition(path: Path, clients: int | None, *, n_train: int) -> list[IndexArray]:
+    """The first `clients` (all if None) index arrays client_000, client_001, ... of an npz split file, each index
+    checked to lie in a training set of `n_train` samples."""
     arrays = _read_npz(path)
     keys = sorted(arrays, key=lambda k: int(k.removeprefix("client_")))
     expected = [f"client_{i:03d}" for i in range(len(keys))]
@@ -158,6 +157,7 @@ class PartitionConfig:
 def make_partition(config: PartitionConfig, labels: npt.ArrayLike) -> list[IndexArray]:
     """Each client's training-set indices under `config`; ValueError if a client ends up with none."""
     y = _labels_1d(labels)
+    _check_enough_samples(config, len(y))
     split = _split_for(config, y)
     empty = [i for i, part in enumerate(split) if len(part) == 0]
     if empty:
@@ -166,6 +166,22 @@ def make_partition(config: PartitionConfig, labels: npt.ArrayLike) -> list[Index
             f" raise alpha (now {config.alpha}) or samples per client, use fewer clients, or change the seed"
         )
     return split
+
+
+def _check_enough_samples(config: PartitionConfig, n: int) -> None:
+    """ValueError when a training set of `n` samples cannot give `config`'s clients what its split draws."""
+    if config.kind == "iid":
+        needed, why = config.clients * config.samples_per_client, "disjoint clients of samples_per_client each"
+    elif config.kind == "dirichlet-overlap":
+        needed, why = config.samples_per_client, "samples_per_client drawn by each client (they may overlap)"
+    elif config.kind == "dirichlet-disjoint":
+        needed, why = config.clients, "at least one per client"
+    else:
+        return  # a file's indices are checked against n as they are read
+    if n < needed:
+        raise ValueError(f"the training set has {n} samples, fewer than the {needed} a {config.kind} split of "
+                         f"{config.clients} clients x {config.samples_per_client} samples needs ({why}); use fewer "
+                         "clients or samples per client (--clients, --samples or the setting)")
 
 
 def _split_for(config: PartitionConfig, labels: npt.NDArray[np.integer]) -> list[IndexArray]:

@@ -56,6 +56,8 @@ class FleetPlan:
     agent_args: tuple[str, ...] = ()  # further `edge-agent run` flags (method options)
     backend: str = "auto"  # the agents' kernel backend (`edge-agent run --backend`)
     preset: str = "published"  # SPARK's preset (`edge-agent run --preset`); other algorithms have none
+    data: str = "fashion-mnist"  # the agents' training data (`edge-agent run --data`)
+    model: str = "mlp"  # the agents' model (`edge-agent run --model`; a file factory with an absolute path)
 
     @property
     def method(self) -> str:
@@ -78,7 +80,9 @@ class FleetPlan:
         return ["--setting", self.setting, "--algorithm", self.algorithm, "--rounds", str(self.rounds),
                 "--uplink", rate, "--downlink", rate, "--latency", self.link.latency,
                 "--backend", self.backend, "--run", f"lb-{uuid.uuid4().hex[:12]}", "--certs", str(certs), "--quiet",
-                *(["--preset", self.preset] if self.algorithm == "spark" else []), *self.agent_args]
+                *(["--preset", self.preset] if self.algorithm == "spark" else []),
+                *(["--data", self.data] if self.data != "fashion-mnist" else []),
+                *(["--model", self.model] if self.model != "mlp" else []), *self.agent_args]
 
 
 @dataclass(frozen=True)

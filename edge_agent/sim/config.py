@@ -9,6 +9,7 @@ from typing import Any, Literal
 from edge_agent.learning.algorithms.ntk_dfl import NTKDFLConfig
 from edge_agent.learning.algorithms.spark import SparkConfig, wire_codecs_for
 from edge_agent.learning.codec import CodecConfig
+from edge_agent.learning.datasets import DEFAULT_SOURCE, fashion_mnist
 from edge_agent.learning.messages import FP32, WireCodecs
 from edge_agent.learning.robust import RobustConfig
 from edge_agent.learning.settings import SETTINGS, TARGET_ACCURACY
@@ -32,6 +33,8 @@ class SimulationConfig:
     seed: int = 0
     topology: Literal["random-regular", "ring", "static"] = "random-regular"
     partition_file: Path | None = None
+    data: str = DEFAULT_SOURCE  # the data's name (fashion-mnist, digits, npz) and content digest: a resumed run
+    data_digest: str = fashion_mnist.DIGEST  # continues only on the same data
     ntk: NTKDFLConfig = field(default_factory=NTKDFLConfig)
     spark: SparkConfig = field(default_factory=SparkConfig)
     weights_codec: CodecConfig = FP32  # every algorithm's weights on the wire (exchange and Jacobian request)

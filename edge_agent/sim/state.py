@@ -16,6 +16,7 @@ import numpy as np
 
 from edge_agent.learning.algorithms.spark import SparkConfig
 from edge_agent.learning.codec import CodecConfig
+from edge_agent.learning.datasets import fashion_mnist
 from edge_agent.learning.mlp import FloatArray
 from edge_agent.records import write_npz_atomic
 
@@ -24,7 +25,8 @@ _ADDED_LATER = {**{f"{codec}.{key}": value for codec in ("weights_codec", "spark
                    for key, value in asdict(CodecConfig()).items()},
                 "spark.residual_share": SparkConfig().residual_share, "spark.tail_rate": SparkConfig().tail_rate,
                 "spark.schedule_rounds": SparkConfig().schedule_rounds,
-                "spark.momentum_after_schedule": SparkConfig().momentum_after_schedule}
+                "spark.momentum_after_schedule": SparkConfig().momentum_after_schedule,
+                "data": fashion_mnist.NAME, "data_digest": fashion_mnist.DIGEST}
 
 # SPARK's settings that act only through its per-round coefficients: a fork may differ in them while those agree.
 _SCHEDULE_FIELDS = ("distill", "stage_lambdas", "temperature", "momentum", "beta", "momentum_from_stage",

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from edge_agent.deploy import certs
@@ -145,3 +146,16 @@ def test_security_mistakes_give_one_line(security: list[str], expected: str, clu
     result = subprocess.run([*BASE, "--shard", "0/3", "--no-mdns", "--peers", "127.0.0.1:9", *args],
                             capture_output=True, text=True, timeout=60, check=False, stdin=subprocess.DEVNULL)
     _one_line_exit_2(result, expected.replace("{cluster}", str(folder)))
+
+
+@pytest.mark.parametrize(("data", "expected"), [
+    ("missing.npz", "--data missing.npz: no such file: missing.npz"),
+    ("bad.npz", "--data bad.npz: y: labels must be 0 or more"),
+])
+def test_bad_data_is_one_line(tmp_path: Path, data: str, expected: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    np.savez(tmp_path / "bad.npz", x=np.zeros((300, 4), np.float32), y=np.arange(300) % 3 - 1)
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    result = subprocess.run([*RUN, "--shard", "0/4", "--data", data], capture_output=True, text=True, timeout=60,
+                            env=env, check=False, stdin=subprocess.DEVNULL)
+    _one_line_exit_2(result, expected)

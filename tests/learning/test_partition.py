@@ -99,7 +99,7 @@ def test_iid_split_rejects_more_samples_than_exist() -> None:
 
 
 def test_published_split_file_has_the_documented_counts() -> None:
-    split = load_partition(PUBLISHED_SPLIT, None)
+    split = load_partition(PUBLISHED_SPLIT, None, n_train=60_000)
     sizes = [len(part) for part in split]
     taken = np.concatenate(split)
     assert len(split) == 300
@@ -110,8 +110,8 @@ def test_published_split_file_has_the_documented_counts() -> None:
 
 
 def test_published_split_file_gives_its_first_clients() -> None:
-    everyone = load_partition(PUBLISHED_SPLIT, None)
-    first = load_partition(PUBLISHED_SPLIT, 10)
+    everyone = load_partition(PUBLISHED_SPLIT, None, n_train=60_000)
+    first = load_partition(PUBLISHED_SPLIT, 10, n_train=60_000)
     assert len(first) == 10
     assert all(np.array_equal(a, b) for a, b in zip(first, everyone[:10], strict=True))
 
@@ -123,9 +123,9 @@ def save_split(path: Path, **arrays: np.ndarray) -> Path:
 
 def test_load_partition_rejects_asking_for_more_clients_than_stored(tmp_path: Path) -> None:
     path = save_split(tmp_path / "s.npz", client_000=np.arange(3), client_001=np.arange(3, 6))
-    assert len(load_partition(path, 2)) == 2
+    assert len(load_partition(path, 2, n_train=60_000)) == 2
     with pytest.raises(ValueError, match="holds 2 clients, asked for 3"):
-        load_partition(path, 3)
+        load_partition(path, 3, n_train=60_000)
 
 
 @pytest.mark.parametrize(
@@ -139,21 +139,21 @@ def test_load_partition_rejects_asking_for_more_clients_than_stored(tmp_path: Pa
 def test_load_partition_rejects_malformed_keys(tmp_path: Path, arrays: dict[str, np.ndarray]) -> None:
     path = save_split(tmp_path / "s.npz", **arrays)
     with pytest.raises(ValueError, match="client_000"):
-        load_partition(path, None)
+        load_partition(path, None, n_train=60_000)
 
 
 @pytest.mark.parametrize("bad", [np.array([0, 60_000]), np.array([-1, 5]), np.array([0.5, 1.0])])
 def test_load_partition_rejects_bad_indices(tmp_path: Path, bad: np.ndarray) -> None:
     path = save_split(tmp_path / "s.npz", client_000=np.arange(3), client_001=bad)
     with pytest.raises(ValueError, match="client_001"):
-        load_partition(path, None)
+        load_partition(path, None, n_train=60_000)
 
 
 def test_load_partition_rejects_a_file_that_is_not_npz(tmp_path: Path) -> None:
     path = tmp_path / "s.npz"
     path.write_bytes(b"not a zip file at all")
     with pytest.raises(ValueError, match="not a readable npz"):
-        load_partition(path, None)
+        load_partition(path, None, n_train=60_000)
 
 
 @pytest.mark.parametrize(
@@ -197,3 +197,33 @@ def test_make_partition_rejects_a_client_with_no_samples(labels: np.ndarray) -> 
     config = PartitionConfig("dirichlet-overlap", clients=50, samples_per_client=1, alpha=0.1, seed=0)
     with pytest.raises(ValueError, match="no samples"):
         make_partition(config, labels)
+
+
+@pytest.mark.parametrize("kind", ["dirichlet-overlap", "dirichlet-disjoint", "iid"])
+def test_every_split_works_for_five_classes_and_a_small_training_set(kind: str) -> None:
+    five = np.arange(300) % 5  # 300 samples of 5 classes
+    split = make_partition(PartitionConfig(kind, clients=6, samples_per_client=40, alpha=0.5, seed=1), five)  # type: ignore[arg-type]
+    assert len(split) == 6 and all(0 < len(part) <= 300 for part in split)
+    assert all(part.min() >= 0 and part.max() < 300 for part in split)
+    if kind != "dirichlet-overlap":
+        taken = np.concatenate(split)
+        assert len(np.unique(taken)) == len(taken)  # disjoint
+    else:
+        assert all(len(part) >= 40 - 4 for part in split)  # flooring loses at most C - 1 = 4
+
+
+@pytest.mark.parametrize(("kind", "clients", "samples", "needed"), [
+    ("iid", 4, 30, 120), ("dirichlet-overlap", 4, 150, 150), ("dirichlet-disjoint", 120, 10, 120)])
+def test_a_training_set_smaller_than_the_split_needs_is_refused(kind: str, clients: int, samples: int,
+                                                                needed: int) -> None:
+    config = PartitionConfig(kind, clients=clients, samples_per_client=samples, alpha=0.5, seed=0)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=f"has 100 samples, fewer than the {needed} a {kind} split"):
+        make_partition(config, np.arange(100) % 5)
+
+
+def test_a_partition_file_is_checked_against_the_training_set_it_splits(tmp_path: Path) -> None:
+    path = tmp_path / "split.npz"
+    np.savez(path, client_000=np.array([0, 99]), client_001=np.array([5]))
+    assert [p.tolist() for p in load_partition(path, None, n_train=100)] == [[0, 99], [5]]
+    with pytest.raises(ValueError, match=r"outside \[0, 99\)"):
+        load_partition(path, None, n_train=99)

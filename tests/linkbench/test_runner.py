@@ -74,3 +74,12 @@ def test_a_spark_fleet_asked_for_a_preset_runs_it_and_names_it_other_fleets_run_
     assert baseline.name == "dfedavg-1mbit-20ms" and "--preset" not in baseline.agent_flags(tmp_path)
     published = FleetPlan("spark", link, agents=3, setting="smoke", rounds=5, budget_s=60)
     assert published.name == "spark-1mbit-20ms"
+
+
+def test_a_fleet_on_other_data_passes_it_to_every_agent(tmp_path: Path) -> None:
+    link = Link("1mbit", "20ms")
+    digits = FleetPlan("spark", link, agents=3, setting="smoke", rounds=5, budget_s=60, data="digits")
+    flags = digits.agent_flags(tmp_path)
+    assert flags[flags.index("--data") + 1] == "digits"
+    assert "--data" not in FleetPlan("spark", link, agents=3, setting="smoke", rounds=5, budget_s=60).agent_flags(
+        tmp_path)
