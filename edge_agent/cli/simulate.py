@@ -16,6 +16,7 @@ from edge_agent.cli.round_progress import RoundProgress
 from edge_agent.deploy.profiles import find_profile
 from edge_agent.learning.data import DataNotFoundError
 from edge_agent.learning.datasets import DEFAULT_SOURCE
+from edge_agent.learning.models.contract import ModelError
 from edge_agent.learning.models.select import load_model
 from edge_agent.learning.robust import RobustConfig
 from edge_agent.learning.settings import SETTINGS
@@ -93,6 +94,10 @@ def simulate(setting: str, algorithm: str, rounds: int | None, clients: int | No
     except DataNotFoundError as error:
         raise click.ClickException(str(error)) from error
     try:
+        classifier = load_model(model, data.input_shape, data.num_classes)
+    except ModelError as error:
+        raise OperatorError(str(error)) from None
+    try:
         config = SimulationConfig.from_setting(
             setting, algorithm,  # type: ignore[arg-type]
             rounds=rounds, clients=clients, samples_per_client=samples_per_client, alpha=alpha, kappa=kappa,
@@ -103,7 +108,6 @@ def simulate(setting: str, algorithm: str, rounds: int | None, clients: int | No
                          link=link_model(link_rate, latency, board, compute_scale),
                          robust=RobustConfig(robust), data=data.name, data_digest=data.digest,  # type: ignore[arg-type]
                          model=model)
-        classifier = load_model(model, data.input_shape, data.num_classes)
         progress = RoundProgress(config.rounds, click.get_text_stream("stderr"))
         simulation = Simulation(config, data.train, data.test, spec=classifier, engine=engine_config,
                                 hooks=EngineHooks(progress.requesters, progress.notice))

@@ -191,7 +191,7 @@ class TorchModuleModel:
                             f"not {type(projection).__name__}")
         params, inputs = self._params(w), self._inputs(x)
         bucket = torch.from_numpy(np.array(projection.bucket, dtype=np.int64))  # a writable copy
-        sign = torch.from_numpy(np.ascontiguousarray(projection.sign, dtype=np.float32))
+        sign = torch.from_numpy(np.array(projection.sign, dtype=np.float32))
         out = torch.zeros((len(x), self._num_classes, projection.dim), dtype=torch.float32)
         step = self._chunk()
         with torch.no_grad():
