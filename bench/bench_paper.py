@@ -26,7 +26,8 @@ from edge_agent.cli.simulate import link_model
 from edge_agent.learning.algorithms.ntk_dfl import NTKDFLConfig
 from edge_agent.learning.algorithms.spark import PRESETS
 from edge_agent.learning.codec import CodecConfig
-from edge_agent.learning.data import load_fashion_mnist
+from edge_agent.learning.data import IMAGE_SIDE, NUM_CLASSES, load_fashion_mnist
+from edge_agent.learning.models.select import load_model
 from edge_agent.learning.ntk import EvolutionConfig
 from edge_agent.learning.projection import ProjectionConfig
 from edge_agent.learning.settings import TARGET_ACCURACY
@@ -119,7 +120,7 @@ def variant_config(name: str, args: argparse.Namespace) -> SimulationConfig:
                     schedule_rounds=args.schedule_rounds, **switches)
     weights_codec = CodecConfig(overrides.get("weights_precision", "fp32"))
     link = link_model(args.link, args.latency, args.board, args.compute_scale)
-    return replace(config, ntk=ntk, spark=spark, weights_codec=weights_codec, link=link)
+    return replace(config, ntk=ntk, spark=spark, weights_codec=weights_codec, link=link, model=args.model)
 
 
 def run_variant(name: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -127,7 +128,8 @@ def run_variant(name: str, args: argparse.Namespace) -> dict[str, Any]:
     config = variant_config(name, args)
     train, test = load_fashion_mnist()
     progress = RoundProgress(config.rounds, sys.stderr, label=f"  {name}")
-    simulation = Simulation(config, train, test, engine=args.engine_config,
+    model = load_model(args.model, (1, IMAGE_SIDE, IMAGE_SIDE), NUM_CLASSES)
+    simulation = Simulation(config, train, test, spec=model, engine=args.engine_config,
                             hooks=EngineHooks(progress.requesters, progress.notice))
     run = RunDirectory(args.out / name, simulation, resume=args.resume, fork_from=args.fork_from)
     target = args.stop_at or config.target_accuracy
@@ -206,6 +208,8 @@ def main() -> None:
     parser.add_argument("--latency", default="0", help="with --link: one-way latency, e.g. 20ms")
     parser.add_argument("--board", help="with --link: board profile whose compute_scale applies (e.g. rpi-4)")
     parser.add_argument("--compute-scale", type=float, help="with --link: board seconds per second measured here")
+    parser.add_argument("--model", default="mlp", help="the model every client trains: mlp, cnn or file.py:factory "
+                        "(`edge-agent simulate --model`)")
     parser.add_argument("--fork-from", type=Path, help="start each variant without a run of its own from this run's "
                         "saved rounds (only SPARK switches and schedule that have not acted there may differ)")
     args = parser.parse_args()
