@@ -440,3 +440,14 @@ def test_bench_robust_runs_a_clean_an_absent_and_a_poisoned_fleet_and_tables_the
     assert int(rows[("scale", "screen")][7]) >= 1 and int(rows[("scale", "off")][7]) == 0  # who refused client-3
     assert rows[("clean", "off")][2] == rows[("clean", "screen")][2]  # DFedAvg: honest fleets untouched by the rule
     assert "| scale | screen |" in (tmp_path / "robust.md").read_text()
+
+
+def test_bench_model_cost_times_one_reply_on_each_model_path(tmp_path: Path) -> None:
+    output = stdout_of("bench_model_cost.py", "--samples", "4", "--dim", "16", "--repeats", "1",
+                       "--out", str(tmp_path / "cost.md"))
+    rows = {line.split("|")[1].strip(): [cell.strip() for cell in line.split("|")[2:-1]]
+            for line in (tmp_path / "cost.md").read_text().splitlines() if line.startswith("| mlp") or
+            line.startswith("| cnn")}
+    assert rows["mlp (exact numpy kernels)"][0] == rows["mlp (generic torch.func)"][0] == "79,510"
+    assert rows["cnn (generic torch.func)"][0] == "333,526"
+    assert all(float(cells[1]) > 0 and float(cells[3]) >= 0 for cells in rows.values()) and "cnn" in output
