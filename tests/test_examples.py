@@ -3,9 +3,13 @@ agent.toml flash writes from it, and `run --config` itself, up to the moment it 
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -57,3 +61,32 @@ def test_the_example_agent_toml_configures_an_agent_that_writes_only_beside_it(
     assert config.certs == board / "certs"
     assert config.metrics == board / "state" / "metrics.jsonl"
     assert config.checkpoint_dir == board / "state" / "checkpoints"
+
+
+def test_a_csv_becomes_an_npz_that_the_example_model_trains_on(tmp_path: Path) -> None:
+    """examples/csv_to_npz.py and examples/sensor_model.py as a user runs them: commands in subprocesses."""
+    rng = np.random.default_rng(3)
+    names = ["run", "sit", "walk"]
+    centres = rng.normal(0, 2, (3, 12))
+    for file, count in (("train.csv", 360), ("test.csv", 60)):
+        y = rng.integers(0, 3, count)
+        x = centres[y] + rng.normal(0, 1, (count, 12))
+        rows = [",".join([*(f"{v:.4f}" for v in row), names[c]]) for row, c in zip(x, y, strict=True)]
+        (tmp_path / file).write_text(",".join([*(f"f{i}" for i in range(12)), "activity"]) + "\n" + "\n".join(rows))
+    convert = subprocess.run([sys.executable, str(EXAMPLES / "csv_to_npz.py"), str(tmp_path / "train.csv"),
+                              str(tmp_path / "data.npz"), "--label", "activity", "--test", str(tmp_path / "test.csv")],
+                             capture_output=True, text=True, timeout=60)
+    assert convert.returncode == 0, convert.stderr
+    assert "360 samples of 12 features, 3 classes (0=run, 1=sit, 2=walk)" in convert.stdout
+    with np.load(tmp_path / "data.npz") as data:
+        assert data["x"].shape == (360, 12) and data["x_test"].shape == (60, 12) and data["x"].dtype == np.float32
+    bad = subprocess.run([sys.executable, str(EXAMPLES / "csv_to_npz.py"), str(tmp_path / "train.csv"),
+                          str(tmp_path / "bad.npz")], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 1 and bad.stderr.strip().startswith("Error:") and "no column 'label'" in bad.stderr
+    done = subprocess.run([sys.executable, "-m", "edge_agent", "simulate", "--model",
+                           f"{EXAMPLES / 'sensor_model.py'}:sensor_net", "--data", str(tmp_path / "data.npz"),
+                           "--setting", "smoke", "--rounds", "2", "--clients", "3", "--samples", "60", "--workers",
+                           "1", "--out", str(tmp_path / "run")], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr
+    assert "final aggregated accuracy" in done.stdout
