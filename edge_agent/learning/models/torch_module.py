@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from torch.func import functional_call, jacrev, jvp, vjp, vmap
 
 from edge_agent.learning.jacobian import DenseJacobian, FloatArray, JacobianOperator
-from edge_agent.learning.models import cnn
+from edge_agent.learning.models import cnn, layer_jacobian
 from edge_agent.learning.models.contract import CountSketch, ModelError, Projection
 from edge_agent.learning.projection import IdentityProjection
 
@@ -71,6 +71,7 @@ class TorchModuleModel:
         self._shapes = [tuple(p.shape) for _, p in self.module.named_parameters()]
         self._sizes = [math.prod(shape) for shape in self._shapes]
         self._buffers = dict(self.module.named_buffers())
+        self._plan = layer_jacobian.plan_layers(self.module)  # Linear and Conv layers: C backward passes a chunk
         if not self._names:
             raise ModelError(f"--model {source!r}: the module has no parameters")
         try:
@@ -137,15 +138,30 @@ class TorchModuleModel:
         return torch.cat([parts[name].reshape(*parts[name].shape[:lead], -1) for name in self._names], dim=-1)
 
     def _per_sample_jacobian(self, params: dict[str, Tensor], x: Tensor) -> Tensor:
-        """(n, C, d) float32: d f_c(x_i) / d w for each sample of x."""
+        """(n, C, d) float32: d f_c(x_i) / d w for each sample of x (by layers where it can, else vmap)."""
+        if self._plan is not None:
+            return layer_jacobian.per_sample_jacobian(self._plan, self._forward_at(params), x, self._num_classes)
+
         def one(p: dict[str, Tensor], sample: Tensor) -> Tensor:
             out: Tensor = self._call(p, sample[None])[0]
             return out
         parts = vmap(jacrev(one), in_dims=(None, 0))(params, x)
         return self._flat(parts, 2)
 
-    def _chunk(self) -> int:
-        return max(1, JACOBIAN_CHUNK_BYTES // (self._num_classes * self.num_params * 4))
+    def _forward_at(self, params: dict[str, Tensor]) -> Callable[[Tensor], Tensor]:
+        """The module at `params` as a function of its input, in a graph (the layers' outputs get gradients)."""
+        leaves = {name: value.detach().requires_grad_() for name, value in params.items()}
+        return lambda inputs: self._call(leaves, inputs)
+
+    def _chunk(self, dim: int | None = None) -> int:
+        """Samples per chunk: one chunk's Jacobian, or with a layer plan and a sketch of `dim` buckets, its sketched
+        factors (a Linear weight's per-sample sketch is out x m, not C x out x in), stay under the budget."""
+        per_sample = self._num_classes * self.num_params
+        if dim is not None and self._plan is not None:
+            linear = [layer for layer in self._plan.layers.values() if isinstance(layer, nn.Linear)]
+            weights = sum(layer.weight.numel() for layer in linear)
+            per_sample += weights * (1 - self._num_classes) + sum(layer.out_features for layer in linear) * dim
+        return max(1, JACOBIAN_CHUNK_BYTES // (4 * per_sample))
 
     # --- the contract ----------------------------------------------------------------------------------------
 
@@ -193,14 +209,16 @@ class TorchModuleModel:
         bucket = torch.from_numpy(np.array(projection.bucket, dtype=np.int64))  # a writable copy
         sign = torch.from_numpy(np.array(projection.sign, dtype=np.float32))
         out = torch.zeros((len(x), self._num_classes, projection.dim), dtype=torch.float32)
-        step = self._chunk()
-        with torch.no_grad():
-            for start in range(0, len(x), step):
-                rows = slice(start, start + step)
-                with torch.enable_grad():
-                    jac = self._per_sample_jacobian(params, inputs[rows]).detach()
-                jac *= sign
-                out[rows].index_add_(2, bucket, jac)
+        step = self._chunk(projection.dim)
+        for start in range(0, len(x), step):
+            rows = slice(start, start + step)
+            if self._plan is not None:
+                out[rows] = layer_jacobian.projected_jacobian(self._plan, self._forward_at(params), inputs[rows],
+                                                              self._num_classes, bucket, sign, projection.dim)
+                continue
+            jac = self._per_sample_jacobian(params, inputs[rows]).detach()
+            jac *= sign
+            out[rows].index_add_(2, bucket, jac)
         return out.numpy(), self.logits(w, x)
 
 
