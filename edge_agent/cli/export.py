@@ -15,8 +15,9 @@ from edge_agent.cli.data_source import data_option, labelled_data
 from edge_agent.cli.errors import OperatorError
 from edge_agent.cli.options import model_option
 from edge_agent.deploy.profiles import find_profile
-from edge_agent.learning.datasets import DEFAULT_SOURCE, mlp_for
+from edge_agent.learning.datasets import DEFAULT_SOURCE
 from edge_agent.learning.datasets.fashion_mnist import FashionMnistLayout
+from edge_agent.learning.mlp import MLPSpec
 from edge_agent.runtime.backend import TORCH_EXTRA
 from edge_agent.runtime.onnx_backend import cache_subpath, export_to_cache
 from edge_agent.runtime.onnx_export import MANIFEST, check_exports, export_kernels, read_manifest
@@ -86,7 +87,8 @@ def export(profile_name: str, out: Path | None, data_source: str, model: str) ->
     except ImportError:
         raise click.ClickException(f"export needs torch, which is not importable here: {TORCH_EXTRA}") from None
     layout = FashionMnistLayout() if data_source == DEFAULT_SOURCE else labelled_data(data_source)
-    spec, dim = mlp_for(layout), profile.spark.proj_dim  # the kernels are built for the data's input and classes
+    # the kernels are built for the data's input and classes
+    spec, dim = MLPSpec.for_data(layout.input_shape, layout.num_classes), profile.spark.proj_dim
     try:
         with output_captured():
             if out is None:

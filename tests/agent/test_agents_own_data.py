@@ -13,7 +13,8 @@ import pytest
 
 from edge_agent.agent.config import AgentConfig
 from edge_agent.deploy.certs import throwaway_cluster
-from edge_agent.learning.datasets import load_data, mlp_for
+from edge_agent.learning.datasets import load_data
+from edge_agent.learning.mlp import MLPSpec
 from edge_agent.learning.ntk import EvolutionConfig
 from edge_agent.sim.config import SimulationConfig
 from edge_agent.sim.engine import Simulation
@@ -35,12 +36,13 @@ def test_digits_agents_match_the_simulator(tmp_path: Path, run_agents: RunAgents
     config = SimulationConfig.from_setting("smoke", "spark", clients=AGENTS, rounds=ROUNDS)
     euler = EvolutionConfig(solver="euler")
     config = replace(config, spark=replace(config.spark, ntk=replace(config.spark.ntk, evolution=euler)))
-    simulation = Simulation(config, data.train, data.test, spec=mlp_for(data))
+    spec = MLPSpec.for_data(data.input_shape, data.num_classes)
+    simulation = Simulation(config, data.train, data.test, spec=spec)
     list(simulation.run())
     for i in range(AGENTS):
         with np.load(tmp_path / "checkpoints" / f"client-{i}.npz") as checkpoint:
             weights = checkpoint["weights"]
-        assert weights.shape == (mlp_for(data).num_params,) == (64 * 100 + 100 + 100 * 10 + 10,)
+        assert weights.shape == (spec.num_params,) == (64 * 100 + 100 + 100 * 10 + 10,)
         assert np.linalg.norm(weights - simulation.weights[i]) <= 1e-5 * np.linalg.norm(simulation.weights[i])
 
 

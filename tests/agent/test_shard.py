@@ -9,7 +9,7 @@ import pytest
 from edge_agent.agent.config import AgentConfig
 from edge_agent.agent.shard import load_shard
 from edge_agent.learning.data import load_fashion_mnist
-from edge_agent.learning.datasets import load_data, mlp_for
+from edge_agent.learning.datasets import load_data
 from edge_agent.learning.mlp import MLPSpec, accuracy, forward, init_weights
 from edge_agent.learning.partition import PartitionConfig, make_partition
 
@@ -39,7 +39,7 @@ def test_other_data_gives_the_simulators_shard_and_a_normalised_test_set(tmp_pat
     shard, test = load_shard(config, None)
     expected = data.train.subset(make_partition(PartitionConfig.for_run(4, 100, 0.1, 0), data.train.y)[1])
     np.testing.assert_array_equal(shard.x, expected.x)
-    spec = mlp_for(data)
+    spec = MLPSpec.for_data(data.input_shape, data.num_classes)
     w = init_weights(spec, 0)
     assert len(test) == 50 and test.accuracy(spec, w, batch=7) == accuracy(forward(spec, w, data.test.x), data.test.y)
     changed = replace(config, data_digest="0" * 16)

@@ -6,13 +6,13 @@ from pathlib import Path
 
 from edge_agent.learning.datasets import digits, fashion_mnist, npz
 from edge_agent.learning.datasets.digits import MissingExtraError
-from edge_agent.learning.datasets.labelled import DataLayout, LabelledData, mlp_for
+from edge_agent.learning.datasets.labelled import DataLayout, LabelledData
 
 DEFAULT_SOURCE = fashion_mnist.NAME
 SOURCES = (fashion_mnist.NAME, digits.NAME, "PATH.npz")
 
 __all__ = ["DEFAULT_SOURCE", "SOURCES", "DataLayout", "LabelledData", "MissingExtraError", "check_source",
-           "load_data", "mlp_for", "source_name"]
+           "load_data", "source_name"]
 
 
 def source_name(source: str) -> str:

@@ -11,11 +11,9 @@ import numpy as np
 import numpy.typing as npt
 
 from edge_agent.learning.data import Dataset
-from edge_agent.learning.mlp import MLPSpec
 
 DIGEST_HEX = 16
 HOLDOUT_SEED = 0  # the seed of the sixth held out as test where a source has no test split (digits, npz without it)
-HIDDEN_UNITS = 100  # the MLP's hidden layer, as MLPSpec's default (784, 100, 10)
 
 
 class DataLayout(Protocol):
@@ -48,14 +46,6 @@ class LabelledData:
                                  f"{data.x.shape}")
         if self.num_classes < 2:
             raise ValueError(f"{self.name}: a classifier needs at least 2 classes, got {self.num_classes}")
-
-
-def mlp_for(data: DataLayout) -> MLPSpec:
-    """The run's MLP for this data: prod(input_shape) inputs, 100 hidden units, one output per class.
-
-    The one place a model is built from the data (Fashion-MNIST gives MLPSpec()'s default (784, 100, 10)).
-    """
-    return MLPSpec((math.prod(data.input_shape), HIDDEN_UNITS, data.num_classes))
 
 
 def content_digest(*arrays: npt.NDArray[np.generic]) -> str:

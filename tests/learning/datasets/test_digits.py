@@ -7,7 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from edge_agent.learning.datasets import digits, mlp_for
+from edge_agent.learning.datasets import digits
+from edge_agent.learning.mlp import MLPSpec
 
 pytest.importorskip("sklearn")
 
@@ -18,7 +19,7 @@ def test_digits_are_8x8_images_of_ten_classes_with_a_sixth_held_out() -> None:
     assert (data.input_shape, data.num_classes, data.name) == ((1, 8, 8), 10, "digits")
     assert set(np.unique(data.train.y)) == set(range(10)) and data.train.x.dtype == np.float32
     assert abs(float(data.train.x.mean())) < 1e-5 and abs(float(data.train.x.std()) - 1) < 1e-5
-    assert mlp_for(data).sizes == (64, 100, 10)
+    assert MLPSpec.for_data(data.input_shape, data.num_classes).sizes == (64, 100, 10)
 
 
 def test_digits_load_the_same_bits_every_time() -> None:

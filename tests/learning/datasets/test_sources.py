@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from edge_agent.learning.data import load_fashion_mnist
-from edge_agent.learning.datasets import fashion_mnist, load_data, mlp_for, source_name
+from edge_agent.learning.datasets import fashion_mnist, load_data, source_name
 from edge_agent.learning.mlp import MLPSpec
 
 
@@ -18,7 +18,9 @@ def test_fashion_mnist_is_todays_loader_and_model_bit_for_bit() -> None:
     np.testing.assert_array_equal(data.train.x, train.x)
     np.testing.assert_array_equal(data.test.y, test.y)
     assert (data.input_shape, data.num_classes, data.digest) == ((1, 28, 28), 10, fashion_mnist.DIGEST)
-    assert mlp_for(data) == MLPSpec() == mlp_for(fashion_mnist.FashionMnistLayout())
+    layout = fashion_mnist.FashionMnistLayout()
+    assert MLPSpec.for_data(data.input_shape, data.num_classes) == MLPSpec() == MLPSpec.for_data(layout.input_shape,
+                                                                                                 layout.num_classes)
 
 
 @pytest.mark.parametrize(("source", "name"), [("fashion-mnist", "fashion-mnist"), ("digits", "digits"),
@@ -42,4 +44,4 @@ def test_an_npz_source_loads_its_file(tmp_path: Path) -> None:
     np.savez(path, x=np.ones((12, 4), np.float32), y=np.arange(12) % 4)
     data = load_data(str(path))
     assert (data.name, data.input_shape, data.num_classes) == ("npz", (4,), 4)
-    assert mlp_for(data).sizes == (4, 100, 4)
+    assert MLPSpec.for_data(data.input_shape, data.num_classes).sizes == (4, 100, 4)
