@@ -3,8 +3,10 @@ are refused with a gRPC status."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,6 +16,8 @@ from edge_agent.learning.algorithms.ntk_dfl import NTKDFLConfig
 from edge_agent.learning.algorithms.spark import SparkConfig
 from edge_agent.learning.codec import CodecConfig
 from edge_agent.learning.messages import Message, WeightsMessage
+from edge_agent.learning.mlp import MLPSpec
+from edge_agent.learning.models.select import load_model
 from edge_agent.learning.robust import RobustConfig
 from edge_agent.run_identity import RunIdentity, agreed_settings, fingerprint, run_identity
 from edge_agent.transport.client import PeerClient
@@ -116,3 +120,15 @@ def test_the_data_is_agreed_and_fashion_mnist_keeps_the_fingerprint_of_runs_befo
     assert digits != _fingerprint()
     assert _fingerprint(data_name="npz", data_digest="dcdcc9fd5285a213") != digits
     assert _fingerprint(data_name="digits", data_digest="0123456789abcdef") != digits
+
+
+def test_the_model_is_agreed_and_the_published_mlp_keeps_the_fingerprint_of_runs_before_it(tmp_path: Path) -> None:
+    assert _fingerprint(model=None) == _fingerprint()
+    (tmp_path / "a.py").write_text("from torch import nn\n\ndef net(s, c):\n    return nn.Linear(s[0], c)\n")
+    first = load_model(f"{tmp_path / 'a.py'}:net", (4,), 3)
+    (tmp_path / "a.py").write_text("from torch import nn\n\ndef net(s, c):\n    return nn.Linear(s[0], c)  # v2\n")
+    edited = load_model(f"{tmp_path / 'a.py'}:net", (4,), 3)
+    cnn = load_model("cnn", (1, 28, 28), 10)
+    fingerprints = {_fingerprint(model=json.dumps(model.identity(), sort_keys=True))
+                    for model in (first, edited, cnn, MLPSpec((64, 100, 10)))}
+    assert len(fingerprints) == 4 and _fingerprint() not in fingerprints  # another file, another run

@@ -71,3 +71,11 @@ def test_run_asks_for_torch_for_a_model_whose_kernels_do_not_export(tmp_path: Pa
     assert "--backend torch" in line
     line = one_error_line(edge_agent("export", "--profile", "rpi-4", "--model", "cnn", "--out", str(tmp_path / "k")))
     assert "only the mlp's kernels export" in line and "--backend torch" in line
+
+
+def test_a_board_without_torch_trains_the_mlp_and_says_what_other_models_need(tmp_path: Path,
+                                                                                board_cli: list[str]) -> None:
+    done = subprocess.run([*board_cli, "simulate", "--model", "cnn", "--out", str(tmp_path / "cnn")],
+                          capture_output=True, text=True, timeout=120, env=ENV, stdin=subprocess.DEVNULL)
+    line = one_error_line(done)
+    assert "need torch" in line and "pip install 'edge-agent[torch]'" in line
