@@ -83,3 +83,12 @@ def test_a_fleet_on_other_data_passes_it_to_every_agent(tmp_path: Path) -> None:
     assert flags[flags.index("--data") + 1] == "digits"
     assert "--data" not in FleetPlan("spark", link, agents=3, setting="smoke", rounds=5, budget_s=60).agent_flags(
         tmp_path)
+
+
+def test_a_fleet_on_another_model_passes_it_to_every_agent(tmp_path: Path) -> None:
+    link = Link("1mbit", "20ms")
+    cnn = FleetPlan("dfedavg", link, agents=3, setting="smoke", rounds=5, budget_s=60, model="cnn")
+    flags = cnn.agent_flags(tmp_path)
+    assert flags[flags.index("--model") + 1] == "cnn"
+    assert "--model" not in FleetPlan("spark", link, agents=3, setting="smoke", rounds=5, budget_s=60).agent_flags(
+        tmp_path)
