@@ -15,6 +15,7 @@ import numpy.typing as npt
 
 from edge_agent.agent.config import AgentConfig
 from edge_agent.learning import data as fmnist
+from edge_agent.learning.algorithms.baselines import accuracy_in_chunks
 from edge_agent.learning.data import Dataset
 from edge_agent.learning.datasets import DEFAULT_SOURCE, LabelledData, load_data
 from edge_agent.learning.mlp import FloatArray
@@ -61,11 +62,7 @@ class EvaluationSet:
 
     def accuracy(self, spec: Model, w: FloatArray, batch: int = 1000) -> float:
         """Fraction of the samples whose arg-max logit under weights `w` is their label."""
-        hits = 0
-        for start in range(0, len(self), batch):
-            logits = spec.logits(w, self.x[start : start + batch])  # (batch, C)
-            hits += int((logits.argmax(axis=-1) == self.y[start : start + batch]).sum())
-        return hits / len(self)
+        return accuracy_in_chunks(spec, w, self.x, self.y, batch)
 
 
 def shard_of(config: AgentConfig, data: LabelledData) -> tuple[Dataset, EvaluationSet]:

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from edge_agent.agent.launcher import LocalRun
 from edge_agent.linkbench.runner import FleetPlan, Link, Progress, run_fleet
 
@@ -76,19 +78,12 @@ def test_a_spark_fleet_asked_for_a_preset_runs_it_and_names_it_other_fleets_run_
     assert published.name == "spark-1mbit-20ms"
 
 
-def test_a_fleet_on_other_data_passes_it_to_every_agent(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("option", "value"), [("data", "digits"), ("model", "cnn")])
+def test_a_fleet_on_other_data_or_another_model_passes_it_to_every_agent(tmp_path: Path, option: str,
+                                                                         value: str) -> None:
     link = Link("1mbit", "20ms")
-    digits = FleetPlan("spark", link, agents=3, setting="smoke", rounds=5, budget_s=60, data="digits")
-    flags = digits.agent_flags(tmp_path)
-    assert flags[flags.index("--data") + 1] == "digits"
-    assert "--data" not in FleetPlan("spark", link, agents=3, setting="smoke", rounds=5, budget_s=60).agent_flags(
-        tmp_path)
-
-
-def test_a_fleet_on_another_model_passes_it_to_every_agent(tmp_path: Path) -> None:
-    link = Link("1mbit", "20ms")
-    cnn = FleetPlan("dfedavg", link, agents=3, setting="smoke", rounds=5, budget_s=60, model="cnn")
-    flags = cnn.agent_flags(tmp_path)
-    assert flags[flags.index("--model") + 1] == "cnn"
-    assert "--model" not in FleetPlan("spark", link, agents=3, setting="smoke", rounds=5, budget_s=60).agent_flags(
-        tmp_path)
+    other = FleetPlan("spark", link, agents=3, setting="smoke", rounds=5, budget_s=60, **{option: value})
+    flags = other.agent_flags(tmp_path)
+    assert flags[flags.index(f"--{option}") + 1] == value
+    assert f"--{option}" not in FleetPlan("spark", link, agents=3, setting="smoke", rounds=5,
+                                          budget_s=60).agent_flags(tmp_path)
