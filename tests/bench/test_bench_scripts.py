@@ -448,6 +448,6 @@ def test_bench_model_cost_times_one_reply_on_each_model_path(tmp_path: Path) -> 
     rows = {line.split("|")[1].strip(): [cell.strip() for cell in line.split("|")[2:-1]]
             for line in (tmp_path / "cost.md").read_text().splitlines() if line.startswith("| mlp") or
             line.startswith("| cnn")}
-    assert rows["mlp (exact numpy kernels)"][0] == rows["mlp (generic torch.func)"][0] == "79,510"
-    assert rows["cnn (generic torch.func)"][0] == "333,526"
+    assert rows["mlp (exact numpy kernels)"][0] == rows["mlp (torch, by layers)"][0] == "79,510"
+    assert rows["cnn (torch, by layers)"][0] == rows["cnn (torch.func, vmap over jacrev)"][0] == "333,526"
     assert all(float(cells[1]) > 0 and float(cells[3]) >= 0 for cells in rows.values()) and "cnn" in output

@@ -35,7 +35,7 @@ Factory = Callable[[tuple[int, ...], int], nn.Module]
 """(input shape of one sample, class count) -> a module mapping (N, *input_shape) to logits (N, C)."""
 
 # One chunk's per-sample Jacobian (n, C, d) float32 stays under this many bytes (twice it while it is signed).
-JACOBIAN_CHUNK_BYTES = 64 * 2**20
+JACOBIAN_CHUNK_BYTES = 16 * 2**20
 LOGITS_CHUNK = 500  # samples per forward pass when only logits are wanted
 
 
