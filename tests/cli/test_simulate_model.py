@@ -40,8 +40,8 @@ def test_simulate_trains_the_cnn_on_images(tmp_path: Path) -> None:
 
 
 def test_simulate_trains_a_user_factory_on_user_data(tmp_path: Path) -> None:
-    """SPARK from the command line; every method on a user model is held against the agents in
-    tests/agent/test_agents_own_model.py."""
+    """SPARK from the command line, its requesters in worker processes (the model travels as its source); every
+    method on a user model is held against the agents in tests/agent/test_agents_own_model.py."""
     (tmp_path / "mine.py").write_text(FACTORY)
     rng = np.random.default_rng(0)
     y = np.arange(300) % 3
@@ -51,7 +51,7 @@ def test_simulate_trains_a_user_factory_on_user_data(tmp_path: Path) -> None:
         out = tmp_path / algorithm
         done = edge_agent("simulate", "--model", f"{tmp_path / 'mine.py'}:net", "--data", str(tmp_path / "mine.npz"),
                           "--algorithm", algorithm, "--setting", "smoke", "--rounds", "2", "--clients", "3",
-                          "--samples", "40", "--workers", "1", "--solver", "euler", "--out", str(out))
+                          "--samples", "40", "--workers", "2", "--solver", "euler", "--out", str(out))  # pickled
         assert done.returncode == 0, done.stderr
         records = [json.loads(line) for line in (out / "rounds.jsonl").read_text().splitlines()]
         assert len(records) == 2 and records[-1]["agg_accuracy"] > 1 / 3
