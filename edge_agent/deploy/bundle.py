@@ -70,6 +70,11 @@ def build_bundle(inventory: Inventory, board: BoardEntry, folder: Path, wheel: P
     except ValueError as error:
         raise BundleError(str(error)) from None
     backend = str(inventory.setting("backend") or profile.runtime.backend)
+    model = str(inventory.setting("model") or "mlp")
+    if model != "mlp" and backend != "torch":  # said now, not by the agent once the board is flashed
+        chosen_by = "[run] backend" if inventory.setting("backend") else f"profile {profile.name}"
+        raise BundleError(f"board {board.name}: [run] model = {model!r} runs on the torch backend only, not {backend} "
+                          f"({chosen_by}): set backend = \"torch\" in [run], and copy the model file to every board")
     if folder.exists():
         shutil.rmtree(folder)
     (folder / "wheels").mkdir(parents=True)

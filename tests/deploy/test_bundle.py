@@ -112,3 +112,16 @@ def test_a_wheelhouse_gives_a_board_pure_wheels_and_those_of_its_architecture(tm
     assert pi == ["click-8.3.1-py3-none-any.whl", names[0]]
     assert [path.name for path in board_wheels(tmp_path, find_profile("generic"))] == [pi[0], names[1]]
     assert file_digest(tmp_path / names[2]) == file_digest(_wheel(tmp_path / "copy.whl", stamp=(2030, 1, 1, 0, 0, 0)))
+
+
+def test_a_model_other_than_the_mlp_is_refused_at_flash_time_unless_the_boards_run_torch(
+        fleet: Inventory, tmp_path: Path) -> None:
+    wheel = _wheel(tmp_path / "edge_agent-0.1.0-py3-none-any.whl")
+    cnn = Inventory(**{**fleet.__dict__, "run": (*fleet.run, ("model", "cnn"))})  # and backend = "numpy"
+    with pytest.raises(BundleError, match=r"board alpha: \[run\] model = 'cnn' runs on the torch backend only, not "
+                                          r"numpy \(\[run\] backend\): set backend = \"torch\""):
+        build_bundle(cnn, cnn.boards[0], tmp_path / "alpha", wheel)
+    on_torch = Inventory(**{**cnn.__dict__, "run": tuple((key, "torch" if key == "backend" else value)
+                                                         for key, value in cnn.run)})
+    bundle = build_bundle(on_torch, on_torch.boards[0], tmp_path / "alpha", wheel)
+    assert 'model = "cnn"' in (bundle.folder / "agent.toml").read_text() and bundle.backend == "torch"
