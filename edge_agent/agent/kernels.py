@@ -6,7 +6,6 @@ import threading
 
 import numpy as np
 
-from edge_agent.learning.jacobian import mlp_jacobian
 from edge_agent.learning.mlp import FloatArray, MLPSpec
 from edge_agent.learning.models.contract import Projection
 from edge_agent.learning.projection import TensorSketchProjection
@@ -46,10 +45,7 @@ class ChunkedReferenceKernels:
         self.spec, self.chunk = spec, chunk
 
     def projected_jacobian(self, w: FloatArray, x: FloatArray, projection: Projection) -> tuple[FloatArray, FloatArray]:
-        def part(rows: slice) -> tuple[FloatArray, FloatArray]:
-            jacobian, logits = mlp_jacobian(self.spec, w, x[rows])
-            return projection.project(jacobian), logits  # (n, C, m), (n, C)
-        return rows_in_chunks(len(x), self.chunk, part)
+        return rows_in_chunks(len(x), self.chunk, lambda rows: self.spec.projected_jacobian(w, x[rows], projection))
 
     def loss_sums(self, w: FloatArray, steps: FloatArray, x: FloatArray, y: np.ndarray) -> FloatArray:
         """(T,) summed cross-entropy of each candidate w + steps[t] on (x, y)."""

@@ -302,11 +302,10 @@ def _other_data(ctx: click.Context, source: str, data_dir: Path | None) -> Label
 
 
 def kernel_backend(ctx: click.Context, algorithm: str, backend: str | None, profile: BoardProfile,
-                   dim: int, spec: Model | None = None) -> BackendChoice:
+                   dim: int, spec: Model) -> BackendChoice:
     """The backend SPARK's neighbour side runs on, and why: --backend (flag or file), else the profile's; `auto`
     resolved here. NTK-DFL's exact Jacobians and DFedAvg's SGD are numpy's whatever is asked; a model other than
     the MLP computes everything with torch, so it asks for torch (its kernels are not exported to ONNX)."""
-    spec = spec or MLPSpec()
     given = option_label(ctx, "backend") if backend is not None else f"profile {profile.name}"
     requested = backend or profile.runtime.backend
     if not isinstance(spec, MLPSpec):

@@ -11,7 +11,6 @@ from pathlib import Path
 from edge_agent.learning.mlp import DEFAULT_SIZES, MLPSpec
 from edge_agent.learning.models.contract import Model, ModelError
 
-BUILT_IN = ("mlp", "cnn")
 TORCH_EXTRA = "pip install 'edge-agent[torch]'"
 
 
