@@ -2,8 +2,10 @@
 another frozen (SIGSTOP) for a while and thawed (SIGCONT) halfway between the kills.
 
 It checks what a fleet must keep doing while boards come and go:
-- no stuck round: every agent finishes every round, none takes longer than the stall window plus three median rounds;
-- no split: three stall windows after each thaw (and at the end) every agent's round is within two of the others';
+- no stuck round: every agent finishes every round, none takes longer than the stall window plus three median rounds
+  (the round a frozen agent was in when it was frozen is its own freeze, not a stuck round, and is left out);
+- no split: within three stall windows of each thaw, and when the first agent finishes, every agent's round is within
+  two of the others' (freezes stop one pause interval before the end, so the end is not a freeze's);
 - no silent exit: every agent process that ends by itself leaves its exit status and reason as its last log line and
   in its summary, and they agree with the exit status the bench sees;
 - no leak: within each agent process's life, resident memory and open file descriptors at the end of the life stay
@@ -86,13 +88,17 @@ class RoundSample:
 
 @dataclass
 class Pause:
-    """One freeze: when and whom, when it is thawed, and the spread of the agents' rounds three stall windows later."""
+    """One freeze: when and whom, when it is thawed, how soon after that every agent is within two rounds of the
+    others, and the spread of their rounds three stall windows after the thaw (a later kill or freeze can fall in
+    that sample, so it is shown, but the verdict takes the time to settle)."""
 
     round: int
     agent: int
+    frozen_round: int  # the round the agent was in when it was frozen: its own freeze, not a stuck round
     frozen: float  # monotonic seconds
     thaw_at: float
     thawed: bool = False
+    settled: float | None = None  # seconds from the thaw until max - min of the agents' recorded rounds is <= 2
     spread: int | None = None  # max - min of the agents' recorded rounds, three stall windows after the thaw
 
     def follow(self, now: float, done: dict[int, int], stall_s: float, current: dict[int, Life]) -> None:
@@ -102,7 +108,10 @@ class Pause:
                 os.kill(life.process.pid, signal.SIGCONT)
             self.thawed, self.thaw_at = True, now
             print(f"thawed agent {self.agent}", flush=True)
-        elif self.thawed and self.spread is None and now >= self.thaw_at + 3 * stall_s:
+            return
+        if self.thawed and self.settled is None and max(done.values()) - min(done.values()) <= 2:
+            self.settled = now - self.thaw_at
+        if self.thawed and self.spread is None and now >= self.thaw_at + 3 * stall_s:
             self.spread = max(done.values()) - min(done.values())
 
 
@@ -148,6 +157,7 @@ def main() -> None:
     pauses: list[Pause] = []
     next_kill = args.kill_every
     next_pause = args.kill_every // 2 if args.pause_every else args.rounds + 1
+    end_spread: int | None = None  # max - min of the agents' recorded rounds when the first one finished
     started = time.monotonic()
     try:
         while any(life.process.poll() is None for life in current.values()):
@@ -158,13 +168,17 @@ def main() -> None:
                     life.sample(records[life.index])
             fleet_round = statistics.median_low(done.values())
             now = time.monotonic()
+            if end_spread is None and max(done.values()) >= args.rounds:
+                end_spread = max(done.values()) - min(done.values())
             for pause in pauses:
                 pause.follow(now, done, args.stall_window, current)
-            if fleet_round >= next_pause and next_pause < args.rounds - 2 and all(p.thawed for p in pauses):
+            last_pause = next_pause + args.pause_every > args.rounds  # its thaw would fall in the fleet's last rounds
+            if fleet_round >= next_pause and not last_pause and all(p.thawed for p in pauses):
                 victim = rng.randrange(args.agents)
                 if current[victim].process.poll() is None:
                     current[victim].process.send_signal(signal.SIGSTOP)
-                    pauses.append(Pause(fleet_round, victim, now, now + args.pause_windows * args.stall_window))
+                    pauses.append(Pause(fleet_round, victim, done[victim], now,
+                                        now + args.pause_windows * args.stall_window))
                     print(f"round {fleet_round}: froze agent {victim} for "
                           f"{args.pause_windows * args.stall_window:.0f} s", flush=True)
                 next_pause += args.pause_every
@@ -186,7 +200,7 @@ def main() -> None:
                 os.kill(life.process.pid, signal.SIGCONT)
                 life.process.kill()
                 life.process.wait()
-    _report(args, lives, kills, pauses, time.monotonic() - started)
+    _report(args, lives, kills, pauses, end_spread, time.monotonic() - started)
 
 
 def _records(out: Path, index: int) -> list[dict[str, Any]]:
@@ -202,18 +216,25 @@ def _open_fds(pid: int) -> int | None:
 
 
 def _report(args: argparse.Namespace, lives: list[Life], kills: list[tuple[int, int]], pauses: list[Pause],
-            seconds: float) -> None:
+            end_spread: int | None, seconds: float) -> None:
     print(f"\n{args.agents} agents, {args.rounds} rounds ({args.setting}), {len(kills)} kills and restarts, "
           f"{len(pauses)} freezes of {args.pause_windows * args.stall_window:.0f} s, {seconds / 60:.1f} min")
     once = all([r["round"] for r in _records(args.out, i)] == list(range(args.rounds)) for i in range(args.agents))
     print(f"every round recorded once by every agent: {'yes' if once else 'NO'}")
-    spreads = [p.spread for p in pauses]
-    together = all(spread is not None and spread <= 2 for spread in spreads)
-    print(f"rounds apart (max - min) three stall windows after each thaw: {spreads or '-'}; "
-          f"all within 2: {'yes' if together else 'NO'}")
+    settle_limit = 3 * args.stall_window
+    settled = [None if p.settled is None else round(p.settled) for p in pauses]
+    together = all(s is not None and s <= settle_limit for s in settled) and end_spread is not None \
+        and end_spread <= 2
+    print(f"seconds from each thaw until every agent is within 2 rounds of the others: {settled or '-'} "
+          f"(limit {settle_limit:.0f} s)")
+    print(f"rounds apart (max - min) three stall windows after each thaw, whatever else happened by then: "
+          f"{[p.spread for p in pauses] or '-'}")
+    print(f"rounds apart when the first agent finished: {end_spread}; "
+          f"together after every thaw and at the end: {'yes' if together else 'NO'}")
     told = _exits(args, lives)
+    frozen = {(p.agent, p.frozen_round) for p in pauses}  # a frozen agent's own round holds its freeze
     totals = [r["seconds"]["total"] for i in range(args.agents) for r in _records(args.out, i)
-              if r["status"] == "trained"]
+              if r["status"] == "trained" and (i, r["round"]) not in frozen]
     median = statistics.median(totals)
     stuck_limit = args.stall_window + 3 * median
     stuck = [t for t in totals if t > stuck_limit]

@@ -387,11 +387,14 @@ class Agent:
         """wbar_i over the neighbours whose weights came within the stall window; those are the round's S_i."""
         start = time.perf_counter()
         message = self._exchanges[round_index].message
-        sent = list(self._executor.map(lambda peer: self._send(message, peer), live))
-        reachable = [peer for peer, ok in zip(live, sent, strict=True) if ok]
+        sent = list(self._executor.map(lambda peer: self._timed_send(message, peer), live))
+        reachable = [peer for peer, (ok, _) in zip(live, sent, strict=True) if ok]
         self._exchanges[round_index].sent_to.difference_update(set(live) - set(reachable))  # owed if they call
+        # the window runs from when our weights reached the last neighbour that took them: a send that hung on a
+        # frozen neighbour until the stall cut it must not make the others' weights wait a second window
+        delivered = max((at for ok, at in sent if ok), default=time.monotonic())
         window = JOIN_GRACE_S if self._joined_late else self.config.stall_s
-        received = self._wait_for_weights(round_index, reachable, window)
+        received = self._wait_for_weights(round_index, reachable, window, delivered)
         for peer in sorted(set(reachable) - set(received)):
             if self._joined_late:  # it began the round before we came back; it is not down
                 self._missing[peer] = "began the round without us (we joined late)"
@@ -419,14 +422,13 @@ class Agent:
             log.info("round %d: %s clipped by --robust %s: %s", self.next_round, peer, self.config.robust.rule,
                      ", ".join(f"{kind} x{factor:.3g}" for kind, factor in sorted(kinds.items())))
 
-    def _wait_for_weights(self, round_index: int, senders: Sequence[str], window: float
+    def _wait_for_weights(self, round_index: int, senders: Sequence[str], window: float, since: float
                           ) -> dict[str, WeightsMessage]:
-        """The round's weights from `senders` that came within `window`, or later from a sender that is behind us
-        (it advertises an earlier round) and alive (heard from in the last stall window, or it answers a PeerInfo):
-        it is finishing its round and its weights will come. The wait never exceeds ALIVE_WINDOWS round times (or
-        stall windows); a frozen or dead sender is cut at the window."""
-        started = time.monotonic()
-        deadline, cap = started + window, started + ALIVE_WINDOWS * max(window, self.last_round_seconds)
+        """The round's weights from `senders` that came within `window` of `since` (monotonic), or later from a
+        sender that is behind us (it advertises an earlier round) and alive (heard from in the last stall window, or
+        it answers a PeerInfo): it is finishing its round and its weights will come. The wait never exceeds
+        ALIVE_WINDOWS round times (or stall windows); a frozen or dead sender is cut at the window."""
+        deadline, cap = since + window, since + ALIVE_WINDOWS * max(window, self.last_round_seconds)
         while True:
             self._check_stop()
             received = self.inbox.wait_for(round_index, senders, WAIT_SLICE_S)
@@ -454,6 +456,10 @@ class Agent:
 
     def _send(self, message: Message, peer: str) -> bool:
         return self._call_remote(message, peer) is not _FAILED
+
+    def _timed_send(self, message: Message, peer: str) -> tuple[bool, float]:
+        """Whether the peer took the message, and when (monotonic) the call ended."""
+        return self._send(message, peer), time.monotonic()
 
     def _caller(self) -> Callable[[Message, str], Message | None]:
         def call(message: Message, member: str) -> Message | None:
