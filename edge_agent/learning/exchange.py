@@ -29,7 +29,14 @@ from edge_agent.learning.messages import (
 from edge_agent.learning.mlp import FloatArray
 from edge_agent.learning.models.contract import Model, Projection
 from edge_agent.learning.projection import make_projection
-from edge_agent.learning.robust import OFF, RobustConfig, RobustReport, bound_replies, bound_scores
+from edge_agent.learning.robust import (
+    OFF,
+    RobustConfig,
+    RobustReport,
+    bound_replies,
+    bound_scores,
+    contradicted_labels,
+)
 
 
 class BoardKernels(Protocol):
@@ -211,8 +218,8 @@ class Responder:
                                  "without a Jacobian request")
             return self.method.pull_back(anchor, message, self.x, self.y, self.client_id)
         if isinstance(message, CandidateRequest):
-            with self._lock:
-                anchor = self._anchors.pop((message.sender, message.round), None)
+            with self._lock:  # kept: a requester whose robust rule refused a reply asks again without it
+                anchor = self._anchors.get((message.sender, message.round))
             if anchor is None:
                 raise ValueError(f"candidates from {message.sender} for round {message.round} "
                                  "without a Jacobian request")
@@ -268,6 +275,28 @@ def run_neighbourhood(method: NTKMethod, requester: str, anchor: FloatArray, vel
     answered = _answers(fan_out(lambda m: call(request, m), members), members, JacobianReply)
     answered, report = bound_replies(answered, requester, method.spec.num_classes, robust)
     clock = _lap(on_phase, "jacobian", clock)
+    while True:  # once, unless the robust rule finds a reply its sender's scores contradict: then without it
+        answered, proposal, scored, clock = _evolve_and_score(method, requester, round_index, answered, call,
+                                                              fan_out, on_phase, clock)
+        contradicted = contradicted_labels(answered, scored, proposal.updates, requester, robust)
+        if not contradicted:
+            break
+        clock = _lap(on_phase, "score", clock)
+        report.refused.update(contradicted)
+        answered = {member: reply for member, reply in answered.items() if member not in contradicted}
+    samples = {member: answered[member].represented_samples for member in scored}
+    chosen, refused = bound_scores(scored, samples, requester, len(proposal.updates), robust)
+    report.merge(refused)
+    weights, new_velocity, index = method.commit(anchor, proposal, chosen, velocity, round_index)
+    _lap(on_phase, "score", clock)
+    return NeighbourhoodResult(weights, new_velocity, index, report)
+
+
+def _evolve_and_score(method: NTKMethod, requester: str, round_index: int, answered: dict[str, JacobianReply],
+                      call: Call, fan_out: Gather, on_phase: Callable[[str, float], None] | None, clock: float
+                      ) -> tuple[dict[str, JacobianReply], CandidateRequest, dict[str, CandidateScores], float]:
+    """Evolution on the replies, the pull-back with a kernel sketch, and the candidates scored by the members who
+    answered: the replies still in the round, the candidates, their scores and the phase clock."""
     evolved = method.propose(list(answered.values()), round_index, requester)
     clock = _lap(on_phase, "evolve", clock)
     if isinstance(evolved, spark.PullBackPlan):
@@ -280,12 +309,7 @@ def run_neighbourhood(method: NTKMethod, requester: str, anchor: FloatArray, vel
     else:
         proposal = evolved
     scored = _answers(fan_out(lambda m: call(proposal, m), list(answered)), list(answered), CandidateScores)
-    samples = {member: answered[member].represented_samples for member in scored}
-    chosen, refused = bound_scores(scored, samples, requester, len(proposal.updates), robust)
-    report.merge(refused)
-    weights, new_velocity, index = method.commit(anchor, proposal, chosen, velocity, round_index)
-    _lap(on_phase, "score", clock)
-    return NeighbourhoodResult(weights, new_velocity, index, report)
+    return answered, proposal, scored, clock
 
 
 def _lap(on_phase: Callable[[str, float], None] | None, name: str, since: float) -> float:

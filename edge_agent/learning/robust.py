@@ -37,7 +37,7 @@ import numpy as np
 from edge_agent.learning.algorithms.ntk_dfl import average_weights
 from edge_agent.learning.jacobian import DenseJacobian, FactoredJacobian
 from edge_agent.learning.messages import CandidateScores, JacobianReply, WeightsMessage
-from edge_agent.learning.mlp import FloatArray
+from edge_agent.learning.mlp import FloatArray, log_softmax
 
 Rule = Literal["off", "clip", "screen"]
 RULES: tuple[Rule, ...] = get_args(Rule)
@@ -48,6 +48,8 @@ FALLBACK = 2.0  # tau with a single neighbour, in units of our own weights' norm
 FLOOR = 0.25  # tau is never below this, in units of our own norm: neighbours that agree closely set no scale
 ROW_RADIUS = 2.0  # a neighbour's Jacobian row, in units of the largest row norm of our own reply
 SCORE_RADIUS = 1.0  # a neighbour's loss curve, in units of the larger of ours and the second-largest neighbour's
+LABEL_RADIUS = 4.0  # a neighbour's gap between the loss its reply predicts and the one it reports, in units of ours
+LABEL_FLOOR = 0.4  # ... and never below this many nats a sample (honest gaps of the smoke and edge settings: 0.26)
 
 
 @dataclass(frozen=True)
@@ -204,6 +206,42 @@ def bound_scores(scores: Mapping[str, CandidateScores], samples: Mapping[str, in
             valid[sender] = replace(valid[sender], loss_sums=level + (limit / size) * curves[sender] * count[sender])
     report.seconds = time.perf_counter() - started
     return list(valid.values()), report
+
+
+def contradicted_labels(replies: Mapping[str, JacobianReply], scores: Mapping[str, CandidateScores],
+                        updates: FloatArray, requester: str, config: RobustConfig) -> dict[str, str]:
+    """The neighbours whose Jacobian reply and candidate scores cannot both be honest, with why (empty with `off`).
+
+    A reply's logits, Jacobian and labels predict the loss of the first candidate (the shortest horizon) on its
+    rows: logits + J updates[0], against its labels. The member reports that loss on its data. Both come from the
+    same data and labels, so for an honest member they differ only by the linearisation of one step, which is the
+    same step for every member: the requester's own gap, and the other neighbours', set the scale. A neighbour more
+    than LABEL_RADIUS times the larger of ours and the second-largest neighbour's gap apart (and more than LABEL_FLOOR
+    nats a sample) is refused: a reply whose labels were changed after the data was scored (the label flip of
+    bench/bench_robust.py) is. Checked where the reply carries the Jacobian the updates live in (SPARK without a
+    kernel sketch, NTK-DFL); a member that changes its reply and its scores alike looks like one with mislabelled
+    data, and is not caught."""
+    if not config.on or updates.ndim != 2 or not len(updates):
+        return {}
+    gaps: dict[str, tuple[float, float, float]] = {}  # member -> (gap, predicted, reported), nats a sample
+    for sender, reply in replies.items():
+        score = scores.get(sender)
+        if (score is None or not isinstance(reply.jacobian, DenseJacobian) or not reply.labels.size
+                or reply.jacobian.shape[2] != updates.shape[1] or not len(score.loss_sums)):
+            continue
+        n, c, p = reply.jacobian.shape
+        step = (reply.jacobian.values.reshape(n * c, p) @ updates[0]).reshape(n, c)
+        logp = log_softmax(reply.logits.astype(np.float64) + step)
+        samples = max(reply.represented_samples, 1)
+        predicted = float((-logp[np.arange(n), reply.labels] * reply.row_weights()).sum()) / samples
+        reported = float(score.loss_sums[0]) / samples
+        gaps[sender] = (abs(predicted - reported), predicted, reported)
+    own = gaps.pop(requester, (0.0, 0.0, 0.0))[0]
+    ranked = sorted((gap for gap, _, _ in gaps.values()), reverse=True)
+    limit = max(LABEL_RADIUS * max([own, *ranked[TOLERATED:TOLERATED + 1]]), LABEL_FLOOR)
+    return {sender: (f"its Jacobian reply's labels predict a loss of {predicted:.3g} a sample for the first "
+                     f"candidate; it reported {reported:.3g} (limit {limit:.3g} apart)")
+            for sender, (gap, predicted, reported) in gaps.items() if gap > limit}
 
 
 def _curve(losses: FloatArray) -> FloatArray:

@@ -7,11 +7,12 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from edge_agent.learning.algorithms.ntk_dfl import average_weights
+from edge_agent.learning.algorithms.ntk_dfl import average_weights, score_candidates
 from edge_agent.learning.data import load_fashion_mnist
 from edge_agent.learning.jacobian import DenseJacobian, mlp_jacobian
-from edge_agent.learning.messages import CandidateScores, JacobianReply, WeightsMessage
+from edge_agent.learning.messages import CandidateRequest, CandidateScores, JacobianReply, WeightsMessage
 from edge_agent.learning.mlp import MLPSpec, init_weights
+from edge_agent.learning.projection import ProjectionConfig, make_projection
 from edge_agent.learning.robust import (
     FALLBACK,
     OFF,
@@ -20,6 +21,7 @@ from edge_agent.learning.robust import (
     RobustConfig,
     bound_replies,
     bound_scores,
+    contradicted_labels,
     robust_average,
     row_norms_squared,
 )
@@ -106,6 +108,26 @@ def test_a_neighbours_jacobian_rows_are_bounded_by_our_own_and_bad_labels_refuse
     assert np.sqrt(row_norms_squared(bounded["big"].jacobian)).max() <= limit * 1.0001
     assert 0 < report.clipped["big"]["jacobian"] < 0.03
     assert "labels" not in bounded and "outside 0..9" in report.refused["labels"]
+
+
+def test_a_reply_whose_labels_its_own_scores_contradict_is_refused_and_an_honest_one_is_not() -> None:
+    """The flip of bench_robust: the reply's labels are flipped after the neighbour scored on its real ones."""
+    train = load_fashion_mnist()[0]
+    x, y = train.x[:60], train.y[:60]
+    projection = make_projection(ProjectionConfig(), SPEC, 0)
+    jp, logits = SPEC.projected_jacobian(OWN, x, projection)
+    residual = np.exp(logits - logits.max(axis=1, keepdims=True))
+    residual = residual / residual.sum(axis=1, keepdims=True) - np.eye(10)[y]
+    updates = np.stack([-scale * DenseJacobian(jp).pull_back(residual) for scale in (0.01, 0.05)])
+    request = CandidateRequest("me", 0, updates.astype(np.float32))
+    replies = {label: JacobianReply(label, 0, DenseJacobian(jp), logits, labels)
+               for label, labels in (("honest", y), ("flipped", 9 - y))}
+    scores = {sender: score_candidates(SPEC, OWN, request, x, y, sender, projection.lift) for sender in replies}
+    found = contradicted_labels(replies, scores, request.updates, "me", SCREEN)
+    assert set(found) == {"flipped"} and "labels predict a loss of" in found["flipped"]
+    assert contradicted_labels(replies, scores, request.updates, "me", OFF) == {}
+    sketched = {"flipped": replace(replies["flipped"], jacobian=DenseJacobian(jp[:, :, :32]))}  # J P Q: not checked
+    assert contradicted_labels(sketched, scores, request.updates, "me", SCREEN) == {}
 
 
 def test_factored_and_dense_jacobians_have_the_same_row_norms() -> None:
