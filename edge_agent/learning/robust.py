@@ -21,6 +21,9 @@ neighbourhood may lie; the others set the scale), so a fleet of honest boards is
   (its mean loss per sample, less its mean: what the choice sees) is scaled down to at most SCORE_RADIUS x the
   largest of our own curve and the second-largest neighbour's, so no neighbour picks tau alone. Scores no honest
   member sends (a negative loss, a wrong count) are refused.
+- A reply against its sender's scores, NTK-DFL and SPARK. The loss a reply predicts for the first candidate and the
+  loss its sender reports for it must agree up to LABEL_RADIUS x the honest gap (`contradicted_labels`): a member
+  that flips its reply's labels but scores on its real ones is refused, and the round runs again without it.
 
 `off` is the method as published: the uniform mean, no bound on replies, the summed scores.
 """
