@@ -455,3 +455,15 @@ def test_bench_model_cost_times_one_reply_on_each_model_path(tmp_path: Path) -> 
     assert rows["mlp (exact numpy kernels)"][0] == rows["mlp (torch, by layers)"][0] == "79,510"
     assert rows["cnn (torch, by layers)"][0] == rows["cnn (torch.func, vmap over jacrev)"][0] == "333,526"
     assert all(float(cells[1]) > 0 and float(cells[3]) >= 0 for cells in rows.values()) and "cnn" in output
+
+
+def test_the_benchs_pytorch_initialised_cnn_is_the_cnn_with_smaller_seeded_weights() -> None:
+    """bench/models/cnn_torch_init.py, the CNN DFedAvg's figures start from: same shapes, PyTorch's own init."""
+    pytest.importorskip("torch")
+    from edge_agent.learning.models.select import load_model
+    ours = load_model("cnn", (28, 28), 10)
+    torch_init = load_model(str(REPO / "bench" / "models" / "cnn_torch_init.py") + ":cnn", (28, 28), 10)
+    assert torch_init.num_params == ours.num_params == 333_526
+    first, again = torch_init.init_weights(0), torch_init.init_weights(0)
+    assert np.array_equal(first, again)  # seeded
+    assert 0.3 < np.linalg.norm(first) / np.linalg.norm(ours.init_weights(0)) < 0.7  # Kaiming-uniform a=sqrt(5)
