@@ -101,7 +101,9 @@ class Pause:
     settled: float | None = None  # seconds from the thaw until max - min of the agents' recorded rounds is <= 2
     spread: int | None = None  # max - min of the agents' recorded rounds, three stall windows after the thaw
 
-    def follow(self, now: float, done: dict[int, int], stall_s: float, current: dict[int, Life]) -> None:
+    def follow(self, now: float, apart: int, stall_s: float, current: dict[int, Life]) -> None:
+        """Thaw the agent when its time comes; then note when the fleet is first within two rounds (`apart`: max -
+        min of the agents' recorded rounds now) and how far apart it is three stall windows on."""
         if not self.thawed and now >= self.thaw_at:
             life = current[self.agent]
             if life.process.poll() is None:
@@ -109,10 +111,10 @@ class Pause:
             self.thawed, self.thaw_at = True, now
             print(f"thawed agent {self.agent}", flush=True)
             return
-        if self.thawed and self.settled is None and max(done.values()) - min(done.values()) <= 2:
+        if self.thawed and self.settled is None and apart <= 2:
             self.settled = now - self.thaw_at
         if self.thawed and self.spread is None and now >= self.thaw_at + 3 * stall_s:
-            self.spread = max(done.values()) - min(done.values())
+            self.spread = apart
 
 
 def main() -> None:
@@ -168,10 +170,11 @@ def main() -> None:
                     life.sample(records[life.index])
             fleet_round = statistics.median_low(done.values())
             now = time.monotonic()
+            apart = max(done.values()) - min(done.values())
             if end_spread is None and max(done.values()) >= args.rounds:
-                end_spread = max(done.values()) - min(done.values())
+                end_spread = apart
             for pause in pauses:
-                pause.follow(now, done, args.stall_window, current)
+                pause.follow(now, apart, args.stall_window, current)
             last_pause = next_pause + args.pause_every > args.rounds  # its thaw would fall in the fleet's last rounds
             if fleet_round >= next_pause and not last_pause and all(p.thawed for p in pauses):
                 victim = rng.randrange(args.agents)
