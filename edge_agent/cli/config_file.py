@@ -2,8 +2,8 @@
 
 The file's top-level keys are the command's long option names without `--` (`checkpoint-dir = "state/checkpoints"`),
 each of the TOML type of its option: a string for paths, choices and rates, an integer, a float (an integer will
-do), or a boolean for a flag. Relative paths (a --profile given as a .toml path too) are relative to the file's
-folder. Precedence: command line, then the
+do), or a boolean for a flag. Relative paths (a --profile given as a .toml path, a --data npz and a --model file
+too) are relative to the file's folder. Precedence: command line, then the
 file, then the board profile (where a command has one), then the built-in default.
 """
 
@@ -20,6 +20,7 @@ from click.core import ParameterSource
 
 from edge_agent.cli.errors import OperatorError
 from edge_agent.deploy.profiles import names_a_file
+from edge_agent.learning.models.select import file_factory
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -119,6 +120,9 @@ def _value(path: Path, key: str, option: click.Option, value: Any) -> Any:
     if (isinstance(option.type, click.Path) or (option.name == "profile" and names_a_file(value))
             or (option.name == "data_source" and value.endswith(".npz"))):
         value = str(path.parent / value) if value else value  # an absolute value stays as it is
+    named = file_factory(value) if option.name == "model" else None
+    if named is not None:  # path/to/file.py:factory, its file relative to this one
+        value = f"{path.parent / named[0]}:{named[1]}"
     return float(value) if expected is float else value
 
 

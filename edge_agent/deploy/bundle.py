@@ -4,6 +4,7 @@
     agent.toml         `edge-agent run --config` for this board
     certs/             ca.crt, revoked.crl, and this board's own <id>.crt and <id>.key: never another's, never ca.key
     cache/edge-agent/onnx/<key>/   the exported kernels, when the board runs them on onnxruntime
+    files/             the model file and the npz data that [run] model and data name on this machine
     profiles/<name>.toml           the board's profile (EDGE_AGENT_PROFILES points here)
     edge-agent.service the hardened systemd unit
     install.sh         the idempotent install script
@@ -28,10 +29,14 @@ from edge_agent.deploy.certs import CA_NAME, CRL_NAME
 from edge_agent.deploy.inventory import BoardEntry, Inventory, Setting
 from edge_agent.deploy.profiles import BoardProfile, find_profile
 from edge_agent.deploy.unit import UNIT_NAME, render_unit
+from edge_agent.learning.datasets import DEFAULT_SOURCE, load_data
+from edge_agent.learning.mlp import MLPSpec
+from edge_agent.learning.models.select import file_factory
 from edge_agent.runtime.backend import TORCH_EXTRA
 
 INSTALL_SCRIPT = "install.sh"
 MANIFEST = "BUNDLE"
+FILES = "files"
 STATE = "../../state"  # agent.toml lives in <root>/releases/<digest>/; state outlives releases (<root>/state)
 ARCHITECTURES = {"aarch64": "aarch64", "arm64": "aarch64", "armv7l": "armv7l", "x86_64": "x86_64",
                  "riscv64": "riscv64"}
@@ -74,7 +79,7 @@ def build_bundle(inventory: Inventory, board: BoardEntry, folder: Path, wheel: P
     if model != "mlp" and backend != "torch":  # said now, not by the agent once the board is flashed
         chosen_by = "[run] backend" if inventory.setting("backend") else f"profile {profile.name}"
         raise BundleError(f"board {board.name}: [run] model = {model!r} runs on the torch backend only, not {backend} "
-                          f"({chosen_by}): set backend = \"torch\" in [run], and copy the model file to every board")
+                          f"({chosen_by}): set backend = \"torch\" in [run]")
     if folder.exists():
         shutil.rmtree(folder)
     (folder / "wheels").mkdir(parents=True)
@@ -82,14 +87,16 @@ def build_bundle(inventory: Inventory, board: BoardEntry, folder: Path, wheel: P
     for source in wheels:
         _place(source, folder / "wheels" / source.name)
     _copy_certs(inventory, board, folder / "certs")
+    shipped = _copy_files(inventory, folder / FILES)
     if backend in ("onnxruntime", "auto"):  # auto on a board without torch takes the kernels when they are there
         _copy_kernels(inventory, profile, folder / "cache", required=backend == "onnxruntime")
     (folder / "profiles").mkdir()
     shutil.copyfile(profile.path, folder / "profiles" / f"{profile.name}.toml")
-    (folder / "agent.toml").write_text(agent_toml(inventory, board), encoding="utf-8")
+    (folder / "agent.toml").write_text(agent_toml(inventory, board, shipped), encoding="utf-8")
     (folder / UNIT_NAME).write_text(render_unit(), encoding="utf-8")
     (folder / INSTALL_SCRIPT).write_text(install_script(), encoding="utf-8")
-    extra = "[torch]" if backend == "torch" else ""
+    extras = [*(["torch"] if backend == "torch" else []), *(["data"] if inventory.setting("data") == "digits" else [])]
+    extra = f"[{','.join(extras)}]" if extras else ""
     venv = _digest([inventory.python, extra, *(file_digest(path) for path in sorted(folder.glob("wheels/*.whl")))])
     release = folder_digest(folder, exclude=frozenset({MANIFEST}))
     (folder / MANIFEST).write_text(
@@ -98,8 +105,9 @@ def build_bundle(inventory: Inventory, board: BoardEntry, folder: Path, wheel: P
     return Bundle(board, folder, release, venv, backend, profile.board.architecture)
 
 
-def agent_toml(inventory: Inventory, board: BoardEntry) -> str:
-    """The board's `edge-agent run --config` file: its own keys, then the fleet's [run] settings."""
+def agent_toml(inventory: Inventory, board: BoardEntry, shipped: dict[str, str] | None = None) -> str:
+    """The board's `edge-agent run --config` file: its own keys, then the fleet's [run] settings (those naming a
+    file the bundle carries, `shipped`, pointing at its copy)."""
     own: list[tuple[str, Setting]] = [("shard", f"{board.shard}/{board.clients}"), ("id", board.agent_id),
                                       ("profile", board.profile), ("listen", board.listen)]
     if board.advertise is not None:
@@ -107,7 +115,7 @@ def agent_toml(inventory: Inventory, board: BoardEntry) -> str:
     own += [("certs", "certs")] if inventory.certs is not None else [("insecure", True)]
     own += [("checkpoint-dir", f"{STATE}/checkpoints"), ("metrics", f"{STATE}/metrics.jsonl")]
     lines = [f"# board {board.name}, written by `edge-agent flash`; paths are relative to this file",
-             *(f"{key} = {_toml_value(value)}" for key, value in [*own, *inventory.run])]
+             *(f"{key} = {_toml_value((shipped or {}).get(key, value))}" for key, value in [*own, *inventory.run])]
     return "\n".join(lines) + "\n"
 
 
@@ -172,25 +180,61 @@ def _copy_certs(inventory: Inventory, board: BoardEntry, target: Path) -> None:
     os.chmod(target / f"{board.agent_id}.key", 0o600)
 
 
+def _copy_files(inventory: Inventory, target: Path) -> dict[str, str]:
+    """Copy the model file and the npz data that [run] names (relative to the inventory) into `target`; the
+    settings that name the copies, relative to agent.toml. A file that is not here is one line naming its key."""
+    wanted: dict[str, tuple[Path, str]] = {}  # key -> (file here, what follows its path in the setting)
+    model, data = inventory.setting("model"), inventory.setting("data")
+    named = file_factory(model) if isinstance(model, str) else None
+    if named is not None:
+        wanted["model"] = (inventory.local_path(named[0]), f":{named[1]}")
+    if isinstance(data, str) and data.endswith(".npz"):
+        wanted["data"] = (inventory.local_path(Path(data)), "")
+    shipped = {}
+    for key, (source, suffix) in wanted.items():
+        if not source.is_file():
+            raise BundleError(f"{inventory.path}: [run] {key} names {source}, which is not a file on this machine")
+        target.mkdir(exist_ok=True)
+        shutil.copyfile(source, target / source.name)
+        os.chmod(target / source.name, 0o644)  # the service's own user reads it
+        shipped[key] = f"{target.name}/{source.name}{suffix}"
+    return shipped
+
+
 def _copy_kernels(inventory: Inventory, profile: BoardProfile, cache: Path, required: bool) -> None:
-    """The board kernels for the profile's projection dimension, from this machine's export cache (made with torch
-    if missing), placed where XDG_CACHE_HOME=<release>/cache makes the agent look. Without them: one line naming
-    the export command when they are `required`, else nothing (an `auto` board then runs numpy, and says so)."""
-    from edge_agent.learning.mlp import MLPSpec
+    """The board kernels for the profile's projection dimension and the fleet's data, from this machine's export
+    cache (made with torch if missing), placed where XDG_CACHE_HOME=<release>/cache makes the agent look. Without
+    them: one line naming the export command when they are `required`, else nothing (an `auto` board then runs
+    numpy, and says so)."""
     from edge_agent.runtime.onnx_backend import cache_subpath, ensure_exported
     from edge_agent.runtime.onnx_export import MissingKernelsError
 
     dim = int(inventory.setting("proj-dim") or profile.spark.proj_dim)
+    spec, data = _mlp_for_data(inventory)
     try:
-        source = ensure_exported(MLPSpec(), dim)
+        source = ensure_exported(spec, dim)
     except MissingKernelsError:
         if not required:
             return
-        command = f"edge-agent export --profile {profile.name}" if dim == profile.spark.proj_dim else \
-            f"edge-agent export --profile NAME (a profile with proj_dim = {dim})"
+        named = f" --data {data}" if data != DEFAULT_SOURCE else ""
+        command = f"edge-agent export --profile {profile.name}{named}" if dim == profile.spark.proj_dim else \
+            f"edge-agent export --profile NAME{named} (a profile with proj_dim = {dim})"
         raise BundleError(f"profile {profile.name} runs its kernels on onnxruntime and this machine has none for "
                           f"m = {dim}: run `{command}` here (needs torch: {TORCH_EXTRA})") from None
-    shutil.copytree(source, cache / cache_subpath(MLPSpec(), dim))
+    shutil.copytree(source, cache / cache_subpath(spec, dim))
+
+
+def _mlp_for_data(inventory: Inventory) -> tuple[MLPSpec, str]:
+    """The MLP sized to the fleet's [run] data (read here: its samples' shape and classes), and the source named."""
+    data = str(inventory.setting("data") or DEFAULT_SOURCE)
+    if data == DEFAULT_SOURCE:
+        return MLPSpec(), data
+    source = str(inventory.local_path(Path(data))) if data.endswith(".npz") else data
+    try:
+        labelled = load_data(source)
+    except (ValueError, ImportError) as error:  # bad content, or digits without scikit-learn here
+        raise BundleError(f"{inventory.path}: [run] data = {data!r}: {error}") from None
+    return MLPSpec.for_data(labelled.input_shape, labelled.num_classes), data
 
 
 def _place(source: Path, target: Path) -> None:

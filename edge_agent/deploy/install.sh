@@ -8,7 +8,7 @@
 #   sh install.sh unflash [keep-state] stop the agent and remove everything this script installed (but state/)
 #
 # Layout under ROOT (root: /opt/edge-agent; any other user: ~/.local/share/edge-agent):
-#   releases/<digest>/  agent.toml, certs/, cache/, profiles/, the unit, venv -> ../../venvs/<venv digest>
+#   releases/<digest>/  agent.toml, certs/, cache/, files/, profiles/, the unit, venv -> ../../venvs/<venv digest>
 #   venvs/<digest>/     one venv per set of wheels, shared by releases that only differ in settings
 #   current, previous   symlinks to releases; only these two releases are kept
 #   state/              checkpoints and metrics (root with systemd: a link to the unit's /var/lib/edge-agent)
@@ -121,7 +121,7 @@ make_release() {  # releases/$RELEASE from the bundle, its key readable by the s
     rel="$ROOT/releases/$RELEASE"
     rm -rf "$rel"
     mkdir -p "$rel"
-    for item in agent.toml certs cache profiles "$UNIT" install.sh BUNDLE; do
+    for item in agent.toml certs cache files profiles "$UNIT" install.sh BUNDLE; do
         if [ -e "$1/$item" ]; then cp -R "$1/$item" "$rel/"; fi
     done
     ln -s "../../venvs/$VENV" "$rel/venv"

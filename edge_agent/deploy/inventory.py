@@ -112,6 +112,10 @@ class Inventory:
     def setting(self, key: str) -> Setting | None:
         return dict(self.run).get(key)
 
+    def local_path(self, path: Path) -> Path:
+        """A path [run] names on this machine: relative ones are relative to the inventory's folder."""
+        return _path(self.path.resolve().parent, str(path))
+
 
 def load_inventory(path: Path) -> Inventory:
     """The inventory in `path`, checked: InventoryError (one line) for anything wrong."""

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 from ssh_boards import SshBoards, ssh_boards, why_not
+from test_simulate_data import five_class_npz
 
 from edge_agent.agent.launcher import free_loopback_ports
 from edge_agent.cli.main import cli
 from edge_agent.deploy.certs import throwaway_cluster
-from edge_agent.learning.data import DataNotFoundError, find_data_dir
 
 REPO = Path(__file__).resolve().parents[2]
 BOARDS = 3  # the smoke setting draws 2 neighbours per round: it needs three agents
@@ -67,15 +67,14 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _inventory(folder: Path, boards: SshBoards, entries: list[str], run_name: str, ports: list[int],
                extra_run: str = "") -> Path:
-    try:
-        data = find_data_dir()
-    except DataNotFoundError:
-        pytest.skip("Fashion-MNIST is not installed (make data)")
+    """A fleet on the operator's own data: sensors.npz beside the inventory, which flash copies to every board."""
+    if not (folder / "sensors.npz").is_file():
+        five_class_npz(folder / "sensors.npz", n=1200)
     peers = ",".join(f"127.0.0.1:{port}" for port in ports)
     text = (f'certs = "certs"\nknown_hosts = "{boards.known_hosts}"\nidentity = "{boards.operator_key}"\n'
             f'python = "{BOARD_PYTHON}"\n\n[run]\nrun = "{run_name}"\nsetting = "smoke"\nbackend = "numpy"\n'
             f'solver = "euler"\nrounds = 0\nno-mdns = true\npeers = "{peers}"\nwait-peers = 60\n'
-            f'data-dir = "{data}"\n{extra_run}\n' + "\n".join(entries))
+            f'data = "sensors.npz"\n{extra_run}\n' + "\n".join(entries))
     path = folder / f"fleet-{uuid.uuid4().hex[:6]}.toml"
     path.write_text(text)
     return path
@@ -148,6 +147,9 @@ def test_flash_installs_three_boards_that_train_then_changes_nothing_reports_fai
     assert {board: row[0] for board, row in rows.items()} == {f"b{i}": "installed" for i in range(BOARDS)}
     assert "b0: copying" in first.stderr  # progress, per board
     _wait_for_rounds(boards.homes, 2)  # they found each other (static peers) and trained together
+    ours = (tmp_path / "sensors.npz").read_bytes()
+    for home in boards.homes:  # on the data flash copied, at each board's own path
+        assert (_root(home) / "current" / "files" / "sensors.npz").read_bytes() == ours
     pids = [_pid(home) for home in boards.homes]
     release = {home: os.readlink(_root(home) / "current") for home in boards.homes}
 
@@ -277,3 +279,30 @@ def test_flash_mistakes_in_how_it_is_called_are_one_line_and_exit_status_2(tmp_p
         assert len(result.stderr.splitlines()) == 1
     result = CliRunner().invoke(cli, ["unflash", str(tmp_path / "absent.toml")])
     assert result.exit_code == 2 and "cannot read the inventory" in result.stderr
+
+
+def test_a_bundle_carries_the_operators_model_file_and_data_and_its_agent_trains_on_them(tmp_path: Path) -> None:
+    """What a board runs, run here: the bundle's agent.toml, from another folder, on the copies flash made."""
+    pytest.importorskip("torch")
+    (tmp_path / "models").mkdir()
+    shutil.copyfile(REPO / "examples" / "sensor_model.py", tmp_path / "models" / "sensor_model.py")
+    five_class_npz(tmp_path / "sensors.npz")
+    wheel = tmp_path / "edge_agent-0.1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr("edge_agent/__init__.py", "")
+    fleet = tmp_path / "fleet.toml"
+    fleet.write_text('insecure = true\n[run]\nbackend = "torch"\nmodel = "models/sensor_model.py:sensor_net"\n'
+                     'data = "sensors.npz"\nsetting = "smoke"\nsolver = "euler"\nno-mdns = true\n'
+                     'peers = "127.0.0.1:9"\nwait-peers = 0\nrounds = 1\nquiet = true\n'
+                     + _board("b0", "pi", 22, 0, free_loopback_ports(1)[0]).replace("127.0.0.1:22", "10.0.0.1"))
+    result, rows = _flash("flash", str(fleet), "--out", str(tmp_path / "bundles"), "--wheel", str(wheel))
+    assert result.exit_code == 0 and rows["b0"][0] == "written", result.output
+    (tmp_path / "models" / "sensor_model.py").unlink()  # the board has only what the bundle carries
+    (tmp_path / "sensors.npz").unlink()
+    (tmp_path / "elsewhere").mkdir()
+    done = subprocess.run([sys.executable, "-m", "edge_agent", "run", "--config",
+                           str(tmp_path / "bundles" / "b0" / "agent.toml")], capture_output=True, text=True,
+                          timeout=120, check=False, stdin=subprocess.DEVNULL, cwd=tmp_path / "elsewhere")
+    assert done.returncode == 0, done.stderr[-2000:]
+    records = [json.loads(line) for line in (tmp_path / "state" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["status"] for r in records if r.get("record") == "agent-round"] == ["trained"]

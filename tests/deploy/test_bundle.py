@@ -125,3 +125,34 @@ def test_a_model_other_than_the_mlp_is_refused_at_flash_time_unless_the_boards_r
                                                          for key, value in cnn.run)})
     bundle = build_bundle(on_torch, on_torch.boards[0], tmp_path / "alpha", wheel)
     assert 'model = "cnn"' in (bundle.folder / "agent.toml").read_text() and bundle.backend == "torch"
+
+
+def test_the_model_file_and_npz_data_that_run_names_travel_in_the_bundle_and_agent_toml_names_the_copies(
+        fleet: Inventory, tmp_path: Path) -> None:
+    wheel = _wheel(tmp_path / "edge_agent-0.1.0-py3-none-any.whl")
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "mine.py").write_text("def build(shape, classes):\n    raise NotImplementedError\n")
+    (tmp_path / "sensors.npz").write_bytes(b"not read by flash for a torch board")
+    settings = {"backend": "torch", "model": "models/mine.py:build", "data": "sensors.npz"}
+    mine = Inventory(**{**fleet.__dict__, "run": (*((k, v) for k, v in fleet.run if k != "backend"),
+                                                  *settings.items())})
+    bundle = build_bundle(mine, mine.boards[0], tmp_path / "alpha", wheel)
+    config = tomllib.loads((bundle.folder / "agent.toml").read_text())
+    assert config["model"] == "files/mine.py:build" and config["data"] == "files/sensors.npz"
+    assert (bundle.folder / "files" / "mine.py").read_text() == (tmp_path / "models" / "mine.py").read_text()
+    assert (bundle.folder / "files" / "sensors.npz").stat().st_mode & 0o777 == 0o644  # the service user reads it
+    (tmp_path / "models" / "mine.py").write_text("def build(shape, classes):\n    return None\n")
+    edited = build_bundle(mine, mine.boards[0], tmp_path / "alpha", wheel)
+    assert edited.release != bundle.release  # an edited model file is a new release
+
+    (tmp_path / "sensors.npz").unlink()
+    with pytest.raises(BundleError, match=r"fleet.toml: \[run\] data names .*sensors.npz, which is not a file"):
+        build_bundle(mine, mine.boards[0], tmp_path / "alpha", wheel)
+
+
+def test_digits_installs_the_data_extra_beside_torch(fleet: Inventory, tmp_path: Path) -> None:
+    wheel = _wheel(tmp_path / "edge_agent-0.1.0-py3-none-any.whl")
+    run = tuple((key, "torch" if key == "backend" else value) for key, value in fleet.run)
+    digits = Inventory(**{**fleet.__dict__, "run": (*run, ("data", "digits"))})
+    build_bundle(digits, digits.boards[0], tmp_path / "alpha", wheel)
+    assert "EXTRA='[torch,data]'" in (tmp_path / "alpha" / "BUNDLE").read_text()

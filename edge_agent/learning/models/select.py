@@ -27,10 +27,16 @@ def load_model(source: str, input_shape: tuple[int, ...], num_classes: int) -> M
     return TorchModuleModel(absolute_source(source), input_shape, num_classes)
 
 
+def file_factory(source: str) -> tuple[Path, str] | None:
+    """The file and the factory's name of a path/to/file.py:factory source; None for any other source."""
+    where, _, name = source.rpartition(":")
+    return (Path(where), name) if where.endswith(".py") else None
+
+
 def absolute_source(source: str) -> str:
     """A file factory with its path made absolute, so worker processes find it from any directory."""
-    where, _, name = source.rpartition(":")
-    return f"{Path(where).resolve()}:{name}" if where.endswith(".py") else source
+    named = file_factory(source)
+    return source if named is None else f"{named[0].resolve()}:{named[1]}"
 
 
 def is_default(model: Model) -> bool:

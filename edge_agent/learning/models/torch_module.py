@@ -57,7 +57,10 @@ class TorchModuleModel:
     """The module `source` builds for `input_shape` and `num_classes`, served through torch.func on the CPU."""
 
     def __init__(self, source: str, input_shape: tuple[int, ...], num_classes: int) -> None:
-        self.source = self.name = source
+        self.source = source
+        # what a run names: a file factory by its file's name, since boards keep the same file at different paths
+        where, _, factory = source.rpartition(":")
+        self.name = f"{Path(where).name}:{factory}" if where.endswith(".py") else source
         self.factory, self.digest = resolve_factory(source)
         self._input_shape, self._num_classes = tuple(input_shape), num_classes
         try:

@@ -41,6 +41,17 @@ def test_cnn_and_a_file_factory_build_and_name_their_source(tmp_path: Path) -> N
     assert isinstance(edited, TorchModuleModel)
 
 
+def test_the_same_file_at_another_path_is_the_same_model_and_another_file_is_not(tmp_path: Path) -> None:
+    """Each board keeps the model file flash copied under its own release folder: the run names the file's name and
+    content, never where it lies."""
+    here = load_model(f"{user_file(tmp_path, GOOD)}:tiny", (6,), 3)
+    (tmp_path / "board").mkdir()
+    there = load_model(f"{user_file(tmp_path / 'board', GOOD)}:tiny", (6,), 3)
+    assert here.identity() == there.identity() and here.identity()["name"] == "user_model.py:tiny"
+    other = load_model(f"{user_file(tmp_path / 'board', GOOD + '# edited', 'other.py')}:tiny", (6,), 3)
+    assert other.identity()["source_sha256"] != here.identity()["source_sha256"]
+
+
 def test_a_module_factory_by_dotted_name() -> None:
     model = load_model("edge_agent.learning.models.cnn:reference_cnn", (8, 8), 4)
     assert model.num_classes == 4 and model.input_shape == (8, 8)
