@@ -5,7 +5,8 @@ Usage: python bench/bench_paper.py --variants ntk-dfl,dfedavg,spark [--clients 3
 Each run stops once it reaches the target (unless --full); records go to OUT/VARIANT/rounds.jsonl and a
 markdown table to OUT/table.md. `--clients M` runs the first M clients of the published split (SPEC section 2).
 The `-lean` variants put another projection family on the lean wire of `spark-int4-w8-r90-t25`; `spark-lean-c8`
-and `spark-lean-c4` send its candidate updates in int8 and int4.
+and `spark-lean-c4` send its candidate updates in int8 and int4; `spark-lean-m4096` and `spark-lean-m16384` are
+the lean preset with a wider P (bench/results/cnn.md).
 Ablations share SPARK's first stage: run `spark` with `--pause-after 7`, then start `spark-no-momentum` and
 `spark-no-distill` with `--fork-from OUT/spark` instead of running those 7 rounds again.
 """
@@ -78,6 +79,10 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "spark-lean-c4": ("spark", {**LEAN, "candidates_precision": "int4"}),
     # the kernel sketch (--kernel-dim): replies carry m' values a row, the update keeps m through the pull-back
     "spark-lean": ("spark", dict(PRESETS["lean"])),  # the lean preset of run and simulate
+    # the lean preset with a wider P: its reply is the kernel sketch's m' values a row whatever m is, while the lifted
+    # update P dz spreads d / m parameters over each of P's buckets (bench/results/cnn.md)
+    "spark-lean-m4096": ("spark", {**PRESETS["lean"], "dim": 4096}),
+    "spark-lean-m16384": ("spark", {**PRESETS["lean"], "dim": 16384}),
     "spark-sketch": ("spark", SKETCH),
     "spark-sketch-k16": ("spark", {**SKETCH, "kernel_dim": 16}),
     "spark-sketch-k32": ("spark", {**SKETCH, "kernel_dim": 32}),
