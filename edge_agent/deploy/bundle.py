@@ -210,7 +210,12 @@ def _copy_kernels(inventory: Inventory, profile: BoardProfile, cache: Path, requ
     from edge_agent.runtime.onnx_export import MissingKernelsError
 
     dim = int(inventory.setting("proj-dim") or profile.spark.proj_dim)
-    spec, data = _mlp_for_data(inventory)
+    try:
+        spec, data = _mlp_for_data(inventory)
+    except BundleError:
+        if required:
+            raise
+        return  # an `auto` board whose data this machine cannot read: it runs torch or numpy, and says which
     try:
         source = ensure_exported(spec, dim)
     except MissingKernelsError:

@@ -4,12 +4,15 @@ import tomllib
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from edge_agent.deploy.bundle import BundleError, board_wheels, build_bundle, file_digest
 from edge_agent.deploy.certs import throwaway_cluster
 from edge_agent.deploy.inventory import Inventory, load_inventory
 from edge_agent.deploy.profiles import find_profile
+from edge_agent.learning.mlp import MLPSpec
+from edge_agent.runtime.onnx_backend import cache_subpath
 
 INVENTORY = """
 certs = "certs"
@@ -156,3 +159,27 @@ def test_digits_installs_the_data_extra_beside_torch(fleet: Inventory, tmp_path:
     digits = Inventory(**{**fleet.__dict__, "run": (*run, ("data", "digits"))})
     build_bundle(digits, digits.boards[0], tmp_path / "alpha", wheel)
     assert "EXTRA='[torch,data]'" in (tmp_path / "alpha" / "BUNDLE").read_text()
+
+
+def test_the_board_kernels_are_sized_to_the_fleets_data_and_unreadable_data_is_one_line_where_they_are_needed(
+        fleet: Inventory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    wheel = _wheel(tmp_path / "edge_agent-0.1.0-py3-none-any.whl")
+    (tmp_path / "sensors.npz").write_bytes(b"not an npz")
+
+    def with_backend(backend: str) -> Inventory:
+        run = tuple((key, backend if key == "backend" else value) for key, value in fleet.run)
+        return Inventory(**{**fleet.__dict__, "run": (*run, ("data", "sensors.npz"))})
+    onnx = with_backend("onnxruntime")
+    with pytest.raises(BundleError, match=r"fleet.toml: \[run\] data = 'sensors.npz': "):
+        build_bundle(onnx, onnx.boards[0], tmp_path / "alpha", wheel)
+    auto = with_backend("auto")  # may run torch or numpy on the board: no kernels, no error
+    bundle = build_bundle(auto, auto.boards[0], tmp_path / "alpha", wheel)
+    assert not (bundle.folder / "cache").exists() and (bundle.folder / "files" / "sensors.npz").is_file()
+
+    pytest.importorskip("torch")  # the kernels are exported here, for the MLP sized to these samples
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "sensors.npz", x=rng.normal(size=(90, 6)).astype(np.float32), y=np.arange(90) % 3)
+    small = Inventory(**{**onnx.__dict__, "run": (*onnx.run, ("proj-dim", 16))})
+    bundle = build_bundle(small, small.boards[0], tmp_path / "alpha", wheel)
+    assert (bundle.folder / "cache" / cache_subpath(MLPSpec((6, 100, 3)), 16) / "manifest.json").is_file()
