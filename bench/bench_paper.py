@@ -5,8 +5,8 @@ Usage: python bench/bench_paper.py --variants ntk-dfl,dfedavg,spark [--clients 3
 Each run stops once it reaches the target (unless --full); records go to OUT/VARIANT/rounds.jsonl and a
 markdown table to OUT/table.md. `--clients M` runs the first M clients of the published split (SPEC section 2).
 The `-lean` variants put another projection family on the lean wire of `spark-int4-w8-r90-t25`; `spark-lean-c8`
-and `spark-lean-c4` send its candidate updates in int8 and int4; `spark-lean-m4096` and `spark-lean-m16384` are
-the lean preset with a wider P (bench/results/cnn.md).
+and `spark-lean-c4` send its candidate updates in int8 and int4; `spark-lean-m2048`, `-m4096` and `-m16384` are
+the lean preset with a wider P (bench/results/cnn.md), `spark-lean-m4096-c8` with int8 candidates too.
 Ablations share SPARK's first stage: run `spark` with `--pause-after 7`, then start `spark-no-momentum` and
 `spark-no-distill` with `--fork-from OUT/spark` instead of running those 7 rounds again.
 """
@@ -81,7 +81,9 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "spark-lean": ("spark", dict(PRESETS["lean"])),  # the lean preset of run and simulate
     # the lean preset with a wider P: its reply is the kernel sketch's m' values a row whatever m is, while the lifted
     # update P dz spreads d / m parameters over each of P's buckets (bench/results/cnn.md)
+    "spark-lean-m2048": ("spark", {**PRESETS["lean"], "dim": 2048}),
     "spark-lean-m4096": ("spark", {**PRESETS["lean"], "dim": 4096}),
+    "spark-lean-m4096-c8": ("spark", {**PRESETS["lean"], "dim": 4096, "candidates_precision": "int8"}),
     "spark-lean-m16384": ("spark", {**PRESETS["lean"], "dim": 16384}),
     "spark-sketch": ("spark", SKETCH),
     "spark-sketch-k16": ("spark", {**SKETCH, "kernel_dim": 16}),
