@@ -134,7 +134,8 @@ def test_the_model_file_and_npz_data_that_run_names_travel_in_the_bundle_and_age
         fleet: Inventory, tmp_path: Path) -> None:
     wheel = _wheel(tmp_path / "edge_agent-0.1.0-py3-none-any.whl")
     (tmp_path / "models").mkdir()
-    (tmp_path / "models" / "mine.py").write_text("def build(shape, classes):\n    raise NotImplementedError\n")
+    (tmp_path / "models" / "mine.py").write_text("from torch import nn\n\n\ndef build(shape, classes):\n"
+                                                 "    return nn.Linear(shape[0], classes)\n")  # flash never imports it
     (tmp_path / "sensors.npz").write_bytes(b"not read by flash for a torch board")
     settings = {"backend": "torch", "model": "models/mine.py:build", "data": "sensors.npz"}
     mine = Inventory(**{**fleet.__dict__, "run": (*((k, v) for k, v in fleet.run if k != "backend"),
@@ -144,7 +145,7 @@ def test_the_model_file_and_npz_data_that_run_names_travel_in_the_bundle_and_age
     assert config["model"] == "files/mine.py:build" and config["data"] == "files/sensors.npz"
     assert (bundle.folder / "files" / "mine.py").read_text() == (tmp_path / "models" / "mine.py").read_text()
     assert (bundle.folder / "files" / "sensors.npz").stat().st_mode & 0o777 == 0o644  # the service user reads it
-    (tmp_path / "models" / "mine.py").write_text("def build(shape, classes):\n    return None\n")
+    (tmp_path / "models" / "mine.py").write_text((tmp_path / "models" / "mine.py").read_text() + "# edited\n")
     edited = build_bundle(mine, mine.boards[0], tmp_path / "alpha", wheel)
     assert edited.release != bundle.release  # an edited model file is a new release
 

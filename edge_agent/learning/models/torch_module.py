@@ -29,6 +29,7 @@ from torch.func import functional_call, jacrev, jvp, vjp, vmap
 from edge_agent.learning.jacobian import DenseJacobian, FloatArray, JacobianOperator
 from edge_agent.learning.models import cnn, layer_jacobian
 from edge_agent.learning.models.contract import CountSketch, ModelError, Projection
+from edge_agent.learning.models.select import file_factory
 from edge_agent.learning.projection import IdentityProjection
 
 Factory = Callable[[tuple[int, ...], int], nn.Module]
@@ -59,8 +60,8 @@ class TorchModuleModel:
     def __init__(self, source: str, input_shape: tuple[int, ...], num_classes: int) -> None:
         self.source = source
         # what a run names: a file factory by its file's name, since boards keep the same file at different paths
-        where, _, factory = source.rpartition(":")
-        self.name = f"{Path(where).name}:{factory}" if where.endswith(".py") else source
+        named = file_factory(source)
+        self.name = source if named is None else f"{named[0].name}:{named[1]}"
         self.factory, self.digest = resolve_factory(source)
         self._input_shape, self._num_classes = tuple(input_shape), num_classes
         try:
