@@ -16,7 +16,8 @@ from edge_agent.cli.options import model_option
 from edge_agent.learning.algorithms.spark import PRESETS
 from edge_agent.learning.datasets import DEFAULT_SOURCE, source_name
 from edge_agent.learning.datasets.fashion_mnist import FashionMnistLayout
-from edge_agent.learning.models.select import absolute_source, load_model
+from edge_agent.learning.models.select import load_model
+from edge_agent.learning.models.source import absolute_source
 from edge_agent.learning.settings import SETTINGS
 from edge_agent.linkbench.report import fleet_line, plots_missing, write_report
 from edge_agent.linkbench.runner import FleetPlan, Link, Progress, run_fleets

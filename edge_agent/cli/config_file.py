@@ -20,7 +20,7 @@ from click.core import ParameterSource
 
 from edge_agent.cli.errors import OperatorError
 from edge_agent.deploy.profiles import names_a_file
-from edge_agent.learning.models.select import file_factory
+from edge_agent.learning.models.source import file_factory
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")

@@ -24,7 +24,8 @@ from edge_agent.learning.codec import Precision
 from edge_agent.learning.data import DataNotFoundError
 from edge_agent.learning.datasets import DEFAULT_SOURCE
 from edge_agent.learning.models.contract import Model
-from edge_agent.learning.models.select import absolute_source, load_model
+from edge_agent.learning.models.select import load_model
+from edge_agent.learning.models.source import absolute_source
 from edge_agent.learning.settings import SETTINGS
 from edge_agent.learning.topology import client_ids
 from edge_agent.runtime.select import AUTO, BACKEND_CHOICES

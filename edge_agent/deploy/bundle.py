@@ -31,7 +31,7 @@ from edge_agent.deploy.profiles import BoardProfile, find_profile
 from edge_agent.deploy.unit import UNIT_NAME, render_unit
 from edge_agent.learning.datasets import DEFAULT_SOURCE, load_data
 from edge_agent.learning.mlp import MLPSpec
-from edge_agent.learning.models.select import file_factory
+from edge_agent.learning.models.source import file_factory
 from edge_agent.runtime.backend import TORCH_EXTRA
 
 INSTALL_SCRIPT = "install.sh"

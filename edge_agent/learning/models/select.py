@@ -6,10 +6,9 @@ SHA-256 of the source that defines it, so agents whose model files differ never 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from edge_agent.learning.mlp import DEFAULT_SIZES, MLPSpec
 from edge_agent.learning.models.contract import Model, ModelError
+from edge_agent.learning.models.source import absolute_source
 
 TORCH_EXTRA = "pip install 'edge-agent[torch]'"
 
@@ -25,18 +24,6 @@ def load_model(source: str, input_shape: tuple[int, ...], num_classes: int) -> M
     except ImportError as error:
         raise ModelError(f"--model {source}: models other than mlp need torch ({error}): {TORCH_EXTRA}") from None
     return TorchModuleModel(absolute_source(source), input_shape, num_classes)
-
-
-def file_factory(source: str) -> tuple[Path, str] | None:
-    """The file and the factory's name of a path/to/file.py:factory source; None for any other source."""
-    where, _, name = source.rpartition(":")
-    return (Path(where), name) if where.endswith(".py") else None
-
-
-def absolute_source(source: str) -> str:
-    """A file factory with its path made absolute, so worker processes find it from any directory."""
-    named = file_factory(source)
-    return source if named is None else f"{named[0].resolve()}:{named[1]}"
 
 
 def is_default(model: Model) -> bool:

@@ -29,7 +29,7 @@ from torch.func import functional_call, jacrev, jvp, vjp, vmap
 from edge_agent.learning.jacobian import DenseJacobian, FloatArray, JacobianOperator
 from edge_agent.learning.models import cnn, layer_jacobian
 from edge_agent.learning.models.contract import CountSketch, ModelError, Projection
-from edge_agent.learning.models.select import file_factory
+from edge_agent.learning.models.source import file_factory
 from edge_agent.learning.projection import IdentityProjection
 
 Factory = Callable[[tuple[int, ...], int], nn.Module]
