@@ -16,7 +16,9 @@ import importlib
 import importlib.util
 import math
 import sys
+import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -31,6 +33,16 @@ from edge_agent.learning.models import cnn, layer_jacobian
 from edge_agent.learning.models.contract import CountSketch, ModelError, Projection
 from edge_agent.learning.models.source import file_factory
 from edge_agent.learning.projection import IdentityProjection
+
+
+@dataclass(frozen=True)
+class ThreadModule:
+    """One thread's own copy of the module, with its buffers and its layer plan (None: the generic path)."""
+
+    module: nn.Module
+    buffers: dict[str, Tensor]
+    plan: layer_jacobian.LayerPlan | None
+
 
 Factory = Callable[[tuple[int, ...], int], nn.Module]
 """(input shape of one sample, class count) -> a module mapping (N, *input_shape) to logits (N, C)."""
@@ -74,8 +86,9 @@ class TorchModuleModel:
         self._names = [name for name, _ in self.module.named_parameters()]
         self._shapes = [tuple(p.shape) for _, p in self.module.named_parameters()]
         self._sizes = [math.prod(shape) for shape in self._shapes]
-        self._buffers = dict(self.module.named_buffers())
         self._plan = layer_jacobian.plan_layers(self.module)  # Linear and Conv layers: C backward passes a chunk
+        self._threads = threading.local()
+        self._threads.own = ThreadModule(self.module, dict(self.module.named_buffers()), self._plan)
         if not self._names:
             raise ModelError(f"--model {source!r}: the module has no parameters")
         try:
@@ -125,6 +138,16 @@ class TorchModuleModel:
 
     # --- torch.func plumbing ---------------------------------------------------------------------------------
 
+    def _own(self) -> ThreadModule:
+        """This thread's module, built on its first use: functional_call swaps a module's parameters in place and the
+        layer path hooks its layers, so two threads (an agent serves requests on several) must never share one."""
+        own: ThreadModule | None = getattr(self._threads, "own", None)
+        if own is None:
+            module = self._build(0).eval()
+            own = self._threads.own = ThreadModule(module, dict(module.named_buffers()),
+                                                   layer_jacobian.plan_layers(module))
+        return own
+
     def _params(self, w: FloatArray) -> dict[str, Tensor]:
         flat = torch.from_numpy(np.ascontiguousarray(w, dtype=np.float32))
         return {name: part.view(shape)
@@ -134,7 +157,8 @@ class TorchModuleModel:
         return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).reshape(len(x), *self._input_shape)
 
     def _call(self, params: dict[str, Tensor], x: Tensor) -> Tensor:
-        out: Tensor = functional_call(self.module, (params, self._buffers), (x,))
+        own = self._own()
+        out: Tensor = functional_call(own.module, (params, own.buffers), (x,))
         return out
 
     def _flat(self, parts: dict[str, Tensor], lead: int) -> Tensor:
@@ -143,8 +167,9 @@ class TorchModuleModel:
 
     def _per_sample_jacobian(self, params: dict[str, Tensor], x: Tensor) -> Tensor:
         """(n, C, d) float32: d f_c(x_i) / d w for each sample of x (by layers where it can, else vmap)."""
-        if self._plan is not None:
-            return layer_jacobian.per_sample_jacobian(self._plan, self._forward_at(params), x, self._num_classes)
+        plan = self._own().plan
+        if self._plan is not None and plan is not None:
+            return layer_jacobian.per_sample_jacobian(plan, self._forward_at(params), x, self._num_classes)
 
         def one(p: dict[str, Tensor], sample: Tensor) -> Tensor:
             out: Tensor = self._call(p, sample[None])[0]
@@ -213,11 +238,11 @@ class TorchModuleModel:
         bucket = torch.from_numpy(np.array(projection.bucket, dtype=np.int64))  # a writable copy
         sign = torch.from_numpy(np.array(projection.sign, dtype=np.float32))
         out = torch.zeros((len(x), self._num_classes, projection.dim), dtype=torch.float32)
-        step = self._chunk(projection.dim)
+        step, plan = self._chunk(projection.dim), self._own().plan
         for start in range(0, len(x), step):
             rows = slice(start, start + step)
-            if self._plan is not None:
-                out[rows] = layer_jacobian.projected_jacobian(self._plan, self._forward_at(params), inputs[rows],
+            if self._plan is not None and plan is not None:
+                out[rows] = layer_jacobian.projected_jacobian(plan, self._forward_at(params), inputs[rows],
                                                               self._num_classes, bucket, sign, projection.dim)
                 continue
             jac = self._per_sample_jacobian(params, inputs[rows]).detach()

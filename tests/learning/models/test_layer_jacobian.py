@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -48,3 +50,29 @@ def test_a_module_with_other_parameters_takes_the_generic_path() -> None:
     w, x = model.init_weights(0), torch.randn(4, 5).numpy()
     projected, _ = model.projected_jacobian(w, x, FlatSketchProjection(model.num_params, 8, (0,)))
     assert projected.shape == (4, 3, 8)
+
+
+def test_a_jacobian_is_not_spoiled_by_forward_passes_in_other_threads() -> None:
+    """An agent serves requesters on gRPC threads, all through one module: the layer path's hooks must catch only
+    their own thread's forward pass, or a neighbour's reply mixes in another request's activations."""
+    model = TorchModuleModel(f"{__file__}:conv1d_net", (9,), 4)
+    rng = np.random.default_rng(1)
+    w, other = model.init_weights(3), model.init_weights(4)
+    x, elsewhere = rng.standard_normal((2, 40, 9)).astype(np.float32)
+    sketch = FlatSketchProjection(model.num_params, 64, (1, 2, 3))
+    expected, _ = model.projected_jacobian(w, x, sketch)
+    stop = threading.Event()
+
+    def forward_passes() -> None:
+        while not stop.is_set():
+            model.logits(other, elsewhere)
+    threads = [threading.Thread(target=forward_passes) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    try:
+        spoiled = sum(not np.array_equal(model.projected_jacobian(w, x, sketch)[0], expected) for _ in range(60))
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert spoiled == 0
