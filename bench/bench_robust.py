@@ -5,7 +5,8 @@ Per algorithm it runs: 4 honest agents with `--robust off` and with the rule (th
 round seconds, and the seconds the rule itself took as a share of the round, from the same run's records); the 3
 honest agents with client-3 absent (the best any rule can do against a poisoner, whose data is lost either way); and
 for each attack and rule, the 3 honest agents with the poisoner as client-3. Accuracy is the honest agents' mean
-test accuracy after the last round.
+test accuracy after the last round each evaluated (an agent that skipped its last round, to rejoin a fleet that moved
+on, is taken at the round before).
 
     python bench/bench_robust.py --algorithms dfedavg,spark --rounds 8 --out runs/robust
 """
@@ -41,6 +42,7 @@ class Result:
     round_s: float
     rule_share: float
     refused: int  # honest records that refused client-3
+    barred: int  # honest records that left client-3 out, barred for replies its scores contradicted earlier
     codes: tuple[int, ...]
 
 
@@ -96,10 +98,12 @@ def run_fleet(args: argparse.Namespace, certs: Path, algorithm: str, name: str, 
                 process.wait()
     honest = [agent_rounds(out / f"agent-{index}.jsonl") for index in range(3)]
     trained = [r for records in honest for r in records if r["status"] == "trained"]
-    result = Result(name, rule, statistics.mean(records[-1]["test_accuracy"] for records in honest),
+    result = Result(name, rule, statistics.mean(
+                        [r for r in records if "test_accuracy" in r][-1]["test_accuracy"] for records in honest),
                     statistics.median(r["seconds"]["total"] for r in trained),
                     sum(r["robust"]["seconds"] for r in trained) / sum(r["seconds"]["total"] for r in trained),
-                    sum("client-3" in r["robust"]["refused"] for r in trained), codes)
+                    sum("client-3" in r["robust"]["refused"] for r in trained),
+                    sum(r["missing"].get("client-3", "").startswith("barred") for r in trained), codes)
     print(f"{algorithm} {name} --robust {rule}: accuracy {result.accuracy:.4f}, round {result.round_s:.2f} s, "
           f"exit {codes}, {time.monotonic() - started:.0f} s", flush=True)
     return result
@@ -108,8 +112,8 @@ def run_fleet(args: argparse.Namespace, certs: Path, algorithm: str, name: str, 
 def _table(algorithm: str, clean: list[Result], absent: Result, poisoned: list[Result]) -> list[str]:
     lines = ["", f"## {algorithm}", "",
              "| fleet | --robust | honest accuracy | vs client-3 absent | vs 4 honest (off) | median round s | rule's "
-             "share of round time | rounds client-3 refused | exit statuses |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "share of round time | rounds client-3 refused | rounds client-3 barred | exit statuses |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for result in [*clean, absent, *poisoned]:
         lines.append(_row(result, absent.accuracy, clean[0].accuracy))
     off, on = clean
@@ -122,7 +126,7 @@ def _table(algorithm: str, clean: list[Result], absent: Result, poisoned: list[R
 def _row(result: Result, absent: float, clean: float) -> str:
     cells: list[Any] = [result.name, result.rule, f"{result.accuracy:.4f}", f"{result.accuracy - absent:+.4f}",
                         f"{result.accuracy - clean:+.4f}", f"{result.round_s:.2f}", f"{100 * result.rule_share:.3f}%",
-                        result.refused, ",".join(map(str, result.codes))]
+                        result.refused, result.barred, ",".join(map(str, result.codes))]
     return "| " + " | ".join(map(str, cells)) + " |"
 
 

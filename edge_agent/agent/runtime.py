@@ -41,7 +41,7 @@ from edge_agent.learning.exchange import Gather, NTKDFLMethod, NTKMethod, Respon
 from edge_agent.learning.messages import Message, WeightsMessage
 from edge_agent.learning.mlp import FloatArray, MLPSpec
 from edge_agent.learning.models.contract import Model
-from edge_agent.learning.robust import RobustReport, robust_average
+from edge_agent.learning.robust import BARRED_WHY, RobustReport, Strikes, robust_average
 from edge_agent.learning.topology import neighbours
 from edge_agent.round_records import AGENT_ROUND, stamped
 from edge_agent.runtime.select import make_backend
@@ -144,6 +144,7 @@ class Agent:
         self.round_links: dict[str, LinkCounters] = {}  # the ledger's links when the round in progress began
         self._missing: dict[str, str] = {}  # this round's left-out neighbours and why
         self._robust = RobustReport()  # what this round's --robust rule did to each neighbour
+        self._strikes = Strikes()  # --robust: the rounds each neighbour's replies were contradicted by its scores
         self._exchanges: dict[int, WeightsExchange] = {}  # the last rounds' weights: sent to whom, owed to whom
         self._joined_late = False  # this round was adopted from the fleet: its neighbours started it without us
         self._executor = ThreadPoolExecutor(max(4, 2 * config.kappa + 1),
@@ -322,6 +323,7 @@ class Agent:
                                        self._caller(), round_index, self._gatherer(clock), lap, self.config.robust)
             self.weights, self.velocity, tau_index = result.weights, result.velocity, result.tau_index
             self._bounded(result.robust)
+            self._strikes.add(result.contradicted)
         clock.seconds["total"] = self.last_round_seconds = time.perf_counter() - start
         self.inbox.forget_before(round_index)
         self._joined_late = False
@@ -405,7 +407,10 @@ class Agent:
         if self._missing:
             log.warning("round %d: without %s", round_index,
                         ", ".join(f"{peer} ({why})" for peer, why in sorted(self._missing.items())))
-        mine = sorted(received)
+        barred = self._strikes.barred()
+        for peer in sorted(barred & set(received)):
+            self._missing[peer] = f"barred by --robust {self.config.robust.rule}: {BARRED_WHY}"
+        mine = sorted(set(received) - barred)
         anchor, report = robust_average(self.weights, [received[s] for s in mine], self.config.robust)
         self._bounded(report)
         clock.add("average", time.perf_counter() - start)

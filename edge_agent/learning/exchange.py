@@ -250,12 +250,14 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class NeighbourhoodResult:
-    """The requester's committed weights and momentum, the index of the tau it chose, and what its robust rule did."""
+    """The requester's committed weights and momentum, the index of the tau it chose, what its robust rule did, and
+    the members whose replies their own scores contradicted (robust.Strikes counts them)."""
 
     weights: FloatArray
     velocity: FloatArray
     tau_index: int
     robust: RobustReport = field(default_factory=RobustReport)
+    contradicted: frozenset[str] = frozenset()
 
 
 def run_neighbourhood(method: NTKMethod, requester: str, anchor: FloatArray, velocity: FloatArray,
@@ -275,6 +277,7 @@ def run_neighbourhood(method: NTKMethod, requester: str, anchor: FloatArray, vel
     answered = _answers(fan_out(lambda m: call(request, m), members), members, JacobianReply)
     answered, report = bound_replies(answered, requester, method.spec.num_classes, robust)
     clock = _lap(on_phase, "jacobian", clock)
+    caught: set[str] = set()
     while True:  # once, unless the robust rule finds a reply its sender's scores contradict: then without it
         answered, proposal, scored, clock = _evolve_and_score(method, requester, round_index, answered, call,
                                                               fan_out, on_phase, clock)
@@ -283,13 +286,14 @@ def run_neighbourhood(method: NTKMethod, requester: str, anchor: FloatArray, vel
             break
         clock = _lap(on_phase, "score", clock)
         report.refused.update(contradicted)
+        caught.update(contradicted)
         answered = {member: reply for member, reply in answered.items() if member not in contradicted}
     samples = {member: answered[member].represented_samples for member in scored}
     chosen, refused = bound_scores(scored, samples, requester, len(proposal.updates), robust)
     report.merge(refused)
     weights, new_velocity, index = method.commit(anchor, proposal, chosen, velocity, round_index)
     _lap(on_phase, "score", clock)
-    return NeighbourhoodResult(weights, new_velocity, index, report)
+    return NeighbourhoodResult(weights, new_velocity, index, report, frozenset(caught))
 
 
 def _evolve_and_score(method: NTKMethod, requester: str, round_index: int, answered: dict[str, JacobianReply],

@@ -24,6 +24,8 @@ neighbourhood may lie; the others set the scale), so a fleet of honest boards is
 - A reply against its sender's scores, NTK-DFL and SPARK. The loss a reply predicts for the first candidate and the
   loss its sender reports for it must agree up to LABEL_RADIUS x the honest gap (`contradicted_labels`): a member
   that flips its reply's labels but scores on its real ones is refused, and the round runs again without it.
+  Such a flip fades from the check as the fleet stops fitting it, so a member contradicted in STRIKES rounds is
+  left out of every later round of the run (`Strikes`): its weights, replies and scores.
 
 `off` is the method as published: the uniform mean, no bound on replies, the summed scores.
 """
@@ -31,7 +33,7 @@ neighbourhood may lie; the others set the scale), so a fleet of honest boards is
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal, get_args
 
@@ -53,6 +55,7 @@ ROW_RADIUS = 2.0  # a neighbour's Jacobian row, in units of the largest row norm
 SCORE_RADIUS = 1.0  # a neighbour's loss curve, in units of the larger of ours and the second-largest neighbour's
 LABEL_RADIUS = 4.0  # a neighbour's gap between the loss its reply predicts and the one it reports, in units of ours
 LABEL_FLOOR = 0.4  # ... and never below this many nats a sample (honest gaps of the smoke and edge settings: 0.26)
+STRIKES = 2  # rounds in which a member's reply is contradicted by its own scores before it is left out for good
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,25 @@ class RobustReport:
         """The round record's `clipped` and `refused` (docs/records.md), sorted by neighbour."""
         return {"clipped": {peer: dict(sorted(kinds.items())) for peer, kinds in sorted(self.clipped.items())},
                 "refused": dict(sorted(self.refused.items()))}
+
+
+@dataclass
+class Strikes:
+    """One agent's count, per neighbour, of the rounds in which `contradicted_labels` refused it; a neighbour with
+    STRIKES of them is barred from the rest of the run. A flipped reply is refused while the fleet's model tells the
+    flipped labels from the real ones, and slips through once it no longer does (bench/results/robust.md)."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def add(self, members: Iterable[str]) -> None:
+        for member in members:
+            self.counts[member] = self.counts.get(member, 0) + 1
+
+    def barred(self) -> frozenset[str]:
+        return frozenset(member for member, count in self.counts.items() if count >= STRIKES)
+
+
+BARRED_WHY = f"its Jacobian replies were contradicted by its own scores in {STRIKES} rounds"
 
 
 def robust_average(own: FloatArray, received: Sequence[WeightsMessage], config: RobustConfig

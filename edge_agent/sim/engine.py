@@ -13,6 +13,7 @@ from edge_agent.learning.data import Dataset
 from edge_agent.learning.mlp import MLPSpec
 from edge_agent.learning.models.contract import Model
 from edge_agent.learning.partition import PartitionConfig, make_partition
+from edge_agent.learning.robust import Strikes
 from edge_agent.learning.topology import TopologyConfig, client_ids, neighbours
 from edge_agent.sim.config import SimulationConfig
 from edge_agent.sim.engines.base import EngineConfig, EngineHooks
@@ -56,6 +57,7 @@ class Simulation:
                                                                                    strict=True)]
         self.weights = np.tile(self.spec.init_weights(config.seed), (config.clients, 1))
         self.velocity = np.zeros_like(self.weights)  # SPARK's per-client momentum
+        self.strikes = {client.id: Strikes() for client in self.clients}  # --robust: replies contradicted, per client
         self.rounds_done = 0
         self.cumulative_bytes_per_client = 0.0
         self.last_work: RoundWork | None = None  # with a link model: what the last round moved and computed
@@ -82,7 +84,8 @@ class Simulation:
 
     def state(self) -> SimulationState:
         """What a later process needs to continue this run exactly where it stands."""
-        return SimulationState(self.rounds_done, self.weights, self.velocity, self.cumulative_bytes_per_client)
+        return SimulationState(self.rounds_done, self.weights, self.velocity, self.cumulative_bytes_per_client,
+                               {cid: dict(strikes.counts) for cid, strikes in self.strikes.items() if strikes.counts})
 
     def restore(self, state: SimulationState) -> None:
         """Continue from a saved state (rounds and topology are drawn from (seed, round), so nothing else is needed)."""
@@ -91,6 +94,7 @@ class Simulation:
             raise ValueError(f"saved state holds weights {state.weights.shape}, this run has {expected}")
         self.weights, self.velocity = state.weights, state.velocity
         self.rounds_done, self.cumulative_bytes_per_client = state.rounds_done, state.cumulative_bytes_per_client
+        self.strikes = {cid: Strikes(dict(state.strikes.get(cid, {}))) for cid in self.strikes}
 
     def run_round(self, round_index: int, cumulative_bytes: float, mapper: RequesterMap | None = None) -> RoundRecord:
         """One round of the configured algorithm for all clients, then evaluation."""
@@ -105,11 +109,12 @@ class Simulation:
             learning_rate = self.config.spark.ntk.learning_rate(round_index)
             self.weights, self.velocity, taus = spark_round(self.spec, self.clients, self.weights, self.velocity, graph,
                                                             network, self.config.spark, round_index, self.config.rounds,
-                                                            mapper, compute, self.config.robust)
+                                                            mapper, compute, self.config.robust, self.strikes)
         elif self.config.algorithm == "ntk-dfl":
             learning_rate = self.config.ntk.learning_rate(round_index)
             self.weights, taus = ntk_dfl_round(self.spec, self.clients, self.weights, graph, network,
-                                               self.config.ntk, round_index, mapper, compute, self.config.robust)
+                                               self.config.ntk, round_index, mapper, compute, self.config.robust,
+                                               self.strikes)
         else:
             self.weights = baseline_round(self.spec, self.clients, self.weights, graph, network,
                                           BASELINES[self.config.algorithm], self.config.seed, round_index, compute,

@@ -20,7 +20,7 @@ from edge_agent.learning.exchange import NTKDFLMethod, NTKMethod, Responder, Spa
 from edge_agent.learning.messages import FP32, Message, WeightsMessage, WireCodecs
 from edge_agent.learning.mlp import FloatArray
 from edge_agent.learning.models.contract import Model
-from edge_agent.learning.robust import OFF, RobustConfig, robust_average
+from edge_agent.learning.robust import OFF, RobustConfig, Strikes, robust_average
 from edge_agent.sim.network import InMemoryNetwork, TrafficLedger
 
 
@@ -57,6 +57,7 @@ class RequesterResult:
     ledger: TrafficLedger
     served_seconds: Mapping[tuple[str, str], float] = field(default_factory=dict)  # (member, message kind) -> s
     own_seconds: Mapping[str, float] = field(default_factory=dict)  # phase -> s
+    contradicted: frozenset[str] = frozenset()  # members whose replies their own scores contradicted
 
 
 @dataclass
@@ -85,10 +86,11 @@ def map_in_process(clients: Sequence[Client]) -> RequesterMap:
 
 
 def exchange_and_average(clients: Sequence[Client], weights: FloatArray, graph: Graph,
-                         network: InMemoryNetwork, round_index: int, robust: RobustConfig = OFF
-                         ) -> tuple[FloatArray, Graph]:
+                         network: InMemoryNetwork, round_index: int, robust: RobustConfig = OFF,
+                         strikes: Mapping[str, Strikes] | None = None) -> tuple[FloatArray, Graph]:
     """Every client sends its weights to its neighbours; returns each client's neighbourhood mean (M, d), robust
-    under `robust`, and the round's graph less the neighbours each client's rule refused."""
+    under `robust`, and the round's graph less the neighbours each client's rule refused or its `strikes` bar (their
+    weights still cross the wire, as between agents)."""
     index = {client.id: i for i, client in enumerate(clients)}
     inbox: dict[str, list[WeightsMessage]] = {client.id: [] for client in clients}
     for client in clients:
@@ -97,10 +99,11 @@ def exchange_and_average(clients: Sequence[Client], weights: FloatArray, graph: 
             inbox[neighbour].append(network.deliver(message, neighbour))
     averaged, kept = [], {}
     for client in clients:
-        anchor, report = robust_average(weights[index[client.id]], sorted(inbox[client.id], key=lambda m: m.sender),
-                                        robust)
+        barred = strikes[client.id].barred() if strikes is not None else frozenset()
+        heard = sorted((m for m in inbox[client.id] if m.sender not in barred), key=lambda m: m.sender)
+        anchor, report = robust_average(weights[index[client.id]], heard, robust)
         averaged.append(anchor)
-        kept[client.id] = tuple(peer for peer in graph[client.id] if peer not in report.refused)
+        kept[client.id] = tuple(peer for peer in graph[client.id] if peer not in report.refused and peer not in barred)
     return np.stack(averaged), kept
 
 
@@ -132,7 +135,7 @@ class NeighbourhoodStep:
                                    self.round_index, on_phase=lambda phase, seconds: own.__setitem__(phase, seconds),
                                    robust=self.robust)
         return RequesterResult(result.weights, result.velocity, result.tau_index, network.ledger, served,
-                               {"evolve": own.get("evolve", 0.0)})
+                               {"evolve": own.get("evolve", 0.0)}, result.contradicted)
 
 
 def run_requesters(step: RequesterStep, clients: Sequence[Client], averaged: FloatArray,
@@ -160,31 +163,42 @@ def _require_codecs(codecs: WireCodecs, jacobian: CodecConfig, updates: CodecCon
 
 def ntk_dfl_round(spec: Model, clients: Sequence[Client], weights: FloatArray, graph: Graph,
                   network: InMemoryNetwork, config: NTKDFLConfig, round_index: int,
-                  mapper: RequesterMap | None = None, compute: ComputeLog | None = None, robust: RobustConfig = OFF
-                  ) -> tuple[FloatArray, list[int]]:
-    """SPEC section 3 for every client in lockstep; returns the committed weights and each client's tau."""
+                  mapper: RequesterMap | None = None, compute: ComputeLog | None = None, robust: RobustConfig = OFF,
+                  strikes: Mapping[str, Strikes] | None = None) -> tuple[FloatArray, list[int]]:
+    """SPEC section 3 for every client in lockstep; returns the committed weights and each client's tau. Each
+    client's `strikes` bar neighbours from the round and count the round's contradicted replies."""
     _require_codecs(network.ledger.codecs, FP32, FP32, "NTK-DFL")
-    averaged, graph = exchange_and_average(clients, weights, graph, network, round_index, robust)
+    averaged, graph = exchange_and_average(clients, weights, graph, network, round_index, robust, strikes)
     step = NeighbourhoodStep(NTKDFLMethod(spec, config), round_index, network.ledger.codecs, robust)
     results = run_requesters(step, clients, averaged, None, graph, network, mapper or map_in_process(clients),
                              compute)
+    _count_strikes(clients, results, strikes)
     return np.stack([r.weights for r in results]), [config.evolution.taus[r.tau_index] for r in results]
 
 
 def spark_round(spec: Model, clients: Sequence[Client], weights: FloatArray, velocity: FloatArray, graph: Graph,
                 network: InMemoryNetwork, config: spark.SparkConfig, round_index: int, rounds: int,
-                mapper: RequesterMap | None = None, compute: ComputeLog | None = None, robust: RobustConfig = OFF
-                ) -> tuple[FloatArray, FloatArray, list[int]]:
-    """SPEC section 4 for every client in lockstep; returns weights, momentum velocities and each client's tau."""
+                mapper: RequesterMap | None = None, compute: ComputeLog | None = None, robust: RobustConfig = OFF,
+                strikes: Mapping[str, Strikes] | None = None) -> tuple[FloatArray, FloatArray, list[int]]:
+    """SPEC section 4 for every client in lockstep; returns weights, momentum velocities and each client's tau.
+    Each client's `strikes` bar neighbours from the round and count the round's contradicted replies."""
     _require_codecs(network.ledger.codecs, config.codec, config.candidates_codec, "SPARK")
-    averaged, graph = exchange_and_average(clients, weights, graph, network, round_index, robust)
+    averaged, graph = exchange_and_average(clients, weights, graph, network, round_index, robust, strikes)
     step = NeighbourhoodStep(SparkMethod(spec, config, rounds, keep_drawn=True), round_index, network.ledger.codecs,
                              robust)
     results = run_requesters(step, clients, averaged, velocity, graph, network, mapper or map_in_process(clients),
                              compute)
+    _count_strikes(clients, results, strikes)
     velocities = np.stack([r.velocity for r in results])
     return (np.stack([r.weights for r in results]), velocities,
             [config.ntk.evolution.taus[r.tau_index] for r in results])
+
+
+def _count_strikes(clients: Sequence[Client], results: Sequence[RequesterResult],
+                   strikes: Mapping[str, Strikes] | None) -> None:
+    if strikes is not None:
+        for client, result in zip(clients, results, strict=True):
+            strikes[client.id].add(result.contradicted)
 
 
 def baseline_round(spec: Model, clients: Sequence[Client], weights: FloatArray, graph: Graph,

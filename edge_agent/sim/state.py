@@ -8,7 +8,8 @@ saved beside them: continuing under different settings would silently mix two ru
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ class SimulationState:
     weights: FloatArray  # (M, d)
     velocity: FloatArray  # (M, d)
     cumulative_bytes_per_client: float
+    strikes: Mapping[str, Mapping[str, int]] = field(default_factory=dict)  # client -> neighbour -> rounds contradicted
 
 
 def save_state(path: Path, state: SimulationState, config: dict[str, Any]) -> None:
@@ -49,6 +51,7 @@ def save_state(path: Path, state: SimulationState, config: dict[str, Any]) -> No
     write_npz_atomic(path, {
         "rounds_done": np.int64(state.rounds_done), "weights": state.weights, "velocity": state.velocity,
         "cumulative_bytes_per_client": np.float64(state.cumulative_bytes_per_client),
+        "strikes": np.array(json.dumps(state.strikes, sort_keys=True)),
         "config": np.array(json.dumps(config, sort_keys=True)),
     })
 
@@ -65,7 +68,8 @@ def load_state(path: Path, config: dict[str, Any], fork: bool = False) -> Simula
         with np.load(path) as data:
             saved_config = json.loads(str(data["config"]))
             state = SimulationState(int(data["rounds_done"]), data["weights"].astype(np.float32),
-                                    data["velocity"].astype(np.float32), float(data["cumulative_bytes_per_client"]))
+                                    data["velocity"].astype(np.float32), float(data["cumulative_bytes_per_client"]),
+                                    json.loads(str(data["strikes"])) if "strikes" in data else {})
     except (OSError, KeyError, ValueError) as error:
         raise ValueError(f"saved state {path} is unreadable ({error}); remove it to start the run afresh") from error
     differences = config_differences(saved_config, config)

@@ -18,7 +18,9 @@ from edge_agent.learning.robust import (
     OFF,
     RADIUS,
     ROW_RADIUS,
+    STRIKES,
     RobustConfig,
+    Strikes,
     bound_replies,
     bound_scores,
     contradicted_labels,
@@ -160,3 +162,13 @@ def test_a_clean_dfedavg_simulation_is_the_same_bits_with_screen_and_off() -> No
         list(simulation.run())
         weights[rule] = simulation.weights
     assert weights["off"].tobytes() == weights["screen"].tobytes()
+
+
+def test_a_neighbour_is_barred_from_its_strikes_th_contradicted_round_on() -> None:
+    strikes = Strikes()
+    for _ in range(STRIKES - 1):
+        strikes.add({"client-3"})
+        strikes.add(set())
+    assert strikes.barred() == frozenset()
+    strikes.add({"client-3", "client-2"})
+    assert strikes.barred() == {"client-3"} and strikes.counts == {"client-3": STRIKES, "client-2": 1}

@@ -1,5 +1,6 @@
 """The saved simulation state: what counts as the same run, and clear errors for files that cannot be used."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,16 @@ def test_a_saved_state_loads_back_for_the_same_settings(tmp_path: Path) -> None:
     loaded = load_state(tmp_path / "state.npz", CONFIG)
     assert loaded is not None and loaded.rounds_done == 3 and loaded.cumulative_bytes_per_client == 1.5e6
     np.testing.assert_array_equal(loaded.velocity, -_state().weights)
+    assert loaded.strikes == {}
     assert load_state(tmp_path / "missing.npz", CONFIG) is None
+
+
+def test_the_robust_rules_strikes_are_saved_with_the_state(tmp_path: Path) -> None:
+    """A continued run bars the neighbours the interrupted one had barred, so it goes on exactly as it would have."""
+    strikes = {"client-0": {"client-3": 2}, "client-1": {"client-3": 1}}
+    save_state(tmp_path / "state.npz", replace(_state(), strikes=strikes), CONFIG)
+    loaded = load_state(tmp_path / "state.npz", CONFIG)
+    assert loaded is not None and loaded.strikes == strikes
 
 
 def test_differences_name_the_nested_setting_and_more_rounds_are_allowed_on_the_same_schedule() -> None:
