@@ -1,8 +1,10 @@
-"""Atomic per-round checkpoints of an agent's weights and momentum, so a restarted agent resumes."""
+"""Atomic per-round checkpoints of an agent's weights, momentum and --robust bars, so a restarted agent resumes."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +24,7 @@ class Checkpoint:
     run: str = ""
     fingerprint: str = ""
     metrics_bytes: int = -1  # -1: no metrics file
+    strikes: Mapping[str, int] = field(default_factory=dict)  # --robust: neighbour -> rounds its replies contradicted
 
 
 def checkpoint_path(directory: Path, agent_id: str) -> Path:
@@ -34,7 +37,8 @@ def save_checkpoint(directory: Path, agent_id: str, checkpoint: Checkpoint) -> P
     write_npz_atomic(target, {"round": np.int64(checkpoint.round), "weights": checkpoint.weights,
                               "velocity": checkpoint.velocity, "run": np.str_(checkpoint.run),
                               "fingerprint": np.str_(checkpoint.fingerprint),
-                              "metrics_bytes": np.int64(checkpoint.metrics_bytes)})
+                              "metrics_bytes": np.int64(checkpoint.metrics_bytes),
+                              "strikes": np.str_(json.dumps(dict(checkpoint.strikes), sort_keys=True))})
     return target
 
 
@@ -49,7 +53,8 @@ def load_checkpoint(directory: Path, agent_id: str, num_params: int) -> Checkpoi
                                     data["velocity"].astype(np.float32),
                                     str(data["run"]) if "run" in data else "",
                                     str(data["fingerprint"]) if "fingerprint" in data else "",
-                                    int(data["metrics_bytes"]) if "metrics_bytes" in data else -1)
+                                    int(data["metrics_bytes"]) if "metrics_bytes" in data else -1,
+                                    json.loads(str(data["strikes"])) if "strikes" in data else {})
     except (OSError, KeyError, ValueError) as error:
         raise ValueError(f"checkpoint {path} is unreadable ({error}); move it away to start fresh") from error
     if checkpoint.weights.shape != (num_params,) or checkpoint.velocity.shape != (num_params,):

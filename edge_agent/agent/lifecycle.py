@@ -17,7 +17,7 @@ import signal
 import tempfile
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -117,12 +117,13 @@ class RoundJournal:
         if self.summary_path is not None:
             write_json_atomic(self.summary_path, stamped(AGENT_SUMMARY, summary))
 
-    def commit(self, record: dict[str, Any], round_index: int, weights: FloatArray, velocity: FloatArray) -> None:
+    def commit(self, record: dict[str, Any], round_index: int, weights: FloatArray, velocity: FloatArray,
+               strikes: Mapping[str, int]) -> None:
         """Append the round's line, then the checkpoint that names the file's new length."""
         size = self.append(record)
         if self.checkpoint_dir is not None:
-            save_checkpoint(self.checkpoint_dir, self.agent_id,
-                            Checkpoint(round_index, weights, velocity, self.run.run_id, self.run.fingerprint, size))
+            save_checkpoint(self.checkpoint_dir, self.agent_id, Checkpoint(
+                round_index, weights, velocity, self.run.run_id, self.run.fingerprint, size, strikes))
 
     def append(self, record: dict[str, Any]) -> int:
         """Append one line, fsynced; the file's length after it (-1 without a metrics file)."""

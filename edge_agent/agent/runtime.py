@@ -159,6 +159,7 @@ class Agent:
         self.best.resume(None if checkpoint is None else checkpoint.round)
         if checkpoint is not None:
             self.weights, self.velocity, self.next_round = checkpoint.weights, checkpoint.velocity, checkpoint.round + 1
+            self._strikes = Strikes(dict(checkpoint.strikes))
             kept = [json.loads(line) for line in self.journal.recent()]
             self.last_record = kept[-1] if kept else None
             self.last_trained = next((r for r in reversed(kept) if r.get("status") == "trained"), None)
@@ -265,7 +266,7 @@ class Agent:
                     record = self._skipped(self.next_round, "trained alone while the fleet moved past this round")
                 else:
                     self.best.offer(record, self.weights)  # the best weights kept, and named in the record
-                    self.journal.commit(record, self.next_round, self.weights, self.velocity)
+                    self.journal.commit(record, self.next_round, self.weights, self.velocity, self._strikes.counts)
                     self.last_record = self.last_trained = record
                 self.next_round += 1
                 self.phase = ""
@@ -356,7 +357,7 @@ class Agent:
         """Commit a `skipped` record of the round (with the weights as they stand)."""
         record = stamped(AGENT_ROUND, {"round": round_index, "agent": self.config.agent_id,
                                        "algorithm": self.config.algorithm, "status": "skipped", "reason": reason})
-        self.journal.commit(record, round_index, self.weights, self.velocity)
+        self.journal.commit(record, round_index, self.weights, self.velocity, self._strikes.counts)
         self.last_record = record
         return record
 

@@ -19,6 +19,16 @@ def test_checkpoint_round_trip_and_overwrite(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a1.npz"]  # no temporary files left behind
 
 
+def test_the_robust_rules_strikes_survive_a_restart(tmp_path: Path) -> None:
+    """A neighbour barred for contradicted replies stays barred when the agent that barred it restarts."""
+    weights = np.arange(6, dtype=np.float32)
+    save_checkpoint(tmp_path, "a1", Checkpoint(3, weights, -weights, strikes={"client-3": 2, "client-1": 1}))
+    loaded = load_checkpoint(tmp_path, "a1", 6)
+    assert loaded is not None and loaded.strikes == {"client-3": 2, "client-1": 1}
+    save_checkpoint(tmp_path, "a1", Checkpoint(4, weights, weights))
+    assert (reloaded := load_checkpoint(tmp_path, "a1", 6)) is not None and reloaded.strikes == {}
+
+
 def test_missing_checkpoint_means_fresh_start(tmp_path: Path) -> None:
     assert load_checkpoint(tmp_path, "nobody", 6) is None
 

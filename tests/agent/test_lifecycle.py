@@ -20,7 +20,7 @@ def _journal(tmp_path: Path, run: RunIdentity = RUN) -> RoundJournal:
 
 
 def _commit(journal: RoundJournal, k: int) -> None:
-    journal.commit({"round": k}, k, np.full(D, k, np.float32), np.zeros(D, np.float32))
+    journal.commit({"round": k}, k, np.full(D, k, np.float32), np.zeros(D, np.float32), {})
 
 
 def _rounds(path: Path) -> list[int]:
