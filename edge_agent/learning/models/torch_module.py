@@ -11,6 +11,7 @@ source. torch is imported here and nowhere below it, so boards without torch nev
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import importlib.util
@@ -18,10 +19,9 @@ import math
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import torch
@@ -34,22 +34,24 @@ from edge_agent.learning.models.contract import CountSketch, ModelError, Project
 from edge_agent.learning.models.source import file_factory
 from edge_agent.learning.projection import IdentityProjection
 
-
-@dataclass(frozen=True)
-class ThreadModule:
-    """One thread's own copy of the module, with its buffers and its layer plan (None: the generic path)."""
-
-    module: nn.Module
-    buffers: dict[str, Tensor]
-    plan: layer_jacobian.LayerPlan | None
-
-
 Factory = Callable[[tuple[int, ...], int], nn.Module]
 """(input shape of one sample, class count) -> a module mapping (N, *input_shape) to logits (N, C)."""
 
 # One chunk's per-sample Jacobian (n, C, d) float32 stays under this many bytes (twice it while it is signed).
 JACOBIAN_CHUNK_BYTES = 16 * 2**20
 LOGITS_CHUNK = 500  # samples per forward pass when only logits are wanted
+
+
+Method = TypeVar("Method", bound=Callable[..., Any])
+
+
+def _one_at_a_time(method: Method) -> Method:
+    """Run `method` holding the model's lock (see TorchModuleModel._lock)."""
+    @functools.wraps(method)
+    def locked(self: TorchModuleModel, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+    return cast(Method, locked)
 
 
 def resolve_factory(source: str) -> tuple[Factory, str]:
@@ -86,9 +88,11 @@ class TorchModuleModel:
         self._names = [name for name, _ in self.module.named_parameters()]
         self._shapes = [tuple(p.shape) for _, p in self.module.named_parameters()]
         self._sizes = [math.prod(shape) for shape in self._shapes]
+        self._buffers = dict(self.module.named_buffers())
         self._plan = layer_jacobian.plan_layers(self.module)  # Linear and Conv layers: C backward passes a chunk
-        self._threads = threading.local()
-        self._threads.own = ThreadModule(self.module, dict(self.module.named_buffers()), self._plan)
+        # functional_call swaps the module's parameters in place and the layer path hooks its layers, so the threads
+        # of an agent (a reply being computed, the test accuracy, its own requests) take turns on the one module
+        self._lock = threading.RLock()
         if not self._names:
             raise ModelError(f"--model {source!r}: the module has no parameters")
         try:
@@ -138,16 +142,6 @@ class TorchModuleModel:
 
     # --- torch.func plumbing ---------------------------------------------------------------------------------
 
-    def _own(self) -> ThreadModule:
-        """This thread's module, built on its first use: functional_call swaps a module's parameters in place and the
-        layer path hooks its layers, so two threads (an agent serves requests on several) must never share one."""
-        own: ThreadModule | None = getattr(self._threads, "own", None)
-        if own is None:
-            module = self._build(0).eval()
-            own = self._threads.own = ThreadModule(module, dict(module.named_buffers()),
-                                                   layer_jacobian.plan_layers(module))
-        return own
-
     def _params(self, w: FloatArray) -> dict[str, Tensor]:
         flat = torch.from_numpy(np.ascontiguousarray(w, dtype=np.float32))
         return {name: part.view(shape)
@@ -157,8 +151,7 @@ class TorchModuleModel:
         return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).reshape(len(x), *self._input_shape)
 
     def _call(self, params: dict[str, Tensor], x: Tensor) -> Tensor:
-        own = self._own()
-        out: Tensor = functional_call(own.module, (params, own.buffers), (x,))
+        out: Tensor = functional_call(self.module, (params, self._buffers), (x,))
         return out
 
     def _flat(self, parts: dict[str, Tensor], lead: int) -> Tensor:
@@ -167,9 +160,8 @@ class TorchModuleModel:
 
     def _per_sample_jacobian(self, params: dict[str, Tensor], x: Tensor) -> Tensor:
         """(n, C, d) float32: d f_c(x_i) / d w for each sample of x (by layers where it can, else vmap)."""
-        plan = self._own().plan
-        if self._plan is not None and plan is not None:
-            return layer_jacobian.per_sample_jacobian(plan, self._forward_at(params), x, self._num_classes)
+        if self._plan is not None:
+            return layer_jacobian.per_sample_jacobian(self._plan, self._forward_at(params), x, self._num_classes)
 
         def one(p: dict[str, Tensor], sample: Tensor) -> Tensor:
             out: Tensor = self._call(p, sample[None])[0]
@@ -194,6 +186,7 @@ class TorchModuleModel:
 
     # --- the contract ----------------------------------------------------------------------------------------
 
+    @_one_at_a_time
     def logits(self, w: FloatArray, x: FloatArray) -> FloatArray:
         params = self._params(w)
         with torch.no_grad():
@@ -203,12 +196,14 @@ class TorchModuleModel:
             return np.zeros((0, self._num_classes), dtype=np.float32)
         return torch.cat(parts).numpy().astype(np.float32)
 
+    @_one_at_a_time
     def jvp(self, w: FloatArray, x: FloatArray, v: FloatArray) -> FloatArray:
         inputs = self._inputs(x)
         out = jvp(lambda p: self._call(p, inputs), (self._params(w),), (self._params(v),))[1]  # (primal, tangent)
         result: FloatArray = out.detach().numpy().astype(np.float32)
         return result
 
+    @_one_at_a_time
     def vjp(self, w: FloatArray, x: FloatArray, u: FloatArray) -> FloatArray:
         inputs = self._inputs(x)
         pull = vjp(lambda p: self._call(p, inputs), self._params(w))[1]  # (primal, pull-back)
@@ -216,6 +211,7 @@ class TorchModuleModel:
         result: FloatArray = self._flat(grads, 0).detach().numpy()
         return result
 
+    @_one_at_a_time
     def jacobian(self, w: FloatArray, x: FloatArray) -> tuple[JacobianOperator, FloatArray]:
         """The dense (N, C, d) Jacobian: N C d floats, so only for small models (NTK-DFL sends it whole)."""
         params, inputs = self._params(w), self._inputs(x)
@@ -224,6 +220,7 @@ class TorchModuleModel:
         values = torch.cat(parts).numpy() if parts else np.zeros((0, self._num_classes, self.num_params), np.float32)
         return DenseJacobian(values), self.logits(w, x)
 
+    @_one_at_a_time
     def projected_jacobian(self, w: FloatArray, x: FloatArray, projection: Projection
                            ) -> tuple[FloatArray, FloatArray]:
         """J P chunk by chunk: each chunk's per-sample Jacobian, signed and summed into its buckets, then dropped."""
@@ -238,11 +235,11 @@ class TorchModuleModel:
         bucket = torch.from_numpy(np.array(projection.bucket, dtype=np.int64))  # a writable copy
         sign = torch.from_numpy(np.array(projection.sign, dtype=np.float32))
         out = torch.zeros((len(x), self._num_classes, projection.dim), dtype=torch.float32)
-        step, plan = self._chunk(projection.dim), self._own().plan
+        step = self._chunk(projection.dim)
         for start in range(0, len(x), step):
             rows = slice(start, start + step)
-            if self._plan is not None and plan is not None:
-                out[rows] = layer_jacobian.projected_jacobian(plan, self._forward_at(params), inputs[rows],
+            if self._plan is not None:
+                out[rows] = layer_jacobian.projected_jacobian(self._plan, self._forward_at(params), inputs[rows],
                                                               self._num_classes, bucket, sign, projection.dim)
                 continue
             jac = self._per_sample_jacobian(params, inputs[rows]).detach()

@@ -53,8 +53,9 @@ def test_a_module_with_other_parameters_takes_the_generic_path() -> None:
 
 
 def test_a_jacobian_is_not_spoiled_by_forward_passes_in_other_threads() -> None:
-    """An agent serves requesters on gRPC threads, all through one module: the layer path's hooks must catch only
-    their own thread's forward pass, or a neighbour's reply mixes in another request's activations."""
+    """An agent computes replies and its test accuracy on several threads, all through one module: unless they take
+    turns, a reply mixes in another computation's parameters or activations (functional_call and the layer path's
+    hooks act on the shared module)."""
     model = TorchModuleModel(f"{__file__}:conv1d_net", (9,), 4)
     rng = np.random.default_rng(1)
     w, other = model.init_weights(3), model.init_weights(4)
