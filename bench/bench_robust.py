@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent.deploy.certs import throwaway_cluster
+from edge_agent.learning.robust import BARRED_WHY
 from edge_agent.learning.topology import client_ids
 from edge_agent.round_records import agent_rounds
 
@@ -102,11 +103,16 @@ def run_fleet(args: argparse.Namespace, certs: Path, algorithm: str, name: str, 
                         [r for r in records if "test_accuracy" in r][-1]["test_accuracy"] for records in honest),
                     statistics.median(r["seconds"]["total"] for r in trained),
                     sum(r["robust"]["seconds"] for r in trained) / sum(r["seconds"]["total"] for r in trained),
-                    sum("client-3" in r["robust"]["refused"] for r in trained),
-                    sum(r["missing"].get("client-3", "").startswith("barred") for r in trained), codes)
+                    sum("client-3" in r["robust"]["refused"] and not _barred(r) for r in trained),
+                    sum(_barred(r) for r in trained), codes)
     print(f"{algorithm} {name} --robust {rule}: accuracy {result.accuracy:.4f}, round {result.round_s:.2f} s, "
           f"exit {codes}, {time.monotonic() - started:.0f} s", flush=True)
     return result
+
+
+def _barred(record: dict[str, Any]) -> bool:
+    """Whether the record left client-3 out for replies its scores had contradicted in earlier rounds."""
+    return bool(record["robust"]["refused"].get("client-3", "").startswith(BARRED_WHY))
 
 
 def _table(algorithm: str, clean: list[Result], absent: Result, poisoned: list[Result]) -> list[str]:

@@ -408,9 +408,9 @@ class Agent:
         if self._missing:
             log.warning("round %d: without %s", round_index,
                         ", ".join(f"{peer} ({why})" for peer, why in sorted(self._missing.items())))
-        barred = self._strikes.barred()
-        for peer in sorted(barred & set(received)):
-            self._missing[peer] = f"barred by --robust {self.config.robust.rule}: {BARRED_WHY}"
+        barred = self._strikes.barred() & set(received)
+        if barred:  # refused like any other, so the record, status and Prometheus name it every round
+            self._bounded(RobustReport(refused=dict.fromkeys(sorted(barred), BARRED_WHY)))
         mine = sorted(set(received) - barred)
         anchor, report = robust_average(self.weights, [received[s] for s in mine], self.config.robust)
         self._bounded(report)

@@ -117,7 +117,8 @@ class Strikes:
         return frozenset(member for member, count in self.counts.items() if count >= STRIKES)
 
 
-BARRED_WHY = f"its Jacobian replies were contradicted by its own scores in {STRIKES} rounds"
+BARRED_WHY = (f"barred for the rest of the run: its Jacobian replies were contradicted by its own scores in {STRIKES} "
+              "rounds")
 
 
 def robust_average(own: FloatArray, received: Sequence[WeightsMessage], config: RobustConfig
