@@ -41,7 +41,7 @@ from edge_agent.learning.exchange import Gather, NTKDFLMethod, NTKMethod, Respon
 from edge_agent.learning.messages import Message, WeightsMessage
 from edge_agent.learning.mlp import FloatArray, MLPSpec
 from edge_agent.learning.models.contract import Model
-from edge_agent.learning.robust import BARRED_WHY, RobustReport, Strikes, robust_average
+from edge_agent.learning.robust import RobustReport, Strikes, robust_average
 from edge_agent.learning.topology import neighbours
 from edge_agent.round_records import AGENT_ROUND, stamped
 from edge_agent.runtime.select import make_backend
@@ -408,11 +408,9 @@ class Agent:
         if self._missing:
             log.warning("round %d: without %s", round_index,
                         ", ".join(f"{peer} ({why})" for peer, why in sorted(self._missing.items())))
-        barred = self._strikes.barred() & set(received)
-        if barred:  # refused like any other, so the record, status and Prometheus name it every round
-            self._bounded(RobustReport(refused=dict.fromkeys(sorted(barred), BARRED_WHY)))
-        mine = sorted(set(received) - barred)
-        anchor, report = robust_average(self.weights, [received[s] for s in mine], self.config.robust)
+        mine = sorted(received)
+        anchor, report = robust_average(self.weights, [received[s] for s in mine], self.config.robust,
+                                        self._strikes.barred())
         self._bounded(report)
         clock.add("average", time.perf_counter() - start)
         return anchor, [peer for peer in mine if peer not in report.refused]

@@ -121,11 +121,15 @@ BARRED_WHY = (f"barred for the rest of the run: its Jacobian replies were contra
               "rounds")
 
 
-def robust_average(own: FloatArray, received: Sequence[WeightsMessage], config: RobustConfig
-                   ) -> tuple[FloatArray, RobustReport]:
-    """wbar_i under `config`: the uniform mean with `off`; else screened or clipped as above. A neighbour the
-    report refuses takes no further part in the round."""
+def robust_average(own: FloatArray, received: Sequence[WeightsMessage], config: RobustConfig,
+                   barred: frozenset[str] = frozenset()) -> tuple[FloatArray, RobustReport]:
+    """wbar_i under `config`: the uniform mean with `off`; else screened or clipped as above, with the `barred`
+    neighbours (`Strikes.barred`) refused before anything else. A neighbour the report refuses takes no further part
+    in the round."""
     report, started = RobustReport(), time.perf_counter()
+    if config.on:
+        report.refused.update(dict.fromkeys(sorted(m.sender for m in received if m.sender in barred), BARRED_WHY))
+        received = [message for message in received if message.sender not in barred]
     if not config.on or not received:
         return average_weights(own, received), report
     base = own.astype(np.float64)

@@ -100,10 +100,10 @@ def exchange_and_average(clients: Sequence[Client], weights: FloatArray, graph: 
     averaged, kept = [], {}
     for client in clients:
         barred = strikes[client.id].barred() if strikes is not None else frozenset()
-        heard = sorted((m for m in inbox[client.id] if m.sender not in barred), key=lambda m: m.sender)
-        anchor, report = robust_average(weights[index[client.id]], heard, robust)
+        anchor, report = robust_average(weights[index[client.id]], sorted(inbox[client.id], key=lambda m: m.sender),
+                                        robust, barred)
         averaged.append(anchor)
-        kept[client.id] = tuple(peer for peer in graph[client.id] if peer not in report.refused and peer not in barred)
+        kept[client.id] = tuple(peer for peer in graph[client.id] if peer not in report.refused)
     return np.stack(averaged), kept
 
 
