@@ -12,13 +12,15 @@ from edge_agent.transport.ledger import LinkCounters
 def agent_status(agent: Agent, security: str, uptime_s: float) -> AgentStatus:
     """A snapshot of `agent` now. `round` is the round it runs next; `last_round` its last record's 0-based round."""
     config, totals = agent.config, agent.ledger.totals()
-    last, trained = agent.last_record, agent.last_trained
+    with agent.progress_lock:  # a round's end is seen whole, not its record without its next round
+        next_round, state, phase = agent.next_round, agent.state, agent.phase
+        last, trained = agent.last_record, agent.last_trained
     return AgentStatus(
-        round=agent.next_round, state=agent.state, members=tuple(agent.members()), bytes_sent=totals.wire_sent,
+        round=next_round, state=state, members=tuple(agent.members()), bytes_sent=totals.wire_sent,
         bytes_received=totals.wire_received, last_round_seconds=agent.last_round_seconds,
         run=config.identity.run_id, security=security, agent_id=config.agent_id, version=__version__,
         profile=config.profile, backend=config.backend, algorithm=config.algorithm, shard=config.shard,
-        clients=config.clients, rounds=config.rounds, phase=agent.phase,
+        clients=config.clients, rounds=config.rounds, phase=phase,
         neighbours=tuple(NeighbourState(peer, state, why) for peer, (state, why) in agent.neighbour_states().items()),
         links=link_bytes(agent.ledger.links(), agent.round_links, trained),
         uplink_bits_per_s=config.link.uplink_bits, downlink_bits_per_s=config.link.downlink_bits,

@@ -137,6 +137,7 @@ class Agent:
         self.next_round = 0
         self.state = "starting"
         self.phase = ""  # of the round in progress (PHASE_AFTER); "" between rounds
+        self.progress_lock = threading.Lock()  # status reads a round's end whole: record, next round and state
         self.last_round_seconds = 0.0
         self.last_record: dict[str, Any] | None = None  # the last round record committed by this process
         self.last_trained: dict[str, Any] | None = None  # the last `trained` one
@@ -261,15 +262,17 @@ class Agent:
                 self._wait_for_fleet()
                 before = (self.weights, self.velocity)
                 record = self.run_round(self.next_round)
-                if self._left_behind(record):  # alone while the fleet went on: drop the round and rejoin it
-                    self.weights, self.velocity = before
-                    record = self._skipped(self.next_round, "trained alone while the fleet moved past this round")
-                else:
-                    self.best.offer(record, self.weights)  # the best weights kept, and named in the record
-                    self.journal.commit(record, self.next_round, self.weights, self.velocity, self._strikes.counts)
-                    self.last_record = self.last_trained = record
-                self.next_round += 1
-                self.phase = ""
+                with self.progress_lock:
+                    if self._left_behind(record):  # alone while the fleet went on: drop the round and rejoin it
+                        self.weights, self.velocity = before
+                        record = self._skipped(self.next_round, "trained alone while the fleet moved past this round")
+                    else:
+                        self.best.offer(record, self.weights)  # the best weights kept, and named in the record
+                        self.journal.commit(record, self.next_round, self.weights, self.velocity,
+                                            self._strikes.counts)
+                        self.last_record = self.last_trained = record
+                    self.state, self.phase = f"after round {self.next_round}", ""
+                    self.next_round += 1
                 if on_round is not None:
                     on_round(record)
             if not self.stopping.is_set():
@@ -286,7 +289,8 @@ class Agent:
     def run_round(self, round_index: int) -> dict[str, Any]:
         """One synchronous round: exchange weights, average, then this agent's neighbourhood exchange (DFedAvg:
         local SGD first, and the average is the round's result)."""
-        self.state, self.phase = f"round {round_index}", "average"
+        with self.progress_lock:
+            self.state, self.phase = f"round {round_index}", "average"
         start = time.perf_counter()
         start_round_peak()
         clock = RoundClock()
@@ -347,9 +351,10 @@ class Agent:
             fleet = min(fleet, self.config.rounds)
         log.warning("%s is behind the fleet: skipping rounds %d..%d to join it at round %d", self.config.agent_id,
                     self.next_round, fleet - 1, fleet)
-        skipped = [self._skipped(round_index, f"behind the fleet; joined it at round {fleet}")
-                   for round_index in range(self.next_round, fleet)]
-        self.next_round = fleet
+        with self.progress_lock:
+            skipped = [self._skipped(round_index, f"behind the fleet; joined it at round {fleet}")
+                       for round_index in range(self.next_round, fleet)]
+            self.state, self.phase, self.next_round = f"after round {fleet - 1}", "", fleet
         self._joined_late = True
         return skipped
 
@@ -374,7 +379,8 @@ class Agent:
             return
         log.warning("%s is %d rounds ahead of the live members: waiting for them before round %d",
                     self.config.agent_id, lead, self.next_round)
-        self.state, self.phase = f"waiting for the fleet before round {self.next_round}", ""
+        with self.progress_lock:
+            self.state, self.phase = f"waiting for the fleet before round {self.next_round}", ""
         while ahead() > 1:
             self._check_stop()
             self.stopping.wait(WAIT_SLICE_S)
