@@ -4,7 +4,8 @@
     agent.toml         `edge-agent run --config` for this board
     certs/             ca.crt, revoked.crl, and this board's own <id>.crt and <id>.key: never another's, never ca.key
     cache/edge-agent/onnx/<key>/   the exported kernels, when the board runs them on onnxruntime
-    files/             the model file and the npz data that [run] model and data name on this machine
+    files/             the model file (and the modules beside it that it imports) and the npz data that
+                       [run] model and data name on this machine
     profiles/<name>.toml           the board's profile (EDGE_AGENT_PROFILES points here)
     edge-agent.service the hardened systemd unit
     install.sh         the idempotent install script
@@ -31,7 +32,7 @@ from edge_agent.deploy.profiles import BoardProfile, find_profile
 from edge_agent.deploy.unit import UNIT_NAME, render_unit
 from edge_agent.learning.datasets import DEFAULT_SOURCE, load_data
 from edge_agent.learning.mlp import MLPSpec
-from edge_agent.learning.models.source import file_factory
+from edge_agent.learning.models.source import file_factory, model_files
 from edge_agent.runtime.backend import TORCH_EXTRA
 
 INSTALL_SCRIPT = "install.sh"
@@ -181,8 +182,9 @@ def _copy_certs(inventory: Inventory, board: BoardEntry, target: Path) -> None:
 
 
 def _copy_files(inventory: Inventory, target: Path) -> dict[str, str]:
-    """Copy the model file and the npz data that [run] names (relative to the inventory) into `target`; the
-    settings that name the copies, relative to agent.toml. A file that is not here is one line naming its key."""
+    """Copy the model file (with the modules beside it that it imports, at the same relative paths) and the npz
+    data that [run] names (relative to the inventory) into `target`; the settings that name the copies, relative to
+    agent.toml. A file that is not here is one line naming its key."""
     wanted: dict[str, tuple[Path, str]] = {}  # key -> (file here, what follows its path in the setting)
     model, data = inventory.setting("model"), inventory.setting("data")
     named = file_factory(model) if isinstance(model, str) else None
@@ -194,9 +196,11 @@ def _copy_files(inventory: Inventory, target: Path) -> dict[str, str]:
     for key, (source, suffix) in wanted.items():
         if not source.is_file():
             raise BundleError(f"{inventory.path}: [run] {key} names {source}, which is not a file on this machine")
-        target.mkdir(exist_ok=True)
-        shutil.copyfile(source, target / source.name)
-        os.chmod(target / source.name, 0o644)  # the service's own user reads it
+        for file in model_files(source) if key == "model" else (source,):
+            copy = target / file.relative_to(source.parent)
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(file, copy)
+            os.chmod(copy, 0o644)  # the service's own user reads it
         shipped[key] = f"{target.name}/{source.name}{suffix}"
     return shipped
 

@@ -12,6 +12,7 @@ from edge_agent.deploy.certs import throwaway_cluster
 from edge_agent.deploy.inventory import Inventory, load_inventory
 from edge_agent.deploy.profiles import find_profile
 from edge_agent.learning.mlp import MLPSpec
+from edge_agent.learning.models.source import files_digest, model_files
 from edge_agent.runtime.onnx_backend import cache_subpath
 
 INVENTORY = """
@@ -134,8 +135,13 @@ def test_the_model_file_and_npz_data_that_run_names_travel_in_the_bundle_and_age
         fleet: Inventory, tmp_path: Path) -> None:
     wheel = _wheel(tmp_path / "edge_agent-0.1.0-py3-none-any.whl")
     (tmp_path / "models").mkdir()
-    (tmp_path / "models" / "mine.py").write_text("from torch import nn\n\n\ndef build(shape, classes):\n"
+    (tmp_path / "models" / "mine.py").write_text("from torch import nn\nfrom layers.widths import OUT\n\n\n"
+                                                 "def build(shape, classes):\n"
                                                  "    return nn.Linear(shape[0], classes)\n")  # flash never imports it
+    (tmp_path / "models" / "layers").mkdir()
+    (tmp_path / "models" / "layers" / "__init__.py").write_text("")
+    (tmp_path / "models" / "layers" / "widths.py").write_text("OUT = 3\n")
+    (tmp_path / "models" / "notes.py").write_text("not imported by mine.py\n")
     (tmp_path / "sensors.npz").write_bytes(b"not read by flash for a torch board")
     settings = {"backend": "torch", "model": "models/mine.py:build", "data": "sensors.npz"}
     mine = Inventory(**{**fleet.__dict__, "run": (*((k, v) for k, v in fleet.run if k != "backend"),
@@ -144,10 +150,17 @@ def test_the_model_file_and_npz_data_that_run_names_travel_in_the_bundle_and_age
     config = tomllib.loads((bundle.folder / "agent.toml").read_text())
     assert config["model"] == "files/mine.py:build" and config["data"] == "files/sensors.npz"
     assert (bundle.folder / "files" / "mine.py").read_text() == (tmp_path / "models" / "mine.py").read_text()
+    # the modules beside it that it imports travel with it, at the same places: the board's digest is ours
+    assert (bundle.folder / "files" / "layers" / "widths.py").is_file()
+    assert not (bundle.folder / "files" / "notes.py").exists()
+    assert files_digest(model_files(bundle.folder / "files" / "mine.py")) == files_digest(
+        model_files(tmp_path / "models" / "mine.py"))
     assert (bundle.folder / "files" / "sensors.npz").stat().st_mode & 0o777 == 0o644  # the service user reads it
     (tmp_path / "models" / "mine.py").write_text((tmp_path / "models" / "mine.py").read_text() + "# edited\n")
     edited = build_bundle(mine, mine.boards[0], tmp_path / "alpha", wheel)
     assert edited.release != bundle.release  # an edited model file is a new release
+    (tmp_path / "models" / "layers" / "widths.py").write_text("OUT = 4\n")
+    assert build_bundle(mine, mine.boards[0], tmp_path / "alpha", wheel).release != edited.release  # and a helper
 
     (tmp_path / "sensors.npz").unlink()
     with pytest.raises(BundleError, match=r"fleet.toml: \[run\] data names .*sensors.npz, which is not a file"):

@@ -31,7 +31,7 @@ from torch.func import functional_call, jacrev, jvp, vjp, vmap
 from edge_agent.learning.jacobian import DenseJacobian, FloatArray, JacobianOperator
 from edge_agent.learning.models import cnn, layer_jacobian
 from edge_agent.learning.models.contract import CountSketch, ModelError, Projection
-from edge_agent.learning.models.source import file_factory
+from edge_agent.learning.models.source import file_factory, files_digest, model_files
 from edge_agent.learning.projection import IdentityProjection
 
 Factory = Callable[[tuple[int, ...], int], nn.Module]
@@ -65,6 +65,8 @@ def resolve_factory(source: str) -> tuple[Factory, str]:
     factory = getattr(module, name, None)
     if not callable(factory):
         raise ModelError(f"--model {source!r}: {where} has no function {name!r}")
+    if where.endswith(".py"):  # the file and the modules beside it that it imports
+        return factory, files_digest(model_files(Path(where)))
     return factory, _file_digest(module.__file__)
 
 
@@ -266,6 +268,9 @@ def _module_from_file(path: Path) -> ModuleType:
     if spec is None or spec.loader is None:
         raise ModelError(f"--model: {path} cannot be imported as Python")
     module = importlib.util.module_from_spec(spec)
+    folder = str(path.resolve().parent)
+    if folder not in sys.path:  # as `python file.py` does: the file imports the modules beside it
+        sys.path.insert(0, folder)
     try:
         spec.loader.exec_module(module)
     except Exception as error:

@@ -51,6 +51,20 @@ def test_the_same_file_at_another_path_is_the_same_model_and_another_file_is_not
     assert other.identity()["source_sha256"] != here.identity()["source_sha256"]
 
 
+def test_a_model_file_imports_the_modules_beside_it_and_they_are_part_of_the_model(tmp_path: Path) -> None:
+    """As `python model.py` would: the file's folder is where its own imports are found, from any working directory;
+    an edited helper is another model, so agents with different helpers never join one run."""
+    (tmp_path / "sibling_widths.py").write_text("HIDDEN = 5\n")
+    user_file(tmp_path, "from torch import nn\nfrom sibling_widths import HIDDEN\n\ndef deep(s, c):\n"
+                        "    return nn.Sequential(nn.Linear(s[0], HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, c))\n",
+              "sibling_user.py")
+    model = load_model(f"{tmp_path / 'sibling_user.py'}:deep", (6,), 3)
+    assert model.num_params == 6 * 5 + 5 + 5 * 3 + 3
+    (tmp_path / "sibling_widths.py").write_text("HIDDEN = 5  # edited\n")
+    edited = TorchModuleModel(f"{tmp_path / 'sibling_user.py'}:deep", (6,), 3)
+    assert edited.identity()["source_sha256"] != model.identity()["source_sha256"]
+
+
 def test_a_module_factory_by_dotted_name() -> None:
     model = load_model("edge_agent.learning.models.cnn:reference_cnn", (8, 8), 4)
     assert model.num_classes == 4 and model.input_shape == (8, 8)
