@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
 from edge_agent.learning.algorithms.baselines import BASELINES, accuracy_in_chunks, evaluate_accuracies
 from edge_agent.learning.data import Dataset
-from edge_agent.learning.mlp import MLPSpec
+from edge_agent.learning.mlp import FloatArray, MLPSpec
 from edge_agent.learning.models.contract import Model
 from edge_agent.learning.partition import PartitionConfig, make_partition
 from edge_agent.learning.robust import Strikes
 from edge_agent.learning.topology import TopologyConfig, client_ids, neighbours
 from edge_agent.sim.config import SimulationConfig
-from edge_agent.sim.engines.base import EngineConfig, EngineHooks
+from edge_agent.sim.engines.base import Engine, EngineConfig, EngineHooks
 from edge_agent.sim.engines.select import open_engine
 from edge_agent.sim.link_model import RoundWork, model_round
 from edge_agent.sim.network import InMemoryNetwork, TrafficLedger
@@ -36,6 +36,7 @@ from edge_agent.sim.state import SimulationState
 # The algorithms whose rounds have per-requester work for an engine; the baselines' local SGD is vectorised across
 # clients in this process (split per client it would change the last bits of the weights).
 REQUESTER_ALGORITHMS = ("spark", "ntk-dfl")
+Accuracies = Callable[[Model, FloatArray, FloatArray, np.ndarray], FloatArray]  # evaluate_accuracies, or an engine's
 
 
 class Simulation:
@@ -72,12 +73,13 @@ class Simulation:
                                   "only SPARK's and NTK-DFL's requesters run on the engine")
             yield from self._rounds(None)
             return
-        with open_engine(self.engine, self.clients, self.hooks) as mapper:
-            yield from self._rounds(mapper)
+        with open_engine(self.engine, self.clients, self.hooks) as engine:
+            yield from self._rounds(engine)
 
-    def _rounds(self, mapper: RequesterMap | None) -> Iterator[RoundRecord]:
+    def _rounds(self, engine: Engine | None) -> Iterator[RoundRecord]:
         while self.rounds_done < self.config.rounds:
-            record = self.run_round(self.rounds_done, self.cumulative_bytes_per_client, mapper)
+            record = self.run_round(self.rounds_done, self.cumulative_bytes_per_client, engine,
+                                    evaluate_accuracies if engine is None else engine.accuracies)
             self.rounds_done += 1
             self.cumulative_bytes_per_client = record.cumulative_bytes_per_client
             yield record
@@ -96,8 +98,10 @@ class Simulation:
         self.rounds_done, self.cumulative_bytes_per_client = state.rounds_done, state.cumulative_bytes_per_client
         self.strikes = {cid: Strikes(dict(state.strikes.get(cid, {}))) for cid in self.strikes}
 
-    def run_round(self, round_index: int, cumulative_bytes: float, mapper: RequesterMap | None = None) -> RoundRecord:
-        """One round of the configured algorithm for all clients, then evaluation."""
+    def run_round(self, round_index: int, cumulative_bytes: float, mapper: RequesterMap | None = None,
+                  accuracies: Accuracies = evaluate_accuracies) -> RoundRecord:
+        """One round of the configured algorithm for all clients, then evaluation (each client's model by
+        `accuracies`: an engine's spreads it over its workers)."""
         mapper = mapper or map_in_process(self.clients)
         start = time.perf_counter()
         graph = neighbours(self.topology, [c.id for c in self.clients], round_index)
@@ -128,7 +132,7 @@ class Simulation:
         return RoundRecord(
             round=round_index,
             agg_accuracy=self.aggregated_accuracy(),
-            mean_client_accuracy=float(evaluate_accuracies(self.spec, self.weights, self.test.x, self.test.y).mean()),
+            mean_client_accuracy=float(accuracies(self.spec, self.weights, self.test.x, self.test.y).mean()),
             bytes_per_client=per_client,
             cumulative_bytes_per_client=cumulative_bytes + per_client,
             bytes_by_kind=dict(sorted(network.ledger.bytes_by_kind.items())),

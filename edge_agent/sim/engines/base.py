@@ -1,8 +1,9 @@
 """What every engine shares: its configuration, the hooks it reports through, and the measured requester step.
 
 An engine is a `RequesterMap` (sim/rounds.py) that can be closed: it runs one round's requester steps somewhere
-(this process, local worker processes, a Ray cluster) and returns their results in the tasks' order. Where a step
-runs never changes what it computes: every worker runs it with one BLAS thread.
+(this process, local worker processes, a Ray cluster) and returns their results in the tasks' order, and it
+evaluates the clients' models there too. Where a step runs never changes what it computes: every worker runs it
+with one BLAS thread.
 """
 
 from __future__ import annotations
@@ -13,8 +14,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+import numpy as np
 from threadpoolctl import threadpool_limits
 
+from edge_agent.learning.algorithms.baselines import evaluate_accuracies
+from edge_agent.learning.mlp import FloatArray, MLPSpec
+from edge_agent.learning.models.contract import Model
 from edge_agent.sim.rounds import Client, RequesterResult, RequesterStep, RequesterTask
 
 EngineKind = Literal["local", "ray"]
@@ -85,6 +90,10 @@ class Engine(Protocol):
 
     def __call__(self, step: RequesterStep, tasks: Sequence[RequesterTask]) -> list[RequesterResult]: ...
 
+    def accuracies(self, model: Model, weights: FloatArray, x: FloatArray, y: np.ndarray) -> FloatArray:
+        """evaluate_accuracies of every client's weights (M, d) on the test set, by the engine's workers."""
+        ...
+
     def close(self) -> None: ...
 
     def __enter__(self) -> Engine: ...
@@ -99,3 +108,17 @@ def run_measured(step: RequesterStep, clients: Mapping[str, Client], task: Reque
         result = step(clients, task)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return result, WorkerSample(f"{node} pid {os.getpid()}", node, peak)
+
+
+def worker_parts(model: Model, weights: FloatArray, workers: int) -> list[FloatArray] | None:
+    """The clients' weights cut into one part per worker to evaluate, or None where evaluating them stays in this
+    process: the MLP's accuracies are one vectorised pass here, and one worker or one model has nothing to share."""
+    if isinstance(model, MLPSpec) or workers < 2 or len(weights) < 2:
+        return None
+    return np.array_split(weights, min(workers, len(weights)))
+
+
+def evaluate_part(model: Model, weights: FloatArray, x: FloatArray, y: np.ndarray) -> FloatArray:
+    """evaluate_accuracies on one BLAS thread, as a worker runs it."""
+    with threadpool_limits(limits=1):
+        return evaluate_accuracies(model, weights, x, y)

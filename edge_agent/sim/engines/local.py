@@ -12,7 +12,19 @@ import multiprocessing
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 
-from edge_agent.sim.engines.base import EngineHooks, EngineUsage, WorkerSample, run_measured
+import numpy as np
+
+from edge_agent.learning.algorithms.baselines import evaluate_accuracies
+from edge_agent.learning.mlp import FloatArray
+from edge_agent.learning.models.contract import Model
+from edge_agent.sim.engines.base import (
+    EngineHooks,
+    EngineUsage,
+    WorkerSample,
+    evaluate_part,
+    run_measured,
+    worker_parts,
+)
 from edge_agent.sim.rounds import Client, RequesterResult, RequesterStep, RequesterTask
 
 LOCAL_NODE = "this machine"
@@ -47,6 +59,9 @@ class InProcessMapper:
         self.usage.tasks_per_node[LOCAL_NODE] = self.usage.tasks_per_node.get(LOCAL_NODE, 0) + len(tasks)
         return results
 
+    def accuracies(self, model: Model, weights: FloatArray, x: FloatArray, y: np.ndarray) -> FloatArray:
+        return evaluate_accuracies(model, weights, x, y)
+
     def close(self) -> None:
         """Nothing to stop."""
 
@@ -63,7 +78,7 @@ class ProcessMapper:
     def __init__(self, clients: Sequence[Client], workers: int, hooks: EngineHooks | None = None) -> None:
         self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"),
                                          initializer=_initialise, initargs=(list(clients),))
-        self._chunk = max(1, len(clients) // (8 * workers))
+        self._chunk, self._workers = max(1, len(clients) // (8 * workers)), workers
         self._hooks = hooks or EngineHooks()
         self.usage = EngineUsage()
 
@@ -75,6 +90,15 @@ class ProcessMapper:
             if self._hooks.progress is not None:
                 self._hooks.progress(len(results), len(tasks))
         return results
+
+    def accuracies(self, model: Model, weights: FloatArray, x: FloatArray, y: np.ndarray) -> FloatArray:
+        """A part of the clients' models per worker (each worker is sent the test set with its part), since a
+        model other than the MLP is evaluated one model at a time."""
+        parts = worker_parts(model, weights, self._workers)
+        if parts is None:
+            return evaluate_accuracies(model, weights, x, y)
+        count = len(parts)
+        return np.concatenate(list(self._pool.map(evaluate_part, [model] * count, parts, [x] * count, [y] * count)))
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

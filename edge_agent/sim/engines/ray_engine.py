@@ -2,8 +2,9 @@
 
 Client data goes into the object store once, when the engine opens; a task receives only its neighbourhood's
 clients (Ray moves each to a node the first time a task there needs it and keeps it there), and the round's step
-once per round. Results come back as they finish, so progress counts requesters done. Importing this module
-needs Ray (`pip install 'edge-agent[ray]'`).
+once per round. Results come back as they finish, so progress counts requesters done. A model other than the MLP is
+evaluated there too, a part of the clients' models per CPU. Importing this module needs Ray (`pip install
+'edge-agent[ray]'`).
 """
 
 from __future__ import annotations
@@ -13,10 +14,23 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import ray
 import ray.exceptions
 
-from edge_agent.sim.engines.base import EngineConfig, EngineError, EngineHooks, EngineUsage, WorkerSample, run_measured
+from edge_agent.learning.algorithms.baselines import evaluate_accuracies
+from edge_agent.learning.mlp import FloatArray
+from edge_agent.learning.models.contract import Model
+from edge_agent.sim.engines.base import (
+    EngineConfig,
+    EngineError,
+    EngineHooks,
+    EngineUsage,
+    WorkerSample,
+    evaluate_part,
+    run_measured,
+    worker_parts,
+)
 from edge_agent.sim.rounds import Client, RequesterResult, RequesterStep, RequesterTask
 
 MIB = 1 << 20
@@ -31,6 +45,12 @@ def requester_step(step: RequesterStep, task: RequesterTask, *members: Client) -
     context = ray.get_runtime_context()
     node = node_label(ray.util.get_node_ip_address(), context.get_node_id())  # type: ignore[no-untyped-call]
     return run_measured(step, dict(zip(task.members, members, strict=True)), task, node)
+
+
+@ray.remote(num_cpus=1)
+def accuracies_part(model: Model, weights: FloatArray, x: FloatArray, y: np.ndarray) -> FloatArray:
+    """evaluate_accuracies of a part of the clients' models on a Ray worker."""
+    return evaluate_part(model, weights, x, y)
 
 
 def node_label(ip: str, node_id: str) -> str:
@@ -92,6 +112,17 @@ class RayMapper:
             if self._hooks.progress is not None:
                 self._hooks.progress(len(results), len(tasks))
         return [results[i] for i in range(len(tasks))]
+
+    def accuracies(self, model: Model, weights: FloatArray, x: FloatArray, y: np.ndarray) -> FloatArray:
+        cpus = int(ray.cluster_resources().get("CPU", 1))  # type: ignore[no-untyped-call]
+        parts = worker_parts(model, weights, cpus)
+        if parts is None:
+            return evaluate_accuracies(model, weights, x, y)
+        test = ray.put(x), ray.put(y)
+        try:
+            return np.concatenate(ray.get([accuracies_part.remote(model, part, *test) for part in parts]))
+        except ray.exceptions.RayError as error:
+            raise EngineError(f"a Ray task evaluating the clients' models failed: {_gist(error)}") from error
 
     def close(self) -> None:
         if not ray.is_initialized():

@@ -1,15 +1,23 @@
-"""The local engine: worker processes change where requesters run, not what they compute or send."""
+"""The local engine: worker processes change where requesters run and where the clients' models are evaluated, not
+what they compute or send."""
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from edge_agent.learning.algorithms.baselines import evaluate_accuracies
 from edge_agent.learning.data import load_fashion_mnist
+from edge_agent.learning.mlp import MLPSpec
+from edge_agent.learning.models.select import load_model
 from edge_agent.learning.ntk import EvolutionConfig
 from edge_agent.sim.config import SimulationConfig
 from edge_agent.sim.engine import Simulation
-from edge_agent.sim.engines.base import EngineConfig
+from edge_agent.sim.engines.base import EngineConfig, evaluate_part, worker_parts
+from edge_agent.sim.engines.local import ProcessMapper
+
+EXAMPLE_MODEL = Path(__file__).parents[3] / "examples" / "sensor_model.py"
 
 
 @pytest.mark.parametrize("algorithm", ["spark", "ntk-dfl"])
@@ -30,3 +38,27 @@ def test_process_pool_round_equals_in_process_round(algorithm: str) -> None:
 def test_zero_workers_is_rejected() -> None:
     with pytest.raises(ValueError, match="workers"):
         EngineConfig(workers=0)
+
+
+def test_the_workers_evaluate_a_torch_models_clients_as_this_process_would() -> None:
+    rng = np.random.default_rng(0)
+    model = load_model(f"{EXAMPLE_MODEL}:sensor_net", (12,), 3)
+    weights = np.stack([model.init_weights(seed) for seed in range(5)])
+    x, y = rng.normal(size=(300, 12)).astype(np.float32), rng.integers(0, 3, 300)
+    parts = worker_parts(model, weights, 2)
+    assert parts is not None and [len(part) for part in parts] == [3, 2]
+    assert worker_parts(model, weights[:1], 8) is None  # one model: nothing to share
+    with ProcessMapper([], workers=2) as pool:
+        spread = pool.accuracies(model, weights, x, y)
+    expected = evaluate_part(model, weights, x, y)  # one BLAS thread, as in a worker
+    assert spread.tobytes() == expected.tobytes() and len(set(spread.tolist())) > 1  # five models, not one repeated
+
+
+def test_the_mlps_clients_are_evaluated_in_one_vectorised_pass_here() -> None:
+    spec = MLPSpec((12, 8, 3))
+    weights = np.stack([spec.init_weights(seed) for seed in range(4)])
+    assert worker_parts(spec, weights, 8) is None
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(50, 12)).astype(np.float32), rng.integers(0, 3, 50)
+    with ProcessMapper([], workers=2) as pool:
+        assert pool.accuracies(spec, weights, x, y).tobytes() == evaluate_accuracies(spec, weights, x, y).tobytes()

@@ -27,6 +27,7 @@ from edge_agent.sim.engines.base import EngineUsage
 from edge_agent.sim.engines.ray_engine import describe_nodes, describe_usage
 
 EDGE_AGENT = str(Path(sys.executable).parent / "edge-agent")
+EXAMPLE_MODEL = Path(__file__).parents[3] / "examples" / "sensor_model.py"
 SMOKE = ("simulate", "--setting", "smoke", "--workers", "2")
 LOCAL_ENV = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
 TASK_RECORDS = """
@@ -132,21 +133,47 @@ def test_spark_tasks_land_on_both_nodes_as_rays_task_records_show(cluster: RayNa
     printed = re.search(r"ray: 30 tasks per node: (.+); workers' peak RSS", stderr)
     assert job and printed, stderr
     shown = {node: int(count) for node, count in re.findall(r"127\.0\.0\.1 node (\w{8}) (\d+)", printed.group(1))}
-    deadline = time.monotonic() + 60
-    while True:  # task events reach Ray's state API a moment after the tasks end
-        done = cluster.run([sys.executable, "-c", TASK_RECORDS, str(cluster.address), job.group(1)], timeout=120)
-        assert done.returncode == 0, done.stderr[-3000:]
-        steps = [(node, state) for name, node, state in json.loads(done.stdout.splitlines()[-1])
-                 if name.endswith("requester_step")]
-        if (len(steps) == 30 and all(state == "FINISHED" for _, state in steps)) or time.monotonic() > deadline:
-            break
-        time.sleep(1)
+    steps = ray_tasks(cluster, job.group(1), "requester_step", 30)
     assert len(steps) == 30 and {state for _, state in steps} == {"FINISHED"}  # 10 requesters x 3 rounds
     per_node: dict[str, int] = {}
     for node, _ in steps:
         per_node[node[:8]] = per_node.get(node[:8], 0) + 1
     assert len(per_node) == 2 and min(per_node.values()) > 0  # both nodes ran requesters
     assert per_node == shown  # and the run's own count agrees with Ray's records
+
+
+def ray_tasks(cluster: RayNamespace, job: str, name: str, count: int) -> list[tuple[str, str]]:
+    """(node, state) of the job's tasks of function `name`, once `count` of them finished (or a minute passed)."""
+    deadline = time.monotonic() + 60
+    while True:  # task events reach Ray's state API a moment after the tasks end
+        done = cluster.run([sys.executable, "-c", TASK_RECORDS, str(cluster.address), job], timeout=120)
+        assert done.returncode == 0, done.stderr[-3000:]
+        tasks = [(node, state) for task, node, state in json.loads(done.stdout.splitlines()[-1])
+                 if task.endswith(name)]
+        if (len(tasks) == count and all(state == "FINISHED" for _, state in tasks)) or time.monotonic() > deadline:
+            return tasks
+        time.sleep(1)
+
+
+@needs_namespace
+def test_a_user_models_clients_are_evaluated_on_the_cluster_as_the_local_engine_would(
+        cluster: RayNamespace, tmp_path: Path) -> None:
+    """A model other than the MLP is evaluated a model at a time: its clients' test accuracies are Ray tasks, one
+    part of the clients per CPU, and the records equal the local engine's."""
+    rng = np.random.default_rng(0)
+    y = np.arange(400) % 3
+    np.savez(tmp_path / "mine.npz", x=(rng.normal(size=(3, 12))[y] + rng.normal(size=(400, 12))).astype(np.float32),
+             y=y)
+    mine = ("--algorithm", "spark", "--rounds", "2", "--clients", "4", "--samples", "40", "--solver", "euler",
+            "--model", f"{EXAMPLE_MODEL}:sensor_net", "--data", str(tmp_path / "mine.npz"))
+    simulate(tmp_path / "local", *mine)
+    assert cluster.address is not None
+    stderr = simulate(tmp_path / "ray", *mine, "--engine", "ray", "--address", cluster.address, namespace=cluster)
+    assert_same_run(tmp_path / "local", tmp_path / "ray")
+    job = re.search(r"as job (\w+):", stderr)
+    assert job, stderr
+    parts = ray_tasks(cluster, job.group(1), "accuracies_part", 4)
+    assert len(parts) == 4 and {state for _, state in parts} == {"FINISHED"}  # 2 rounds x one part per CPU
 
 
 @needs_namespace
