@@ -61,13 +61,15 @@ def resolve_factory(source: str) -> tuple[Factory, str]:
     where, _, name = source.rpartition(":")
     if not where or not name:
         raise ModelError(f"--model {source!r}: expected mlp, cnn, path/to/file.py:factory or package.module:factory")
-    module = _module_from_file(Path(where)) if where.endswith(".py") else _module_by_name(where)
+    if where.endswith(".py"):  # the file and the modules beside it that it imports
+        module, digest = _module_from_file(Path(where)), files_digest(model_files(Path(where)))
+    else:
+        module = _module_by_name(where)
+        digest = _file_digest(module.__file__)
     factory = getattr(module, name, None)
     if not callable(factory):
         raise ModelError(f"--model {source!r}: {where} has no function {name!r}")
-    if where.endswith(".py"):  # the file and the modules beside it that it imports
-        return factory, files_digest(model_files(Path(where)))
-    return factory, _file_digest(module.__file__)
+    return factory, digest
 
 
 class TorchModuleModel:
@@ -287,4 +289,4 @@ def _module_by_name(name: str) -> ModuleType:
 
 
 def _file_digest(path: str | None) -> str:
-    return "unknown" if path is None else hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return "unknown" if path is None else files_digest((Path(path),))

@@ -110,12 +110,14 @@ def run_measured(step: RequesterStep, clients: Mapping[str, Client], task: Reque
     return result, WorkerSample(f"{node} pid {os.getpid()}", node, peak)
 
 
-def worker_parts(model: Model, weights: FloatArray, workers: int) -> list[FloatArray] | None:
-    """The clients' weights cut into one part per worker to evaluate, or None where evaluating them stays in this
-    process: the MLP's accuracies are one vectorised pass here, and one worker or one model has nothing to share."""
+def accuracies_in_parts(model: Model, weights: FloatArray, x: FloatArray, y: np.ndarray, workers: int,
+                        evaluate: Callable[[list[FloatArray]], list[FloatArray]]) -> FloatArray:
+    """evaluate_accuracies of the clients' weights (M, d), cut into one part per worker that `evaluate` runs
+    (evaluate_part on each part, on the engine's workers); in this process where there is nothing to share: the
+    MLP's accuracies are one vectorised pass here, and one worker or one model has no parts."""
     if isinstance(model, MLPSpec) or workers < 2 or len(weights) < 2:
-        return None
-    return np.array_split(weights, min(workers, len(weights)))
+        return evaluate_accuracies(model, weights, x, y)
+    return np.concatenate(evaluate(np.array_split(weights, min(workers, len(weights)))))
 
 
 def evaluate_part(model: Model, weights: FloatArray, x: FloatArray, y: np.ndarray) -> FloatArray:

@@ -21,9 +21,9 @@ from edge_agent.sim.engines.base import (
     EngineHooks,
     EngineUsage,
     WorkerSample,
+    accuracies_in_parts,
     evaluate_part,
     run_measured,
-    worker_parts,
 )
 from edge_agent.sim.rounds import Client, RequesterResult, RequesterStep, RequesterTask
 
@@ -94,11 +94,10 @@ class ProcessMapper:
     def accuracies(self, model: Model, weights: FloatArray, x: FloatArray, y: np.ndarray) -> FloatArray:
         """A part of the clients' models per worker (each worker is sent the test set with its part), since a
         model other than the MLP is evaluated one model at a time."""
-        parts = worker_parts(model, weights, self._workers)
-        if parts is None:
-            return evaluate_accuracies(model, weights, x, y)
-        count = len(parts)
-        return np.concatenate(list(self._pool.map(evaluate_part, [model] * count, parts, [x] * count, [y] * count)))
+        def on_workers(parts: list[FloatArray]) -> list[FloatArray]:
+            count = len(parts)
+            return list(self._pool.map(evaluate_part, [model] * count, parts, [x] * count, [y] * count))
+        return accuracies_in_parts(model, weights, x, y, self._workers, on_workers)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

@@ -18,7 +18,6 @@ import numpy as np
 import ray
 import ray.exceptions
 
-from edge_agent.learning.algorithms.baselines import evaluate_accuracies
 from edge_agent.learning.mlp import FloatArray
 from edge_agent.learning.models.contract import Model
 from edge_agent.sim.engines.base import (
@@ -27,9 +26,9 @@ from edge_agent.sim.engines.base import (
     EngineHooks,
     EngineUsage,
     WorkerSample,
+    accuracies_in_parts,
     evaluate_part,
     run_measured,
-    worker_parts,
 )
 from edge_agent.sim.rounds import Client, RequesterResult, RequesterStep, RequesterTask
 
@@ -114,15 +113,14 @@ class RayMapper:
         return [results[i] for i in range(len(tasks))]
 
     def accuracies(self, model: Model, weights: FloatArray, x: FloatArray, y: np.ndarray) -> FloatArray:
+        def on_ray(parts: list[FloatArray]) -> list[FloatArray]:
+            test = ray.put(x), ray.put(y)
+            try:
+                return list(ray.get([accuracies_part.remote(model, part, *test) for part in parts]))
+            except ray.exceptions.RayError as error:
+                raise EngineError(f"a Ray task evaluating the clients' models failed: {_gist(error)}") from error
         cpus = int(ray.cluster_resources().get("CPU", 1))  # type: ignore[no-untyped-call]
-        parts = worker_parts(model, weights, cpus)
-        if parts is None:
-            return evaluate_accuracies(model, weights, x, y)
-        test = ray.put(x), ray.put(y)
-        try:
-            return np.concatenate(ray.get([accuracies_part.remote(model, part, *test) for part in parts]))
-        except ray.exceptions.RayError as error:
-            raise EngineError(f"a Ray task evaluating the clients' models failed: {_gist(error)}") from error
+        return accuracies_in_parts(model, weights, x, y, cpus, on_ray)
 
     def close(self) -> None:
         if not ray.is_initialized():

@@ -9,12 +9,13 @@ import pytest
 
 from edge_agent.learning.algorithms.baselines import evaluate_accuracies
 from edge_agent.learning.data import load_fashion_mnist
-from edge_agent.learning.mlp import MLPSpec
+from edge_agent.learning.mlp import FloatArray, MLPSpec
+from edge_agent.learning.models.contract import Model
 from edge_agent.learning.models.select import load_model
 from edge_agent.learning.ntk import EvolutionConfig
 from edge_agent.sim.config import SimulationConfig
 from edge_agent.sim.engine import Simulation
-from edge_agent.sim.engines.base import EngineConfig, evaluate_part, worker_parts
+from edge_agent.sim.engines.base import EngineConfig, accuracies_in_parts, evaluate_part
 from edge_agent.sim.engines.local import ProcessMapper
 
 EXAMPLE_MODEL = Path(__file__).parents[3] / "examples" / "sensor_model.py"
@@ -45,9 +46,9 @@ def test_the_workers_evaluate_a_torch_models_clients_as_this_process_would() -> 
     model = load_model(f"{EXAMPLE_MODEL}:sensor_net", (12,), 3)
     weights = np.stack([model.init_weights(seed) for seed in range(5)])
     x, y = rng.normal(size=(300, 12)).astype(np.float32), rng.integers(0, 3, 300)
-    parts = worker_parts(model, weights, 2)
-    assert parts is not None and [len(part) for part in parts] == [3, 2]
-    assert worker_parts(model, weights[:1], 8) is None  # one model: nothing to share
+    parts = _parts_given(model, weights, x, y, 2)
+    assert [len(part) for part in parts] == [3, 2]
+    assert _parts_given(model, weights[:1], x, y, 8) == []  # one model: nothing to share
     with ProcessMapper([], workers=2) as pool:
         spread = pool.accuracies(model, weights, x, y)
     expected = evaluate_part(model, weights, x, y)  # one BLAS thread, as in a worker
@@ -57,8 +58,20 @@ def test_the_workers_evaluate_a_torch_models_clients_as_this_process_would() -> 
 def test_the_mlps_clients_are_evaluated_in_one_vectorised_pass_here() -> None:
     spec = MLPSpec((12, 8, 3))
     weights = np.stack([spec.init_weights(seed) for seed in range(4)])
-    assert worker_parts(spec, weights, 8) is None
     rng = np.random.default_rng(1)
     x, y = rng.normal(size=(50, 12)).astype(np.float32), rng.integers(0, 3, 50)
+    assert _parts_given(spec, weights, x, y, 8) == []
     with ProcessMapper([], workers=2) as pool:
         assert pool.accuracies(spec, weights, x, y).tobytes() == evaluate_accuracies(spec, weights, x, y).tobytes()
+
+
+def _parts_given(model: Model, weights: FloatArray, x: FloatArray, y: np.ndarray, workers: int) -> list[FloatArray]:
+    """The parts accuracies_in_parts hands the workers (none when it evaluates in this process), each evaluated
+    here on one thread."""
+    given: list[FloatArray] = []
+
+    def evaluate(parts: list[FloatArray]) -> list[FloatArray]:
+        given.extend(parts)
+        return [evaluate_part(model, part, x, y) for part in parts]
+    accuracies_in_parts(model, weights, x, y, workers, evaluate)
+    return given
